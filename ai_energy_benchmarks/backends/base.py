@@ -1,0 +1,71 @@
+"""The backend protocol and the per-request record every backend produces."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass
+class RequestRecord:
+    """Facts about one request (or one batch of ``num_prompts`` prompts run together).
+
+    Times are ``time.perf_counter()`` seconds; token counts exclude padding.
+    """
+
+    index: int
+    num_prompts: int
+    start_s: float
+    end_s: float
+    prompt_tokens: int
+    completion_tokens: int
+    first_token_s: float | None = None
+    error: str | None = None
+    phase: str = "generate"
+    repetition: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when the request completed without error."""
+        return self.error is None
+
+    @property
+    def latency_s(self) -> float:
+        """End-to-end latency in seconds."""
+        return self.end_s - self.start_s
+
+    @property
+    def ttft_s(self) -> float | None:
+        """Time to first token in seconds, when the backend could observe it."""
+        return None if self.first_token_s is None else self.first_token_s - self.start_s
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-safe form with latency and TTFT added."""
+        data = asdict(self)
+        data["latency_s"] = self.latency_s
+        data["ttft_s"] = self.ttft_s
+        return data
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the runner needs from a backend."""
+
+    def load(self) -> None:
+        """Load the model or connect to the server (never inside a measured window)."""
+
+    def run(self, prompts: list[str], generate_kwargs: dict[str, Any]) -> Iterator[RequestRecord]:
+        """Run ``prompts``; yield one record per request (or batch) as it completes."""
+
+    def synchronize(self) -> None:
+        """Wait until queued device work is done (called at every window edge)."""
+
+    def metered_gpu_ids(self) -> list[int] | None:
+        """GPU indices the meters must read: the ones this backend runs on, or None for none/unknown."""
+
+    def describe(self) -> dict[str, Any]:
+        """The model and device as actually loaded (for the report)."""
+
+    def close(self) -> None:
+        """Release the model or connection."""

@@ -1,0 +1,287 @@
+"""Local inference with PyTorch + transformers.
+
+torch and transformers are imported when the backend loads, never at package import.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ai_energy_benchmarks.backends.base import RequestRecord
+from ai_energy_benchmarks.config.schema import BenchmarkConfig
+from ai_energy_benchmarks.exceptions import BackendError, ConfigError, DatasetError
+
+logger = logging.getLogger(__name__)
+
+PACKAGED_PREFIX = "packaged:"
+
+
+def packaged_models_dir() -> Path:
+    """Directory of the architectures shipped with the package (config.json only, no weights)."""
+    return Path(str(resources.files("ai_energy_benchmarks") / "data" / "models"))
+
+
+def packaged_models() -> list[str]:
+    """Names usable as ``backend.model: packaged:NAME``."""
+    return sorted(p.name for p in packaged_models_dir().iterdir() if (p / "config.json").is_file())
+
+
+def resolve_model_source(model: str) -> tuple[str, bool]:
+    """The path or hub id to load, and whether it is a packaged architecture."""
+    if model.startswith(PACKAGED_PREFIX):
+        name = model[len(PACKAGED_PREFIX) :]
+        path = packaged_models_dir() / name
+        if not (path / "config.json").is_file():
+            raise ConfigError(
+                f"backend.model: no packaged architecture '{name}' (available: {', '.join(packaged_models())})"
+            )
+        return str(path), True
+    return model, False
+
+
+class _FirstTokenTimer:
+    """A generate() streamer that only records when the first new token arrives (no second generate)."""
+
+    def __init__(self, synchronize: Any) -> None:
+        self._synchronize = synchronize
+        self._calls = 0
+        self.first_token_s: float | None = None
+
+    def put(self, value: Any) -> None:
+        # generate() first puts the prompt ids, then each new token (or batch of tokens).
+        self._calls += 1
+        if self._calls == 2:
+            self._synchronize()
+            self.first_token_s = time.perf_counter()
+
+    def end(self) -> None:
+        """Called by generate() when it finishes."""
+
+
+class PyTorchBackend:
+    """Runs a causal language model in-process, batch by batch, with left padding."""
+
+    def __init__(self, config: BenchmarkConfig) -> None:
+        self._config = config
+        self._backend = config.backend
+        self._scenario = config.scenario
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._device: str = "cpu"
+        self._source, self._packaged = resolve_model_source(self._backend.model)
+        self._context_tokens: int | None = None
+        self._torch: Any = None
+
+    # -- loading ---------------------------------------------------------------------------------------------
+    def _resolve_device(self, torch: Any) -> str:
+        wanted = self._backend.device
+        if wanted == "auto":
+            wanted = "cuda" if torch.cuda.is_available() else "cpu"
+        if wanted.startswith("cuda"):
+            if not torch.cuda.is_available():
+                raise BackendError(f"backend.device is '{self._backend.device}' but no CUDA GPU is available")
+            count = torch.cuda.device_count()
+            bad = [i for i in self._backend.device_ids if i >= count]
+            if bad:
+                raise ConfigError(
+                    f"backend.device_ids: GPU {bad[0]} does not exist (this machine has {count} CUDA device(s))"
+                )
+            if wanted == "cuda":
+                wanted = f"cuda:{self._backend.device_ids[0]}" if self._backend.device_ids else "cuda:0"
+        return wanted
+
+    def _dtype(self, torch: Any) -> Any:
+        name = self._backend.torch_dtype
+        if name == "auto":
+            return torch.float32 if self._device == "cpu" else "auto"
+        return getattr(torch, name)
+
+    def _quantization(self) -> Any:
+        if not (self._backend.load_in_8bit or self._backend.load_in_4bit):
+            return None
+        if not self._device.startswith("cuda"):
+            raise ConfigError("backend.load_in_8bit/load_in_4bit: bitsandbytes quantisation needs a CUDA GPU")
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "backend.load_in_8bit/load_in_4bit: the bitsandbytes package is not installed "
+                "(pip install bitsandbytes)"
+            ) from None
+        from transformers import BitsAndBytesConfig
+
+        return BitsAndBytesConfig(load_in_8bit=self._backend.load_in_8bit, load_in_4bit=self._backend.load_in_4bit)
+
+    def load(self) -> None:
+        """Load tokenizer and model (random weights with a fixed seed when ``no_weights``)."""
+        try:
+            import torch
+            import transformers
+        except ImportError as exc:
+            raise BackendError(
+                f"the pytorch backend needs torch and transformers ({exc.name} is missing): "
+                "pip install 'ai-energy-benchmarks[pytorch]'"
+            ) from None
+        self._torch = torch
+        self._device = self._resolve_device(torch)
+        trust = self._backend.trust_remote_code
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(self._source, trust_remote_code=trust)
+            model_config = transformers.AutoConfig.from_pretrained(self._source, trust_remote_code=trust)
+        except OSError as exc:
+            raise BackendError(f"backend.model: cannot load '{self._backend.model}': {_first_line(exc)}") from None
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        dtype = self._dtype(torch)
+        common: dict[str, Any] = {"trust_remote_code": trust}
+        if self._backend.attn_implementation:
+            common["attn_implementation"] = self._backend.attn_implementation
+        torch.manual_seed(self._backend.seed)
+        model: Any
+        try:
+            if self._backend.no_weights:
+                if dtype != "auto":
+                    common["dtype"] = dtype
+                model = transformers.AutoModelForCausalLM.from_config(model_config, **common)
+                model.to(self._device)
+            else:
+                kwargs = dict(common, dtype=dtype)
+                quantization = self._quantization()
+                if quantization is not None:
+                    kwargs["quantization_config"] = quantization
+                if self._backend.device_map is not None:
+                    kwargs["device_map"] = self._backend.device_map
+                    if self._backend.max_memory:
+                        kwargs["max_memory"] = {_memory_key(k): v for k, v in self._backend.max_memory.items()}
+                elif quantization is not None:
+                    kwargs["device_map"] = {"": self._device}
+                model = transformers.AutoModelForCausalLM.from_pretrained(self._source, **kwargs)
+                if "device_map" not in kwargs:
+                    model.to(self._device)
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"backend.model: cannot load '{self._backend.model}': {_first_line(exc)}") from None
+        model.eval()
+        self._model = model
+        self._tokenizer = tokenizer
+        self._context_tokens = getattr(model_config, "max_position_embeddings", None)
+        logger.info("loaded %s on %s (%s parameters)", self._backend.model, self._device, model.num_parameters())
+
+    # -- running ---------------------------------------------------------------------------------------------
+    def synchronize(self) -> None:
+        """Wait for queued CUDA work on this backend's device."""
+        if self._torch is not None and self._device.startswith("cuda"):
+            self._torch.cuda.synchronize(self._device)
+
+    def _encode(self, prompts: list[str], first_index: int, max_new_tokens: int) -> Any:
+        limit = None if self._context_tokens is None else self._context_tokens - max_new_tokens
+        if limit is not None and limit < 1:
+            raise ConfigError(
+                f"scenario.generate_kwargs.max_new_tokens: {max_new_tokens} does not fit the model's "
+                f"context of {self._context_tokens} tokens"
+            )
+        if self._scenario.truncation and limit is not None:
+            return self._tokenizer(prompts, return_tensors="pt", padding=True, truncation=True, max_length=limit)
+        encoded = self._tokenizer(prompts, return_tensors="pt", padding=True)
+        if limit is not None:
+            lengths = encoded["attention_mask"].sum(dim=1).tolist()
+            for offset, length in enumerate(lengths):
+                if length > limit:
+                    raise DatasetError(
+                        f"prompt {first_index + offset} has {length} tokens; with max_new_tokens={max_new_tokens} "
+                        f"it exceeds the model's context of {self._context_tokens} tokens "
+                        "(set scenario.truncation=true to truncate)"
+                    )
+        return encoded
+
+    def _count_new_tokens(self, generated: Any) -> int:
+        eos = self._model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
+        total = 0
+        for row in generated.tolist():
+            count = len(row)
+            for position, token in enumerate(row):
+                if token in eos_ids:
+                    count = position + 1
+                    break
+            total += count
+        return total
+
+    def run(self, prompts: list[str], generate_kwargs: dict[str, Any]) -> Iterator[RequestRecord]:
+        """Generate for ``prompts`` in batches of ``scenario.input_shapes.batch_size``; one record per batch."""
+        if self._model is None:
+            raise BackendError("PyTorchBackend.run() called before load()")
+        torch = self._torch
+        batch_size = self._scenario.input_shapes.batch_size
+        kwargs = dict(generate_kwargs)
+        kwargs.setdefault("pad_token_id", self._tokenizer.pad_token_id)
+        use_streamer = int(kwargs.get("num_beams") or 1) == 1
+        for index, first in enumerate(range(0, len(prompts), batch_size)):
+            batch = prompts[first : first + batch_size]
+            encoded = self._encode(batch, first, int(kwargs.get("max_new_tokens", 20))).to(self._device)
+            input_length = encoded["input_ids"].shape[1]
+            timer = _FirstTokenTimer(self.synchronize)
+            start_s = time.perf_counter()
+            with torch.inference_mode():
+                output = self._model.generate(**encoded, **kwargs, streamer=timer if use_streamer else None)
+            self.synchronize()
+            end_s = time.perf_counter()
+            yield RequestRecord(
+                index=index,
+                num_prompts=len(batch),
+                start_s=start_s,
+                end_s=end_s,
+                first_token_s=timer.first_token_s,
+                prompt_tokens=int(encoded["attention_mask"].sum().item()),
+                completion_tokens=self._count_new_tokens(output[:, input_length:]),
+            )
+
+    # -- reporting -------------------------------------------------------------------------------------------
+    def metered_gpu_ids(self) -> list[int] | None:
+        """The GPUs the model runs on (None on CPU)."""
+        if not self._device.startswith("cuda"):
+            return None
+        if self._backend.device_map is not None:
+            return list(self._backend.device_ids)
+        return [int(self._device.split(":")[1])]
+
+    def describe(self) -> dict[str, Any]:
+        """Model, weights and device as loaded."""
+        info: dict[str, Any] = {
+            "model": self._backend.model,
+            "source": self._source if not self._packaged else f"packaged architecture {self._backend.model}",
+            "device": self._device,
+            "synthetic": self._backend.no_weights,
+            "weights": f"random (seed {self._backend.seed})" if self._backend.no_weights else "loaded",
+        }
+        if self._backend.no_weights:
+            info["note"] = (
+                "synthetic model: random weights; it measures the machine and the harness, "
+                "not a real model's output quality"
+            )
+        if self._model is not None:
+            info["num_parameters"] = int(self._model.num_parameters())
+            info["dtype"] = str(self._model.dtype).removeprefix("torch.")
+            info["architecture"] = type(self._model).__name__
+            info["context_tokens"] = self._context_tokens
+        return info
+
+    def close(self) -> None:
+        """Drop the model and free GPU memory."""
+        self._model = None
+        if self._torch is not None and self._device.startswith("cuda"):
+            self._torch.cuda.empty_cache()
+
+
+def _memory_key(key: str) -> int | str:
+    return int(key) if key.isdigit() else key
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

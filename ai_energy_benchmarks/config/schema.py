@@ -1,0 +1,314 @@
+"""Typed configuration models.
+
+Every section forbids unknown keys. Values may arrive as strings from a command line ('False', '0', '0, 1, 2',
+'10') or as OmegaConf containers; they are coerced to the declared type or rejected with a message that names the
+key path, what was expected and what was found (see :mod:`ai_energy_benchmarks.config.errors`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+_NULL_STRINGS = frozenset({"null", "none", "~"})
+
+
+def to_plain(value: Any) -> Any:
+    """Recursively turn mappings and sequences (e.g. OmegaConf DictConfig/ListConfig) into dict and list."""
+    if isinstance(value, BaseModel):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, (str, bytes)):
+        return value
+    if isinstance(value, Sequence):
+        return [to_plain(v) for v in value]
+    return value
+
+
+def parse_scalar_string(text: str) -> Any:
+    """Type a command-line scalar the way YAML would ('10' -> 10, 'False' -> False, 'null' -> None)."""
+    if text.strip().lower() in _NULL_STRINGS:
+        return None
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(parsed, (bool, int, float)) or parsed is None:
+        return parsed if text.strip() else text
+    return text
+
+
+class _Section(BaseModel):
+    """Common behaviour of every config section."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_containers(cls, data: Any) -> Any:
+        data = to_plain(data)
+        if isinstance(data, dict):
+            # 'null' / 'None' given on a command line means "not set" for optional keys.
+            return {
+                k: (None if isinstance(v, str) and v.strip().lower() in _NULL_STRINGS else v) for k, v in data.items()
+            }
+        return data
+
+
+def _int_list(value: Any) -> Any:
+    """Accept 0, '0', '0, 1, 2', '[0,1]' and lists of int-like values for a list of ints."""
+    if isinstance(value, bool):
+        return value  # rejected by the int validator with a clear message
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("[") and text.endswith("]"):
+            text = text[1:-1]
+        if not text:
+            return []
+        return [part.strip() for part in text.split(",")]
+    return to_plain(value)
+
+
+class BackendConfig(_Section):
+    """How the model is run: in-process with PyTorch, or over HTTP against a vLLM / OpenAI-compatible server."""
+
+    type: Literal["pytorch", "vllm"] = Field(
+        "pytorch",
+        description="Backend: `pytorch` (local transformers model) or `vllm` (OpenAI-compatible server).",
+    )
+    model: str = Field(
+        ...,
+        min_length=1,
+        description="Hub id, local path, or `packaged:NAME` for an architecture shipped with the package "
+        "(e.g. `packaged:tiny-llama`). For `vllm`, the model name the server serves.",
+    )
+    device: str = Field("auto", description="`auto` (CUDA when available, else CPU), `cpu`, `cuda` or `cuda:N`.")
+    device_ids: list[int] = Field(
+        default_factory=lambda: [0],
+        description="GPU indices to place the model on and to meter when the device is CUDA "
+        "(accepts `[0, 1]` or the string `'0, 1'`).",
+    )
+    torch_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto",
+        description="Weights dtype for `pytorch`; `auto` is float32 on CPU and the model's own on GPU.",
+    )
+    no_weights: bool = Field(
+        False,
+        description="Initialise random weights from the model's config (fixed seed) instead of loading them.",
+    )
+    seed: int = Field(42, ge=0, description="Seed for random weight initialisation and sampling.")
+    device_map: str | dict[str, Any] | None = Field(
+        None,
+        description="transformers/accelerate device map: `auto`, `balanced`, `sequential` or an explicit map.",
+    )
+    max_memory: dict[str, str] | None = Field(
+        None, description="Per-device memory cap for `device_map`, e.g. `{0: 20GiB, cpu: 60GiB}`."
+    )
+    load_in_8bit: bool = Field(False, description="Quantise weights to 8 bits with bitsandbytes (GPU only).")
+    load_in_4bit: bool = Field(False, description="Quantise weights to 4 bits with bitsandbytes (GPU only).")
+    attn_implementation: str | None = Field(
+        None, description="Attention kernel passed to transformers (`eager`, `sdpa`, `flash_attention_2`)."
+    )
+    trust_remote_code: bool = Field(False, description="Allow model code from the hub to run. Off unless asked.")
+    endpoint: str | None = Field(
+        None,
+        description="Server base URL for `vllm`, with or without `/v1` (e.g. `http://localhost:8000/v1`).",
+    )
+    api_key: SecretStr | None = Field(None, description="API key for the server; never written to results or logs.")
+
+    @field_validator("device_ids", mode="before")
+    @classmethod
+    def _coerce_device_ids(cls, value: Any) -> Any:
+        return _int_list(value)
+
+    @field_validator("device_ids")
+    @classmethod
+    def _check_device_ids(cls, value: list[int]) -> list[int]:
+        if any(i < 0 for i in value):
+            raise ValueError("GPU indices must be >= 0")
+        if len(set(value)) != len(value):
+            raise ValueError("GPU indices must not repeat")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", value):
+            raise ValueError("must be one of auto, cpu, cuda, cuda:N, mps")
+        return value
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> BackendConfig:
+        if self.type == "vllm" and not self.endpoint:
+            raise ValueError("backend.endpoint is required when backend.type is 'vllm'")
+        if self.load_in_8bit and self.load_in_4bit:
+            raise ValueError("load_in_8bit and load_in_4bit cannot both be true")
+        return self
+
+
+class InputShapes(_Section):
+    """Shapes of the inputs sent to the model."""
+
+    batch_size: int = Field(1, ge=1, description="Prompts per forward pass (PyTorch backend); left padding.")
+
+
+class GenerateKwargs(_Section):
+    """Generation parameters. Known keys are typed; any other key is passed to the backend unchanged."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    max_new_tokens: int = Field(10, ge=1, description="Tokens generated per prompt (upper bound).")
+    min_new_tokens: int | None = Field(
+        10,
+        ge=0,
+        description="Lower bound on generated tokens; equal to max_new_tokens for a fixed, comparable output length.",
+    )
+    do_sample: bool = Field(False, description="Sample instead of greedy decoding.")
+    temperature: float | None = Field(None, gt=0, description="Sampling temperature (with do_sample).")
+    top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass (with do_sample).")
+    top_k: int | None = Field(None, ge=0, description="Top-k sampling (with do_sample).")
+    num_beams: int | None = Field(None, ge=1, description="Beam search width.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _type_extra_strings(cls, data: Any) -> Any:
+        data = to_plain(data)
+        if isinstance(data, dict):
+            known = set(cls.model_fields)
+            return {
+                k: (parse_scalar_string(v) if isinstance(v, str) and k not in known else v) for k, v in data.items()
+            }
+        return data
+
+    @model_validator(mode="after")
+    def _check_lengths(self) -> GenerateKwargs:
+        if self.min_new_tokens is not None and self.min_new_tokens > self.max_new_tokens:
+            raise ValueError(
+                f"min_new_tokens ({self.min_new_tokens}) must not exceed max_new_tokens ({self.max_new_tokens})"
+            )
+        return self
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments to pass to the backend (unset optional keys left out)."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class ScenarioConfig(_Section):
+    """The workload: which prompts, how many, and how they are generated."""
+
+    dataset_name: str = Field(
+        "packaged:quickstart",
+        min_length=1,
+        description="`packaged:NAME` (prompts shipped with the package), a local file (csv, jsonl, json, "
+        "parquet, txt) or folder, or a hub dataset id.",
+    )
+    dataset_config: str | None = Field(None, description="Hub dataset configuration (subset) name.")
+    split: str = Field("train", description="Dataset split to read.")
+    revision: str | None = Field(None, description="Hub dataset revision (branch, tag or commit).")
+    text_column_name: str = Field("text", min_length=1, description="Column holding the prompt text.")
+    num_samples: int = Field(10, ge=1, description="Number of prompts measured per repetition.")
+    shuffle: bool = Field(False, description="Shuffle the dataset (with `seed`) before taking `num_samples`.")
+    seed: int = Field(42, ge=0, description="Seed for shuffling.")
+    truncation: bool = Field(
+        False, description="Truncate prompts longer than the model's context instead of rejecting them."
+    )
+    input_shapes: InputShapes = Field(default_factory=InputShapes, description="Input shapes (batch size).")
+    generate_kwargs: GenerateKwargs = Field(
+        default_factory=GenerateKwargs, description="Generation parameters passed to the backend."
+    )
+    reasoning: bool = Field(False, description="Drive the model in its reasoning (thinking) mode.")
+    reasoning_params: dict[str, Any] | None = Field(
+        None, description="Reasoning options, e.g. `{reasoning_effort: high}`."
+    )
+    warmup_runs: int = Field(
+        1, ge=0, description="Batches (or requests) run before measuring, outside every measured window."
+    )
+    repetitions: int = Field(1, ge=1, description="Times the measured workload is repeated.")
+
+    @field_validator("reasoning_params", mode="before")
+    @classmethod
+    def _type_reasoning_strings(cls, value: Any) -> Any:
+        value = to_plain(value)
+        if isinstance(value, dict):
+            return {k: parse_scalar_string(v) if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+
+class MetricsConfig(_Section):
+    """Energy and emissions measurement."""
+
+    enabled: bool = Field(True, description="Measure energy. When false, only speed is reported.")
+    type: Literal["codecarbon"] = Field("codecarbon", description="Energy meter.")
+    project_name: str = Field("ai_energy_benchmarks", description="Project name recorded by CodeCarbon.")
+    output_dir: str | None = Field(
+        None, description="Where CodeCarbon writes its own files; defaults to the run's output_dir."
+    )
+    country_iso_code: str = Field(
+        "USA", description="ISO 3166-1 alpha-3 country code of the machine, for the carbon intensity."
+    )
+    region: str | None = Field(None, description="Region within the country (e.g. `california`), if known.")
+    measure_power_secs: float = Field(1.0, gt=0, description="CodeCarbon's measurement interval in seconds.")
+    tracking_mode: Literal["machine", "process"] = Field(
+        "machine", description="CodeCarbon scope: the whole machine or this process."
+    )
+
+    @field_validator("country_iso_code")
+    @classmethod
+    def _check_country(cls, value: str) -> str:
+        value = value.strip().upper()
+        if not re.fullmatch(r"[A-Z]{3}", value):
+            raise ValueError("must be a three-letter ISO 3166-1 alpha-3 code such as USA or FRA")
+        return value
+
+
+class ReporterConfig(_Section):
+    """Where the summary row of each run is appended."""
+
+    type: Literal["csv"] = Field("csv", description="Reporter type.")
+    output_file: str = Field(
+        "benchmark_results.csv",
+        min_length=1,
+        description="CSV file one row per run is appended to (relative to the current directory).",
+    )
+
+
+class BenchmarkConfig(_Section):
+    """A whole benchmark: what to run, on what, how to measure it and where to write the results."""
+
+    name: str = Field("benchmark", min_length=1, description="Name of the benchmark, recorded in the results.")
+    output_dir: str = Field(
+        "./benchmark_output", min_length=1, description="Directory the run's report and files are written to."
+    )
+    backend: BackendConfig = Field(..., description="Model and backend.")
+    scenario: ScenarioConfig = Field(default_factory=ScenarioConfig, description="Workload.")
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Energy measurement.")
+    reporter: ReporterConfig = Field(default_factory=ReporterConfig, description="Results file.")
+
+    def to_public_dict(self) -> dict[str, Any]:
+        """The resolved config as plain data with secrets redacted (safe to save and to print)."""
+        data = self.model_dump(mode="json")
+        if self.backend.api_key is not None:
+            data["backend"]["api_key"] = "***redacted***"
+        return data

@@ -1,0 +1,231 @@
+"""Load the prompts a scenario asks for.
+
+``packaged:NAME`` reads a prompt set shipped in ``ai_energy_benchmarks/data/prompts``; an existing local path is
+read directly (txt: one prompt per line; jsonl/json/csv/parquet: the ``text_column_name`` column; a folder: every
+supported file in name order); anything else is a hub dataset id loaded with HF ``datasets`` (imported lazily).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+import random
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ai_energy_benchmarks.config.schema import ScenarioConfig
+from ai_energy_benchmarks.exceptions import DatasetError
+
+logger = logging.getLogger(__name__)
+
+PACKAGED_PREFIX = "packaged:"
+_SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".parquet")
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    """The prompts a run uses, where they came from, and how many were asked for."""
+
+    prompts: list[str]
+    source: str
+    num_requested: int
+    num_available: int
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the exact prompt list (order included): two runs with equal hashes used the same prompts."""
+        return hashlib.sha256(json.dumps(self.prompts, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def _prompts_dir() -> Path:
+    return Path(str(resources.files("ai_energy_benchmarks") / "data" / "prompts"))
+
+
+def packaged_prompt_sets() -> list[str]:
+    """Names of the prompt sets shipped with the package (use as ``packaged:NAME``)."""
+    return sorted(p.stem for p in _prompts_dir().glob("*.jsonl"))
+
+
+def _column(row: Any, column: str, where: str) -> str:
+    if not isinstance(row, dict):
+        raise DatasetError(f"{where}: expected an object per record, got {type(row).__name__}")
+    if column not in row:
+        raise DatasetError(
+            f"{where}: column '{column}' not found (columns: {', '.join(map(str, row))}); set scenario.text_column_name"
+        )
+    return str(row[column])
+
+
+def _read_jsonl(path: Path, column: str) -> list[str]:
+    texts: list[str] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DatasetError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
+            texts.append(_column(row, column, f"{path}:{number}"))
+    return texts
+
+
+def _read_json(path: Path, column: str) -> list[str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        # Many ".json" files are really JSON Lines.
+        try:
+            return _read_jsonl(path, column)
+        except DatasetError:
+            raise DatasetError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    if isinstance(data, dict) and column in data and isinstance(data[column], list):
+        return [str(t) for t in data[column]]
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if not isinstance(data, list):
+        raise DatasetError(f"{path}: expected a list of records or JSON Lines")
+    return [t if isinstance(t, str) else _column(t, column, f"{path}[{i}]") for i, t in enumerate(data)]
+
+
+def _read_csv(path: Path, column: str) -> list[str]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None:
+            return []
+        if column not in reader.fieldnames:
+            raise DatasetError(
+                f"{path}: column '{column}' not found (columns: {', '.join(reader.fieldnames)}); "
+                "set scenario.text_column_name"
+            )
+        return [row[column] for row in reader]
+
+
+def _read_parquet(path: Path, column: str) -> list[str]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    if column not in table.column_names:
+        raise DatasetError(
+            f"{path}: column '{column}' not found (columns: {', '.join(table.column_names)}); "
+            "set scenario.text_column_name"
+        )
+    return [str(v) for v in table.column(column).to_pylist()]
+
+
+def _read_file(path: Path, column: str) -> list[str]:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".txt":
+            return [line.rstrip("\r\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if suffix == ".jsonl":
+            return _read_jsonl(path, column)
+        if suffix == ".json":
+            return _read_json(path, column)
+        if suffix == ".csv":
+            return _read_csv(path, column)
+        if suffix == ".parquet":
+            return _read_parquet(path, column)
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({exc.strerror})") from None
+    raise DatasetError(f"{path}: unsupported file type '{suffix}' (use one of {', '.join(_SUPPORTED_SUFFIXES)})")
+
+
+def _read_local(path: Path, column: str) -> list[str]:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in _SUPPORTED_SUFFIXES and p.is_file())
+        if not files:
+            raise DatasetError(f"{path}: folder holds no {', '.join(_SUPPORTED_SUFFIXES)} files")
+        texts: list[str] = []
+        for file in files:
+            texts.extend(_read_file(file, column))
+        return texts
+    return _read_file(path, column)
+
+
+def _offline() -> bool:
+    return any(
+        os.environ.get(flag, "").strip().lower() in ("1", "true", "yes", "on")
+        for flag in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def _read_hub(scenario: ScenarioConfig) -> list[str]:
+    name = scenario.dataset_name
+    try:
+        import datasets
+    except ImportError as exc:  # pragma: no cover - datasets is a base dependency
+        raise DatasetError(f"hub dataset '{name}' needs the 'datasets' package ({exc})") from None
+    try:
+        data = datasets.load_dataset(name, scenario.dataset_config, split=scenario.split, revision=scenario.revision)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if _offline():
+            raise DatasetError(
+                f"scenario.dataset_name: hub dataset '{name}' is not in the local cache and the hub is offline "
+                f"(HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set): {reason}"
+            ) from None
+        raise DatasetError(f"scenario.dataset_name: cannot load hub dataset '{name}': {reason}") from None
+    column = scenario.text_column_name
+    if column not in data.column_names:
+        raise DatasetError(
+            f"{name}: column '{column}' not found (columns: {', '.join(data.column_names)}); "
+            "set scenario.text_column_name"
+        )
+    return [str(v) for v in data[column]]
+
+
+def load_prompts(scenario: ScenarioConfig) -> PromptSet:
+    """Load, optionally shuffle, and take ``num_samples`` prompts for ``scenario``.
+
+    Raises:
+        DatasetError: a missing file, column or packaged set, an empty dataset, or a hub dataset requested offline.
+    """
+    name = scenario.dataset_name
+    if name.startswith(PACKAGED_PREFIX):
+        set_name = name[len(PACKAGED_PREFIX) :]
+        path = _prompts_dir() / f"{set_name}.jsonl"
+        if not path.is_file():
+            raise DatasetError(
+                f"scenario.dataset_name: no packaged prompt set '{set_name}' "
+                f"(available: {', '.join(packaged_prompt_sets())})"
+            )
+        texts, source = _read_jsonl(path, "text"), name
+    elif Path(name).expanduser().exists():
+        local = Path(name).expanduser()
+        texts, source = _read_local(local, scenario.text_column_name), str(local.resolve())
+    elif name.startswith((".", "/", "~")) or Path(name).suffix.lower() in _SUPPORTED_SUFFIXES:
+        raise DatasetError(f"scenario.dataset_name: file or folder '{name}' not found")
+    else:
+        texts, source = _read_hub(scenario), f"hub:{name}"
+
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise DatasetError(f"{source}: the dataset holds no non-empty prompts")
+    available = len(texts)
+    if scenario.shuffle:
+        random.Random(scenario.seed).shuffle(texts)
+    warnings: list[str] = []
+    if scenario.num_samples > available:
+        message = (
+            f"scenario.num_samples is {scenario.num_samples} but {source} holds {available} prompts; "
+            f"using all {available}"
+        )
+        logger.warning(message)
+        warnings.append(message)
+    prompts = texts[: scenario.num_samples]
+    return PromptSet(
+        prompts=prompts,
+        source=source,
+        num_requested=scenario.num_samples,
+        num_available=available,
+        warnings=warnings,
+    )

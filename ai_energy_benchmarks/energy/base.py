@@ -1,0 +1,155 @@
+"""The meter abstraction.
+
+A meter measures named windows. Each window yields readings: energy in joules for one device class (``gpu``,
+``cpu``, ``ram``, or a single device such as ``gpu:0``), each labelled with where the number came from. A source
+starts with ``measured:`` (a hardware counter or power sensor) or ``estimated:`` (a model such as a TDP times load);
+nothing else may call itself measured.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ai_energy_benchmarks.exceptions import MeterError
+
+logger = logging.getLogger(__name__)
+
+MEASURED_PREFIX = "measured:"
+ESTIMATED_PREFIX = "estimated:"
+
+
+@dataclass(frozen=True)
+class EnergyReading:
+    """Energy used by one device class during one window."""
+
+    device: str
+    energy_j: float
+    source: str
+    meter: str
+    note: str = ""
+
+    @property
+    def is_measured(self) -> bool:
+        """True only when the figure comes from a hardware counter or sensor."""
+        return self.source.startswith(MEASURED_PREFIX)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-safe form (with ``energy_wh`` and ``is_measured`` added)."""
+        data = asdict(self)
+        data["energy_wh"] = self.energy_j / 3600.0
+        data["is_measured"] = self.is_measured
+        return data
+
+
+@dataclass
+class WindowMeasurement:
+    """What every meter reported for one named window, with the window's own wall-clock duration."""
+
+    name: str
+    duration_s: float
+    readings: list[EnergyReading] = field(default_factory=list)
+    emissions_kg: float | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def energy_j(self, device: str) -> float | None:
+        """Total energy of ``device`` (or of every ``device:N`` reading) in joules, None when not read."""
+        values = [r.energy_j for r in self.readings if r.device == device or r.device.startswith(device + ":")]
+        return sum(values) if values else None
+
+    def source(self, device: str) -> str | None:
+        """The source label(s) of ``device``'s readings, joined with '+' when several."""
+        sources = sorted({r.source for r in self.readings if r.device == device or r.device.startswith(device + ":")})
+        return "+".join(sources) if sources else None
+
+
+@runtime_checkable
+class EnergyMeter(Protocol):
+    """What the runner needs from a meter. Implementations know nothing of models or backends."""
+
+    name: str
+
+    def prepare(self) -> None:
+        """Do the slow set-up (hardware discovery, a first reading) outside every measured window."""
+
+    def start_window(self, name: str) -> None:
+        """Begin measuring window ``name``."""
+
+    def stop_window(self, name: str) -> tuple[list[EnergyReading], float | None]:
+        """End window ``name``; return its readings and its emissions in kg CO2eq (None if not known)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Hardware and methods this meter uses, for the report's environment section."""
+
+    def close(self) -> None:
+        """Release resources; write the meter's own files if it has any."""
+
+
+class MeterSet:
+    """Several meters driven together; windows are timed here, independently of any meter's own clock."""
+
+    def __init__(self, meters: list[EnergyMeter], synchronize: Callable[[], None] | None = None) -> None:
+        self.meters = meters
+        self._synchronize = synchronize or (lambda: None)
+        self.windows: list[WindowMeasurement] = []
+
+    def prepare(self) -> None:
+        """Prepare every meter (outside the measured windows)."""
+        for meter in self.meters:
+            meter.prepare()
+
+    @contextmanager
+    def window(self, name: str) -> Iterator[WindowMeasurement]:
+        """Measure the body as window ``name``; meters are stopped even when the body raises.
+
+        The device is synchronised before the window opens and before it closes, so queued GPU work is counted
+        in the window it belongs to.
+        """
+        measurement = WindowMeasurement(name=name, duration_s=0.0)
+        self._synchronize()
+        started: list[EnergyMeter] = []
+        for meter in self.meters:
+            try:
+                meter.start_window(name)
+                started.append(meter)
+            except Exception as exc:  # a failed meter must not stop the others
+                self._stop_started(started, name, measurement)
+                raise MeterError(f"meter '{meter.name}' failed to start window '{name}': {exc}") from exc
+        start_s = time.perf_counter()
+        try:
+            yield measurement
+            self._synchronize()
+        finally:
+            measurement.duration_s = time.perf_counter() - start_s
+            self._stop_started(started, name, measurement)
+            self.windows.append(measurement)
+
+    @staticmethod
+    def _stop_started(started: list[EnergyMeter], name: str, measurement: WindowMeasurement) -> None:
+        for meter in reversed(started):
+            try:
+                readings, emissions_kg = meter.stop_window(name)
+            except Exception as exc:
+                message = f"meter '{meter.name}' failed to stop window '{name}': {exc}"
+                logger.error(message)
+                measurement.errors.append(message)
+                continue
+            measurement.readings.extend(readings)
+            if emissions_kg is not None:
+                measurement.emissions_kg = (measurement.emissions_kg or 0.0) + emissions_kg
+
+    def describe(self) -> dict[str, Any]:
+        """Each meter's description, keyed by meter name."""
+        return {meter.name: meter.describe() for meter in self.meters}
+
+    def close(self) -> None:
+        """Close every meter, logging (not raising) failures."""
+        for meter in self.meters:
+            try:
+                meter.close()
+            except Exception as exc:
+                logger.warning("meter '%s' failed to close: %s", meter.name, exc)

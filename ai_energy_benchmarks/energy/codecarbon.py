@@ -1,0 +1,164 @@
+"""CodeCarbon meter (the default).
+
+Runs CodeCarbon's ``OfflineEmissionsTracker`` (no network; the carbon intensity comes from the configured country
+and region) and measures each window as a CodeCarbon task. CodeCarbon reads GPUs through the NVML energy counter
+(a measurement), CPUs through RAPL where readable (a measurement) and otherwise through a TDP/load model or a
+constant (an estimate), and RAM through a size-based model (always an estimate). Each reading here carries that
+distinction in its ``source``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ai_energy_benchmarks.config.schema import MetricsConfig
+from ai_energy_benchmarks.energy.base import EnergyReading
+from ai_energy_benchmarks.exceptions import MeterError
+
+logger = logging.getLogger(__name__)
+
+_J_PER_KWH = 3.6e6
+
+# CodeCarbon's CPU modes -> our source labels.
+_CPU_SOURCES = {
+    "intel_rapl": "measured:codecarbon-rapl",
+    "intel_power_gadget": "measured:codecarbon-intel-power-gadget",
+    "windows_emi": "measured:codecarbon-windows-emi",
+    "apple_powermetrics": "measured:codecarbon-powermetrics",
+    "cpu_load": "estimated:codecarbon-cpu-load",
+    "constant": "estimated:codecarbon-cpu-tdp-constant",
+}
+_CPU_NOTES = {
+    "cpu_load": "no readable RAPL counter: CodeCarbon models CPU power from utilisation and the CPU's TDP",
+    "constant": "no readable RAPL counter and unknown TDP: CodeCarbon assumes a constant power per thread",
+}
+
+
+class CodeCarbonMeter:
+    """Measures windows with CodeCarbon tasks; reports GPU, CPU and RAM energy and emissions."""
+
+    name = "codecarbon"
+
+    def __init__(self, config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None = None) -> None:
+        self._config = config
+        self._output_dir = Path(config.output_dir) if config.output_dir else output_dir
+        self._gpu_ids = gpu_ids
+        self._tracker: Any = None
+        self._hardware: dict[str, str] = {}
+
+    def prepare(self) -> None:
+        """Create the tracker and take its first (slow, ~1.4 s) hardware reading outside the windows."""
+        try:
+            from codecarbon import OfflineEmissionsTracker
+        except ImportError as exc:  # pragma: no cover - codecarbon is a base dependency
+            raise MeterError(f"CodeCarbon is not installed: {exc}") from exc
+        self._output_dir.mkdir(parents=True, exist_ok=True)
+        # CodeCarbon logs at INFO and warns on every start; keep it quiet unless we are debugging.
+        if not logger.isEnabledFor(logging.DEBUG):
+            logging.getLogger("codecarbon").setLevel(logging.ERROR)
+        kwargs: dict[str, Any] = {
+            "project_name": self._config.project_name,
+            "country_iso_code": self._config.country_iso_code,
+            "output_dir": str(self._output_dir),
+            "measure_power_secs": self._config.measure_power_secs,
+            "tracking_mode": self._config.tracking_mode,
+            "save_to_file": True,
+            "log_level": "error",
+            "allow_multiple_runs": True,
+        }
+        if self._config.region:
+            kwargs["region"] = self._config.region
+        if self._gpu_ids is not None:
+            kwargs["gpu_ids"] = list(self._gpu_ids)
+        try:
+            self._tracker = OfflineEmissionsTracker(**kwargs)
+            # Hardware discovery and the first reading happen on the first task; keep them out of every window.
+            self._tracker.start_task("ai_energy_benchmarks_prepare")
+            self._tracker.stop_task("ai_energy_benchmarks_prepare")
+        except Exception as exc:
+            raise MeterError(f"CodeCarbon could not start: {exc}") from exc
+        self._hardware = self._detect_hardware()
+
+    def _detect_hardware(self) -> dict[str, str]:
+        """CodeCarbon's view of the hardware it reads, as source labels per device class."""
+        found: dict[str, str] = {}
+        for item in getattr(self._tracker, "_hardware", []) or []:
+            kind = type(item).__name__
+            if kind == "CPU":
+                mode = str(getattr(item, "_mode", "unknown"))
+                found["cpu"] = _CPU_SOURCES.get(mode, f"estimated:codecarbon-cpu-{mode}")
+                found["cpu_mode"] = mode
+            elif kind == "RAM":
+                found["ram"] = "estimated:codecarbon-ram"
+            elif kind == "GPU":
+                found["gpu"] = "measured:codecarbon-nvml-energy-counter"
+            elif kind == "AMDGPU":
+                found["gpu"] = "measured:codecarbon-amdsmi"
+            elif kind == "AppleSiliconChip":
+                part = str(getattr(item, "chip_part", "")).lower()
+                found[part or "cpu"] = "measured:codecarbon-powermetrics"
+        return found
+
+    def start_window(self, name: str) -> None:
+        """Start a CodeCarbon task for window ``name``."""
+        if self._tracker is None:
+            raise MeterError("CodeCarbon meter used before prepare()")
+        self._tracker.start_task(name)
+
+    def stop_window(self, name: str) -> tuple[list[EnergyReading], float | None]:
+        """Stop the task and convert CodeCarbon's kWh into labelled joule readings."""
+        data = self._tracker.stop_task(name)
+        if data is None:
+            raise MeterError(f"CodeCarbon returned no data for window '{name}'")
+        readings = [
+            EnergyReading(
+                device="cpu",
+                energy_j=float(data.cpu_energy) * _J_PER_KWH,
+                source=self._hardware.get("cpu", "estimated:codecarbon-cpu"),
+                meter=self.name,
+                note=_CPU_NOTES.get(self._hardware.get("cpu_mode", ""), ""),
+            ),
+            EnergyReading(
+                device="ram",
+                energy_j=float(data.ram_energy) * _J_PER_KWH,
+                source=self._hardware.get("ram", "estimated:codecarbon-ram"),
+                meter=self.name,
+                note="CodeCarbon estimates RAM power from the installed memory size; it is not measured",
+            ),
+        ]
+        if "gpu" in self._hardware:
+            readings.append(
+                EnergyReading(
+                    device="gpu",
+                    energy_j=float(data.gpu_energy) * _J_PER_KWH,
+                    source=self._hardware["gpu"],
+                    meter=self.name,
+                )
+            )
+        return readings, float(data.emissions)
+
+    def describe(self) -> dict[str, Any]:
+        """Configuration and detected hardware."""
+        import codecarbon
+
+        return {
+            "version": getattr(codecarbon, "__version__", "unknown"),
+            "tracker": "OfflineEmissionsTracker",
+            "country_iso_code": self._config.country_iso_code,
+            "region": self._config.region,
+            "measure_power_secs": self._config.measure_power_secs,
+            "tracking_mode": self._config.tracking_mode,
+            "gpu_ids": self._gpu_ids,
+            "sources": {k: v for k, v in self._hardware.items() if not k.endswith("_mode")},
+            "output_dir": str(self._output_dir),
+        }
+
+    def close(self) -> None:
+        """Stop the tracker; CodeCarbon writes its emissions.csv into the output directory."""
+        if self._tracker is not None:
+            try:
+                self._tracker.stop()
+            finally:
+                self._tracker = None

@@ -1,0 +1,34 @@
+"""The exception tree. Every error the CLI turns into a clean one-line message derives from BenchmarkError."""
+
+from __future__ import annotations
+
+
+class BenchmarkError(Exception):
+    """Base class for every error raised on purpose by ai_energy_benchmarks."""
+
+    #: Process exit code the CLI uses for this kind of error.
+    exit_code: int = 1
+
+
+class ConfigError(BenchmarkError):
+    """The configuration is invalid (bad YAML, unknown key, wrong type, impossible value)."""
+
+    exit_code = 2
+
+
+class DatasetError(BenchmarkError):
+    """Prompts could not be loaded (missing file or column, empty dataset, hub requested offline)."""
+
+    exit_code = 2
+
+
+class BackendError(BenchmarkError):
+    """The model could not be loaded or the server could not be reached."""
+
+    exit_code = 1
+
+
+class MeterError(BenchmarkError):
+    """An energy meter could not be started or read."""
+
+    exit_code = 1

@@ -1,0 +1,64 @@
+"""A short human summary of a result dict (the CLI prints it; the library never prints)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _num(value: Any, digits: int = 4, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        text = f"{value:.{digits}g}" if abs(value) < 1e-3 or abs(value) >= 1e5 else f"{value:.{digits}f}"
+    else:
+        text = str(value)
+    return f"{text} {unit}".rstrip()
+
+
+def _kind(source: str | None) -> str:
+    if not source:
+        return "not read"
+    if source.startswith("measured:"):
+        return f"measured ({source.removeprefix('measured:')})"
+    if source.startswith("estimated:"):
+        return f"ESTIMATE ({source.removeprefix('estimated:')})"
+    return source
+
+
+def format_summary(result: dict[str, Any], report_path: str | None = None) -> str:
+    """Multi-line text: workload, speed, energy with the source of each figure, and warnings."""
+    config, summary, energy = result["config"], result["summary"], result.get("energy", {})
+    model = result.get("model", {})
+    lines = [
+        f"Benchmark '{config['name']}' [{result['status']}]: {config['backend']} / {config['model']}"
+        + (" (SYNTHETIC model: random weights)" if model.get("synthetic") else ""),
+        f"  prompts       {summary['successful_prompts']}/{summary['total_prompts']} ok"
+        f", {summary['failed_prompts']} failed; dataset {result['dataset']['source']}",
+        f"  tokens        {summary['total_prompt_tokens']} prompt + {summary['total_completion_tokens']} generated",
+        f"  duration      {_num(summary['total_duration_seconds'], 3, 's')} measured"
+        f"; throughput {_num(summary['throughput_tokens_per_second'], 1, 'tokens/s')}",
+        f"  latency       mean {_num(summary['avg_latency_seconds'], 4, 's')}"
+        f"; TTFT mean {_num(summary['avg_time_to_first_token'], 4, 's')}",
+    ]
+    if energy.get("enabled"):
+        sources = energy.get("sources", {})
+        lines += [
+            f"  energy        total {_num(energy['total_energy_wh'], 6, 'Wh')}"
+            f" = {_num(energy['total_energy_j'], 3, 'J')}",
+            f"    gpu         {_num(energy['gpu_energy_wh'], 6, 'Wh')}  {_kind(sources.get('gpu'))}",
+            f"    cpu         {_num(energy['cpu_energy_wh'], 6, 'Wh')}  {_kind(sources.get('cpu'))}",
+            f"    ram         {_num(energy['ram_energy_wh'], 6, 'Wh')}  {_kind(sources.get('ram'))}",
+            f"  per 1000 q    {_num(energy['total_wh_per_1000_queries'], 4, 'Wh')} total"
+            f"; {_num(energy['joules_per_output_token'], 4, 'J')}/output token",
+            f"  emissions     {_num(energy['emissions_g_co2eq'], 4, 'g CO2eq')}"
+            f" at {_num(energy['carbon_intensity_g_per_kwh'], 1, 'g/kWh')}",
+        ]
+        if not energy.get("all_measured"):
+            lines.append("  note          energy figures marked ESTIMATE are models, not measurements")
+    else:
+        lines.append("  energy        not measured (metrics.enabled=false)")
+    for warning in result.get("warnings", []):
+        lines.append(f"  warning       {warning}")
+    if report_path:
+        lines.append(f"  report        {report_path}")
+    return "\n".join(lines)

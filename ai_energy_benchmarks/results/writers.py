@@ -1,0 +1,98 @@
+"""Writers: the JSON report (atomic), the CSV row (appended under a file lock), JSON Lines."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from ai_energy_benchmarks.exceptions import BenchmarkError
+
+
+def write_json_atomic(path: Path, data: Any) -> Path:
+    """Write ``data`` as indented JSON to ``path`` via a temporary file and a rename (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    _write_text_atomic(path, text)
+    return path
+
+
+def write_jsonl_atomic(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Write one JSON object per line, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n" for row in rows)
+    _write_text_atomic(path, text)
+    return path
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o666 & ~_current_umask())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def flatten_for_csv(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested mappings into ``a.b.c`` columns; lists become JSON strings."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        column = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            flat.update(flatten_for_csv(value, column))
+        elif isinstance(value, (list, tuple)):
+            flat[column] = json.dumps(value, ensure_ascii=False)
+        else:
+            flat[column] = value
+    return flat
+
+
+def append_csv_row(path: Path, row: Mapping[str, Any]) -> Path:
+    """Append ``row`` to the CSV at ``path`` under a lock, writing the header when the file is new.
+
+    If the file exists with different columns, the row is not appended blindly: it raises a
+    :class:`BenchmarkError` naming the file, so nothing misaligned is ever written.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = list(row)
+    with FileLock(str(path) + ".lock"):
+        exists = path.is_file() and path.stat().st_size > 0
+        if exists:
+            with path.open(encoding="utf-8", newline="") as handle:
+                header = next(csv.reader(handle), [])
+            if header != columns:
+                missing = [c for c in columns if c not in header]
+                extra = [c for c in header if c not in columns]
+                raise BenchmarkError(
+                    f"{path}: existing CSV has different columns (new: {missing[:3]}, absent: {extra[:3]}); "
+                    "not appending; set reporter.output_file to a new file"
+                )
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        if not exists:
+            writer.writeheader()
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        with path.open("a", encoding="utf-8", newline="") as handle:
+            handle.write(buffer.getvalue())
+            handle.flush()
+            os.fsync(handle.fileno())
+    return path

@@ -1,0 +1,289 @@
+"""The benchmark runner: prompts -> backend -> meters -> measured windows -> result -> reports.
+
+The runner knows no backend or meter by name; it drives them through their registries and protocols.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ai_energy_benchmarks.backends.base import Backend, RequestRecord
+from ai_energy_benchmarks.backends.registry import create_backend
+from ai_energy_benchmarks.config.loader import Overrides, build_config, load_config
+from ai_energy_benchmarks.config.schema import BenchmarkConfig
+from ai_energy_benchmarks.datasets.loader import PromptSet, load_prompts
+from ai_energy_benchmarks.energy.base import MeterSet
+from ai_energy_benchmarks.energy.registry import create_meters
+from ai_energy_benchmarks.environment import collect_environment
+from ai_energy_benchmarks.exceptions import BenchmarkError, ConfigError
+from ai_energy_benchmarks.results.aggregate import aggregate
+from ai_energy_benchmarks.results.writers import append_csv_row, write_json_atomic, write_jsonl_atomic
+
+logger = logging.getLogger(__name__)
+
+#: Called as ``progress(stage, completed, total)``; stages: "warmup", "measure".
+ProgressCallback = Callable[[str, int, int], None]
+
+REPORT_FILE = "benchmark_report.json"
+REQUESTS_FILE = "requests.jsonl"
+RESOLVED_CONFIG_FILE = "resolved_config.yaml"
+
+_CSV_ENERGY_KEYS = (
+    "gpu_energy_wh",
+    "cpu_energy_wh",
+    "ram_energy_wh",
+    "total_energy_wh",
+    "energy_wh",
+    "emissions_g_co2eq",
+    "emissions_kg_co2eq",
+    "carbon_intensity_g_per_kwh",
+    "total_wh_per_1000_queries",
+    "gpu_wh_per_1000_queries",
+    "joules_per_output_token",
+    "tokens_per_joule",
+    "all_measured",
+)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def config_sha256(config: BenchmarkConfig) -> str:
+    """Hash of the resolved config (secrets redacted, keys sorted): equal hashes mean the same benchmark."""
+    canonical = json.dumps(config.to_public_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class BenchmarkRunner:
+    """Runs one benchmark described by a :class:`BenchmarkConfig` and returns its JSON-safe result.
+
+    Example::
+
+        runner = BenchmarkRunner(config)
+        if runner.validate():
+            result = runner.run()
+    """
+
+    def __init__(
+        self,
+        config: BenchmarkConfig | Mapping[str, Any],
+        progress: ProgressCallback | None = None,
+        config_source: str = "python",
+    ) -> None:
+        if isinstance(config, BenchmarkConfig):
+            self.config = config
+        else:
+            self.config = build_config(config, config_source)
+        self.config_source = config_source
+        self._progress = progress or (lambda stage, done, total: None)
+        self.output_dir = Path(self.config.output_dir)
+
+    # -- validation ------------------------------------------------------------------------------------------
+    def check(self) -> None:
+        """Check what can be checked without loading the model; raise a :class:`BenchmarkError` if not runnable."""
+        if self.config.backend.model.startswith("packaged:"):
+            from ai_energy_benchmarks.backends.pytorch import resolve_model_source
+
+            resolve_model_source(self.config.backend.model)
+        _check_writable(self.output_dir, "output_dir")
+        _check_writable(Path(self.config.reporter.output_file).parent, "reporter.output_file")
+
+    def validate(self) -> bool:
+        """True when :meth:`check` passes; otherwise logs the reason and returns False."""
+        try:
+            self.check()
+        except BenchmarkError as exc:
+            logger.error("invalid benchmark: %s", exc)
+            return False
+        return True
+
+    # -- running ---------------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Run the benchmark and write its reports; return the result dict (JSON-serialisable).
+
+        Loading, connecting and warm-up happen outside the measured windows. If the run fails after measuring
+        started, the partial result is written (status ``failed``) before the error propagates.
+        """
+        self.check()
+        config = self.config
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        started_at = _now()
+        prompt_set = load_prompts(config.scenario)
+        logger.info("loaded %d prompts from %s", len(prompt_set.prompts), prompt_set.source)
+
+        backend = create_backend(config)
+        meter_set: MeterSet | None = None
+        records: list[RequestRecord] = []
+        try:
+            backend.load()
+            meter_set = MeterSet(
+                create_meters(config.metrics, self.output_dir, backend.metered_gpu_ids()), backend.synchronize
+            )
+            meter_set.prepare()
+            self._warmup(backend, prompt_set)
+            try:
+                self._measure(backend, meter_set, prompt_set, records)
+            except BaseException:
+                self._finish(backend, meter_set, prompt_set, records, started_at, status="failed")
+                raise
+            return self._finish(backend, meter_set, prompt_set, records, started_at, status=None)
+        finally:
+            if meter_set is not None:
+                meter_set.close()
+            backend.close()
+
+    def _warmup(self, backend: Backend, prompt_set: PromptSet) -> None:
+        scenario = self.config.scenario
+        count = min(scenario.warmup_runs * scenario.input_shapes.batch_size, len(prompt_set.prompts))
+        if count == 0:
+            return
+        kwargs = scenario.generate_kwargs.as_kwargs()
+        done = 0
+        for record in backend.run(prompt_set.prompts[:count], kwargs):
+            done += record.num_prompts
+            self._progress("warmup", done, count)
+            if not record.ok:
+                logger.warning("warm-up request failed: %s", record.error)
+
+    def _measure(
+        self, backend: Backend, meter_set: MeterSet, prompt_set: PromptSet, records: list[RequestRecord]
+    ) -> None:
+        scenario = self.config.scenario
+        kwargs = scenario.generate_kwargs.as_kwargs()
+        total = len(prompt_set.prompts) * scenario.repetitions
+        done = 0
+        for repetition in range(scenario.repetitions):
+            with meter_set.window(f"repetition-{repetition}"):
+                for record in backend.run(prompt_set.prompts, kwargs):
+                    record.repetition = repetition
+                    records.append(record)
+                    done += record.num_prompts
+                    self._progress("measure", done, total)
+
+    def _finish(
+        self,
+        backend: Backend,
+        meter_set: MeterSet,
+        prompt_set: PromptSet,
+        records: list[RequestRecord],
+        started_at: str,
+        status: str | None,
+    ) -> dict[str, Any]:
+        if status is None:
+            status = "completed" if any(r.ok for r in records) else "failed"
+        config = self.config
+        result = aggregate(
+            config=config,
+            prompt_set=prompt_set,
+            records=records,
+            windows=meter_set.windows,
+            model_info=backend.describe(),
+            meters_info=meter_set.describe(),
+            environment=collect_environment(),
+            provenance={
+                "config_source": self.config_source,
+                "config_sha256": config_sha256(config),
+                "config": config.to_public_dict(),
+                "resolved_config_file": RESOLVED_CONFIG_FILE,
+            },
+            timestamps={"started_at": started_at, "finished_at": _now()},
+            status=status,
+        )
+        self._write_reports(result, records)
+        return result
+
+    def _write_reports(self, result: dict[str, Any], records: list[RequestRecord]) -> None:
+        out = self.output_dir
+        report_path = out / REPORT_FILE
+        result["files"] = {
+            "report": str(report_path),
+            "requests": str(out / REQUESTS_FILE),
+            "resolved_config": str(out / RESOLVED_CONFIG_FILE),
+            "csv": str(Path(self.config.reporter.output_file)),
+        }
+        (out / RESOLVED_CONFIG_FILE).write_text(
+            f"# resolved config, sha256 {result['provenance']['config_sha256']}\n"
+            + yaml.safe_dump(self.config.to_public_dict(), sort_keys=False),
+            encoding="utf-8",
+        )
+        write_jsonl_atomic(out / REQUESTS_FILE, (r.to_dict() for r in records))
+        write_json_atomic(report_path, result)
+        append_csv_row(Path(self.config.reporter.output_file), csv_row(result))
+        logger.info("report written to %s", report_path)
+
+
+def csv_row(result: dict[str, Any]) -> dict[str, Any]:
+    """The CSV columns for one run: the same columns for every run, so rows always align."""
+    config, energy = result["config"], result["energy"]
+    row: dict[str, Any] = {
+        "timestamp": result["timestamps"]["finished_at"],
+        "schema_version": result["schema_version"],
+        "status": result["status"],
+        "name": config["name"],
+        "backend": config["backend"],
+        "model": config["model"],
+        "dataset": config["dataset"],
+        "num_samples": config["num_samples"],
+        "batch_size": config["batch_size"],
+        "repetitions": config["repetitions"],
+        "device_ids": json.dumps(config["device_ids"]),
+        "generate_kwargs": json.dumps(config["generate_kwargs"], sort_keys=True),
+    }
+    row.update(result["summary"])
+    for key in _CSV_ENERGY_KEYS:
+        row[key] = energy.get(key)
+    for device in ("gpu", "cpu", "ram"):
+        row[f"{device}_energy_source"] = (energy.get("sources") or {}).get(device)
+    row["synthetic_model"] = bool(result["model"].get("synthetic"))
+    row["prompts_sha256"] = result["dataset"]["prompts_sha256"]
+    row["config_sha256"] = result["provenance"]["config_sha256"]
+    row["report"] = result.get("files", {}).get("report")
+    return row
+
+
+def _check_writable(directory: Path, key: str) -> None:
+    probe = directory
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise ConfigError(f"{key}: directory '{directory}' cannot be written (check permissions)")
+
+
+def create_benchmark(
+    config_path: str | os.PathLike[str] | None = None,
+    overrides: Overrides = None,
+    config_name: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> BenchmarkRunner:
+    """A :class:`BenchmarkRunner` for a YAML file (or a packaged preset), with optional overrides."""
+    from ai_energy_benchmarks.config.loader import load_config_data
+
+    data, origin = load_config_data(config_path, overrides, config_name)
+    return BenchmarkRunner(build_config(data, origin), progress=progress, config_source=origin)
+
+
+def run_benchmark_from_config(config_path: str | os.PathLike[str], overrides: Overrides = None) -> dict[str, Any]:
+    """Load ``config_path`` (with a nested-dict or ``key=value`` overrides) and run it; return the result."""
+    return create_benchmark(config_path=config_path, overrides=overrides).run()
+
+
+__all__ = [
+    "BenchmarkRunner",
+    "ProgressCallback",
+    "config_sha256",
+    "create_benchmark",
+    "load_config",
+    "run_benchmark_from_config",
+]
