@@ -7,6 +7,7 @@ Heavy libraries (torch, transformers, datasets) are imported only when a benchma
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -73,13 +74,22 @@ def _progress_bar(enabled: bool) -> tuple[Callable[[str, int, int], None] | None
     from tqdm import tqdm
 
     bars: dict[str, Any] = {}
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except OSError:
+        size = os.terminal_size((0, 0))
+    # A terminal that reports no size (a bare pty) still gets a bar of a usual size.
+    width = None if size.columns > 0 else 80
+    height = None if size.lines > 0 else 24
 
     def update(stage: str, done: int, total: int) -> None:
         bar = bars.get(stage)
         if bar is None:
             for other in bars.values():
                 other.close()
-            bar = bars[stage] = tqdm(total=total, desc=stage, unit="prompt", file=sys.stderr, leave=False)
+            bar = bars[stage] = tqdm(
+                total=total, desc=stage, unit="prompt", file=sys.stderr, leave=False, ncols=width, nrows=height
+            )
         bar.n = done
         bar.refresh()
 

@@ -36,6 +36,15 @@ _CPU_NOTES = {
 }
 
 
+def _csv_output_kwargs() -> dict[str, Any]:
+    """Ask CodeCarbon for its emissions.csv in the form its version understands."""
+    try:
+        from codecarbon.output_methods.base_output import OutputMethod
+    except ImportError:  # older CodeCarbon
+        return {"save_to_file": True}
+    return {"output_methods": [OutputMethod.CSV]}
+
+
 class CodeCarbonMeter:
     """Measures windows with CodeCarbon tasks; reports GPU, CPU and RAM energy and emissions."""
 
@@ -64,10 +73,10 @@ class CodeCarbonMeter:
             "output_dir": str(self._output_dir),
             "measure_power_secs": self._config.measure_power_secs,
             "tracking_mode": self._config.tracking_mode,
-            "save_to_file": True,
             "log_level": "error",
             "allow_multiple_runs": True,
         }
+        kwargs.update(_csv_output_kwargs())
         if self._config.region:
             kwargs["region"] = self._config.region
         if self._gpu_ids is not None:

@@ -1,0 +1,177 @@
+"""The command line as a user meets it: real subprocesses of the installed entry point."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "ai_energy_benchmarks"]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_help_is_fast_and_imports_no_heavy_library() -> None:
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from ai_energy_benchmarks.cli import main\n"
+        "for args in (['--help'], ['--version'], ['run', '--help'], ['presets']):\n"
+        "    result = CliRunner().invoke(main, args)\n"
+        "    assert result.exit_code == 0, (args, result.output)\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'datasets', 'codecarbon') if m in sys.modules)\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
+def test_help_describes_usage() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    assert "--config-name quickstart" in result.stdout
+    for command in ("run", "validate", "presets"):
+        assert command in result.stdout
+    run_help = run_cli("run", "--help").stdout
+    for option in ("--config", "--config-name", "--verbose", "--quiet", "KEY=VALUE"):
+        assert option in run_help
+
+
+def test_version_matches_version_file() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0
+    expected = (ROOT / "VERSION.txt").read_text(encoding="utf-8").strip()
+    assert result.stdout.strip() == f"ai-energy-benchmark {expected}"
+
+
+def test_missing_config_file_is_a_usage_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    result = run_cli("--config", str(missing))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {missing}: config file not found"
+    assert "Traceback" not in result.stderr
+
+
+def test_no_config_at_all_says_what_to_pass() -> None:
+    result = run_cli()
+    assert result.returncode == 2
+    assert "--config PATH or --config-name NAME" in result.stderr
+
+
+def test_quickstart_runs_end_to_end(tmp_path: Path) -> None:
+    """The README's first command: the packaged default, offline, real model and real CodeCarbon."""
+    out = tmp_path / "quick"
+    result = run_cli("--config-name", "quickstart", env={"AIEB_OUTPUT_DIR": str(out)}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "benchmark_report.json").read_text(encoding="utf-8"))
+    summary, energy = report["summary"], report["energy"]
+    assert summary["successful_prompts"] == 100
+    assert summary["total_completion_tokens"] == 100 * 32
+    assert energy["total_energy_wh"] > 0
+    # The console summary shows the same figures, each with its source.
+    assert f"{summary['successful_prompts']}/{summary['total_prompts']} ok" in result.stdout
+    assert "SYNTHETIC" in result.stdout
+    assert "ESTIMATE (codecarbon-ram)" in result.stdout
+    assert str(out / "benchmark_report.json") in result.stdout
+    with (out / "benchmark_results.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 1 and rows[0]["status"] == "completed"
+    # stderr is not a terminal here: no progress bar, and CodeCarbon's chatter is silenced.
+    assert "prompt/s" not in result.stderr
+    assert "codecarbon" not in result.stderr.lower()
+
+
+def test_overrides_and_quiet(tmp_path: Path) -> None:
+    result = run_cli(
+        "-q",
+        "--config-name",
+        "quickstart",
+        f"output_dir={tmp_path / 'o'}",
+        f"reporter.output_file={tmp_path / 'r.csv'}",
+        "scenario.num_samples=3",
+        "scenario.generate_kwargs.max_new_tokens=5",
+        "scenario.generate_kwargs.min_new_tokens=5",
+        "metrics.enabled=False",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    report = json.loads((tmp_path / "o" / "benchmark_report.json").read_text(encoding="utf-8"))
+    assert report["summary"]["total_completion_tokens"] == 15
+    assert report["energy"]["enabled"] is False
+    assert "not measured" in result.stdout
+
+
+def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    """With stderr on a terminal, a progress bar is drawn there (and never on stdout)."""
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [
+            *CLI,
+            "--config-name",
+            "quickstart",
+            f"output_dir={tmp_path}",
+            f"reporter.output_file={tmp_path / 'r.csv'}",
+            "scenario.num_samples=20",
+            "metrics.enabled=false",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    os.close(secondary)
+    chunks = []
+    try:
+        while True:
+            try:
+                data = os.read(primary, 65536)
+            except OSError:  # EIO: the child closed its end
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(primary)
+    stdout = proc.stdout.read() if proc.stdout else ""
+    proc.wait(timeout=300)
+    terminal = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 0
+    assert "measure" in terminal and "20/20" in terminal
+    assert "measure:" not in stdout
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_failed_run_exit_code_and_traceback_only_when_verbose(tmp_path: Path, verbose: bool) -> None:
+    prompts = tmp_path / "p.txt"
+    prompts.write_text(" ".join(["long"] * 900) + "\n", encoding="utf-8")
+    args = [
+        "--config-name",
+        "quickstart",
+        f"output_dir={tmp_path / 'o'}",
+        f"reporter.output_file={tmp_path / 'r.csv'}",
+        f"scenario.dataset_name={prompts}",
+        "scenario.warmup_runs=0",
+    ]
+    result = run_cli(*(["-v", *args] if verbose else args))
+    assert result.returncode == 2
+    assert "exceeds the model's context of 512 tokens" in result.stderr
+    assert ("Traceback" in result.stderr) is verbose
+    # What was measured before the failure is kept.
+    assert json.loads((tmp_path / "o" / "benchmark_report.json").read_text())["status"] == "failed"

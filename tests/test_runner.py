@@ -1,0 +1,318 @@
+"""End-to-end runs of the real runner on the packaged tiny model with real CodeCarbon (no mocks)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ai_energy_benchmarks import __version__, create_benchmark
+from ai_energy_benchmarks.config.parser import (
+    BackendConfig,
+    BenchmarkConfig,
+    MetricsConfig,
+    ReporterConfig,
+    ScenarioConfig,
+)
+from ai_energy_benchmarks.exceptions import BenchmarkError, DatasetError
+from ai_energy_benchmarks.results.writers import append_csv_row
+from ai_energy_benchmarks.runner import BenchmarkRunner, run_benchmark_from_config
+
+NEW_TOKENS = 8
+MODEL_DIR = Path(__file__).resolve().parent.parent / "ai_energy_benchmarks" / "data" / "models" / "tiny-llama"
+
+SUMMARY_KEYS = {
+    "total_prompts",
+    "successful_prompts",
+    "failed_prompts",
+    "total_duration_seconds",
+    "avg_latency_seconds",
+    "avg_time_to_first_token",
+    "total_tokens",
+    "total_prompt_tokens",
+    "total_completion_tokens",
+    "throughput_tokens_per_second",
+}
+ENERGY_KEYS = {
+    "gpu_energy_wh",
+    "cpu_energy_wh",
+    "ram_energy_wh",
+    "total_energy_wh",
+    "energy_wh",
+    "emissions_g_co2eq",
+    "emissions_kg_co2eq",
+}
+
+
+def make_config(out: Path, num_samples: int = 12, batch_size: int = 1, **scenario: Any) -> BenchmarkConfig:
+    """A small benchmark built by keyword, the way AIEnergyScore builds its config."""
+    return BenchmarkConfig(
+        name="test-run",
+        output_dir=str(out),
+        backend=BackendConfig(type="pytorch", model="packaged:tiny-llama", device="cpu", no_weights=True),
+        scenario=ScenarioConfig(
+            dataset_name="packaged:quickstart",
+            text_column_name="text",
+            num_samples=num_samples,
+            reasoning=False,
+            reasoning_params=None,
+            input_shapes={"batch_size": batch_size},
+            generate_kwargs={"max_new_tokens": NEW_TOKENS, "min_new_tokens": NEW_TOKENS},
+            warmup_runs=1,
+            **scenario,
+        ),
+        metrics=MetricsConfig(
+            enabled=True,
+            type="codecarbon",
+            project_name="tests",
+            output_dir=str(out / "codecarbon"),
+            country_iso_code="USA",
+            region="california",
+        ),
+        reporter=ReporterConfig(type="csv", output_file=str(out / "results.csv")),
+    )
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    out = tmp_path_factory.mktemp("api-run")
+    runner = BenchmarkRunner(make_config(out))
+    assert runner.validate() is True
+    return runner.run(), out
+
+
+def packaged_prompts(count: int) -> list[str]:
+    path = MODEL_DIR.parent.parent / "prompts" / "quickstart.jsonl"
+    return [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines()[:count]]
+
+
+def test_result_has_contract_keys(run: tuple[dict[str, Any], Path]) -> None:
+    result, _ = run
+    assert {"name", "backend", "model", "dataset", "num_samples", "device_ids"} <= set(result["config"])
+    assert SUMMARY_KEYS <= set(result["summary"])
+    assert ENERGY_KEYS <= set(result["energy"])
+    assert result["schema_version"] == "1.0"
+    assert result["status"] == "completed"
+    assert result["config"]["model"] == "packaged:tiny-llama"
+
+
+def test_report_file_holds_the_returned_result(run: tuple[dict[str, Any], Path]) -> None:
+    result, out = run
+    on_disk = json.loads((out / "benchmark_report.json").read_text(encoding="utf-8"))
+    assert on_disk == json.loads(json.dumps(result))
+
+
+def test_token_counts_are_exact(run: tuple[dict[str, Any], Path]) -> None:
+    from transformers import AutoTokenizer
+
+    result, _ = run
+    summary = result["summary"]
+    tokenizer = AutoTokenizer.from_pretrained(str(MODEL_DIR))
+    expected_prompt_tokens = sum(len(tokenizer(p)["input_ids"]) for p in packaged_prompts(12))
+    assert summary["total_prompts"] == summary["successful_prompts"] == 12
+    assert summary["failed_prompts"] == 0
+    assert summary["total_completion_tokens"] == 12 * NEW_TOKENS
+    assert summary["total_prompt_tokens"] == expected_prompt_tokens
+    assert summary["total_tokens"] == expected_prompt_tokens + 12 * NEW_TOKENS
+
+
+def test_requests_file_has_one_record_per_batch_with_ttft_before_end(run: tuple[dict[str, Any], Path]) -> None:
+    _, out = run
+    rows = [json.loads(line) for line in (out / "requests.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 12
+    for row in rows:
+        assert row["error"] is None
+        assert row["completion_tokens"] == NEW_TOKENS
+        assert 0 < row["ttft_s"] < row["latency_s"]
+
+
+def test_speed_figures_agree_with_records(run: tuple[dict[str, Any], Path]) -> None:
+    result, _ = run
+    summary = result["summary"]
+    assert summary["total_duration_seconds"] > 0
+    assert summary["throughput_tokens_per_second"] == pytest.approx(
+        summary["total_completion_tokens"] / summary["total_duration_seconds"]
+    )
+    assert 0 < summary["avg_time_to_first_token"] < summary["avg_latency_seconds"]
+    assert result["latency"]["latency_s"]["count"] == 12
+    # The window holds all requests: their latencies cannot add up to more than it.
+    assert summary["avg_latency_seconds"] * 12 <= summary["total_duration_seconds"]
+
+
+def test_energy_figures_are_consistent_and_labelled(run: tuple[dict[str, Any], Path]) -> None:
+    result, _ = run
+    energy = result["energy"]
+    assert energy["enabled"] is True
+    assert energy["cpu_energy_wh"] > 0 and energy["ram_energy_wh"] > 0
+    assert energy["total_energy_wh"] == pytest.approx(
+        energy["cpu_energy_wh"] + energy["ram_energy_wh"] + energy["gpu_energy_wh"]
+    )
+    assert energy["energy_wh"] == energy["gpu_energy_wh"]
+    assert energy["emissions_g_co2eq"] == pytest.approx(energy["emissions_kg_co2eq"] * 1000)
+    assert energy["carbon_intensity_g_per_kwh"] == pytest.approx(
+        energy["emissions_g_co2eq"] / (energy["total_energy_wh"] / 1000)
+    )
+    assert energy["total_wh_per_1000_queries"] == pytest.approx(energy["total_energy_wh"] / 12 * 1000)
+    assert energy["joules_per_output_token"] == pytest.approx(energy["total_energy_j"] / (12 * NEW_TOKENS))
+    for device in ("cpu", "ram"):
+        assert energy["sources"][device].split(":")[0] in ("measured", "estimated")
+    # RAM energy is never measured by CodeCarbon: it must say so.
+    assert energy["sources"]["ram"] == "estimated:codecarbon-ram"
+    assert energy["all_measured"] is False
+    readings = energy["readings"]
+    assert {r["device"] for r in readings} >= {"cpu", "ram"}
+    assert all(r["is_measured"] == r["source"].startswith("measured:") for r in readings)
+
+
+def test_no_gpu_is_reported_as_absence_not_measurement(run: tuple[dict[str, Any], Path]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    result, _ = run
+    energy = result["energy"]
+    assert energy["gpu_energy_wh"] == 0.0
+    assert energy["sources"]["gpu"] == "none:no-gpu-metered"
+    assert any("no GPU" in note for note in energy["notes"])
+
+
+def test_environment_and_provenance_are_recorded(run: tuple[dict[str, Any], Path]) -> None:
+    result, out = run
+    env = result["environment"]
+    assert env["ai_energy_benchmarks_version"] == __version__
+    assert env["python_version"] and env["os"] and env["cpu_model"]
+    for package in ("torch", "transformers", "codecarbon"):
+        assert env["packages"][package]
+    assert result["model"]["synthetic"] is True
+    assert "random weights" in result["model"]["note"]
+    sha = result["provenance"]["config_sha256"]
+    assert len(sha) == 64
+    assert sha in (out / "resolved_config.yaml").read_text(encoding="utf-8")
+    assert result["dataset"]["source"] == "packaged:quickstart"
+    assert len(result["dataset"]["prompts_sha256"]) == 64
+
+
+def test_codecarbon_wrote_its_file_in_the_configured_dir(run: tuple[dict[str, Any], Path]) -> None:
+    _, out = run
+    emissions = out / "codecarbon" / "emissions.csv"
+    assert emissions.is_file()
+    with emissions.open(encoding="utf-8") as handle:
+        row = next(csv.DictReader(handle))
+    assert row["country_iso_code"] == "USA"
+    assert row["region"] == "california"
+
+
+def test_csv_row_appended_and_aligned(run: tuple[dict[str, Any], Path], tmp_path: Path) -> None:
+    result, out = run
+    with (out / "results.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 1
+    assert rows[0]["model"] == "packaged:tiny-llama"
+    assert float(rows[0]["total_energy_wh"]) == pytest.approx(result["energy"]["total_energy_wh"])
+    assert rows[0]["cpu_energy_source"].startswith(("estimated:", "measured:"))
+
+
+def test_second_run_appends_a_second_row(tmp_path: Path) -> None:
+    config = make_config(tmp_path, num_samples=3)
+    BenchmarkRunner(config).run()
+    BenchmarkRunner(config).run()
+    with (tmp_path / "results.csv").open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        rows = list(reader)
+    assert len(rows) == 2
+    assert all(len(row) == len(header) for row in rows)
+
+
+def test_csv_with_other_columns_is_not_appended_to(tmp_path: Path) -> None:
+    target = tmp_path / "results.csv"
+    target.write_text("a,b\n1,2\n", encoding="utf-8")
+    with pytest.raises(BenchmarkError, match="different columns"):
+        append_csv_row(target, {"a": 1, "c": 3})
+    assert target.read_text(encoding="utf-8") == "a,b\n1,2\n"
+
+
+def test_batch_of_four_counts_tokens_without_padding(tmp_path: Path) -> None:
+    result = BenchmarkRunner(make_config(tmp_path, num_samples=10, batch_size=4)).run()
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(MODEL_DIR))
+    expected = sum(len(tokenizer(p)["input_ids"]) for p in packaged_prompts(10))
+    assert result["summary"]["total_prompt_tokens"] == expected
+    assert result["summary"]["total_completion_tokens"] == 10 * NEW_TOKENS
+    rows = (tmp_path / "requests.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(r)["num_prompts"] for r in rows] == [4, 4, 2]
+
+
+def test_repetitions_report_spread(tmp_path: Path) -> None:
+    result = BenchmarkRunner(make_config(tmp_path, num_samples=4, repetitions=3)).run()
+    assert len(result["repetitions"]) == 3
+    assert result["summary"]["total_prompts"] == 12
+    stats = result["repetition_statistics"]["total_energy_wh"]
+    assert stats["count"] == 3
+    assert stats["ci95_low"] <= stats["mean"] <= stats["ci95_high"]
+    assert result["energy"]["total_energy_wh"] == pytest.approx(
+        sum(r["total_energy_wh"] for r in result["repetitions"])
+    )
+
+
+def test_metrics_disabled_keeps_keys_without_inventing_energy(tmp_path: Path) -> None:
+    config = make_config(tmp_path, num_samples=2)
+    config.metrics.enabled = False
+    result = BenchmarkRunner(config).run()
+    assert result["energy"]["enabled"] is False
+    assert all(result["energy"][key] is None for key in ENERGY_KEYS)
+    assert result["summary"]["total_completion_tokens"] == 2 * NEW_TOKENS
+
+
+def test_failure_inside_window_writes_partial_report_and_stops_meter(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.txt"
+    long_prompt = " ".join(["energy"] * 900)
+    prompts.write_text("short one\nshort two\nshort three\n" + long_prompt + "\nlast\n", encoding="utf-8")
+    config = make_config(tmp_path / "out", num_samples=5)
+    config.scenario.dataset_name = str(prompts)
+    with pytest.raises(DatasetError, match="prompt 3 has .* tokens"):
+        BenchmarkRunner(config).run()
+    report = json.loads((tmp_path / "out" / "benchmark_report.json").read_text(encoding="utf-8"))
+    assert report["status"] == "failed"
+    assert report["summary"]["total_prompts"] == 3
+    assert report["energy"]["cpu_energy_wh"] > 0
+    assert (tmp_path / "out" / "codecarbon" / "emissions.csv").is_file()
+
+
+def test_truncation_lets_a_long_prompt_through(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text(" ".join(["energy"] * 900) + "\n", encoding="utf-8")
+    config = make_config(tmp_path / "out", num_samples=1, truncation=True)
+    config.scenario.dataset_name = str(prompts)
+    result = BenchmarkRunner(config).run()
+    assert result["summary"]["total_prompt_tokens"] == 512 - NEW_TOKENS
+    assert result["summary"]["total_completion_tokens"] == NEW_TOKENS
+
+
+def test_run_benchmark_from_config_with_nested_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "bench.yaml"
+    path.write_text(
+        f"""
+name: from-yaml
+output_dir: {tmp_path / "out"}
+backend: {{type: pytorch, model: "packaged:tiny-llama", no_weights: true, device: cpu}}
+scenario:
+  num_samples: 50
+  generate_kwargs: {{max_new_tokens: 4, min_new_tokens: 4}}
+reporter: {{output_file: {tmp_path / "results.csv"}}}
+""",
+        encoding="utf-8",
+    )
+    result = run_benchmark_from_config(str(path), overrides={"scenario": {"num_samples": 3}})
+    assert result["config"]["name"] == "from-yaml"
+    assert result["summary"]["total_prompts"] == 3
+    assert result["summary"]["total_completion_tokens"] == 12
+    assert result["provenance"]["config"]["scenario"]["num_samples"] == 3
+
+    runner = create_benchmark(config_path=str(path), overrides=["scenario.num_samples=2"])
+    assert math.isclose(runner.run()["summary"]["total_prompts"], 2)
