@@ -93,8 +93,8 @@ def packaged_prompts(count: int) -> list[str]:
 def test_result_has_contract_keys(run: tuple[dict[str, Any], Path]) -> None:
     result, _ = run
     assert {"name", "backend", "model", "dataset", "num_samples", "device_ids"} <= set(result["config"])
-    assert SUMMARY_KEYS <= set(result["summary"])
-    assert ENERGY_KEYS <= set(result["energy"])
+    assert set(result["summary"]) >= SUMMARY_KEYS
+    assert set(result["energy"]) >= ENERGY_KEYS
     assert result["schema_version"] == "1.0"
     assert result["status"] == "completed"
     assert result["config"]["model"] == "packaged:tiny-llama"
@@ -275,7 +275,7 @@ def test_failure_inside_window_writes_partial_report_and_stops_meter(tmp_path: P
     prompts.write_text("short one\nshort two\nshort three\n" + long_prompt + "\nlast\n", encoding="utf-8")
     config = make_config(tmp_path / "out", num_samples=5)
     config.scenario.dataset_name = str(prompts)
-    with pytest.raises(DatasetError, match="prompt 3 has .* tokens"):
+    with pytest.raises(DatasetError, match=r"prompt 3 has \d+ tokens"):
         BenchmarkRunner(config).run()
     report = json.loads((tmp_path / "out" / "benchmark_report.json").read_text(encoding="utf-8"))
     assert report["status"] == "failed"

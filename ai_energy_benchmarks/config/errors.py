@@ -67,7 +67,9 @@ def describe_error(root: type[BaseModel], error: Any) -> str:
     where = f"{path}: " if path else ""
     if kind in ("value_error", "assertion_error") and isinstance(got, dict):
         return f"{where}{message}"
-    return f"{where}{message[:1].lower() + message[1:]}, got {_short(got)}"
+    if message[1:2].islower():  # "Input should ..." -> "input should ...", but keep "GPU indices ..."
+        message = message[:1].lower() + message[1:]
+    return f"{where}{message}, got {_short(got)}"
 
 
 def format_validation_error(root: type[BaseModel], exc: ValidationError, prefix: str = "") -> str:

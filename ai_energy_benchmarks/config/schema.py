@@ -7,9 +7,11 @@ key path, what was expected and what was found (see :mod:`ai_energy_benchmarks.c
 
 from __future__ import annotations
 
+import difflib
 import re
+import types
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -17,9 +19,11 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 _NULL_STRINGS = frozenset({"null", "none", "~"})
 
@@ -50,6 +54,21 @@ def parse_scalar_string(text: str) -> Any:
     return text
 
 
+def _number_kind(annotation: Any) -> str | None:
+    """'int' or 'float' when ``annotation`` is a number type (optionally ``| None`` or a list of them)."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        kinds = {_number_kind(arg) for arg in get_args(annotation) if arg is not type(None)}
+        return kinds.pop() if len(kinds) == 1 else None
+    if get_origin(annotation) is list:
+        args = get_args(annotation)
+        return _number_kind(args[0]) if args else None
+    if annotation is int:
+        return "int"
+    if annotation is float:
+        return "float"
+    return None
+
+
 class _Section(BaseModel):
     """Common behaviour of every config section."""
 
@@ -60,11 +79,30 @@ class _Section(BaseModel):
     def _plain_containers(cls, data: Any) -> Any:
         data = to_plain(data)
         if isinstance(data, dict):
-            # 'null' / 'None' given on a command line means "not set" for optional keys.
+            # 'null' / 'None' given on a command line means "not set", for keys that may be unset.
             return {
-                k: (None if isinstance(v, str) and v.strip().lower() in _NULL_STRINGS else v) for k, v in data.items()
+                k: (None if isinstance(v, str) and v.strip().lower() in _NULL_STRINGS and cls._optional(k) else v)
+                for k, v in data.items()
             }
         return data
+
+    @classmethod
+    def _optional(cls, key: str) -> bool:
+        field = cls.model_fields.get(key)
+        return field is not None and type(None) in get_args(field.annotation)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic would read true as 1: a count or index given as true/false is a mistake, not a number.
+        field = cls.model_fields.get(info.field_name or "")
+        kind = _number_kind(field.annotation) if field is not None else None
+        items = value if isinstance(value, list) else [value]
+        if kind is not None and any(isinstance(item, bool) for item in items):
+            if kind == "int":
+                raise PydanticCustomError("int_type", "Input should be a valid integer")
+            raise PydanticCustomError("float_type", "Input should be a valid number")
+        return value
 
 
 def _int_list(value: Any) -> Any:
@@ -162,7 +200,7 @@ class BackendConfig(_Section):
     @model_validator(mode="after")
     def _check_combinations(self) -> BackendConfig:
         if self.type == "vllm" and not self.endpoint:
-            raise ValueError("backend.endpoint is required when backend.type is 'vllm'")
+            raise ValueError("endpoint is required when type is 'vllm'")
         if self.load_in_8bit and self.load_in_4bit:
             raise ValueError("load_in_8bit and load_in_4bit cannot both be true")
         return self
@@ -175,7 +213,8 @@ class InputShapes(_Section):
 
 
 class GenerateKwargs(_Section):
-    """Generation parameters. Known keys are typed; any other key is passed to the backend unchanged."""
+    """Generation parameters. Known keys are typed; any other key is passed to the backend unchanged
+    (a near miss of a known key, such as `max_new_token`, is an error)."""
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
 
@@ -197,6 +236,11 @@ class GenerateKwargs(_Section):
         data = to_plain(data)
         if isinstance(data, dict):
             known = set(cls.model_fields)
+            for key in data:
+                close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.85)
+                if key not in known and close:
+                    # Other keys pass through to the backend, but a near miss of a known key is a typo.
+                    raise ValueError(f"unknown key '{key}' (did you mean '{close[0]}'?)")
             return {
                 k: (parse_scalar_string(v) if isinstance(v, str) and k not in known else v) for k, v in data.items()
             }
