@@ -22,7 +22,7 @@ from ai_energy_benchmarks.config.loader import Overrides, build_config, load_con
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.datasets.loader import PromptSet, load_prompts
 from ai_energy_benchmarks.energy.base import MeterSet
-from ai_energy_benchmarks.energy.registry import create_meters
+from ai_energy_benchmarks.energy.registry import check_meter_names, create_meters
 from ai_energy_benchmarks.environment import collect_environment
 from ai_energy_benchmarks.exceptions import BenchmarkError, ConfigError
 from ai_energy_benchmarks.results.aggregate import aggregate
@@ -91,6 +91,14 @@ class BenchmarkRunner:
     # -- validation ------------------------------------------------------------------------------------------
     def check(self) -> None:
         """Check what can be checked without loading the model; raise a :class:`BenchmarkError` if not runnable."""
+        try:
+            self._check()
+        except ConfigError as exc:
+            raise ConfigError(f"{self.config_source}: {exc}") from None
+
+    def _check(self) -> None:
+        if self.config.metrics.enabled:
+            check_meter_names(self.config.metrics.meter_types)
         if self.config.backend.model.startswith("packaged:"):
             from ai_energy_benchmarks.backends.pytorch import resolve_model_source
 

@@ -793,7 +793,11 @@ BAD_CONFIGS = [
         _m("  load_in_8bit: true\n  load_in_4bit: true\n"),
         ("backend: load_in_8bit and load_in_4bit cannot both be true",),
     ),
-    BadConfig("unknown-meter", _m("metrics:\n  type: rapl\n"), ("metrics.type: expected 'codecarbon', got 'rapl'",)),
+    BadConfig(
+        "unknown-meter",
+        _m("metrics:\n  type: [codecarbn]\n"),
+        ("metrics.type: unknown meter 'codecarbn' (did you mean 'codecarbon'?)",),
+    ),
     BadConfig("unknown-reporter-type", _m("reporter:\n  type: json\n"), ("reporter.type: expected 'csv'",)),
     # Composition
     BadConfig(

@@ -304,7 +304,11 @@ class MetricsConfig(_Section):
     """Energy and emissions measurement."""
 
     enabled: bool = Field(True, description="Measure energy. When false, only speed is reported.")
-    type: Literal["codecarbon"] = Field("codecarbon", description="Energy meter.")
+    type: str | list[str] = Field(
+        "codecarbon",
+        description="Energy meter, or several run together: `codecarbon` (default), `nvml` (NVIDIA GPUs), "
+        "`rapl` (CPU package and DRAM counters), e.g. `[codecarbon, nvml]`.",
+    )
     project_name: str = Field("ai_energy_benchmarks", description="Project name recorded by CodeCarbon.")
     output_dir: str | None = Field(
         None, description="Where CodeCarbon writes its own files; defaults to the run's output_dir."
@@ -317,6 +321,45 @@ class MetricsConfig(_Section):
     tracking_mode: Literal["machine", "process"] = Field(
         "machine", description="CodeCarbon scope: the whole machine or this process."
     )
+    online: bool = Field(
+        False, description="Use CodeCarbon's online tracker (geolocates over the network); off: offline tracker."
+    )
+    idle_seconds: float = Field(
+        0.0, ge=0, description="Seconds of idle baseline measured after loading, before warm-up (0: none)."
+    )
+    nvml_poll_interval_s: float = Field(
+        0.05,
+        gt=0,
+        le=0.1,
+        description="NVML power/clock/temperature polling interval (s); at least 10 Hz.",
+    )
+    rapl_root: str = Field("/sys/class/powercap", description="Where the RAPL powercap tree is read from.")
+    cross_check_tolerance: float = Field(
+        0.02, gt=0, description="Relative disagreement between two meters of one device that is flagged."
+    )
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _split_meter_names(cls, value: Any) -> Any:
+        value = to_plain(value)
+        if isinstance(value, str) and "," in value:
+            return [part.strip() for part in value.strip("[]").split(",")]
+        return value
+
+    @field_validator("type")
+    @classmethod
+    def _check_meter_names(cls, value: str | list[str]) -> str | list[str]:
+        names = [value] if isinstance(value, str) else value
+        if not names or any(not n.strip() for n in names):
+            raise ValueError("name at least one meter")
+        if len(set(names)) != len(names):
+            raise ValueError("meter names must not repeat")
+        return value
+
+    @property
+    def meter_types(self) -> list[str]:
+        """The configured meters as a list."""
+        return [self.type] if isinstance(self.type, str) else list(self.type)
 
     @field_validator("country_iso_code")
     @classmethod

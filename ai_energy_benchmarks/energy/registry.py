@@ -31,6 +31,24 @@ def _codecarbon(config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | No
 register_meter("codecarbon", _codecarbon)
 
 
+def available_meters() -> list[str]:
+    """Meter names: the built-in ones and those third-party packages declare as entry points."""
+    names = set(_FACTORIES) | {e.name for e in metadata.entry_points(group="ai_energy_benchmarks.meters")}
+    return sorted(names)
+
+
+def check_meter_names(names: list[str]) -> None:
+    """Raise a ConfigError naming the first unknown meter, with a hint."""
+    from ai_energy_benchmarks.config.errors import did_you_mean
+
+    known = available_meters()
+    for name in names:
+        if name not in known:
+            raise ConfigError(
+                f"metrics.type: unknown meter '{name}'{did_you_mean(name, known)}; available: {', '.join(known)}"
+            )
+
+
 def _factory(name: str) -> MeterFactory:
     if name in _FACTORIES:
         return _FACTORIES[name]
@@ -39,11 +57,12 @@ def _factory(name: str) -> MeterFactory:
             factory: MeterFactory = entry.load()
             register_meter(name, factory)
             return factory
-    raise ConfigError(f"metrics.type: unknown meter '{name}' (available: {', '.join(sorted(_FACTORIES))})")
+    check_meter_names([name])
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def create_meters(config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None) -> list[EnergyMeter]:
     """The meters ``config`` asks for (none when metrics are disabled)."""
     if not config.enabled:
         return []
-    return [_factory(config.type)(config, output_dir, gpu_ids)]
+    return [_factory(name)(config, output_dir, gpu_ids) for name in config.meter_types]
