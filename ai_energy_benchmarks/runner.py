@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +31,7 @@ from ai_energy_benchmarks.results.writers import append_csv_row, write_json_atom
 
 logger = logging.getLogger(__name__)
 
-#: Called as ``progress(stage, completed, total)``; stages: "warmup", "measure".
+#: Called as ``progress(stage, completed, total)``; stages: "idle", "warmup", "measure".
 ProgressCallback = Callable[[str, int, int], None]
 
 REPORT_FILE = "benchmark_report.json"
@@ -138,6 +139,7 @@ class BenchmarkRunner:
                 create_meters(config.metrics, self.output_dir, backend.metered_gpu_ids()), backend.synchronize
             )
             meter_set.prepare()
+            self._idle(meter_set)
             self._warmup(backend, prompt_set)
             try:
                 self._measure(backend, meter_set, prompt_set, records)
@@ -163,20 +165,37 @@ class BenchmarkRunner:
             if not record.ok:
                 logger.warning("warm-up request failed: %s", record.error)
 
+    def _idle(self, meter_set: MeterSet) -> None:
+        """Measure the idle baseline: the loaded system doing nothing for ``metrics.idle_seconds``."""
+        idle_s = self.config.metrics.idle_seconds
+        if not meter_set.meters or idle_s <= 0:
+            return
+        logger.info("measuring %.1f s of idle baseline", idle_s)
+        self._progress("idle", 0, 1)
+        with meter_set.window("idle", kind="idle"):
+            time.sleep(idle_s)
+        self._progress("idle", 1, 1)
+
     def _measure(
         self, backend: Backend, meter_set: MeterSet, prompt_set: PromptSet, records: list[RequestRecord]
     ) -> None:
         scenario = self.config.scenario
         kwargs = scenario.generate_kwargs.as_kwargs()
-        total = len(prompt_set.prompts) * scenario.repetitions
+        passes: list[tuple[str, dict[str, Any]]] = []
+        if scenario.measure_prefill:
+            passes.append(("prefill", kwargs | {"max_new_tokens": 1, "min_new_tokens": 1}))
+        passes.append(("generate", kwargs))
+        total = len(prompt_set.prompts) * scenario.repetitions * len(passes)
         done = 0
         for repetition in range(scenario.repetitions):
-            with meter_set.window(f"repetition-{repetition}"):
-                for record in backend.run(prompt_set.prompts, kwargs):
-                    record.repetition = repetition
-                    records.append(record)
-                    done += record.num_prompts
-                    self._progress("measure", done, total)
+            for phase, phase_kwargs in passes:
+                with meter_set.window(f"{phase}-{repetition}", kind=phase, repetition=repetition):
+                    for record in backend.run(prompt_set.prompts, phase_kwargs):
+                        record.repetition = repetition
+                        record.phase = phase
+                        records.append(record)
+                        done += record.num_prompts
+                        self._progress("measure", done, total)
 
     def _finish(
         self,
@@ -196,6 +215,7 @@ class BenchmarkRunner:
             records=records,
             windows=meter_set.windows,
             model_info=backend.describe(),
+            gpu_ids_used=backend.metered_gpu_ids(),
             meters_info=meter_set.describe(),
             environment=collect_environment(),
             provenance={

@@ -153,7 +153,8 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     proc.wait(timeout=300)
     terminal = b"".join(chunks).decode("utf-8", "replace")
     assert proc.returncode == 0
-    assert "measure" in terminal and "20/20" in terminal
+    # 20 prompts, each measured twice: a prefill pass and a generate pass.
+    assert "measure" in terminal and "40/40" in terminal
     assert "measure:" not in stdout
 
 

@@ -123,11 +123,16 @@ def test_token_counts_are_exact(run: tuple[dict[str, Any], Path]) -> None:
 def test_requests_file_has_one_record_per_batch_with_ttft_before_end(run: tuple[dict[str, Any], Path]) -> None:
     _, out = run
     rows = [json.loads(line) for line in (out / "requests.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert len(rows) == 12
-    for row in rows:
+    generate = [row for row in rows if row["phase"] == "generate"]
+    prefill = [row for row in rows if row["phase"] == "prefill"]
+    assert len(generate) == len(prefill) == 12
+    for row in generate:
         assert row["error"] is None
         assert row["completion_tokens"] == NEW_TOKENS
         assert 0 < row["ttft_s"] < row["latency_s"]
+    # The prefill pass generates exactly one token per prompt, from the same prompts.
+    assert [row["completion_tokens"] for row in prefill] == [1] * 12
+    assert [row["prompt_tokens"] for row in prefill] == [row["prompt_tokens"] for row in generate]
 
 
 def test_speed_figures_agree_with_records(run: tuple[dict[str, Any], Path]) -> None:
@@ -244,8 +249,8 @@ def test_batch_of_four_counts_tokens_without_padding(tmp_path: Path) -> None:
     expected = sum(len(tokenizer(p)["input_ids"]) for p in packaged_prompts(10))
     assert result["summary"]["total_prompt_tokens"] == expected
     assert result["summary"]["total_completion_tokens"] == 10 * NEW_TOKENS
-    rows = (tmp_path / "requests.jsonl").read_text(encoding="utf-8").splitlines()
-    assert [json.loads(r)["num_prompts"] for r in rows] == [4, 4, 2]
+    rows = [json.loads(r) for r in (tmp_path / "requests.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["num_prompts"] for r in rows if r["phase"] == "generate"] == [4, 4, 2]
 
 
 def test_repetitions_report_spread(tmp_path: Path) -> None:
@@ -273,7 +278,7 @@ def test_failure_inside_window_writes_partial_report_and_stops_meter(tmp_path: P
     prompts = tmp_path / "prompts.txt"
     long_prompt = " ".join(["energy"] * 900)
     prompts.write_text("short one\nshort two\nshort three\n" + long_prompt + "\nlast\n", encoding="utf-8")
-    config = make_config(tmp_path / "out", num_samples=5)
+    config = make_config(tmp_path / "out", num_samples=5, measure_prefill=False)
     config.scenario.dataset_name = str(prompts)
     with pytest.raises(DatasetError, match=r"prompt 3 has \d+ tokens"):
         BenchmarkRunner(config).run()
@@ -316,3 +321,46 @@ reporter: {{output_file: {tmp_path / "results.csv"}}}
 
     runner = create_benchmark(config_path=str(path), overrides=["scenario.num_samples=2"])
     assert math.isclose(runner.run()["summary"]["total_prompts"], 2)
+
+
+def test_phases_prefill_plus_decode_equals_generate(run: tuple[dict[str, Any], Path]) -> None:
+    result, _ = run
+    phases = result["phases"]
+    prefill, generate, decode = phases["prefill"], phases["generate"], phases["decode"]
+    assert prefill["prompts"] == generate["prompts"] == 12
+    assert prefill["output_tokens"] == 12
+    assert generate["output_tokens"] == 12 * NEW_TOKENS
+    assert decode["output_tokens"] == 12 * (NEW_TOKENS - 1)
+    assert prefill["energy_wh"] + decode["energy_wh"] == pytest.approx(generate["energy_wh"])
+    assert prefill["duration_s"] + decode["duration_s"] == pytest.approx(generate["duration_s"])
+    # The headline energy is the generate pass, as AIEnergyScore sums prefill and decode.
+    assert generate["energy_wh"] == pytest.approx(result["energy"]["total_energy_wh"])
+    assert prefill["duration_s"] < generate["duration_s"]
+    assert prefill["samples_per_kwh"] == pytest.approx(12 / (prefill["energy_wh"] / 1000))
+    assert decode["tokens_per_kwh"] == pytest.approx(12 * (NEW_TOKENS - 1) / (decode["energy_wh"] / 1000))
+
+
+def test_idle_baseline_gives_power_and_active_energy(tmp_path: Path) -> None:
+    config = make_config(tmp_path, num_samples=4)
+    config.metrics.idle_seconds = 1.0
+    result = BenchmarkRunner(config).run()
+    energy = result["energy"]
+    baseline = energy["idle_baseline"]
+    assert baseline["duration_s"] >= 1.0
+    duration_s = result["summary"]["total_duration_seconds"]
+    for device in ("cpu", "ram"):
+        power = baseline["power_w"][device]
+        assert power > 0
+        expected_active_wh = energy[f"{device}_energy_wh"] - power * duration_s / 3600
+        assert baseline["active_energy_wh"][device] == pytest.approx(expected_active_wh)
+    # CodeCarbon's RAM model is a constant power: idle and loaded RAM power agree, so RAM active energy is ~0.
+    ram_loaded_w = energy["ram_energy_wh"] * 3600 / duration_s
+    assert baseline["power_w"]["ram"] == pytest.approx(ram_loaded_w, rel=0.02)
+    assert 0 < baseline["idle_share"] <= 1.05
+
+
+def test_without_prefill_there_are_no_phases(tmp_path: Path) -> None:
+    result = BenchmarkRunner(make_config(tmp_path, num_samples=2, measure_prefill=False)).run()
+    assert result["phases"] is None
+    rows = (tmp_path / "requests.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 2

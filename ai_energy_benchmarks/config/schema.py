@@ -286,6 +286,11 @@ class ScenarioConfig(_Section):
     reasoning_params: dict[str, Any] | None = Field(
         None, description="Reasoning options, e.g. `{reasoning_effort: high}`."
     )
+    measure_prefill: bool = Field(
+        True,
+        description="Before each generate pass, measure a prefill pass (one new token per prompt); "
+        "decode = generate - prefill, as AIEnergyScore reports.",
+    )
     warmup_runs: int = Field(
         1, ge=0, description="Batches (or requests) run before measuring, outside every measured window."
     )

@@ -52,6 +52,8 @@ class WindowMeasurement:
 
     name: str
     duration_s: float
+    kind: str = "generate"
+    repetition: int | None = None
     readings: list[EnergyReading] = field(default_factory=list)
     emissions_kg: float | None = None
     errors: list[str] = field(default_factory=list)
@@ -103,13 +105,13 @@ class MeterSet:
             meter.prepare()
 
     @contextmanager
-    def window(self, name: str) -> Iterator[WindowMeasurement]:
-        """Measure the body as window ``name``; meters are stopped even when the body raises.
+    def window(self, name: str, kind: str = "generate", repetition: int | None = None) -> Iterator[WindowMeasurement]:
+        """Measure the body as window ``name`` (of ``kind``: idle, prefill, generate); meters stop even on errors.
 
         The device is synchronised before the window opens and before it closes, so queued GPU work is counted
         in the window it belongs to.
         """
-        measurement = WindowMeasurement(name=name, duration_s=0.0)
+        measurement = WindowMeasurement(name=name, duration_s=0.0, kind=kind, repetition=repetition)
         self._synchronize()
         started: list[EnergyMeter] = []
         for meter in self.meters:

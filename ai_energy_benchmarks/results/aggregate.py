@@ -1,6 +1,10 @@
 """Combine per-request records and per-window energy readings into the versioned, JSON-safe result.
 
 Only this module combines the two streams: backends produce records, meters produce readings.
+
+Windows have a kind: ``idle`` (baseline), ``prefill`` (one new token per prompt) and ``generate`` (the full
+workload). The headline figures (``summary``, ``energy``) come from the generate windows; the prefill windows give
+the per-phase split (decode = generate - prefill) and the idle window the baseline power.
 """
 
 from __future__ import annotations
@@ -11,13 +15,28 @@ from typing import Any
 from ai_energy_benchmarks.backends.base import RequestRecord
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.datasets.loader import PromptSet
-from ai_energy_benchmarks.energy.base import WindowMeasurement
+from ai_energy_benchmarks.energy.base import EnergyReading, WindowMeasurement
 from ai_energy_benchmarks.results import stats
 
 SCHEMA_VERSION = "1.0"
 _J_PER_WH = 3600.0
+_J_PER_KWH = 3.6e6
 _DEVICES = ("gpu", "cpu", "ram")
 NO_GPU_SOURCE = "none:no-gpu-metered"
+
+
+def _wh(joules: float | None) -> float | None:
+    return None if joules is None else joules / _J_PER_WH
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def _device_class(reading: EnergyReading) -> str:
+    return reading.device.split(":", 1)[0]
 
 
 def _weighted_mean(pairs: Sequence[tuple[float, int]]) -> float | None:
@@ -25,6 +44,7 @@ def _weighted_mean(pairs: Sequence[tuple[float, int]]) -> float | None:
     return sum(v * w for v, w in pairs) / weight if weight else None
 
 
+# -- speed ------------------------------------------------------------------------------------------------------
 def _summary(records: Sequence[RequestRecord], duration_s: float) -> dict[str, Any]:
     ok = [r for r in records if r.ok]
     prompt_tokens = sum(r.prompt_tokens for r in ok)
@@ -40,11 +60,9 @@ def _summary(records: Sequence[RequestRecord], duration_s: float) -> dict[str, A
         "total_tokens": prompt_tokens + completion_tokens,
         "total_prompt_tokens": prompt_tokens,
         "total_completion_tokens": completion_tokens,
-        "throughput_tokens_per_second": completion_tokens / duration_s if duration_s > 0 else None,
-        "throughput_total_tokens_per_second": (prompt_tokens + completion_tokens) / duration_s
-        if duration_s > 0
-        else None,
-        "requests_per_second": len(ok) / duration_s if duration_s > 0 else None,
+        "throughput_tokens_per_second": _ratio(completion_tokens, duration_s),
+        "throughput_total_tokens_per_second": _ratio(prompt_tokens + completion_tokens, duration_s),
+        "requests_per_second": _ratio(len(ok), duration_s),
     }
 
 
@@ -58,51 +76,187 @@ def _latency(records: Sequence[RequestRecord]) -> dict[str, Any]:
     }
 
 
-def _window_energy(window: WindowMeasurement) -> dict[str, float | None]:
-    return {device: window.energy_j(device) for device in _DEVICES}
+# -- choosing one meter per device class ----------------------------------------------------------------------
+def _meter_rank(readings: Sequence[EnergyReading]) -> tuple[int, int]:
+    """Lower is better: measured before estimated, a direct meter before CodeCarbon's view of the same counter."""
+    measured = all(r.is_measured for r in readings)
+    direct = all(r.meter != "codecarbon" for r in readings)
+    return (0 if measured else 1, 0 if direct else 1)
+
+
+def choose_meters(windows: Sequence[WindowMeasurement]) -> dict[str, str]:
+    """For each device class read in ``windows``, the meter whose readings are reported."""
+    by_class: dict[str, dict[str, list[EnergyReading]]] = {}
+    for window in windows:
+        for reading in window.readings:
+            by_class.setdefault(_device_class(reading), {}).setdefault(reading.meter, []).append(reading)
+    return {
+        device: min(sorted(meters), key=lambda meter: _meter_rank(meters[meter])) for device, meters in by_class.items()
+    }
+
+
+def _window_joules(window: WindowMeasurement, device: str, meter: str | None) -> float | None:
+    values = [r.energy_j for r in window.readings if _device_class(r) == device and r.meter == meter]
+    return sum(values) if values else None
+
+
+def _joules(windows: Sequence[WindowMeasurement], chosen: dict[str, str]) -> dict[str, float | None]:
+    totals: dict[str, float | None] = {}
+    for device in _DEVICES:
+        values = [_window_joules(w, device, chosen.get(device)) for w in windows]
+        present = [v for v in values if v is not None]
+        totals[device] = sum(present) if present else None
+    return totals
+
+
+def _total(joules: dict[str, float | None]) -> float | None:
+    present = [v for v in joules.values() if v is not None]
+    return sum(present) if present else None
+
+
+def _sources(windows: Sequence[WindowMeasurement], chosen: dict[str, str]) -> dict[str, str | None]:
+    sources: dict[str, str | None] = {}
+    for device in _DEVICES:
+        labels = sorted(
+            {
+                r.source
+                for w in windows
+                for r in w.readings
+                if _device_class(r) == device and r.meter == chosen.get(device)
+            }
+        )
+        sources[device] = "+".join(labels) if labels else None
+    return sources
+
+
+# -- energy -------------------------------------------------------------------------------------------------------
+def _cross_checks(windows: Sequence[WindowMeasurement], tolerance: float) -> tuple[list[dict[str, Any]], list[str]]:
+    per_meter: dict[str, dict[str, float]] = {}
+    sources: dict[tuple[str, str], str] = {}
+    for window in windows:
+        for reading in window.readings:
+            device = _device_class(reading)
+            per_meter.setdefault(device, {}).setdefault(reading.meter, 0.0)
+            per_meter[device][reading.meter] += reading.energy_j
+            sources[(device, reading.meter)] = reading.source
+    checks, warnings = [], []
+    for device, meters in sorted(per_meter.items()):
+        if len(meters) < 2:
+            continue
+        values = list(meters.values())
+        high, low = max(values), min(values)
+        difference = (high - low) / high if high > 0 else 0.0
+        flagged = difference > tolerance
+        checks.append(
+            {
+                "device": device,
+                "energy_wh": {meter: joules / _J_PER_WH for meter, joules in sorted(meters.items())},
+                "sources": {meter: sources[(device, meter)] for meter in sorted(meters)},
+                "relative_difference": difference,
+                "tolerance": tolerance,
+                "flagged": flagged,
+            }
+        )
+        if flagged:
+            readings = ", ".join(f"{m} {j / _J_PER_WH:.6g} Wh" for m, j in sorted(meters.items()))
+            warnings.append(
+                f"meters disagree on {device} energy by {difference:.1%} (over {tolerance:.0%}): {readings}"
+            )
+    return checks, warnings
+
+
+def _idle_baseline(
+    idle: WindowMeasurement | None,
+    chosen: dict[str, str],
+    joules: dict[str, float | None],
+    duration_s: float,
+) -> tuple[dict[str, Any] | None, list[str]]:
+    if idle is None or idle.duration_s <= 0:
+        return None, []
+    warnings: list[str] = []
+    power_w: dict[str, float | None] = {}
+    idle_j: dict[str, float | None] = {}
+    active_j: dict[str, float | None] = {}
+    for device in _DEVICES:
+        idle_energy = _window_joules(idle, device, chosen.get(device))
+        power_w[device] = None if idle_energy is None else idle_energy / idle.duration_s
+        power = power_w[device]
+        total = joules[device]
+        idle_j[device] = None if power is None else power * duration_s
+        active_j[device] = None if total is None or power is None else total - power * duration_s
+        active = active_j[device]
+        if active is not None and active < 0:
+            warnings.append(
+                f"{device} active energy is negative ({active:.3g} J): the idle baseline drew more power than "
+                "the workload; the baseline or the measurement is unreliable"
+            )
+    total_j = _total(joules)
+    total_idle_j = _total(idle_j)
+    return {
+        "duration_s": idle.duration_s,
+        "power_w": power_w,
+        "idle_energy_wh_over_measured_duration": {d: _wh(v) for d, v in idle_j.items()},
+        "active_energy_wh": {d: _wh(v) for d, v in active_j.items()},
+        "total_active_energy_wh": _wh(_total(active_j)),
+        "idle_share": _ratio(total_idle_j, total_j),
+        "method": "active = total - idle power x measured duration, per device",
+    }, warnings
 
 
 def _energy(
-    windows: Sequence[WindowMeasurement], summary: dict[str, Any], metered: bool
+    generate: Sequence[WindowMeasurement],
+    idle: WindowMeasurement | None,
+    summary: dict[str, Any],
+    metered: bool,
+    gpu_ids_used: list[int] | None,
+    tolerance: float,
 ) -> tuple[dict[str, Any], list[str]]:
     notes: list[str] = [] if metered else ["energy measurement disabled (metrics.enabled=false)"]
-    joules: dict[str, float | None] = {d: None for d in _DEVICES}
-    sources: dict[str, str | None] = {d: None for d in _DEVICES}
-    for device in _DEVICES:
-        values = [w.energy_j(device) for w in windows]
-        present = [v for v in values if v is not None]
-        joules[device] = sum(present) if present else None
-        labels = sorted({s for w in windows if (s := w.source(device))})
-        sources[device] = "+".join(labels) if labels else None
+    warnings: list[str] = []
+    chosen = choose_meters(generate)
+    joules = _joules(generate, chosen)
+    sources = _sources(generate, chosen)
+    flags: list[str] = []
     if metered and joules["gpu"] is None:
-        joules["gpu"] = 0.0
-        sources["gpu"] = NO_GPU_SOURCE
-        notes.append("no GPU was used or metered: GPU energy is 0 by absence, not a measurement")
-    emissions = [w.emissions_kg for w in windows if w.emissions_kg is not None]
+        if gpu_ids_used:
+            flags.append("gpu-not-metered")
+            warnings.append(
+                f"GPUs {gpu_ids_used} ran the model but no meter read them: GPU energy is missing, not zero"
+            )
+        else:
+            joules["gpu"] = 0.0
+            sources["gpu"] = NO_GPU_SOURCE
+            notes.append("no GPU was used or metered: GPU energy is 0 by absence, not a measurement")
+    elif metered and gpu_ids_used and joules["gpu"] == 0.0:
+        flags.append("gpu-zero-while-used")
+        warnings.append(
+            "GPU energy reads 0 J although GPUs ran the model: the GPU probably has no energy counter "
+            "(CodeCarbon then reports 0); use metrics.type=[codecarbon, nvml] for the polling fallback"
+        )
+    if metered and gpu_ids_used and sources["gpu"] and not sources["gpu"].startswith("measured:"):
+        flags.append("gpu-estimated")
+        warnings.append(f"GPU energy is not measured but {sources['gpu']}")
+    emissions = [w.emissions_kg for w in generate if w.emissions_kg is not None]
     emissions_kg = sum(emissions) if emissions else None
-    total_j = sum(v for v in joules.values() if v is not None) if metered else None
-    measured_j = sum(
-        r.energy_j for w in windows for r in w.readings if r.is_measured and r.device.split(":")[0] in _DEVICES
-    )
+    total_j = _total(joules) if metered else None
+    measured_j = sum(v for d, v in joules.items() if v is not None and (sources.get(d) or "").startswith("measured:"))
     successful = summary["successful_prompts"]
     completion = summary["total_completion_tokens"]
-    all_tokens = summary["total_tokens"]
-
-    def wh(value: float | None) -> float | None:
-        return None if value is None else value / _J_PER_WH
-
-    def per_1000(value: float | None) -> float | None:
-        return None if value is None or not successful else value / _J_PER_WH / successful * 1000
-
+    checks, check_warnings = _cross_checks(generate, tolerance)
+    warnings += check_warnings
+    if any(c["flagged"] for c in checks):
+        flags.append("meter-disagreement")
+    baseline, idle_warnings = _idle_baseline(idle, chosen, joules, summary["total_duration_seconds"])
+    warnings += idle_warnings
     energy: dict[str, Any] = {
-        "gpu_energy_wh": wh(joules["gpu"]),
-        "cpu_energy_wh": wh(joules["cpu"]),
-        "ram_energy_wh": wh(joules["ram"]),
-        "total_energy_wh": wh(total_j),
-        "energy_wh": wh(joules["gpu"]),
+        "gpu_energy_wh": _wh(joules["gpu"]),
+        "cpu_energy_wh": _wh(joules["cpu"]),
+        "ram_energy_wh": _wh(joules["ram"]),
+        "total_energy_wh": _wh(total_j),
+        "energy_wh": _wh(joules["gpu"]),
         "emissions_g_co2eq": None if emissions_kg is None else emissions_kg * 1000.0,
         "emissions_kg_co2eq": emissions_kg,
-        "carbon_intensity_g_per_kwh": (emissions_kg * 1000.0) / (total_j / 3.6e6)
+        "carbon_intensity_g_per_kwh": (emissions_kg * 1000.0) / (total_j / _J_PER_KWH)
         if emissions_kg is not None and total_j
         else None,
         "gpu_energy_j": joules["gpu"],
@@ -110,57 +264,127 @@ def _energy(
         "ram_energy_j": joules["ram"],
         "total_energy_j": total_j,
         "sources": sources,
-        "measured_energy_wh": wh(measured_j) if metered else None,
-        "estimated_energy_wh": wh(total_j - measured_j) if total_j is not None else None,
-        "all_measured": bool(metered and total_j is not None and abs(total_j - measured_j) < 1e-12 and total_j > 0),
-        "total_wh_per_1000_queries": per_1000(total_j),
-        "gpu_wh_per_1000_queries": per_1000(joules["gpu"]),
+        "meters_used": chosen,
+        "measured_energy_wh": _wh(measured_j) if metered else None,
+        "estimated_energy_wh": _wh(total_j - measured_j) if total_j is not None else None,
+        "all_measured": bool(metered and total_j and abs(total_j - measured_j) <= 1e-9 * total_j),
+        "total_wh_per_1000_queries": None if total_j is None or not successful else _wh(total_j) / successful * 1000,
+        "gpu_wh_per_1000_queries": None
+        if joules["gpu"] is None or not successful
+        else joules["gpu"] / _J_PER_WH / successful * 1000,
         "total_wh_per_request": None if total_j is None or not successful else total_j / _J_PER_WH / successful,
-        "joules_per_output_token": None if total_j is None or not completion else total_j / completion,
-        "output_tokens_per_joule": None if not total_j else completion / total_j,
-        "tokens_per_joule": None if not total_j else all_tokens / total_j,
-        "readings": [r.to_dict() | {"window": w.name} for w in windows for r in w.readings],
+        "joules_per_output_token": _ratio(total_j, completion),
+        "output_tokens_per_joule": _ratio(completion, total_j),
+        "tokens_per_joule": _ratio(summary["total_tokens"], total_j),
+        "idle_baseline": baseline,
+        "cross_checks": checks,
+        "flags": flags,
+        "readings": [r.to_dict() | {"window": w.name} for w in generate for r in w.readings],
         "notes": notes,
     }
     if metered and not energy["all_measured"]:
         estimated = [f"{d} ({s})" for d, s in sources.items() if s and not s.startswith("measured:")]
         if estimated:
-            notes.append("not measured, estimated or absent: " + ", ".join(estimated))
-    return energy, notes
+            notes.append("not measured (estimated or absent): " + ", ".join(estimated))
+    return energy, warnings
+
+
+# -- phases and repetitions ----------------------------------------------------------------------------------------
+def _phase_block(
+    windows: Sequence[WindowMeasurement], records: Sequence[RequestRecord], chosen: dict[str, str]
+) -> dict[str, Any]:
+    ok = [r for r in records if r.ok]
+    joules = _joules(windows, chosen)
+    total_j = _total(joules)
+    duration_s = sum(w.duration_s for w in windows)
+    return {
+        "duration_s": duration_s,
+        "energy_wh": _wh(total_j),
+        "gpu_energy_wh": _wh(joules["gpu"]),
+        "cpu_energy_wh": _wh(joules["cpu"]),
+        "ram_energy_wh": _wh(joules["ram"]),
+        "prompts": sum(r.num_prompts for r in ok),
+        "prompt_tokens": sum(r.prompt_tokens for r in ok),
+        "output_tokens": sum(r.completion_tokens for r in ok),
+        "_joules": joules,
+    }
+
+
+def _phases(
+    prefill: Sequence[WindowMeasurement],
+    generate: Sequence[WindowMeasurement],
+    records: Sequence[RequestRecord],
+    chosen: dict[str, str],
+) -> dict[str, Any] | None:
+    if not prefill:
+        return None
+    pre = _phase_block(prefill, [r for r in records if r.phase == "prefill"], chosen)
+    gen = _phase_block(generate, [r for r in records if r.phase == "generate"], chosen)
+    pre_j, gen_j = pre.pop("_joules"), gen.pop("_joules")
+    decode_j = {d: None if gen_j[d] is None or pre_j[d] is None else gen_j[d] - pre_j[d] for d in _DEVICES}
+    decode_total = _total(decode_j)
+    decode_tokens = gen["output_tokens"] - pre["output_tokens"]
+    decode_s = gen["duration_s"] - pre["duration_s"]
+    pre["samples_per_kwh"] = _ratio(pre["prompts"], None if pre["energy_wh"] is None else pre["energy_wh"] / 1000)
+    pre["samples_per_second"] = _ratio(pre["prompts"], pre["duration_s"])
+    gen["tokens_per_kwh"] = _ratio(gen["output_tokens"], None if gen["energy_wh"] is None else gen["energy_wh"] / 1000)
+    gen["tokens_per_second"] = _ratio(gen["output_tokens"], gen["duration_s"])
+    decode = {
+        "duration_s": decode_s,
+        "energy_wh": _wh(decode_total),
+        "gpu_energy_wh": _wh(decode_j["gpu"]),
+        "cpu_energy_wh": _wh(decode_j["cpu"]),
+        "ram_energy_wh": _wh(decode_j["ram"]),
+        "output_tokens": decode_tokens,
+        "tokens_per_kwh": _ratio(decode_tokens, None if decode_total is None else decode_total / _J_PER_KWH),
+        "tokens_per_second": _ratio(decode_tokens, decode_s),
+    }
+    return {
+        "method": "prefill: every prompt with max_new_tokens = min_new_tokens = 1; generate: the full workload; "
+        "decode = generate - prefill (energy, duration and tokens)",
+        "prefill": pre,
+        "generate": gen,
+        "decode": decode,
+    }
 
 
 def _repetitions(
-    windows: Sequence[WindowMeasurement], records: Sequence[RequestRecord]
+    generate: Sequence[WindowMeasurement], records: Sequence[RequestRecord], chosen: dict[str, str]
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     rows: list[dict[str, Any]] = []
-    for number, window in enumerate(windows):
-        rep_records = [r for r in records if r.repetition == number and r.ok]
+    for window in generate:
+        rep_records = [r for r in records if r.repetition == window.repetition and r.phase == "generate" and r.ok]
         completion = sum(r.completion_tokens for r in rep_records)
-        per_device = _window_energy(window)
-        present = [v for v in per_device.values() if v is not None]
-        total_j = sum(present) if present else None
+        joules = _joules([window], chosen)
+        total_j = _total(joules)
         rows.append(
             {
-                "repetition": number,
+                "repetition": window.repetition,
                 "window": window.name,
                 "duration_s": window.duration_s,
-                "gpu_energy_wh": None if per_device["gpu"] is None else per_device["gpu"] / _J_PER_WH,
-                "cpu_energy_wh": None if per_device["cpu"] is None else per_device["cpu"] / _J_PER_WH,
-                "ram_energy_wh": None if per_device["ram"] is None else per_device["ram"] / _J_PER_WH,
-                "total_energy_wh": None if total_j is None else total_j / _J_PER_WH,
+                "gpu_energy_wh": _wh(joules["gpu"]),
+                "cpu_energy_wh": _wh(joules["cpu"]),
+                "ram_energy_wh": _wh(joules["ram"]),
+                "total_energy_wh": _wh(total_j),
                 "completion_tokens": completion,
-                "throughput_tokens_per_second": completion / window.duration_s if window.duration_s > 0 else None,
+                "throughput_tokens_per_second": _ratio(completion, window.duration_s),
+                "joules_per_output_token": _ratio(total_j, completion),
                 "meter_errors": window.errors,
             }
         )
     if len(rows) < 2:
         return rows, None
-    totals = [r["total_energy_wh"] for r in rows if r["total_energy_wh"] is not None]
-    throughput = [r["throughput_tokens_per_second"] for r in rows if r["throughput_tokens_per_second"]]
+
+    def column(key: str) -> dict[str, Any] | None:
+        values = [r[key] for r in rows if r[key] is not None]
+        return stats.describe(values) if len(values) == len(rows) else None
+
     return rows, {
-        "total_energy_wh": stats.describe(totals) if len(totals) == len(rows) else None,
-        "throughput_tokens_per_second": stats.describe(throughput),
-        "duration_s": stats.describe([r["duration_s"] for r in rows]),
+        "total_energy_wh": column("total_energy_wh"),
+        "gpu_energy_wh": column("gpu_energy_wh"),
+        "joules_per_output_token": column("joules_per_output_token"),
+        "throughput_tokens_per_second": column("throughput_tokens_per_second"),
+        "duration_s": column("duration_s"),
     }
 
 
@@ -169,8 +393,8 @@ def _window_warnings(windows: Sequence[WindowMeasurement], meter_period_s: float
     for window in windows:
         if window.duration_s < 1.0:
             warnings.append(
-                f"window '{window.name}' lasted {window.duration_s:.3f} s (< 1 s): energy figures from meters "
-                "with a coarse update period are unreliable; measure more prompts"
+                f"window '{window.name}' lasted {window.duration_s:.3f} s (< 1 s): energy from meters with a "
+                "coarse update period is unreliable over it; measure more prompts"
             )
         elif meter_period_s and window.duration_s < 10 * meter_period_s:
             warnings.append(
@@ -192,18 +416,29 @@ def aggregate(
     provenance: dict[str, Any],
     timestamps: dict[str, str],
     status: str,
+    gpu_ids_used: list[int] | None = None,
     warnings: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Build the result dict (see docs/results.md for every key and its unit)."""
     metered = bool(meters_info)
-    duration_s = sum(w.duration_s for w in windows)
-    summary = _summary(records, duration_s)
-    energy, energy_notes = _energy(windows, summary, metered)
-    repetitions, repetition_stats = _repetitions(windows, records)
-    all_warnings = list(warnings) + list(prompt_set.warnings)
-    all_warnings += _window_warnings(windows, config.metrics.measure_power_secs if metered else None)
+    generate = [w for w in windows if w.kind == "generate"]
+    prefill = [w for w in windows if w.kind == "prefill"]
+    idle = next((w for w in windows if w.kind == "idle"), None)
+    generate_records = [r for r in records if r.phase == "generate"]
+    duration_s = sum(w.duration_s for w in generate)
+    summary = _summary(generate_records, duration_s)
+    energy, energy_warnings = _energy(
+        generate, idle, summary, metered, gpu_ids_used, config.metrics.cross_check_tolerance
+    )
+    chosen = choose_meters(generate)
+    repetitions, repetition_stats = _repetitions(generate, records, chosen)
+    all_warnings = list(warnings) + list(prompt_set.warnings) + energy_warnings
+    if metered:
+        all_warnings += _window_warnings([w for w in windows if w.kind != "idle"], config.metrics.measure_power_secs)
     for window in windows:
         all_warnings += window.errors
+    if any(w.errors for w in windows):
+        energy["flags"].append("meter-error")
     if model_info.get("synthetic"):
         all_warnings.append(str(model_info.get("note", "synthetic model (random weights)")))
     return {
@@ -222,7 +457,8 @@ def aggregate(
         },
         "summary": summary,
         "energy": energy | {"enabled": metered},
-        "latency": _latency(records),
+        "phases": _phases(prefill, generate, records, chosen) if metered or prefill else None,
+        "latency": _latency(generate_records),
         "repetitions": repetitions,
         "repetition_statistics": repetition_stats,
         "model": model_info,
@@ -238,5 +474,5 @@ def aggregate(
         "provenance": provenance,
         "timestamps": timestamps,
         "warnings": all_warnings,
-        "energy_notes": energy_notes,
+        "energy_notes": energy["notes"],
     }

@@ -1,0 +1,131 @@
+"""Aggregation rules on hand-built windows: which meter is reported, cross-checks, flags, statistics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ai_energy_benchmarks.backends.base import RequestRecord
+from ai_energy_benchmarks.config.schema import BenchmarkConfig
+from ai_energy_benchmarks.datasets.loader import PromptSet
+from ai_energy_benchmarks.energy.base import EnergyReading, WindowMeasurement
+from ai_energy_benchmarks.results import stats
+from ai_energy_benchmarks.results.aggregate import aggregate, choose_meters
+
+
+def reading(device: str, joules: float, source: str, meter: str) -> EnergyReading:
+    return EnergyReading(device=device, energy_j=joules, source=source, meter=meter)
+
+
+def build(windows: list[WindowMeasurement], gpu_ids: list[int] | None = None) -> dict[str, Any]:
+    config = BenchmarkConfig(backend={"model": "m"})
+    records = [
+        RequestRecord(index=i, num_prompts=1, start_s=float(i), end_s=i + 0.5, prompt_tokens=5, completion_tokens=10)
+        for i in range(4)
+    ]
+    return aggregate(
+        config=config,
+        prompt_set=PromptSet(prompts=["a"] * 4, source="test", num_requested=4, num_available=4),
+        records=records,
+        windows=windows,
+        model_info={},
+        meters_info={"m": {}},
+        environment={},
+        provenance={},
+        timestamps={},
+        status="completed",
+        gpu_ids_used=gpu_ids,
+    )
+
+
+def test_a_direct_measured_meter_is_preferred_and_disagreement_flagged() -> None:
+    window = WindowMeasurement(
+        name="generate-0",
+        duration_s=2.0,
+        repetition=0,
+        readings=[
+            reading("gpu:0", 300.0, "measured:nvml-energy-counter", "nvml"),
+            reading("gpu", 318.0, "measured:codecarbon-nvml-energy-counter", "codecarbon"),
+            reading("cpu", 16.0, "estimated:codecarbon-cpu-load", "codecarbon"),
+            reading("cpu:0", 20.0, "measured:rapl", "rapl"),
+            reading("ram", 40.0, "estimated:codecarbon-ram", "codecarbon"),
+        ],
+    )
+    assert choose_meters([window]) == {"gpu": "nvml", "cpu": "rapl", "ram": "codecarbon"}
+    result = build([window], gpu_ids=[0])
+    energy = result["energy"]
+    assert energy["gpu_energy_wh"] == pytest.approx(300 / 3600)
+    assert energy["cpu_energy_wh"] == pytest.approx(20 / 3600)
+    assert energy["total_energy_wh"] == pytest.approx(360 / 3600)
+    assert energy["sources"] == {
+        "gpu": "measured:nvml-energy-counter",
+        "cpu": "measured:rapl",
+        "ram": "estimated:codecarbon-ram",
+    }
+    gpu_check = next(c for c in energy["cross_checks"] if c["device"] == "gpu")
+    assert gpu_check["relative_difference"] == pytest.approx(18 / 318)
+    assert gpu_check["flagged"] is True
+    assert "meter-disagreement" in energy["flags"]
+    assert any("meters disagree on gpu energy by 5.7%" in w for w in result["warnings"])
+    assert energy["measured_energy_wh"] == pytest.approx(320 / 3600)
+    assert energy["all_measured"] is False
+
+
+def test_agreeing_meters_are_not_flagged() -> None:
+    window = WindowMeasurement(
+        name="generate-0",
+        duration_s=2.0,
+        readings=[
+            reading("gpu:0", 300.0, "measured:nvml-energy-counter", "nvml"),
+            reading("gpu", 303.0, "measured:codecarbon-nvml-energy-counter", "codecarbon"),
+        ],
+    )
+    energy = build([window], gpu_ids=[0])["energy"]
+    assert [c["flagged"] for c in energy["cross_checks"]] == [False]
+    assert energy["all_measured"] is True
+    assert energy["flags"] == []
+
+
+def test_zero_gpu_energy_on_a_used_gpu_is_flagged() -> None:
+    window = WindowMeasurement(
+        name="generate-0",
+        duration_s=2.0,
+        readings=[reading("gpu", 0.0, "measured:codecarbon-nvml-energy-counter", "codecarbon")],
+    )
+    result = build([window], gpu_ids=[0])
+    assert "gpu-zero-while-used" in result["energy"]["flags"]
+    assert any("reads 0 J although GPUs ran the model" in w for w in result["warnings"])
+
+
+def test_used_gpu_without_any_gpu_reading_is_missing_not_zero() -> None:
+    window = WindowMeasurement(
+        name="generate-0", duration_s=2.0, readings=[reading("cpu", 10.0, "measured:rapl", "rapl")]
+    )
+    result = build([window], gpu_ids=[1])
+    assert result["energy"]["gpu_energy_wh"] is None
+    assert "gpu-not-metered" in result["energy"]["flags"]
+
+
+def test_normalised_figures() -> None:
+    window = WindowMeasurement(
+        name="generate-0", duration_s=2.0, readings=[reading("gpu:0", 360.0, "measured:nvml-energy-counter", "nvml")]
+    )
+    energy = build([window], gpu_ids=[0])["energy"]
+    assert energy["gpu_wh_per_1000_queries"] == pytest.approx(0.1 / 4 * 1000)
+    assert energy["joules_per_output_token"] == pytest.approx(360 / 40)
+    assert energy["output_tokens_per_joule"] == pytest.approx(40 / 360)
+    assert energy["total_wh_per_request"] == pytest.approx(0.1 / 4)
+
+
+def test_confidence_interval_uses_student_t() -> None:
+    values = [10.0, 12.0, 11.0, 13.0, 9.0]
+    described = stats.describe(values)
+    assert described["mean"] == pytest.approx(11.0)
+    assert described["std"] == pytest.approx(1.5811388, rel=1e-6)
+    # t(0.975, 4) = 2.776
+    assert described["ci95_half_width"] == pytest.approx(2.776 * 1.5811388 / 5**0.5, rel=1e-4)
+    assert described["cv"] == pytest.approx(1.5811388 / 11.0, rel=1e-6)
+    assert described["p50"] == 11.0
+    assert stats.describe([5.0])["std"] is None
+    assert stats.percentile([1.0, 2.0, 3.0, 4.0], 90) == pytest.approx(3.7)
