@@ -19,6 +19,8 @@ from ai_energy_benchmarks.exceptions import BackendError, ConfigError, DatasetEr
 logger = logging.getLogger(__name__)
 
 PACKAGED_PREFIX = "packaged:"
+#: The packaged tokenizer used for packaged architectures that ship none.
+DEFAULT_TOKENIZER = "tiny-llama"
 
 
 def packaged_models_dir() -> Path:
@@ -76,6 +78,7 @@ class PyTorchBackend:
         self._source, self._packaged = resolve_model_source(self._backend.model)
         self._context_tokens: int | None = None
         self._torch: Any = None
+        self._tokenizer_note: str | None = None
 
     # -- loading ---------------------------------------------------------------------------------------------
     def _resolve_device(self, torch: Any) -> str:
@@ -117,6 +120,38 @@ class PyTorchBackend:
 
         return BitsAndBytesConfig(load_in_8bit=self._backend.load_in_8bit, load_in_4bit=self._backend.load_in_4bit)
 
+    def _tokenizer_source(self) -> str:
+        """Where the tokenizer comes from: the model itself, or the packaged one for a config-only architecture."""
+        if self._packaged and not (Path(self._source) / "tokenizer_config.json").is_file():
+            self._tokenizer_note = (
+                "this packaged architecture ships no tokenizer: prompts are tokenised with the packaged "
+                "tiny-llama byte-level BPE, so prompt token counts differ from the real model's"
+            )
+            return str(packaged_models_dir() / DEFAULT_TOKENIZER)
+        return self._source
+
+    def _placement(self, torch: Any) -> dict[str, Any]:
+        """device_map / max_memory arguments that keep the model on ``backend.device_ids`` only."""
+        backend = self._backend
+        max_memory = {_memory_key(k): v for k, v in (backend.max_memory or {}).items()} or None
+        if backend.device_map is None:
+            if self._device.startswith("cuda") and len(backend.device_ids) > 1:
+                return {"device_map": "auto", "max_memory": max_memory or _gpu_memory(torch, backend.device_ids)}
+            return {}
+        if isinstance(backend.device_map, dict):
+            gpus = {int(v) for v in backend.device_map.values() if isinstance(v, int) or str(v).isdigit()}
+            gpus |= {int(str(v).split(":")[1]) for v in backend.device_map.values() if str(v).startswith("cuda:")}
+            outside = sorted(gpus - set(backend.device_ids))
+            if outside and self._device.startswith("cuda"):
+                raise ConfigError(
+                    f"backend.device_map places modules on GPU {outside[0]}, which is not in backend.device_ids "
+                    f"{backend.device_ids}"
+                )
+            return {"device_map": backend.device_map, "max_memory": max_memory}
+        if self._device.startswith("cuda") and max_memory is None:
+            max_memory = _gpu_memory(torch, backend.device_ids)
+        return {"device_map": backend.device_map, "max_memory": max_memory}
+
     def load(self) -> None:
         """Load tokenizer and model (random weights with a fixed seed when ``no_weights``)."""
         try:
@@ -129,48 +164,71 @@ class PyTorchBackend:
             ) from None
         self._torch = torch
         self._device = self._resolve_device(torch)
-        trust = self._backend.trust_remote_code
+        backend = self._backend
+        trust = backend.trust_remote_code
+        quantization = self._quantization()
+        placement = self._placement(torch)
+        if backend.no_weights and (quantization is not None or placement):
+            raise ConfigError(
+                "backend.no_weights builds the model on one device: it cannot be combined with load_in_8bit/4bit, "
+                "device_map or several device_ids; load real weights for those"
+            )
         try:
-            tokenizer = transformers.AutoTokenizer.from_pretrained(self._source, trust_remote_code=trust)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(self._tokenizer_source(), trust_remote_code=trust)
             model_config = transformers.AutoConfig.from_pretrained(self._source, trust_remote_code=trust)
         except OSError as exc:
-            raise BackendError(f"backend.model: cannot load '{self._backend.model}': {_first_line(exc)}") from None
+            raise BackendError(f"backend.model: cannot load '{backend.model}': {_first_line(exc)}") from None
+        except ValueError as exc:
+            if "custom code" in str(exc) or "trust_remote_code" in str(exc):
+                raise ConfigError(
+                    f"backend.model: '{backend.model}' contains custom code, which runs only with "
+                    "backend.trust_remote_code=true (set it only if you trust that code)"
+                ) from None
+            raise ConfigError(f"backend.model: '{backend.model}': {_first_line(exc)}") from None
+        transformers.utils.logging.disable_progress_bar()  # the library never prints; the CLI shows progress
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         dtype = self._dtype(torch)
         common: dict[str, Any] = {"trust_remote_code": trust}
-        if self._backend.attn_implementation:
-            common["attn_implementation"] = self._backend.attn_implementation
-        torch.manual_seed(self._backend.seed)
+        if backend.attn_implementation:
+            common["attn_implementation"] = backend.attn_implementation
+        torch.manual_seed(backend.seed)
         model: Any
         try:
-            if self._backend.no_weights:
+            if backend.no_weights:
                 if dtype != "auto":
                     common["dtype"] = dtype
                 model = transformers.AutoModelForCausalLM.from_config(model_config, **common)
                 model.to(self._device)
             else:
-                kwargs = dict(common, dtype=dtype)
-                quantization = self._quantization()
+                kwargs = dict(common, dtype=dtype, **{k: v for k, v in placement.items() if v is not None})
                 if quantization is not None:
                     kwargs["quantization_config"] = quantization
-                if self._backend.device_map is not None:
-                    kwargs["device_map"] = self._backend.device_map
-                    if self._backend.max_memory:
-                        kwargs["max_memory"] = {_memory_key(k): v for k, v in self._backend.max_memory.items()}
-                elif quantization is not None:
-                    kwargs["device_map"] = {"": self._device}
+                    kwargs.setdefault("device_map", {"": self._device})
                 model = transformers.AutoModelForCausalLM.from_pretrained(self._source, **kwargs)
                 if "device_map" not in kwargs:
                     model.to(self._device)
-        except (OSError, ValueError) as exc:
-            raise BackendError(f"backend.model: cannot load '{self._backend.model}': {_first_line(exc)}") from None
+        except OSError as exc:
+            raise BackendError(f"backend.model: cannot load '{backend.model}': {_first_line(exc)}") from None
+        except (ValueError, ImportError) as exc:
+            raise ConfigError(f"backend: cannot load '{backend.model}' as configured: {_first_line(exc)}") from None
         model.eval()
         self._model = model
         self._tokenizer = tokenizer
         self._context_tokens = getattr(model_config, "max_position_embeddings", None)
-        logger.info("loaded %s on %s (%s parameters)", self._backend.model, self._device, model.num_parameters())
+        self._check_generate_kwargs()
+        logger.info("loaded %s on %s (%s parameters)", backend.model, self._device, model.num_parameters())
+
+    def _check_generate_kwargs(self) -> None:
+        """Run a one-token generate with the user's options, so a bad option fails before anything is measured."""
+        kwargs = self._scenario.generate_kwargs.as_kwargs() | {"max_new_tokens": 1, "min_new_tokens": 1}
+        encoded = self._tokenizer(["ok"], return_tensors="pt").to(self._device)
+        try:
+            with self._torch.inference_mode():
+                self._model.generate(**encoded, **kwargs, pad_token_id=self._tokenizer.pad_token_id)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"scenario.generate_kwargs: rejected by generate(): {_first_line(exc)}") from None
 
     # -- running ---------------------------------------------------------------------------------------------
     def synchronize(self) -> None:
@@ -246,7 +304,7 @@ class PyTorchBackend:
         """The GPUs the model runs on (None on CPU)."""
         if not self._device.startswith("cuda"):
             return None
-        if self._backend.device_map is not None:
+        if self._backend.device_map is not None or len(self._backend.device_ids) > 1:
             return list(self._backend.device_ids)
         return [int(self._device.split(":")[1])]
 
@@ -264,8 +322,14 @@ class PyTorchBackend:
                 "synthetic model: random weights; it measures the machine and the harness, "
                 "not a real model's output quality"
             )
+        if self._tokenizer_note:
+            info["tokenizer_note"] = self._tokenizer_note
         if self._model is not None:
             info["num_parameters"] = int(self._model.num_parameters())
+            info["attn_implementation"] = getattr(self._model.config, "_attn_implementation", None)
+            placed = getattr(self._model, "hf_device_map", None) or {"": str(self._model.device)}
+            info["device_map"] = {str(k): str(v) for k, v in placed.items()}
+            info["device_map_requested"] = self._backend.device_map
             info["dtype"] = str(self._model.dtype).removeprefix("torch.")
             info["architecture"] = type(self._model).__name__
             info["context_tokens"] = self._context_tokens
@@ -276,6 +340,13 @@ class PyTorchBackend:
         self._model = None
         if self._torch is not None and self._device.startswith("cuda"):
             self._torch.cuda.empty_cache()
+
+
+def _gpu_memory(torch: Any, device_ids: list[int]) -> dict[int | str, str]:
+    """A max_memory map that allows only ``device_ids`` (90% of each GPU's memory) and no CPU offload."""
+    return {
+        index: f"{int(torch.cuda.get_device_properties(index).total_memory * 0.9) // 2**20}MiB" for index in device_ids
+    }
 
 
 def _memory_key(key: str) -> int | str:
