@@ -137,9 +137,16 @@ def test_local_path_with_device_map_and_max_memory(tmp_path: Path, saved_model: 
     assert result["summary"]["total_completion_tokens"] == 18
 
 
-def test_no_weights_with_device_map_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no_weights builds the model on one device"):
-        run(tmp_path, backend={"device_map": "auto"})
+def test_no_weights_with_a_device_map_is_dispatched(tmp_path: Path) -> None:
+    result = run(tmp_path, backend={"device_map": "auto", "max_memory": {"cpu": "1GiB"}})
+    assert result["model"]["synthetic"] is True
+    assert set(result["model"]["device_map"].values()) == {"cpu"}
+    assert result["summary"]["total_completion_tokens"] == 18
+
+
+def test_no_weights_with_quantisation_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="needs a CUDA GPU|quantisation needs real weights"):
+        run(tmp_path, backend={"load_in_4bit": True})
 
 
 def test_remote_code_runs_only_when_trusted(tmp_path: Path, saved_model: Path) -> None:

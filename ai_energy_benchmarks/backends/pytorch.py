@@ -168,10 +168,9 @@ class PyTorchBackend:
         trust = backend.trust_remote_code
         quantization = self._quantization()
         placement = self._placement(torch)
-        if backend.no_weights and (quantization is not None or placement):
+        if backend.no_weights and quantization is not None:
             raise ConfigError(
-                "backend.no_weights builds the model on one device: it cannot be combined with load_in_8bit/4bit, "
-                "device_map or several device_ids; load real weights for those"
+                "backend.no_weights cannot be combined with load_in_8bit/load_in_4bit: quantisation needs real weights"
             )
         try:
             tokenizer = transformers.AutoTokenizer.from_pretrained(self._tokenizer_source(), trust_remote_code=trust)
@@ -199,8 +198,7 @@ class PyTorchBackend:
             if backend.no_weights:
                 if dtype != "auto":
                     common["dtype"] = dtype
-                model = transformers.AutoModelForCausalLM.from_config(model_config, **common)
-                model.to(self._device)
+                model = self._random_model(transformers, torch, model_config, common, placement)
             else:
                 kwargs = dict(common, dtype=dtype, **{k: v for k, v in placement.items() if v is not None})
                 if quantization is not None:
@@ -219,6 +217,29 @@ class PyTorchBackend:
         self._context_tokens = getattr(model_config, "max_position_embeddings", None)
         self._check_generate_kwargs()
         logger.info("loaded %s on %s (%s parameters)", backend.model, self._device, model.num_parameters())
+
+    def _random_model(
+        self, transformers: Any, torch: Any, model_config: Any, common: dict[str, Any], placement: dict[str, Any]
+    ) -> Any:
+        """Random weights from the config: built on the target device, or on the CPU then dispatched by a map."""
+        if not placement:
+            with torch.device(self._device):
+                return transformers.AutoModelForCausalLM.from_config(model_config, **common)
+        from accelerate import dispatch_model, infer_auto_device_map
+
+        model = transformers.AutoModelForCausalLM.from_config(model_config, **common)
+        device_map = placement["device_map"]
+        if isinstance(device_map, str):
+            if device_map not in ("auto", "balanced", "balanced_low_0", "sequential"):
+                raise ConfigError(f"backend.device_map: unknown strategy '{device_map}'")
+            device_map = infer_auto_device_map(
+                model,
+                max_memory=placement.get("max_memory"),
+                no_split_module_classes=getattr(model, "_no_split_modules", None) or [],
+            )
+        model = dispatch_model(model, device_map=device_map)
+        model.hf_device_map = device_map
+        return model
 
     def _check_generate_kwargs(self) -> None:
         """Run a one-token generate with the user's options, so a bad option fails before anything is measured."""

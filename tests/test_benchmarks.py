@@ -1,0 +1,45 @@
+"""The benchmark scripts run for anyone: a tiny harness-overhead run, and the GPU check's answer on a CPU machine."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_harness_overhead_prints_its_ratio() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "harness_overhead.py"),
+            "--rounds",
+            "1",
+            "--num-prompts",
+            "4",
+            "--max-new-tokens",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ratio runner(meters on) / bare  =" in result.stdout
+
+
+def test_gpu_check_refuses_without_a_gpu() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: run benchmarks/gpu_check.py by hand")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py")], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    assert "no CUDA GPU" in result.stderr
