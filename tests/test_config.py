@@ -1135,3 +1135,18 @@ def test_null_strings_unset_only_optional_keys() -> None:
     config = BenchmarkConfig(name="none", backend={"model": "m", "device_map": "None"})
     assert config.name == "none"
     assert config.backend.device_map is None
+
+
+@pytest.mark.parametrize(
+    ("backend", "message"),
+    [
+        ({"type": "pytorch", "model": "m", "concurrency": 4}, "concurrency applies to backend type 'vllm' only"),
+        (
+            {"type": "vllm", "model": "m", "endpoint": "http://h:8000/v1", "no_weights": True},
+            "no_weights applies to backend type 'pytorch' only",
+        ),
+    ],
+)
+def test_options_of_the_other_backend_are_rejected(backend: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        BackendConfig(**backend)

@@ -166,7 +166,48 @@ class BackendConfig(_Section):
         None,
         description="Server base URL for `vllm`, with or without `/v1` (e.g. `http://localhost:8000/v1`).",
     )
-    api_key: SecretStr | None = Field(None, description="API key for the server; never written to results or logs.")
+    api_key: SecretStr | None = Field(
+        None,
+        description="API key for the server (`vllm`); when unset, the `OPENAI_API_KEY` environment variable. "
+        "Never written to results or logs.",
+    )
+    api: Literal["completions", "chat"] = Field(
+        "completions", description="`vllm`: `/v1/completions` (plain prompts) or `/v1/chat/completions` (messages)."
+    )
+    concurrency: int = Field(1, ge=1, description="`vllm`: most requests in flight at once.")
+    request_rate: float | None = Field(
+        None, gt=0, description="`vllm`: requests per second offered; unset: as fast as `concurrency` allows."
+    )
+    arrival: Literal["constant", "poisson"] = Field(
+        "poisson", description="`vllm`: arrival process with `request_rate`: evenly spaced or Poisson (seeded)."
+    )
+    burstiness: float = Field(
+        1.0, gt=0, description="`vllm`: gamma shape of inter-arrival times (1: Poisson; < 1 burstier; > 1 smoother)."
+    )
+    duration_s: float | None = Field(
+        None,
+        gt=0,
+        description="`vllm`: keep sending (cycling through the prompts) for this many seconds instead of once each.",
+    )
+    connect_timeout_s: float = Field(10.0, gt=0, description="`vllm`: TCP connect timeout (s).")
+    read_timeout_s: float = Field(300.0, gt=0, description="`vllm`: longest wait between two response chunks (s).")
+    ready_timeout_s: float = Field(
+        60.0, ge=0, description="`vllm`: wait this long for the server to answer `/health` or `/v1/models` (s)."
+    )
+    max_retries: int = Field(3, ge=0, description="`vllm`: retries of a request answered 429 or 503.")
+    retry_backoff_s: float = Field(0.5, ge=0, description="`vllm`: first retry delay, doubled each retry (s).")
+    max_consecutive_failures: int = Field(
+        50, ge=0, description="`vllm`: stop the run after this many failures in a row (0: never)."
+    )
+    ignore_eos: bool = Field(
+        True, description="`vllm`: send `ignore_eos` so every request generates exactly `max_new_tokens` tokens."
+    )
+    scrape_metrics: bool = Field(
+        True, description="`vllm`: scrape the server's Prometheus `/metrics` every second during the run."
+    )
+    slo_ttft_s: float | None = Field(None, gt=0, description="`vllm`: time-to-first-token objective for goodput (s).")
+    slo_tpot_s: float | None = Field(None, gt=0, description="`vllm`: time-per-output-token objective for goodput (s).")
+    slo_e2e_s: float | None = Field(None, gt=0, description="`vllm`: end-to-end latency objective for goodput (s).")
 
     @field_validator("device_ids", mode="before")
     @classmethod
@@ -203,7 +244,49 @@ class BackendConfig(_Section):
             raise ValueError("endpoint is required when type is 'vllm'")
         if self.load_in_8bit and self.load_in_4bit:
             raise ValueError("load_in_8bit and load_in_4bit cannot both be true")
+        foreign = _HTTP_ONLY if self.type == "pytorch" else _PYTORCH_ONLY
+        for key in sorted(foreign & self.model_fields_set):
+            if getattr(self, key) != type(self).model_fields[key].default:
+                raise ValueError(
+                    f"{key} applies to backend type '{'vllm' if self.type == 'pytorch' else 'pytorch'}' "
+                    f"only, not '{self.type}'"
+                )
         return self
+
+
+_HTTP_ONLY = frozenset(
+    {
+        "api",
+        "concurrency",
+        "request_rate",
+        "arrival",
+        "burstiness",
+        "duration_s",
+        "connect_timeout_s",
+        "read_timeout_s",
+        "ready_timeout_s",
+        "max_retries",
+        "retry_backoff_s",
+        "max_consecutive_failures",
+        "ignore_eos",
+        "scrape_metrics",
+        "slo_ttft_s",
+        "slo_tpot_s",
+        "slo_e2e_s",
+    }
+)
+_PYTORCH_ONLY = frozenset(
+    {
+        "no_weights",
+        "torch_dtype",
+        "device_map",
+        "max_memory",
+        "load_in_8bit",
+        "load_in_4bit",
+        "attn_implementation",
+        "trust_remote_code",
+    }
+)
 
 
 class InputShapes(_Section):
