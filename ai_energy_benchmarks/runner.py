@@ -36,6 +36,7 @@ ProgressCallback = Callable[[str, int, int], None]
 
 REPORT_FILE = "benchmark_report.json"
 REQUESTS_FILE = "requests.jsonl"
+PROMPTS_FILE = "prompts.jsonl"
 RESOLVED_CONFIG_FILE = "resolved_config.yaml"
 
 _CSV_ENERGY_KEYS = (
@@ -227,15 +228,33 @@ class BenchmarkRunner:
             timestamps={"started_at": started_at, "finished_at": _now()},
             status=status,
         )
-        self._write_reports(result, records)
+        self._write_reports(result, records, self._sent_prompts(backend, prompt_set))
         return result
 
-    def _write_reports(self, result: dict[str, Any], records: list[RequestRecord]) -> None:
+    @staticmethod
+    def _sent_prompts(backend: Backend, prompt_set: PromptSet) -> list[dict[str, Any]]:
+        """Each prompt and exactly what the backend sends for it (when the backend can say)."""
+        render = getattr(backend, "render", None)
+        rows = []
+        for index, prompt in enumerate(prompt_set.prompts):
+            row: dict[str, Any] = {"index": index, "prompt": prompt}
+            if callable(render):
+                try:
+                    row["sent"] = render(prompt)
+                except BenchmarkError as exc:
+                    row["sent_error"] = str(exc)
+            rows.append(row)
+        return rows
+
+    def _write_reports(
+        self, result: dict[str, Any], records: list[RequestRecord], sent_prompts: list[dict[str, Any]]
+    ) -> None:
         out = self.output_dir
         report_path = out / REPORT_FILE
         result["files"] = {
             "report": str(report_path),
             "requests": str(out / REQUESTS_FILE),
+            "prompts": str(out / PROMPTS_FILE),
             "resolved_config": str(out / RESOLVED_CONFIG_FILE),
             "csv": str(Path(self.config.reporter.output_file)),
         }
@@ -245,6 +264,7 @@ class BenchmarkRunner:
             encoding="utf-8",
         )
         write_jsonl_atomic(out / REQUESTS_FILE, (r.to_dict() for r in records))
+        write_jsonl_atomic(out / PROMPTS_FILE, sent_prompts)
         write_json_atomic(report_path, result)
         append_csv_row(Path(self.config.reporter.output_file), csv_row(result))
         logger.info("report written to %s", report_path)

@@ -85,6 +85,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]
     return runner.run(), out
 
 
+def chat_token_count(tokenizer: Any, prompt: str) -> int:
+    """Tokens of ``prompt`` as sent: one user message through the tokenizer's chat template."""
+    text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 def packaged_prompts(count: int) -> list[str]:
     path = MODEL_DIR.parent.parent / "prompts" / "quickstart.jsonl"
     return [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines()[:count]]
@@ -112,7 +118,7 @@ def test_token_counts_are_exact(run: tuple[dict[str, Any], Path]) -> None:
     result, _ = run
     summary = result["summary"]
     tokenizer = AutoTokenizer.from_pretrained(str(MODEL_DIR))
-    expected_prompt_tokens = sum(len(tokenizer(p)["input_ids"]) for p in packaged_prompts(12))
+    expected_prompt_tokens = sum(chat_token_count(tokenizer, p) for p in packaged_prompts(12))
     assert summary["total_prompts"] == summary["successful_prompts"] == 12
     assert summary["failed_prompts"] == 0
     assert summary["total_completion_tokens"] == 12 * NEW_TOKENS
@@ -246,7 +252,7 @@ def test_batch_of_four_counts_tokens_without_padding(tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(MODEL_DIR))
-    expected = sum(len(tokenizer(p)["input_ids"]) for p in packaged_prompts(10))
+    expected = sum(chat_token_count(tokenizer, p) for p in packaged_prompts(10))
     assert result["summary"]["total_prompt_tokens"] == expected
     assert result["summary"]["total_completion_tokens"] == 10 * NEW_TOKENS
     rows = [json.loads(r) for r in (tmp_path / "requests.jsonl").read_text(encoding="utf-8").splitlines()]

@@ -15,6 +15,7 @@ from typing import Any
 from ai_energy_benchmarks.backends.base import RequestRecord
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.exceptions import BackendError, ConfigError, DatasetError
+from ai_energy_benchmarks.formatters.harmony import HarmonyFormatter
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ class PyTorchBackend:
         self._context_tokens: int | None = None
         self._torch: Any = None
         self._tokenizer_note: str | None = None
+        self._formatter: Any = None
+        self._use_chat = False
 
     # -- loading ---------------------------------------------------------------------------------------------
     def _resolve_device(self, torch: Any) -> str:
@@ -215,6 +218,7 @@ class PyTorchBackend:
         self._model = model
         self._tokenizer = tokenizer
         self._context_tokens = getattr(model_config, "max_position_embeddings", None)
+        self._setup_formatting()
         self._check_generate_kwargs()
         logger.info("loaded %s on %s (%s parameters)", backend.model, self._device, model.num_parameters())
 
@@ -241,6 +245,37 @@ class PyTorchBackend:
         model.hf_device_map = device_map
         return model
 
+    def _setup_formatting(self) -> None:
+        """Decide between chat messages and plain text, and pick the reasoning formatter."""
+        from ai_energy_benchmarks.formatters.registry import FormatterRegistry
+
+        scenario = self._scenario
+        self._formatter = FormatterRegistry().get_formatter(self._backend.model, scenario.reasoning_format)
+        has_template = bool(getattr(self._tokenizer, "chat_template", None))
+        if scenario.chat_template is True and not has_template:
+            raise ConfigError(
+                f"scenario.chat_template is true but the tokenizer of '{self._backend.model}' has no chat template"
+            )
+        self._use_chat = has_template and scenario.chat_template in (True, "auto")
+        if not self._use_chat and self._formatter.family in ("system_flag", "template_param") and scenario.reasoning:
+            raise ConfigError(
+                f"scenario.reasoning: the {self._formatter.family} reasoning switch needs a chat template, "
+                "and this run sends plain text (scenario.chat_template)"
+            )
+
+    def render(self, prompt: str) -> str:
+        """The exact text sent to the tokenizer for ``prompt`` (chat template and reasoning format applied)."""
+        scenario = self._scenario
+        formatted = self._formatter.format(prompt, scenario.reasoning, scenario.reasoning_params)
+        if self._use_chat:
+            text = self._tokenizer.apply_chat_template(
+                formatted.messages, add_generation_prompt=True, tokenize=False, **formatted.chat_template_kwargs
+            )
+            return str(text) + formatted.assistant_prefix
+        if isinstance(self._formatter, HarmonyFormatter):
+            return self._formatter.render(prompt, scenario.reasoning, scenario.reasoning_params)
+        return prompt + formatted.assistant_prefix
+
     def _check_generate_kwargs(self) -> None:
         """Run a one-token generate with the user's options, so a bad option fails before anything is measured."""
         kwargs = self._scenario.generate_kwargs.as_kwargs() | {"max_new_tokens": 1, "min_new_tokens": 1}
@@ -264,9 +299,12 @@ class PyTorchBackend:
                 f"scenario.generate_kwargs.max_new_tokens: {max_new_tokens} does not fit the model's "
                 f"context of {self._context_tokens} tokens"
             )
+        texts = [self.render(p) for p in prompts]
+        # A chat template writes the special tokens itself; plain text gets the tokenizer's usual ones.
+        options: dict[str, Any] = {"return_tensors": "pt", "padding": True, "add_special_tokens": not self._use_chat}
         if self._scenario.truncation and limit is not None:
-            return self._tokenizer(prompts, return_tensors="pt", padding=True, truncation=True, max_length=limit)
-        encoded = self._tokenizer(prompts, return_tensors="pt", padding=True)
+            return self._tokenizer(texts, truncation=True, max_length=limit, **options)
+        encoded = self._tokenizer(texts, **options)
         if limit is not None:
             lengths = encoded["attention_mask"].sum(dim=1).tolist()
             for offset, length in enumerate(lengths):
@@ -345,6 +383,12 @@ class PyTorchBackend:
             )
         if self._tokenizer_note:
             info["tokenizer_note"] = self._tokenizer_note
+        if self._formatter is not None:
+            info["prompt_format"] = {
+                "chat_template": self._use_chat,
+                "reasoning": self._scenario.reasoning,
+                "formatter": self._formatter.describe(),
+            }
         if self._model is not None:
             info["num_parameters"] = int(self._model.num_parameters())
             info["attn_implementation"] = getattr(self._model.config, "_attn_implementation", None)

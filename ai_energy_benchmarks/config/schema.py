@@ -365,7 +365,17 @@ class ScenarioConfig(_Section):
     generate_kwargs: GenerateKwargs = Field(
         default_factory=GenerateKwargs, description="Generation parameters passed to the backend."
     )
+    chat_template: bool | Literal["auto"] = Field(
+        "auto",
+        description="Send prompts as chat messages through the model's chat template (local tokenizer, or the "
+        "server's chat endpoint): `auto` when the tokenizer has one, `true` (required), `false` (plain text).",
+    )
     reasoning: bool = Field(False, description="Drive the model in its reasoning (thinking) mode.")
+    reasoning_format: str | None = Field(
+        None,
+        description="Reasoning family, overriding the choice made from the model name: `plain`, `harmony`, "
+        "`system_flag`, `template_param`, `think_prefix` (see data/reasoning_formats.yaml).",
+    )
     reasoning_params: dict[str, Any] | None = Field(
         None, description="Reasoning options, e.g. `{reasoning_effort: high}`."
     )

@@ -1,0 +1,159 @@
+"""Reasoning formats and chat templates: exact messages and fields, and what a local model is really sent."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ai_energy_benchmarks.backends.pytorch import packaged_models_dir
+from ai_energy_benchmarks.config.parser import BackendConfig, BenchmarkConfig, MetricsConfig, ReporterConfig
+from ai_energy_benchmarks.exceptions import ConfigError
+from ai_energy_benchmarks.formatters.harmony import HarmonyFormatter
+from ai_energy_benchmarks.formatters.registry import FormatterRegistry
+from ai_energy_benchmarks.runner import BenchmarkRunner
+
+# A chat template that shows every reasoning switch it receives, like real reasoning-model templates do.
+TEMPLATE = (
+    "{% if reasoning_effort is defined %}Reasoning: {{ reasoning_effort }}\n{% endif %}"
+    "{% if enable_thinking is defined %}Thinking: {{ 'on' if enable_thinking else 'off' }}\n{% endif %}"
+    "{% if thinking_budget is defined %}Budget: {{ thinking_budget }}\n{% endif %}"
+    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant:{% endif %}"
+)
+
+
+def test_aienergyscore_import_names() -> None:
+    from ai_energy_benchmarks.formatters.harmony import HarmonyFormatter as Imported
+    from ai_energy_benchmarks.formatters.registry import FormatterRegistry as Registry
+
+    formatter = Registry().get_formatter("openai/gpt-oss-20b")
+    assert isinstance(formatter, Imported)
+    text = formatter.format_prompt("Why is the sky blue?", {"reasoning_effort": "high"})
+    assert "Reasoning: high" in text and "<|start|>user<|message|>Why is the sky blue?<|end|>" in text
+    assert formatter.get_generation_params({"reasoning_effort": "low"}) == {}
+
+
+@pytest.mark.parametrize(
+    ("model", "family"),
+    [
+        ("openai/gpt-oss-20b", "harmony"),
+        ("openai/gpt-oss-120b", "harmony"),
+        ("Qwen/Qwen3-8B", "template_param"),
+        ("HuggingFaceTB/SmolLM3-3B", "system_flag"),
+        ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "think_prefix"),
+        ("ByteDance-Seed/Seed-OSS-36B-Instruct", "template_param"),
+        ("gpt2", "plain"),
+        ("packaged:tiny-llama", "plain"),
+    ],
+)
+def test_family_chosen_from_the_model_name(model: str, family: str) -> None:
+    assert FormatterRegistry().get_formatter(model).family == family
+
+
+def test_explicit_family_overrides_and_unknown_family_is_rejected() -> None:
+    assert FormatterRegistry().get_formatter("gpt2", "harmony").family == "harmony"
+    with pytest.raises(ConfigError, match=r"scenario\.reasoning_format: unknown family 'harmonica'"):
+        FormatterRegistry().get_formatter("gpt2", "harmonica")
+
+
+def test_harmony_effort_fields_for_both_backends() -> None:
+    formatted = HarmonyFormatter().format("Q", True, {"reasoning_effort": "high"})
+    assert formatted.messages == [{"role": "user", "content": "Q"}]
+    assert formatted.chat_template_kwargs == {"reasoning_effort": "high"}
+    assert formatted.server_fields() == {
+        "reasoning_effort": "high",
+        "chat_template_kwargs": {"reasoning_effort": "high"},
+    }
+    assert "extra_body" not in formatted.server_fields()
+    assert HarmonyFormatter({"default_effort": "medium"}).format("Q", True).request_fields == {
+        "reasoning_effort": "medium"
+    }
+    assert HarmonyFormatter().format("Q", False).request_fields == {"reasoning_effort": "low"}
+    with pytest.raises(ConfigError, match="expected one of low, medium, high, got 'extreme'"):
+        HarmonyFormatter().format("Q", True, {"reasoning_effort": "extreme"})
+
+
+def test_system_flag_goes_in_the_system_message_not_the_user_text() -> None:
+    formatter = FormatterRegistry().get_formatter("HuggingFaceTB/SmolLM3-3B")
+    on = formatter.format("Q", True, {"system_prompt": "Be brief."})
+    assert on.messages == [{"role": "system", "content": "/think\nBe brief."}, {"role": "user", "content": "Q"}]
+    off = formatter.format("Q", False)
+    assert off.messages == [{"role": "system", "content": "/no_think"}, {"role": "user", "content": "Q"}]
+    assert off.server_fields() == {}
+
+
+def test_template_parameter_and_budget() -> None:
+    qwen = FormatterRegistry().get_formatter("Qwen/Qwen3-8B")
+    assert qwen.format("Q", True).server_fields() == {"chat_template_kwargs": {"enable_thinking": True}}
+    assert qwen.format("Q", False).chat_template_kwargs == {"enable_thinking": False}
+    with pytest.raises(ConfigError, match="no thinking budget parameter"):
+        qwen.format("Q", True, {"thinking_budget": 512})
+    seed = FormatterRegistry().get_formatter("ByteDance-Seed/Seed-OSS-36B-Instruct")
+    assert seed.format("Q", True, {"thinking_budget": "512"}).chat_template_kwargs == {
+        "enable_thinking": True,
+        "thinking_budget": 512,
+    }
+
+
+def test_think_prefix_only_when_reasoning() -> None:
+    formatter = FormatterRegistry().get_formatter("deepseek-ai/DeepSeek-R1-Distill-Llama-8B")
+    assert formatter.format("Q", True).assistant_prefix == "<think>\n"
+    assert formatter.format("Q", False).assistant_prefix == ""
+
+
+def sent_prompts(tmp_path: Path, model_name: str, template: str | None, **scenario: Any) -> list[dict[str, Any]]:
+    """Run a 2-prompt benchmark on the tiny model under ``model_name`` and return prompts.jsonl."""
+    model_dir = tmp_path / model_name
+    shutil.copytree(packaged_models_dir() / "tiny-llama", model_dir)
+    tokenizer_config = json.loads((model_dir / "tokenizer_config.json").read_text())
+    if template is None:
+        tokenizer_config.pop("chat_template", None)
+    else:
+        tokenizer_config["chat_template"] = template
+    (model_dir / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+    config = BenchmarkConfig(
+        output_dir=str(tmp_path / "out"),
+        backend=BackendConfig(model=str(model_dir), no_weights=True, device="cpu"),
+        scenario={"num_samples": 2, "generate_kwargs": {"max_new_tokens": 2, "min_new_tokens": 2}, **scenario},
+        metrics=MetricsConfig(enabled=False),
+        reporter=ReporterConfig(output_file=str(tmp_path / "r.csv")),
+    )
+    result = BenchmarkRunner(config).run()
+    assert result["status"] == "completed"
+    lines = (tmp_path / "out" / "prompts.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_local_model_gets_enable_thinking_through_its_template(tmp_path: Path) -> None:
+    rows = sent_prompts(tmp_path, "Qwen3-tiny", TEMPLATE, reasoning=True)
+    assert rows[0]["sent"] == f"Thinking: on\nuser: {rows[0]['prompt']}\nassistant:"
+
+
+def test_local_model_gets_reasoning_effort_through_its_template(tmp_path: Path) -> None:
+    rows = sent_prompts(
+        tmp_path, "gpt-oss-tiny", TEMPLATE, reasoning=True, reasoning_params={"reasoning_effort": "high"}
+    )
+    assert rows[0]["sent"] == f"Reasoning: high\nuser: {rows[0]['prompt']}\nassistant:"
+
+
+def test_local_model_gets_system_flag_and_think_prefix(tmp_path: Path) -> None:
+    rows = sent_prompts(tmp_path / "a", "SmolLM3-tiny", TEMPLATE, reasoning=False)
+    assert rows[1]["sent"] == f"system: /no_think\nuser: {rows[1]['prompt']}\nassistant:"
+    rows = sent_prompts(tmp_path / "b", "DeepSeek-R1-tiny", TEMPLATE, reasoning=True)
+    assert rows[0]["sent"] == f"user: {rows[0]['prompt']}\nassistant:<think>\n"
+
+
+def test_plain_text_when_chat_template_is_off_or_absent(tmp_path: Path) -> None:
+    rows = sent_prompts(tmp_path / "a", "plain-tiny", TEMPLATE, chat_template=False)
+    assert rows[0]["sent"] == rows[0]["prompt"]
+    rows = sent_prompts(tmp_path / "b", "none-tiny", None)
+    assert rows[0]["sent"] == rows[0]["prompt"]
+
+
+def test_chat_template_required_but_missing_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"scenario\.chat_template is true but the tokenizer .* has no chat template"):
+        sent_prompts(tmp_path, "none-tiny", None, chat_template=True)
