@@ -15,8 +15,6 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ai_energy_benchmarks.exceptions import MeterError
-
 logger = logging.getLogger(__name__)
 
 MEASURED_PREFIX = "measured:"
@@ -118,9 +116,10 @@ class MeterSet:
             try:
                 meter.start_window(name)
                 started.append(meter)
-            except Exception as exc:  # a failed meter must not stop the others
-                self._stop_started(started, name, measurement)
-                raise MeterError(f"meter '{meter.name}' failed to start window '{name}': {exc}") from exc
+            except Exception as exc:  # a failed meter must not stop the others, nor the run
+                message = f"meter '{meter.name}' failed to start window '{name}': {exc}; its readings are missing"
+                logger.error(message)
+                measurement.errors.append(message)
         start_s = time.perf_counter()
         try:
             yield measurement

@@ -45,6 +45,22 @@ def _csv_output_kwargs() -> dict[str, Any]:
     return {"output_methods": [OutputMethod.CSV]}
 
 
+_POWER_AVERAGE_SOURCE = "estimated:codecarbon-nvml-power-average"
+_GPU_NOTES = {
+    _POWER_AVERAGE_SOURCE: "the GPU's energy counter is missing or went backwards: CodeCarbon averaged its ~1 s "
+    "power samples, which misjudges bursts (use metrics.type=[codecarbon, nvml] for 20 Hz integration)",
+}
+
+
+def _nvidia_gpu_source(gpu_item: Any) -> str:
+    """Counter-based unless CodeCarbon fell back to averaged power samples for any selected GPU."""
+    devices = getattr(getattr(gpu_item, "devices", None), "devices", None) or []
+    fallback = any(
+        getattr(d, "_use_power_fallback", False) or getattr(d, "_has_counter", True) is False for d in devices
+    )
+    return _POWER_AVERAGE_SOURCE if fallback else "measured:codecarbon-nvml-energy-counter"
+
+
 class CodeCarbonMeter:
     """Measures windows with CodeCarbon tasks; reports GPU, CPU and RAM energy and emissions."""
 
@@ -102,7 +118,7 @@ class CodeCarbonMeter:
             elif kind == "RAM":
                 found["ram"] = "estimated:codecarbon-ram"
             elif kind == "GPU":
-                found["gpu"] = "measured:codecarbon-nvml-energy-counter"
+                found["gpu"] = _nvidia_gpu_source(item)
             elif kind == "AMDGPU":
                 found["gpu"] = "measured:codecarbon-amdsmi"
             elif kind == "AppleSiliconChip":
@@ -138,12 +154,17 @@ class CodeCarbonMeter:
             ),
         ]
         if "gpu" in self._hardware:
+            # CodeCarbon switches a GPU to averaged power samples when it has no counter or the counter jumps back.
+            gpu_item = next((h for h in getattr(self._tracker, "_hardware", []) if type(h).__name__ == "GPU"), None)
+            if gpu_item is not None:
+                self._hardware["gpu"] = _nvidia_gpu_source(gpu_item)
             readings.append(
                 EnergyReading(
                     device="gpu",
                     energy_j=float(data.gpu_energy) * _J_PER_KWH,
                     source=self._hardware["gpu"],
                     meter=self.name,
+                    note=_GPU_NOTES.get(self._hardware["gpu"], ""),
                 )
             )
         return readings, float(data.emissions)

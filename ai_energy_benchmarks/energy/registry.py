@@ -28,7 +28,21 @@ def _codecarbon(config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | No
     return CodeCarbonMeter(config, output_dir, gpu_ids)
 
 
+def _nvml(config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None) -> EnergyMeter:
+    from ai_energy_benchmarks.energy.nvml import NvmlMeter
+
+    return NvmlMeter(config, output_dir, gpu_ids)
+
+
+def _rapl(config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None) -> EnergyMeter:
+    from ai_energy_benchmarks.energy.rapl import RaplMeter
+
+    return RaplMeter(config, output_dir, gpu_ids)
+
+
 register_meter("codecarbon", _codecarbon)
+register_meter("nvml", _nvml)
+register_meter("rapl", _rapl)
 
 
 def available_meters() -> list[str]:

@@ -1,0 +1,439 @@
+"""NVML meter: NVIDIA GPU energy from the driver's cumulative energy counter, power polling as a labelled fallback.
+
+Per selected GPU, a window's energy is the difference of ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since the
+driver loaded) between the window's edges (``measured:nvml-energy-counter``). GPUs without that counter (pre-Volta,
+many vGPUs) are measured by polling ``nvmlDeviceGetPowerUsage`` every ``metrics.nvml_poll_interval_s`` and
+integrating with the trapezoid rule (``measured:nvml-power-integrated``); a power sample is also taken at each window
+edge, so the integral covers the window exactly. The same poller records a power, clock, temperature and utilisation
+timeline, written to ``<output_dir>/timeline.csv``.
+
+Windows may nest and overlap: each open window keeps its own start snapshot.
+
+The bindings are nvidia-ml-py (module ``pynvml``), imported only when the meter is prepared.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ai_energy_benchmarks.config.schema import MetricsConfig
+from ai_energy_benchmarks.energy.base import EnergyReading
+from ai_energy_benchmarks.exceptions import MeterError
+
+logger = logging.getLogger(__name__)
+
+COUNTER_SOURCE = "measured:nvml-energy-counter"
+POLLED_SOURCE = "measured:nvml-power-integrated"
+
+#: NVML's energy counter is an unsigned 64-bit count of millijoules.
+NVML_COUNTER_MODULUS_MJ = 2**64
+
+TIMELINE_FILE = "timeline.csv"
+TIMELINE_COLUMNS = (
+    "timestamp_unix_s",
+    "elapsed_s",
+    "gpu",
+    "power_w",
+    "sm_clock_mhz",
+    "mem_clock_mhz",
+    "temperature_c",
+    "utilization_pct",
+)
+# Timeline rows kept in memory before they are appended to the file (bounds memory on long runs).
+_TIMELINE_FLUSH_ROWS = 10_000
+
+# NVML return codes (stable across driver and binding versions).
+_NVML_ERROR_NOT_SUPPORTED = 3
+_NVML_ERROR_NO_PERMISSION = 4
+_NVML_ERROR_DRIVER_NOT_LOADED = 9
+_NVML_ERROR_LIBRARY_NOT_FOUND = 12
+
+# A counter difference above this many seconds at the power limit, on top of the window itself, is not energy
+# the GPU can have drawn: the counter was reset (driver reload) rather than wrapped.
+_COUNTER_SLACK_S = 1.0
+_DEFAULT_LIMIT_W = 1000.0
+
+_PERMISSION_HINT = (
+    "the user needs read access to /dev/nvidia* (e.g. membership of the group that owns them), "
+    "or the container must be started with GPU access (--gpus)"
+)
+
+
+def _import_pynvml() -> Any:
+    try:
+        import pynvml
+    except ImportError as exc:
+        raise MeterError(
+            f"the nvml meter needs NVIDIA's NVML bindings, which are not installed ({exc}): pip install nvidia-ml-py"
+        ) from exc
+    return pynvml
+
+
+def _code(exc: BaseException) -> int | None:
+    value = getattr(exc, "value", None)
+    return value if isinstance(value, int) else None
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+@dataclass
+class _Gpu:
+    """A selected GPU, its static facts and its power integrator (guarded by the meter's lock)."""
+
+    index: int
+    handle: Any
+    name: str
+    uuid: str
+    power_limit_w: float | None
+    has_counter: bool
+    counter_modulus_mj: int
+    last_sample_s: float | None = None
+    last_power_w: float | None = None
+    integrated_j: float = 0.0
+    power_error_logged: bool = False
+
+    @property
+    def source(self) -> str:
+        return COUNTER_SOURCE if self.has_counter else POLLED_SOURCE
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """Cumulative values at one window edge."""
+
+    time_s: float
+    counter_mj: dict[int, int] = field(default_factory=dict)
+    integrated_j: dict[int, float | None] = field(default_factory=dict)
+
+
+class NvmlMeter:
+    """Energy of the selected NVIDIA GPUs through NVML, one ``gpu:N`` reading per GPU and window."""
+
+    name = "nvml"
+
+    def __init__(self, config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None = None) -> None:
+        self._poll_interval_s = float(config.nvml_poll_interval_s)
+        self._output_dir = Path(output_dir)
+        self._requested = list(gpu_ids) if gpu_ids is not None else None
+        self._nvml: Any = None
+        self._initialized = False
+        self._gpus: list[_Gpu] = []
+        self._visible_count = 0
+        self._driver_version = "unknown"
+        self._open: dict[str, _Snapshot] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self._origin_s = 0.0
+        self._rows: list[tuple[Any, ...]] = []
+        self._timeline_rows_written = 0
+        self._timeline_header_written = False
+
+    @property
+    def timeline_path(self) -> Path:
+        """Where the power/clock/temperature/utilisation timeline is written."""
+        return self._output_dir / TIMELINE_FILE
+
+    # -- set-up ------------------------------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Initialise NVML, check the selected GPUs, probe their counters and start the poller."""
+        if self._initialized:
+            return
+        nvml = _import_pynvml()
+        try:
+            nvml.nvmlInit()
+        except Exception as exc:
+            raise MeterError(self._init_message(exc)) from exc
+        self._nvml = nvml
+        self._initialized = True
+        try:
+            self._discover()
+        except BaseException:
+            self._shutdown()
+            raise
+        self._origin_s = time.monotonic()
+        with self._lock:
+            for gpu in self._gpus:
+                self._sample_power(gpu, strict=not gpu.has_counter)
+        self._stop.clear()
+        self._poller = threading.Thread(target=self._poll_loop, name="nvml-meter-poller", daemon=True)
+        self._poller.start()
+        logger.debug("nvml meter ready: %s", self.describe())
+
+    @staticmethod
+    def _init_message(exc: BaseException) -> str:
+        code = _code(exc)
+        if code == _NVML_ERROR_NO_PERMISSION:
+            return f"NVML: permission denied when initialising ({exc}); {_PERMISSION_HINT}"
+        if code in (_NVML_ERROR_LIBRARY_NOT_FOUND, _NVML_ERROR_DRIVER_NOT_LOADED):
+            return (
+                f"NVML is unavailable ({exc}): no NVIDIA driver is loaded on this machine, or it is not visible "
+                "in this container; use metrics.type: codecarbon or rapl here"
+            )
+        return f"NVML could not be initialised: {exc}"
+
+    def _discover(self) -> None:
+        nvml = self._nvml
+        self._gpus = []
+        self._visible_count = int(nvml.nvmlDeviceGetCount())
+        try:
+            self._driver_version = _text(nvml.nvmlSystemGetDriverVersion())
+        except Exception as exc:
+            logger.debug("NVML driver version unavailable: %s", exc)
+        indices = self._requested if self._requested is not None else list(range(self._visible_count))
+        for index in indices:
+            if not 0 <= index < self._visible_count:
+                visible = f"indices 0-{self._visible_count - 1}" if self._visible_count else "none"
+                raise MeterError(
+                    f"NVML: GPU index {index} out of range: {self._visible_count} GPU(s) visible ({visible})"
+                )
+        modulus_of = getattr(nvml, "fake_energy_counter_modulus_mj", None)
+        for index in dict.fromkeys(indices):
+            handle = nvml.nvmlDeviceGetHandleByIndex(index)
+            try:
+                limit_w: float | None = nvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000.0
+            except Exception as exc:
+                logger.debug("GPU %d: enforced power limit unavailable: %s", index, exc)
+                limit_w = None
+            has_counter = self._probe_counter(index, handle)
+            self._gpus.append(
+                _Gpu(
+                    index=index,
+                    handle=handle,
+                    name=_text(nvml.nvmlDeviceGetName(handle)),
+                    uuid=_text(nvml.nvmlDeviceGetUUID(handle)),
+                    power_limit_w=limit_w,
+                    has_counter=has_counter,
+                    counter_modulus_mj=int(modulus_of(handle)) if callable(modulus_of) else NVML_COUNTER_MODULUS_MJ,
+                )
+            )
+            if not has_counter:
+                logger.warning(
+                    "GPU %d has no NVML energy counter: its energy is power polled every %.0f ms and integrated (%s)",
+                    index,
+                    self._poll_interval_s * 1000.0,
+                    POLLED_SOURCE,
+                )
+
+    def _probe_counter(self, index: int, handle: Any) -> bool:
+        try:
+            self._nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+        except Exception as exc:
+            code = _code(exc)
+            if code == _NVML_ERROR_NOT_SUPPORTED:
+                return False
+            if code == _NVML_ERROR_NO_PERMISSION:
+                raise MeterError(
+                    f"NVML: permission denied reading GPU {index}'s energy counter ({exc}); {_PERMISSION_HINT}"
+                ) from exc
+            raise MeterError(f"NVML: cannot read GPU {index}'s energy counter: {exc}") from exc
+        return True
+
+    # -- sampling ----------------------------------------------------------------------------------------------------
+
+    def _sample_power(self, gpu: _Gpu, strict: bool) -> float | None:
+        """Read ``gpu``'s power (W) and extend its trapezoid integral. The caller holds the lock.
+
+        With ``strict`` a failed read raises MeterError; otherwise it is logged once and None is returned.
+        """
+        before = time.monotonic()
+        try:
+            power_w = self._nvml.nvmlDeviceGetPowerUsage(gpu.handle) / 1000.0
+        except Exception as exc:
+            if strict:
+                hint = f"; {_PERMISSION_HINT}" if _code(exc) == _NVML_ERROR_NO_PERMISSION else ""
+                raise MeterError(f"NVML: cannot read GPU {gpu.index}'s power ({exc}){hint}") from exc
+            if not gpu.power_error_logged:
+                gpu.power_error_logged = True
+                logger.warning("NVML: cannot read GPU %d's power: %s", gpu.index, exc)
+            return None
+        now = (before + time.monotonic()) / 2.0
+        if gpu.last_sample_s is not None and gpu.last_power_w is not None:
+            gpu.integrated_j += (now - gpu.last_sample_s) * (power_w + gpu.last_power_w) / 2.0
+        gpu.last_sample_s, gpu.last_power_w = now, power_w
+        return power_w
+
+    def _optional(self, function: str, *args: Any) -> Any:
+        try:
+            return getattr(self._nvml, function)(*args)
+        except Exception:
+            return None
+
+    def _poll_once(self) -> None:
+        wall_s = time.time()
+        for gpu in self._gpus:
+            with self._lock:
+                power_w = self._sample_power(gpu, strict=False)
+                elapsed_s = (gpu.last_sample_s or time.monotonic()) - self._origin_s
+            sm_clock = self._optional("nvmlDeviceGetClockInfo", gpu.handle, getattr(self._nvml, "NVML_CLOCK_SM", 1))
+            mem_clock = self._optional("nvmlDeviceGetClockInfo", gpu.handle, getattr(self._nvml, "NVML_CLOCK_MEM", 2))
+            temperature = self._optional(
+                "nvmlDeviceGetTemperature", gpu.handle, getattr(self._nvml, "NVML_TEMPERATURE_GPU", 0)
+            )
+            utilization = self._optional("nvmlDeviceGetUtilizationRates", gpu.handle)
+            self._rows.append(
+                (
+                    f"{wall_s:.3f}",
+                    f"{elapsed_s:.4f}",
+                    gpu.index,
+                    "" if power_w is None else f"{power_w:.3f}",
+                    "" if sm_clock is None else sm_clock,
+                    "" if mem_clock is None else mem_clock,
+                    "" if temperature is None else temperature,
+                    "" if utilization is None else getattr(utilization, "gpu", ""),
+                )
+            )
+        if len(self._rows) >= _TIMELINE_FLUSH_ROWS:
+            self._flush_timeline()
+
+    def _poll_loop(self) -> None:
+        next_s = time.monotonic() + self._poll_interval_s
+        while not self._stop.wait(max(0.0, next_s - time.monotonic())):
+            try:
+                self._poll_once()
+            except Exception:  # the poller must outlive a bad sample
+                logger.exception("nvml meter: polling failed")
+            next_s += self._poll_interval_s
+            now = time.monotonic()
+            if next_s < now:  # fell behind (e.g. a stalled driver call): skip, do not burst
+                next_s = now + self._poll_interval_s
+
+    def _read_counter(self, gpu: _Gpu) -> int:
+        try:
+            return int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle))
+        except Exception as exc:
+            raise MeterError(f"NVML: cannot read GPU {gpu.index}'s energy counter: {exc}") from exc
+
+    def _snapshot(self) -> _Snapshot:
+        counters = {gpu.index: self._read_counter(gpu) for gpu in self._gpus if gpu.has_counter}
+        integrated: dict[int, float | None] = {}
+        with self._lock:
+            for gpu in self._gpus:
+                power_w = self._sample_power(gpu, strict=not gpu.has_counter)
+                integrated[gpu.index] = gpu.integrated_j if power_w is not None else None
+        return _Snapshot(time_s=time.monotonic(), counter_mj=counters, integrated_j=integrated)
+
+    # -- windows -----------------------------------------------------------------------------------------------------
+
+    def start_window(self, name: str) -> None:
+        """Open window ``name`` (windows may nest and overlap)."""
+        if not self._initialized:
+            raise MeterError("nvml meter used before prepare()")
+        if name in self._open:
+            raise MeterError(f"nvml meter: window '{name}' is already open")
+        self._open[name] = self._snapshot()
+
+    def stop_window(self, name: str) -> tuple[list[EnergyReading], float | None]:
+        """Close window ``name``; one reading per GPU, in J. NVML knows no emissions (None)."""
+        start = self._open.pop(name, None)
+        if start is None:
+            raise MeterError(f"nvml meter: window '{name}' was not started")
+        end = self._snapshot()
+        duration_s = end.time_s - start.time_s
+        return [self._reading(gpu, start, end, duration_s) for gpu in self._gpus], None
+
+    def _reading(self, gpu: _Gpu, start: _Snapshot, end: _Snapshot, duration_s: float) -> EnergyReading:
+        start_j, end_j = start.integrated_j.get(gpu.index), end.integrated_j.get(gpu.index)
+        integrated_j = end_j - start_j if start_j is not None and end_j is not None else None
+        polled_note = (
+            f"no energy counter on this GPU: power polled every {self._poll_interval_s * 1000:.0f} ms "
+            "and integrated (trapezoid)"
+        )
+        if not gpu.has_counter:
+            return EnergyReading(f"gpu:{gpu.index}", integrated_j or 0.0, POLLED_SOURCE, self.name, polled_note)
+        delta_mj = end.counter_mj[gpu.index] - start.counter_mj[gpu.index]
+        note = ""
+        if delta_mj < 0:
+            delta_mj += gpu.counter_modulus_mj
+            note = "energy counter wrapped around during the window"
+        energy_j = delta_mj / 1000.0
+        limit_w = gpu.power_limit_w or _DEFAULT_LIMIT_W
+        if energy_j > 2.0 * limit_w * (duration_s + _COUNTER_SLACK_S):
+            message = (
+                f"GPU {gpu.index}'s energy counter jumped by {energy_j:.3g} J in {duration_s:.2f} s "
+                "(counter reset, e.g. a driver reload)"
+            )
+            if integrated_j is None:
+                raise MeterError(f"nvml meter: {message}, and no power samples to fall back on")
+            logger.warning("%s; using integrated polled power for this window", message)
+            return EnergyReading(
+                f"gpu:{gpu.index}",
+                integrated_j,
+                POLLED_SOURCE,
+                self.name,
+                f"{message}: power polled every {self._poll_interval_s * 1000:.0f} ms and integrated instead",
+            )
+        return EnergyReading(f"gpu:{gpu.index}", energy_j, COUNTER_SOURCE, self.name, note)
+
+    # -- description and shutdown ------------------------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """GPUs measured (name, uuid, power limit, counter availability, source), driver and polling set-up."""
+        discovered = bool(self._gpus)
+        if self._requested is None:
+            selection = f"all visible GPUs ({self._visible_count})" if discovered else "all visible GPUs"
+        else:
+            selection = f"gpu_ids {self._requested}" + (f" of {self._visible_count} visible" if discovered else "")
+        return {
+            "library": "nvidia-ml-py (pynvml)",
+            "selection": selection,
+            "gpu_ids": [gpu.index for gpu in self._gpus] if discovered else self._requested,
+            "driver_version": self._driver_version,
+            "poll_interval_s": self._poll_interval_s,
+            "timeline": str(self.timeline_path),
+            "gpus": [
+                {
+                    "index": gpu.index,
+                    "name": gpu.name,
+                    "uuid": gpu.uuid,
+                    "power_limit_w": gpu.power_limit_w,
+                    "energy_counter": gpu.has_counter,
+                    "source": gpu.source,
+                }
+                for gpu in self._gpus
+            ],
+        }
+
+    def _flush_timeline(self) -> None:
+        rows, self._rows = self._rows, []
+        if not rows and self._timeline_header_written:
+            return
+        self._output_dir.mkdir(parents=True, exist_ok=True)
+        mode = "a" if self._timeline_header_written else "w"
+        with self.timeline_path.open(mode, newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            if not self._timeline_header_written:
+                writer.writerow(TIMELINE_COLUMNS)
+                self._timeline_header_written = True
+            writer.writerows(rows)
+        self._timeline_rows_written += len(rows)
+
+    def _shutdown(self) -> None:
+        if self._initialized:
+            self._initialized = False
+            try:
+                self._nvml.nvmlShutdown()
+            except Exception as exc:
+                logger.debug("nvmlShutdown failed: %s", exc)
+
+    def close(self) -> None:
+        """Stop the poller, write ``timeline.csv`` and shut NVML down."""
+        if self._poller is not None:
+            self._stop.set()
+            self._poller.join()
+            self._poller = None
+            if self._open:
+                logger.warning("nvml meter closed with open windows: %s", ", ".join(self._open))
+                self._open.clear()
+            self._flush_timeline()
+            logger.debug("nvml meter: %d timeline rows in %s", self._timeline_rows_written, self.timeline_path)
+        self._shutdown()

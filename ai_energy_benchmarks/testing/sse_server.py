@@ -1,0 +1,425 @@
+"""A small OpenAI-compatible streaming server for tests, able to inject every failure the HTTP backend classifies.
+
+It serves ``/v1/completions`` and ``/v1/chat/completions`` (server-sent events shaped like vLLM's, with the usage
+chunk when ``stream_options.include_usage`` is set), ``/v1/models``, ``/health``, ``/version`` and a vLLM-style
+Prometheus ``/metrics``, on a free loopback port, from a background thread::
+
+    with FakeOpenAIServer(models=["tiny"], token_delay_s=0.001) as server:
+        endpoint = server.url + "/v1"
+
+A prompt chooses its own failure with a marker, so one run can mix good and bad requests:
+
+=====================  ==========================================================================================
+``[fault:http_400]``   answer 400 (also ``http_401``, ``http_404``, ``http_429``, ``http_500``, ``http_503``)
+``[fault:retry429:N]`` answer 429 (no Retry-After) to the first N attempts of this prompt, then stream
+``[fault:retry503:N]`` the same with 503
+``[fault:reset]``      stream two chunks, then abort the connection (reset mid-stream)
+``[fault:drop]``       close the connection before answering
+``[fault:stall:S]``    send the headers, then wait S seconds before the first chunk (read timeout)
+``[fault:stall_mid:S]`` wait S seconds after the second chunk
+``[fault:bad_sse]``    send a line that is not a server-sent event
+``[fault:bad_json]``   send ``data: {not json``
+``[fault:error_event]`` send ``data: {"error": ...}`` in the stream
+``[fault:empty]``      stream no output token (usage says 0)
+``[fault:truncated]``  end the response without ``data: [DONE]``
+``[fault:no_usage]``   leave out the usage chunk
+=====================  ==========================================================================================
+
+:func:`refused_port` gives a port where nothing listens; :func:`unaccepting_listener` a port whose accept queue is
+full, so that connecting times out. Everything binds to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from aiohttp import web
+
+_FAULT = re.compile(r"\[fault:([a-z0-9_]+)(?::([0-9.]+))?\]")
+HOST = "127.0.0.1"
+
+
+def refused_port() -> int:
+    """A loopback port nothing listens on (bound, then closed): connecting is refused."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def unaccepting_listener(fill: int = 4) -> Iterator[int]:
+    """A loopback port that listens but never accepts, with its accept queue full: new connections time out."""
+    server = socket.socket()
+    pending: list[socket.socket] = []
+    try:
+        server.bind((HOST, 0))
+        server.listen(0)
+        port = int(server.getsockname()[1])
+        for _ in range(fill):
+            client = socket.socket()
+            client.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                client.connect((HOST, port))
+            pending.append(client)
+        time.sleep(0.05)
+        yield port
+    finally:
+        for client in pending:
+            client.close()
+        server.close()
+
+
+class FakeOpenAIServer:
+    """An OpenAI-compatible streaming test server on 127.0.0.1 (see the module docstring for fault markers).
+
+    Each request generates ``max_tokens`` tokens (as with ``ignore_eos``), ``tokens_per_chunk`` per streamed chunk,
+    ``token_delay_s`` seconds apart after ``first_token_delay_s`` (a chat stream's role chunk comes first, at once);
+    a body with a key in ``rejected_fields`` is answered 400. Observations for tests: ``max_concurrent`` (most
+    streams open at once), ``bodies`` (every request body received), ``auth_headers``, ``attempts`` (per prompt),
+    and the token counters behind ``/metrics``.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[str] = ("fake-model",),
+        *,
+        api_key: str | None = None,
+        token_delay_s: float = 0.0,
+        first_token_delay_s: float = 0.0,
+        tokens_per_chunk: int = 1,
+        empty_first_token: bool = False,
+        role_chunk: bool = True,
+        health: bool = True,
+        metrics: bool = True,
+        not_ready_for_s: float = 0.0,
+        max_model_len: int = 4096,
+        default_max_tokens: int = 16,
+        rejected_fields: Sequence[str] = (),
+    ) -> None:
+        self.models = list(models)
+        self.api_key = api_key
+        self.token_delay_s = token_delay_s
+        self.first_token_delay_s = first_token_delay_s
+        self.tokens_per_chunk = max(1, tokens_per_chunk)
+        self.empty_first_token = empty_first_token
+        self.role_chunk = role_chunk
+        self.health = health
+        self.metrics = metrics
+        self.not_ready_for_s = not_ready_for_s
+        self.max_model_len = max_model_len
+        self.default_max_tokens = default_max_tokens
+        self.rejected_fields = set(rejected_fields)
+        self.bodies: list[dict[str, Any]] = []
+        self.auth_headers: list[str | None] = []
+        self.attempts: Counter[str] = Counter()
+        self.active = 0
+        self.max_concurrent = 0
+        self.generation_tokens_total = 0
+        self.prompt_tokens_total = 0
+        self.request_success_total = 0
+        self.port = 0
+        self._started_at = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """Base URL without ``/v1``."""
+        return f"http://{HOST}:{self.port}"
+
+    def start(self) -> FakeOpenAIServer:
+        """Start serving on a free loopback port (returns once it accepts connections)."""
+        self._thread = threading.Thread(target=self._main, name="fake-openai-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout=10):
+            raise RuntimeError("the fake OpenAI server did not start")
+        if self._error is not None:
+            raise RuntimeError(f"the fake OpenAI server failed to start: {self._error}")
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and join the thread."""
+        loop = self._loop
+        if loop is None or self._thread is None:
+            return
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        self._thread.join(timeout=10)
+        self._loop = None
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def reset_counters(self) -> None:
+        """Forget observations (bodies, attempts, concurrency) but keep the Prometheus counters."""
+        self.bodies.clear()
+        self.auth_headers.clear()
+        self.attempts.clear()
+        self.max_concurrent = 0
+
+    def _main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as exc:  # reported to start()
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        loop.run_forever()
+        loop.close()
+
+    async def _serve(self) -> None:
+        app = web.Application()
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/version", self._version)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/completions", self._completions)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        sock = socket.socket()
+        sock.bind((HOST, 0))
+        self.port = int(sock.getsockname()[1])
+        await web.SockSite(self._runner, sock).start()
+        self._started_at = time.monotonic()
+
+    # -- simple routes ---------------------------------------------------------------------------------------------
+    def _authorised(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization")
+        self.auth_headers.append(header)
+        return self.api_key is None or header == f"Bearer {self.api_key}"
+
+    async def _health(self, request: web.Request) -> web.Response:
+        if not self.health:
+            return web.Response(status=404)
+        if time.monotonic() - self._started_at < self.not_ready_for_s:
+            return web.Response(status=503)
+        return web.Response(status=200)
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return web.json_response({"version": "fake-0.1"})
+
+    async def _models(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return _error(401, "Unauthorized", "AuthenticationError")
+        data = [
+            {"id": m, "object": "model", "owned_by": "fake", "root": m, "max_model_len": self.max_model_len}
+            for m in self.models
+        ]
+        return web.json_response({"object": "list", "data": data})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        if not self.metrics:
+            return web.Response(status=404)
+        lines = []
+        for model in self.models:
+            labels = f'engine="0",model_name="{model}"'
+            share = 1.0 if model == self.models[0] else 0.0
+            lines += [
+                "# TYPE vllm:num_requests_running gauge",
+                f"vllm:num_requests_running{{{labels}}} {float(self.active) * share}",
+                f"vllm:num_requests_waiting{{{labels}}} 0.0",
+                f"vllm:kv_cache_usage_perc{{{labels}}} {min(1.0, self.active / 100) * share}",
+                "# TYPE vllm:generation_tokens_total counter",
+                f"vllm:generation_tokens_total{{{labels}}} {float(self.generation_tokens_total) * share}",
+                f"vllm:generation_tokens_created{{{labels}}} 1.7e9",
+                f"vllm:prompt_tokens_total{{{labels}}} {float(self.prompt_tokens_total) * share}",
+                f'vllm:request_success_total{{engine="0",finished_reason="length",model_name="{model}"}} '
+                f"{float(self.request_success_total) * share}",
+                f'vllm:time_to_first_token_seconds_bucket{{{labels},le="0.1"}} 1.0',
+            ]
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+    # -- generation ------------------------------------------------------------------------------------------------
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        return await self._generate(request, chat=False)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._generate(request, chat=True)
+
+    async def _generate(self, request: web.Request, chat: bool) -> web.StreamResponse:
+        if not self._authorised(request):
+            return _error(401, "Unauthorized", "AuthenticationError")
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "request body is not JSON", "BadRequestError")
+        self.bodies.append(body)
+        model = body.get("model")
+        if model not in self.models:
+            return _error(404, f"The model `{model}` does not exist.", "NotFoundError")
+        if chat:
+            messages = body.get("messages") or [{}]
+            prompt = str(messages[-1].get("content", ""))
+        else:
+            prompt = str(body.get("prompt", ""))
+        rejected = sorted(self.rejected_fields & set(body))
+        if rejected:
+            return _error(400, f"unsupported field: {rejected[0]}", "BadRequestError")
+        max_tokens = int(body.get("max_tokens") or self.default_max_tokens)
+        if max_tokens >= self.max_model_len:
+            return _error(400, f"max_tokens={max_tokens} cannot be greater than max_model_len", "BadRequestError")
+        self.attempts[prompt] += 1
+        match = _FAULT.search(prompt)
+        fault, argument = (match.group(1), match.group(2)) if match else (None, None)
+        early = await self._early_fault(request, fault, argument, prompt)
+        if early is not None:
+            return early
+        stream = bool(body.get("stream"))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        prompt_tokens = len(prompt.split()) + (3 if chat else 0)
+        tokens = 0 if fault == "empty" else max_tokens
+        if not stream:
+            self._count(prompt_tokens, tokens)
+            return web.json_response(_full_response(chat, model, tokens, prompt_tokens))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
+        await response.prepare(request)
+        self.active += 1
+        self.max_concurrent = max(self.max_concurrent, self.active)
+        try:
+            await self._stream(request, response, chat, model, tokens, prompt_tokens, include_usage, fault, argument)
+        except ConnectionResetError:
+            pass  # the client went away (for instance after its read timeout)
+        finally:
+            self.active -= 1
+        return response
+
+    async def _early_fault(
+        self, request: web.Request, fault: str | None, argument: str | None, prompt: str
+    ) -> web.Response | None:
+        if fault is None:
+            return None
+        status = re.fullmatch(r"http_(\d{3})", fault)
+        if status:
+            code = int(status.group(1))
+            return _error(code, f"injected HTTP {code}", "InjectedError", retry_after="0" if code == 429 else None)
+        if fault in ("retry429", "retry503") and self.attempts[prompt] <= int(float(argument or 1)):
+            code = int(fault[-3:])
+            return _error(code, f"injected HTTP {code} (attempt {self.attempts[prompt]})", "Retry")
+        if fault == "drop":
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError  # nothing more to send on an aborted connection
+        return None
+
+    async def _stream(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        chat: bool,
+        model: str,
+        tokens: int,
+        prompt_tokens: int,
+        include_usage: bool,
+        fault: str | None,
+        argument: str | None,
+    ) -> None:
+        ident = f"fake-{id(response):x}"
+        if chat and self.role_chunk:
+            await response.write(_event(_chunk(chat, ident, model, "", role=True)))
+        if fault == "stall":
+            await asyncio.sleep(float(argument or 1))
+        if self.first_token_delay_s:
+            await asyncio.sleep(self.first_token_delay_s)
+        sent = 0
+        chunk_index = 0
+        while sent < tokens:
+            count = min(self.tokens_per_chunk, tokens - sent)
+            text = "".join(
+                "" if (sent + i == 0 and self.empty_first_token) else f" t{sent + i}" for i in range(count)
+            )
+            finish = "length" if sent + count >= tokens else None
+            if chunk_index == 2 and fault == "reset":
+                self.generation_tokens_total += sent
+                if request.transport is not None:
+                    request.transport.abort()
+                return
+            if chunk_index == 1 and fault in ("bad_sse", "bad_json", "error_event"):
+                await response.write(
+                    {
+                        "bad_sse": b"this line is not an event\n\n",
+                        "bad_json": b"data: {not json\n\n",
+                        "error_event": _event({"error": {"message": "injected engine error", "code": 500}}),
+                    }[fault]
+                )
+                if fault == "error_event":
+                    await response.write(b"data: [DONE]\n\n")
+                self.generation_tokens_total += sent
+                await response.write_eof()
+                return
+            if chunk_index == 2 and fault == "stall_mid":
+                await asyncio.sleep(float(argument or 1))
+            await response.write(_event(_chunk(chat, ident, model, text, finish=finish)))
+            sent += count
+            chunk_index += 1
+            if self.token_delay_s and sent < tokens:
+                await asyncio.sleep(self.token_delay_s)
+        if include_usage and fault != "no_usage":
+            usage = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + tokens, "completion_tokens": tokens}
+            kind = "chat.completion.chunk" if chat else "text_completion"
+            await response.write(_event({"id": ident, "object": kind, "model": model, "choices": [], "usage": usage}))
+        self._count(prompt_tokens, tokens)
+        if fault != "truncated":
+            await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+
+    def _count(self, prompt_tokens: int, tokens: int) -> None:
+        self.prompt_tokens_total += prompt_tokens
+        self.generation_tokens_total += tokens
+        self.request_success_total += 1
+
+
+def _event(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode("utf-8") + b"\n\n"
+
+
+def _chunk(
+    chat: bool, ident: str, model: str, text: str, finish: str | None = None, role: bool = False
+) -> dict[str, Any]:
+    if chat:
+        delta: dict[str, Any] = {"role": "assistant", "content": ""} if role else {"content": text}
+        choice: dict[str, Any] = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return {"id": ident, "object": "chat.completion.chunk", "model": model, "choices": [choice]}
+    choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+    return {"id": ident, "object": "text_completion", "model": model, "choices": [choice]}
+
+
+def _full_response(chat: bool, model: str, tokens: int, prompt_tokens: int) -> dict[str, Any]:
+    text = "".join(f" t{i}" for i in range(tokens))
+    usage = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + tokens, "completion_tokens": tokens}
+    if chat:
+        message = {"role": "assistant", "content": text}
+        choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": "length"}
+        return {"object": "chat.completion", "model": model, "choices": [choice], "usage": usage}
+    return {"object": "text_completion", "model": model, "choices": [{"index": 0, "text": text}], "usage": usage}
+
+
+def _error(status: int, message: str, kind: str, retry_after: str | None = None) -> web.Response:
+    headers = {"Retry-After": retry_after} if retry_after is not None else None
+    return web.json_response(
+        {"error": {"message": message, "type": kind, "code": status}}, status=status, headers=headers
+    )
+
+
+__all__ = ["FakeOpenAIServer", "refused_port", "unaccepting_listener"]

@@ -1,0 +1,379 @@
+"""The NVML meter against the simulated GPU (ai_energy_benchmarks.testing.fake_nvml), checked against ground truth.
+
+One module-scoped scenario measures nested and overlapping windows (1.05-1.6 s) on six simulated GPUs at once, so
+every accuracy check shares about 2.5 s of wall time.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ai_energy_benchmarks.config.schema import MetricsConfig
+from ai_energy_benchmarks.energy.base import EnergyMeter, EnergyReading
+from ai_energy_benchmarks.energy.nvml import COUNTER_SOURCE, POLLED_SOURCE, TIMELINE_COLUMNS, NvmlMeter
+from ai_energy_benchmarks.energy.registry import create_meters
+from ai_energy_benchmarks.exceptions import MeterError
+from ai_energy_benchmarks.testing.fake_nvml import (
+    FakeGpu,
+    FakeNvml,
+    PiecewiseLinearTrace,
+    constant_trace,
+    ramp_trace,
+    step_trace,
+)
+
+TOLERANCE = 0.005  # the acceptance bound: 0.5% of ground truth for windows >= 1 s
+
+# GPU 2's counter wraps at 2**24 mJ, 0.8 s after the simulation starts (200 W = 200,000 mJ/s).
+WRAP_MODULUS_MJ = 2**24
+WRAP_AT_S = 0.8
+
+
+def _sine(t_s: float) -> float:
+    return 150.0 + 50.0 * math.sin(2.0 * math.pi * t_s / 0.7)
+
+
+def _scenario_gpus() -> list[FakeGpu]:
+    return [
+        # 0: constant 150 W
+        FakeGpu(power=150.0),
+        # 1: stepped and ramped: 100 W, ramp to 300 W over 0.3-0.8 s, drop to 50 W at 1.45 s, 250 W at 1.9 s
+        FakeGpu(
+            power=PiecewiseLinearTrace(
+                [(0.0, 100.0), (0.3, 100.0), (0.8, 300.0), (1.45, 300.0), (1.45, 50.0), (1.9, 50.0), (1.9, 250.0)]
+            )
+        ),
+        # 2: 200 W, counter wraps inside the first windows
+        FakeGpu(
+            power=200.0,
+            counter_modulus_mj=WRAP_MODULUS_MJ,
+            counter_offset_mj=WRAP_MODULUS_MJ - round(200_000 * WRAP_AT_S),
+        ),
+        # 3: no energy counter: polled fallback, 80 W ramping to 260 W over 3 s
+        FakeGpu(power=ramp_trace(80.0, 260.0, 0.0, 3.0), has_energy_counter=False),
+        # 4: present but not selected
+        FakeGpu(power=400.0),
+        # 5: constant 100 W; its counter is reset (driver reload) during window "late"
+        FakeGpu(power=100.0),
+        # 6: an arbitrary callable (numerically integrated ground truth)
+        FakeGpu(power=_sine),
+    ]
+
+
+SELECTED = [0, 1, 2, 3, 5, 6]
+
+
+@dataclass
+class Scenario:
+    fake: FakeNvml
+    meter: NvmlMeter
+    output_dir: Path
+    edges: dict[str, tuple[float, float]] = field(default_factory=dict)  # window -> (start, stop) monotonic s
+    readings: dict[str, dict[str, EnergyReading]] = field(default_factory=dict)
+    edge_uncertainty_s: float = 0.0
+
+    def truth_j(self, window: str, gpu: int) -> float:
+        start, stop = self.edges[window]
+        return self.fake.energy_j(gpu, start, stop)
+
+
+def _timed(call: Callable[[], Any]) -> tuple[float, float, Any]:
+    before = time.monotonic()
+    result = call()
+    after = time.monotonic()
+    return (before + after) / 2.0, after - before, result
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    """Windows: outer [0, 1.6 s], inner [0.3, 1.35 s] nested in it, late [1.35, 2.45 s] overlapping outer's end."""
+    output_dir = tmp_path_factory.mktemp("nvml")
+    fake = FakeNvml(_scenario_gpus())
+    with fake:
+        meter = NvmlMeter(MetricsConfig(), output_dir, gpu_ids=SELECTED)
+        meter.prepare()
+        run = Scenario(fake, meter, output_dir)
+        starts: dict[str, float] = {}
+        widest = 0.0
+
+        def start(name: str) -> None:
+            nonlocal widest
+            starts[name], width, _ = _timed(lambda: meter.start_window(name))
+            widest = max(widest, width)
+
+        def stop(name: str) -> None:
+            nonlocal widest
+            stop_s, width, (readings, emissions) = _timed(lambda: meter.stop_window(name))
+            widest = max(widest, width)
+            assert emissions is None
+            run.edges[name] = (starts[name], stop_s)
+            run.readings[name] = {r.device: r for r in readings}
+
+        origin = fake.start_monotonic_s
+
+        def sleep_until(elapsed_s: float) -> None:
+            time.sleep(max(0.0, origin + elapsed_s - time.monotonic()))
+
+        start("outer")
+        sleep_until(0.3)
+        start("inner")
+        sleep_until(1.35)
+        stop("inner")
+        start("late")
+        sleep_until(1.6)
+        stop("outer")
+        # Driver reload: GPU 5's counter restarts from (about) zero while "late" is open.
+        fake.gpus[5].counter_offset_mj = -fake.counter_mj(5) + 1234
+        sleep_until(2.45)
+        stop("late")
+        run.edge_uncertainty_s = widest
+        meter.close()
+        yield run
+
+
+def _relative_error(measured: float, truth: float) -> float:
+    return (measured - truth) / truth
+
+
+@pytest.mark.parametrize("window", ["outer", "inner", "late"])
+@pytest.mark.parametrize("gpu", [0, 1, 2, 6])
+def test_counter_windows_match_ground_truth(scenario: Scenario, window: str, gpu: int) -> None:
+    reading = scenario.readings[window][f"gpu:{gpu}"]
+    truth = scenario.truth_j(window, gpu)
+    error = _relative_error(reading.energy_j, truth)
+    print(f"gpu {gpu} window {window}: {reading.energy_j:.4f} J vs truth {truth:.4f} J ({error:+.4%})")
+    assert reading.source == COUNTER_SOURCE
+    assert reading.meter == "nvml"
+    assert reading.is_measured
+    assert abs(error) < TOLERANCE
+    # Much tighter in fact: only the (sub-millisecond) timing of the window edges is uncertain.
+    assert abs(reading.energy_j - truth) < 1e-3 + 500.0 * scenario.edge_uncertainty_s
+
+
+def test_nested_and_overlapping_windows_are_consistent(scenario: Scenario) -> None:
+    outer, inner, late = (scenario.edges[w] for w in ("outer", "inner", "late"))
+    assert outer[0] < inner[0] < inner[1] <= late[0] < outer[1] < late[1]
+    assert all(scenario.edges[w][1] - scenario.edges[w][0] >= 1.0 for w in scenario.edges)
+    for gpu in (0, 1, 6):
+        # The inner window is part of the outer one; their counter readings account for the outer's remainder.
+        remainder = scenario.fake.energy_j(gpu, outer[0], inner[0]) + scenario.fake.energy_j(gpu, inner[1], outer[1])
+        outer_j = scenario.readings["outer"][f"gpu:{gpu}"].energy_j
+        inner_j = scenario.readings["inner"][f"gpu:{gpu}"].energy_j
+        assert outer_j - inner_j == pytest.approx(remainder, rel=1e-3)
+
+
+def test_counter_wraparound(scenario: Scenario) -> None:
+    outer = scenario.edges["outer"]
+    assert scenario.fake.counter_mj(2, outer[1]) < scenario.fake.counter_mj(2, outer[0]), "the counter must wrap"
+    for window in ("outer", "inner"):
+        reading = scenario.readings[window]["gpu:2"]
+        assert "wrapped" in reading.note
+        assert reading.energy_j == pytest.approx(scenario.truth_j(window, 2), rel=TOLERANCE)
+    assert scenario.readings["late"]["gpu:2"].note == ""
+
+
+def test_stepped_trace_really_steps(scenario: Scenario) -> None:
+    # The windows see different mean powers on GPU 1, so the check above is not a constant in disguise.
+    means = {
+        w: scenario.readings[w]["gpu:1"].energy_j / (scenario.edges[w][1] - scenario.edges[w][0])
+        for w in scenario.edges
+    }
+    assert max(means.values()) - min(means.values()) > 30.0
+
+
+@pytest.mark.parametrize("window", ["outer", "inner", "late"])
+def test_gpu_without_counter_uses_polled_power(scenario: Scenario, window: str) -> None:
+    reading = scenario.readings[window]["gpu:3"]
+    truth = scenario.truth_j(window, 3)
+    error = _relative_error(reading.energy_j, truth)
+    print(f"gpu 3 (no counter) window {window}: {reading.energy_j:.4f} J vs truth {truth:.4f} J ({error:+.4%})")
+    assert reading.source == POLLED_SOURCE
+    assert reading.is_measured
+    assert "no energy counter" in reading.note and "50 ms" in reading.note
+    assert abs(error) < TOLERANCE
+
+
+def test_counter_reset_falls_back_to_polled_power(scenario: Scenario) -> None:
+    reading = scenario.readings["late"]["gpu:5"]
+    truth = scenario.truth_j("late", 5)
+    assert reading.source == POLLED_SOURCE
+    assert "counter reset" in reading.note
+    assert reading.energy_j == pytest.approx(truth, rel=TOLERANCE)
+    assert scenario.readings["outer"]["gpu:5"].source == COUNTER_SOURCE
+
+
+def test_only_selected_gpus_are_read(scenario: Scenario) -> None:
+    for readings in scenario.readings.values():
+        assert sorted(readings) == [f"gpu:{i}" for i in SELECTED]
+    assert scenario.fake.device_calls(4) == 0
+    assert ("nvmlDeviceGetHandleByIndex", 4) not in scenario.fake.calls
+    for gpu in SELECTED:
+        assert scenario.fake.device_calls(gpu) > 0
+
+
+def test_describe_reports_gpus_driver_and_sources(scenario: Scenario) -> None:
+    info = scenario.meter.describe()
+    assert info["selection"] == f"gpu_ids {SELECTED} of 7 visible"
+    assert info["driver_version"] == "550.54.15"
+    assert info["poll_interval_s"] == 0.05
+    gpus = {g["index"]: g for g in info["gpus"]}
+    assert sorted(gpus) == SELECTED
+    assert gpus[0]["name"] == "NVIDIA H100 80GB HBM3 (simulated)"
+    assert gpus[0]["uuid"].startswith("GPU-")
+    assert gpus[0]["power_limit_w"] == 700.0
+    assert gpus[0]["energy_counter"] is True and gpus[0]["source"] == COUNTER_SOURCE
+    assert gpus[3]["energy_counter"] is False and gpus[3]["source"] == POLLED_SOURCE
+
+
+def test_timeline_csv(scenario: Scenario) -> None:
+    path = scenario.output_dir / "timeline.csv"
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert tuple(reader.fieldnames or ()) == TIMELINE_COLUMNS
+        rows = list(reader)
+    by_gpu: dict[int, list[dict[str, str]]] = {}
+    for row in rows:
+        by_gpu.setdefault(int(row["gpu"]), []).append(row)
+    assert sorted(by_gpu) == SELECTED
+    for gpu, gpu_rows in by_gpu.items():
+        elapsed = [float(r["elapsed_s"]) for r in gpu_rows]
+        assert elapsed == sorted(elapsed)
+        rate_hz = (len(elapsed) - 1) / (elapsed[-1] - elapsed[0])
+        assert rate_hz >= 10.0, f"GPU {gpu} polled at {rate_hz:.1f} Hz"
+        assert elapsed[-1] - elapsed[0] > 2.0
+        for row in gpu_rows:
+            assert row["sm_clock_mhz"] == "1980" and row["mem_clock_mhz"] == "2619"
+            assert row["temperature_c"] == "45" and row["utilization_pct"] == "87"
+            assert float(row["timestamp_unix_s"]) == pytest.approx(time.time(), abs=3600)
+    assert {float(r["power_w"]) for r in by_gpu[0]} == {150.0}
+    ramp = [float(r["power_w"]) for r in by_gpu[3]]
+    assert 80.0 <= ramp[0] < ramp[-1] <= 260.0
+
+
+# --- set-up, selection and errors (no windows of any length) ---------------------------------------------------------
+
+
+def test_registry_creates_the_meter(tmp_path: Path) -> None:
+    meters = create_meters(MetricsConfig(type="nvml"), tmp_path, [0])
+    assert len(meters) == 1 and isinstance(meters[0], NvmlMeter)
+    assert isinstance(meters[0], EnergyMeter)
+
+
+def test_all_visible_gpus_when_none_selected(tmp_path: Path) -> None:
+    with FakeNvml([FakeGpu(100.0), FakeGpu(200.0)]) as fake:
+        meter = NvmlMeter(MetricsConfig(), tmp_path, gpu_ids=None)
+        meter.prepare()
+        try:
+            meter.start_window("w")
+            time.sleep(0.05)
+            readings, _ = meter.stop_window("w")
+            assert [r.device for r in readings] == ["gpu:0", "gpu:1"]
+            assert meter.describe()["selection"] == "all visible GPUs (2)"
+        finally:
+            meter.close()
+        assert fake.init_count == 0, "close() must shut NVML down"
+    assert (tmp_path / "timeline.csv").is_file()
+
+
+def test_window_misuse(tmp_path: Path) -> None:
+    with FakeNvml():
+        meter = NvmlMeter(MetricsConfig(), tmp_path, gpu_ids=[0])
+        with pytest.raises(MeterError, match="before prepare"):
+            meter.start_window("w")
+        meter.prepare()
+        try:
+            meter.start_window("w")
+            with pytest.raises(MeterError, match="already open"):
+                meter.start_window("w")
+            with pytest.raises(MeterError, match="was not started"):
+                meter.stop_window("other")
+            meter.stop_window("w")
+        finally:
+            meter.close()
+
+
+def test_missing_pynvml_names_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # makes `import pynvml` raise ImportError
+    with pytest.raises(MeterError, match=r"pip install nvidia-ml-py"):
+        NvmlMeter(MetricsConfig(), tmp_path).prepare()
+
+
+def test_permission_denied_on_init(tmp_path: Path) -> None:
+    with FakeNvml(permission_denied=True), pytest.raises(MeterError, match=r"NVML: permission denied.*/dev/nvidia"):
+        NvmlMeter(MetricsConfig(), tmp_path).prepare()
+
+
+def test_permission_denied_on_reads(tmp_path: Path) -> None:
+    with FakeNvml([FakeGpu(), FakeGpu(permission_denied=True)]) as fake:
+        with pytest.raises(MeterError, match=r"permission denied reading GPU 1's energy counter"):
+            NvmlMeter(MetricsConfig(), tmp_path, gpu_ids=[0, 1]).prepare()
+        assert fake.init_count == 0, "a failed prepare() must shut NVML down"
+
+
+def test_nvml_unavailable(tmp_path: Path) -> None:
+    with FakeNvml(driver_missing=True), pytest.raises(MeterError, match=r"NVML is unavailable .*no NVIDIA driver"):
+        NvmlMeter(MetricsConfig(), tmp_path).prepare()
+
+
+def test_gpu_index_out_of_range(tmp_path: Path) -> None:
+    with FakeNvml([FakeGpu(), FakeGpu()]) as fake:
+        with pytest.raises(MeterError, match=r"GPU index 2 out of range: 2 GPU\(s\) visible \(indices 0-1\)"):
+            NvmlMeter(MetricsConfig(), tmp_path, gpu_ids=[0, 2]).prepare()
+        assert fake.init_count == 0
+
+
+# --- the simulation itself -------------------------------------------------------------------------------------------
+
+
+def test_piecewise_traces_integrate_exactly() -> None:
+    assert constant_trace(150.0).energy_j(0.5, 2.5) == pytest.approx(300.0, rel=1e-12)
+    steps = step_trace(100.0, [(1.0, 300.0), (2.0, 50.0)])
+    assert steps.power_w(0.99) == 100.0 and steps.power_w(1.0) == 300.0 and steps.power_w(5.0) == 50.0
+    assert steps.energy_j(0.5, 2.5) == pytest.approx(50.0 + 300.0 + 25.0, rel=1e-12)
+    ramp = ramp_trace(100.0, 200.0, 1.0, 2.0)
+    assert ramp.power_w(1.5) == pytest.approx(150.0)
+    assert ramp.energy_j(0.0, 3.0) == pytest.approx(100.0 + 150.0 + 200.0, rel=1e-12)
+    with pytest.raises(ValueError, match="time order"):
+        PiecewiseLinearTrace([(1.0, 1.0), (0.0, 1.0)])
+
+
+def test_callable_trace_integrates_to_far_below_0_1_percent() -> None:
+    fake = FakeNvml([FakeGpu(power=_sine)])
+    origin = fake.start_monotonic_s
+    # Closed form of the sine trace over [0.1, 1.6] s.
+    period = 0.7
+    exact = 150.0 * 1.5 - 50.0 * period / (2 * math.pi) * (
+        math.cos(2 * math.pi * 1.6 / period) - math.cos(2 * math.pi * 0.1 / period)
+    )
+    assert fake.energy_j(0, origin + 0.1, origin + 1.6) == pytest.approx(exact, rel=1e-9)
+
+
+def test_fake_counter_units_offset_and_wrap() -> None:
+    with FakeNvml([FakeGpu(power=150.0, counter_offset_mj=5, counter_modulus_mj=1000)]) as fake:
+        origin = fake.start_monotonic_s
+        # 150 W for 1 ms is 150 mJ; for 10 ms, 1500 mJ, which wraps at 1000 mJ (within 1 mJ: float time).
+        assert abs(fake.counter_mj(0, origin + 0.001) - 155) <= 1
+        assert abs(fake.counter_mj(0, origin + 0.01) - 505) <= 1
+        import pynvml
+
+        assert pynvml is fake.module
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+        assert pynvml.nvmlDeviceGetPowerUsage(handle) == 150_000  # mW
+        assert pynvml.nvmlDeviceGetEnforcedPowerLimit(handle) == 700_000  # mW
+        assert pynvml.nvmlDeviceGetMemoryInfo(handle).total == 80 * 1024**3
+        with pytest.raises(pynvml.NVMLError_InvalidArgument):
+            pynvml.nvmlDeviceGetHandleByIndex(1)
+        error = pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        assert isinstance(error, pynvml.NVMLError_NotSupported) and str(error) == "Not Supported"
+        pynvml.nvmlShutdown()
+    assert "pynvml" not in sys.modules or sys.modules["pynvml"] is not fake.module
