@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -17,12 +18,11 @@ from typing import Any
 import click
 
 from ai_energy_benchmarks._version import __version__
-from ai_energy_benchmarks.exceptions import BenchmarkError
+from ai_energy_benchmarks.exceptions import BenchmarkError, Interrupted
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 _RUN_HELP = """Run a benchmark.
 
@@ -53,6 +53,21 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
             logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
+def _install_signal_handlers() -> None:
+    """SIGINT and SIGTERM stop the run cleanly (meters stopped, partial report written); a second one exits at once."""
+
+    def leave_now(signum: int, frame: Any) -> None:
+        os._exit(128 + signum)
+
+    def stop_run(signum: int, frame: Any) -> None:
+        for other in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(other, leave_now)
+        raise Interrupted(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop_run)
+
+
 @contextmanager
 def _errors_to_exit_codes(verbose: int) -> Iterator[None]:
     try:
@@ -61,10 +76,16 @@ def _errors_to_exit_codes(verbose: int) -> Iterator[None]:
         if verbose:
             traceback.print_exc(file=sys.stderr)
         click.echo(f"error: {exc}", err=True)
+        partial = getattr(exc, "partial_report", None)
+        if partial:
+            click.echo(f"partial report (what was measured before the failure): {partial}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        partial = getattr(exc, "partial_report", None)
+        where = f"; partial report: {partial}" if partial else "; nothing had been measured yet"
+        click.echo(f"interrupted by {signal.Signals(signum).name}{where}", err=True)
+        sys.exit(128 + signum)
 
 
 def _progress_bar(enabled: bool) -> tuple[Callable[[str, int, int], None] | None, Callable[[], None]]:
@@ -132,6 +153,7 @@ def run_command(
 ) -> None:
     """Run a benchmark and print its summary."""
     _setup_logging(verbose, quiet)
+    _install_signal_handlers()
     with _errors_to_exit_codes(verbose):
         from ai_energy_benchmarks.results.summary import format_summary
         from ai_energy_benchmarks.runner import create_benchmark

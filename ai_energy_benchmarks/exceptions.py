@@ -32,3 +32,16 @@ class MeterError(BenchmarkError):
     """An energy meter could not be started or read."""
 
     exit_code = 1
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal (SIGINT or SIGTERM); what was measured is kept.
+
+    Derives from KeyboardInterrupt so that it unwinds through every ``except Exception`` on its way out.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        #: Conventional shell exit code: 128 + signal number (130 for SIGINT, 143 for SIGTERM).
+        self.exit_code = 128 + signum

@@ -144,8 +144,11 @@ class BenchmarkRunner:
             self._warmup(backend, prompt_set)
             try:
                 self._measure(backend, meter_set, prompt_set, records)
-            except BaseException:
-                self._finish(backend, meter_set, prompt_set, records, started_at, status="failed")
+            except BaseException as exc:
+                status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                logger.warning("run %s after %d measured requests; writing what was measured", status, len(records))
+                self._finish(backend, meter_set, prompt_set, records, started_at, status=status)
+                exc.partial_report = str(self.output_dir / REPORT_FILE)  # type: ignore[attr-defined]
                 raise
             return self._finish(backend, meter_set, prompt_set, records, started_at, status=None)
         finally:
@@ -160,6 +163,7 @@ class BenchmarkRunner:
             return
         kwargs = scenario.generate_kwargs.as_kwargs()
         done = 0
+        logger.info("warm-up: %d prompts (not measured)", count)
         for record in backend.run(prompt_set.prompts[:count], kwargs):
             done += record.num_prompts
             self._progress("warmup", done, count)
@@ -191,6 +195,7 @@ class BenchmarkRunner:
         for repetition in range(scenario.repetitions):
             for phase, phase_kwargs in passes:
                 with meter_set.window(f"{phase}-{repetition}", kind=phase, repetition=repetition):
+                    logger.info("measuring window '%s-%d'", phase, repetition)
                     for record in backend.run(prompt_set.prompts, phase_kwargs):
                         record.repetition = repetition
                         record.phase = phase

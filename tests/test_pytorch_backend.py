@@ -145,7 +145,7 @@ def test_no_weights_with_a_device_map_is_dispatched(tmp_path: Path) -> None:
 
 
 def test_no_weights_with_quantisation_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="needs a CUDA GPU|quantisation needs real weights"):
+    with pytest.raises(ConfigError, match=r"needs a CUDA GPU|quantisation needs real weights"):
         run(tmp_path, backend={"load_in_4bit": True})
 
 

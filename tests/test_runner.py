@@ -18,7 +18,7 @@ from ai_energy_benchmarks.config.parser import (
     ReporterConfig,
     ScenarioConfig,
 )
-from ai_energy_benchmarks.exceptions import BenchmarkError, DatasetError
+from ai_energy_benchmarks.exceptions import DatasetError
 from ai_energy_benchmarks.results.writers import append_csv_row
 from ai_energy_benchmarks.runner import BenchmarkRunner, run_benchmark_from_config
 
@@ -87,7 +87,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]
 
 def chat_token_count(tokenizer: Any, prompt: str) -> int:
     """Tokens of ``prompt`` as sent: one user message through the tokenizer's chat template."""
-    text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
+    messages = [{"role": "user", "content": prompt}]
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
@@ -239,12 +240,11 @@ def test_second_run_appends_a_second_row(tmp_path: Path) -> None:
     assert all(len(row) == len(header) for row in rows)
 
 
-def test_csv_with_other_columns_is_not_appended_to(tmp_path: Path) -> None:
+def test_csv_with_other_columns_is_migrated_to_their_union(tmp_path: Path) -> None:
     target = tmp_path / "results.csv"
     target.write_text("a,b\n1,2\n", encoding="utf-8")
-    with pytest.raises(BenchmarkError, match="different columns"):
-        append_csv_row(target, {"a": 1, "c": 3})
-    assert target.read_text(encoding="utf-8") == "a,b\n1,2\n"
+    append_csv_row(target, {"a": 3, "c": 4})
+    assert target.read_text(encoding="utf-8") == "a,b,c\n1,2,\n3,,4\n"
 
 
 def test_batch_of_four_counts_tokens_without_padding(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -13,7 +14,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from ai_energy_benchmarks.exceptions import BenchmarkError
+logger = logging.getLogger(__name__)
 
 
 def write_json_atomic(path: Path, data: Any) -> Path:
@@ -67,10 +68,11 @@ def flatten_for_csv(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]
 
 
 def append_csv_row(path: Path, row: Mapping[str, Any]) -> Path:
-    """Append ``row`` to the CSV at ``path`` under a lock, writing the header when the file is new.
+    """Append ``row`` to the CSV at ``path`` under a file lock, so concurrent runs never tear rows.
 
-    If the file exists with different columns, the row is not appended blindly: it raises a
-    :class:`BenchmarkError` naming the file, so nothing misaligned is ever written.
+    A new file gets a header. If the file's header differs from the row's columns, the file is first rewritten
+    atomically with the union of both (old columns first, new ones after; missing values left empty), so every
+    row stays aligned with the header.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = list(row)
@@ -78,16 +80,27 @@ def append_csv_row(path: Path, row: Mapping[str, Any]) -> Path:
         exists = path.is_file() and path.stat().st_size > 0
         if exists:
             with path.open(encoding="utf-8", newline="") as handle:
-                header = next(csv.reader(handle), [])
+                reader = csv.DictReader(handle)
+                header = list(reader.fieldnames or [])
+                if header != columns:
+                    union = header + [c for c in columns if c not in header]
+                    rows = list(reader)
             if header != columns:
-                missing = [c for c in columns if c not in header]
-                extra = [c for c in header if c not in columns]
-                raise BenchmarkError(
-                    f"{path}: existing CSV has different columns (new: {missing[:3]}, absent: {extra[:3]}); "
-                    "not appending; set reporter.output_file to a new file"
-                )
+                if union != header:
+                    logger.warning(
+                        "%s: header differs from this version's columns; rewriting it with the union of both "
+                        "(%d new columns)",
+                        path,
+                        len(union) - len(header),
+                    )
+                    buffer = io.StringIO()
+                    writer = csv.DictWriter(buffer, fieldnames=union, lineterminator="\n", restval="")
+                    writer.writeheader()
+                    writer.writerows(rows)
+                    _write_text_atomic(path, buffer.getvalue())
+                columns = union
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", restval="")
         if not exists:
             writer.writeheader()
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
