@@ -86,6 +86,12 @@ def _errors_to_exit_codes(verbose: int) -> Iterator[None]:
         where = f"; partial report: {partial}" if partial else "; nothing had been measured yet"
         click.echo(f"interrupted by {signal.Signals(signum).name}{where}", err=True)
         sys.exit(128 + signum)
+    except Exception as exc:  # a bug or an unforeseen failure: still one clear line, details with -v
+        if verbose:
+            traceback.print_exc(file=sys.stderr)
+        detail = "" if verbose else " (run with -v for the traceback)"
+        click.echo(f"error: unexpected {type(exc).__name__}: {exc}{detail}", err=True)
+        sys.exit(1)
 
 
 def _progress_bar(enabled: bool) -> tuple[Callable[[str, int, int], None] | None, Callable[[], None]]:

@@ -127,6 +127,7 @@ class BenchmarkRunner:
         self.check()
         config = self.config
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        _archive_previous_run(self.output_dir)
         started_at = _now()
         prompt_set = load_prompts(config.scenario)
         logger.info("loaded %d prompts from %s", len(prompt_set.prompts), prompt_set.source)
@@ -254,6 +255,17 @@ class BenchmarkRunner:
     def _write_reports(
         self, result: dict[str, Any], records: list[RequestRecord], sent_prompts: list[dict[str, Any]]
     ) -> None:
+        try:
+            self._write_report_files(result, records, sent_prompts)
+        except OSError as exc:
+            raise BenchmarkError(
+                f"cannot write the results to {self.output_dir} ({exc.strerror or exc}); the measured result is "
+                "still returned to Python callers"
+            ) from exc
+
+    def _write_report_files(
+        self, result: dict[str, Any], records: list[RequestRecord], sent_prompts: list[dict[str, Any]]
+    ) -> None:
         out = self.output_dir
         report_path = out / REPORT_FILE
         result["files"] = {
@@ -302,6 +314,30 @@ def csv_row(result: dict[str, Any]) -> dict[str, Any]:
     row["config_sha256"] = result["provenance"]["config_sha256"]
     row["report"] = result.get("files", {}).get("report")
     return row
+
+
+_RUN_FILES = (REPORT_FILE, REQUESTS_FILE, PROMPTS_FILE, RESOLVED_CONFIG_FILE, "timeline.csv")
+
+
+def _archive_previous_run(out: Path) -> None:
+    """Move an earlier run's files out of the way (into ``previous_runs/<its finish time>/``), never overwrite them."""
+    report = out / REPORT_FILE
+    if not report.is_file():
+        return
+    try:
+        stamp = json.loads(report.read_text(encoding="utf-8"))["timestamps"]["finished_at"]
+    except (OSError, ValueError, KeyError, TypeError):
+        stamp = datetime.fromtimestamp(report.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+    target = out / "previous_runs" / str(stamp).replace(":", "-")
+    suffix = 1
+    while target.exists():
+        suffix += 1
+        target = target.with_name(f"{target.name.split('~')[0]}~{suffix}")
+    target.mkdir(parents=True)
+    for name in _RUN_FILES:
+        if (out / name).exists():
+            (out / name).replace(target / name)
+    logger.info("kept the previous run's files in %s", target)
 
 
 def _check_writable(directory: Path, key: str) -> None:

@@ -370,3 +370,16 @@ def test_without_prefill_there_are_no_phases(tmp_path: Path) -> None:
     assert result["phases"] is None
     rows = (tmp_path / "requests.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(rows) == 2
+
+
+def test_a_rerun_keeps_the_previous_runs_files(tmp_path: Path) -> None:
+    config = make_config(tmp_path, num_samples=2)
+    first = BenchmarkRunner(config).run()
+    second = BenchmarkRunner(config).run()
+    archived = list((tmp_path / "previous_runs").iterdir())
+    assert len(archived) == 1
+    kept = json.loads((archived[0] / "benchmark_report.json").read_text(encoding="utf-8"))
+    assert kept["timestamps"] == first["timestamps"]
+    assert (archived[0] / "requests.jsonl").is_file()
+    current = json.loads((tmp_path / "benchmark_report.json").read_text(encoding="utf-8"))
+    assert current["timestamps"] == second["timestamps"]
