@@ -356,6 +356,11 @@ class ScenarioConfig(_Section):
     revision: str | None = Field(None, description="Hub dataset revision (branch, tag or commit).")
     text_column_name: str = Field("text", min_length=1, description="Column holding the prompt text.")
     num_samples: int = Field(10, ge=1, description="Number of prompts measured per repetition.")
+    allow_fewer_samples: bool = Field(
+        True,
+        description="When the dataset holds fewer prompts than `num_samples`: use them all and say so (true), or "
+        "refuse to run (false). Prompts are never repeated to make up the count.",
+    )
     shuffle: bool = Field(False, description="Shuffle the dataset (with `seed`) before taking `num_samples`.")
     seed: int = Field(42, ge=0, description="Seed for shuffling.")
     truncation: bool = Field(

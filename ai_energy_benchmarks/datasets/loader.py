@@ -214,6 +214,11 @@ def load_prompts(scenario: ScenarioConfig) -> PromptSet:
     if scenario.shuffle:
         random.Random(scenario.seed).shuffle(texts)
     warnings: list[str] = []
+    if scenario.num_samples > available and not scenario.allow_fewer_samples:
+        raise DatasetError(
+            f"scenario.num_samples is {scenario.num_samples} but {source} holds {available} prompts "
+            "(set scenario.allow_fewer_samples=true to use them all)"
+        )
     if scenario.num_samples > available:
         message = (
             f"scenario.num_samples is {scenario.num_samples} but {source} holds {available} prompts; "
