@@ -276,6 +276,7 @@ def _energy(
         "joules_per_output_token": _ratio(total_j, completion),
         "output_tokens_per_joule": _ratio(completion, total_j),
         "tokens_per_joule": _ratio(summary["total_tokens"], total_j),
+        "gpu_tokens_per_joule": _ratio(summary["total_tokens"], joules["gpu"]),
         "idle_baseline": baseline,
         "cross_checks": checks,
         "flags": flags,
