@@ -114,6 +114,7 @@ def main() -> None:
                 flush=True,
             )
     bare_median = statistics.median(bare)
+    bare_best = max(bare)
     print(
         f"\nmodel {args.model}, {args.num_prompts} prompts, batch {args.batch_size}, {args.max_new_tokens} new tokens"
     )
@@ -121,7 +122,8 @@ def main() -> None:
     print(f"  bare model.generate loop   {bare_best:8.1f} / {bare_median:8.1f} tokens/s")
     print(f"  runner, meters on          {max(runner):8.1f} / {statistics.median(runner):8.1f} tokens/s")
     print(
-        f"  runner, meters off         {max(runner_no_meters):8.1f} / {statistics.median(runner_no_meters):8.1f} tokens/s"
+        f"  runner, meters off         {max(runner_no_meters):8.1f} / "
+        f"{statistics.median(runner_no_meters):8.1f} tokens/s"
     )
     print(
         f"  ratio runner(meters on) / bare  = {max(runner) / bare_best:.3f} best, "
