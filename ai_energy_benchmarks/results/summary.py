@@ -53,6 +53,22 @@ def format_summary(result: dict[str, Any], report_path: str | None = None) -> st
             f"  emissions     {_num(energy['emissions_g_co2eq'], 4, 'g CO2eq')}"
             f" at {_num(energy['carbon_intensity_g_per_kwh'], 1, 'g/kWh')}",
         ]
+        phases = result.get("phases")
+        if phases:
+            prefill, decode = phases["prefill"], phases["decode"]
+            lines.append(
+                f"  phases        prefill {_num(prefill['energy_wh'], 6, 'Wh')}"
+                f" in {_num(prefill['duration_s'], 3, 's')}"
+                f"; decode {_num(decode['energy_wh'], 6, 'Wh')} in {_num(decode['duration_s'], 3, 's')}"
+                f" ({_num(decode['tokens_per_kwh'], 4)} tokens/kWh)"
+            )
+        baseline = energy.get("idle_baseline")
+        if baseline:
+            power = ", ".join(f"{d} {_num(w, 2, 'W')}" for d, w in baseline["power_w"].items() if w is not None)
+            lines.append(
+                f"  idle          {power}; active energy {_num(baseline['total_active_energy_wh'], 6, 'Wh')}"
+                f" (idle share {_num(None if baseline['idle_share'] is None else 100 * baseline['idle_share'], 1)}%)"
+            )
         if not energy.get("all_measured"):
             lines.append("  note          energy figures marked ESTIMATE are models, not measurements")
     else:
