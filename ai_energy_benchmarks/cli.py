@@ -207,5 +207,193 @@ def presets_command() -> None:
         click.echo(f"{name.ljust(width)}  {description}")
 
 
+_verbosity_options = [
+    click.option("-v", "--verbose", count=True, help="More logging (-vv for debug); tracebacks on errors."),
+    click.option("-q", "--quiet", is_flag=True, help="Only errors and the result."),
+]
+
+
+def _with_verbosity_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_verbosity_options):
+        func = option(func)
+    return func
+
+
+@main.command("report")
+@click.argument("run_dir", type=click.Path())
+@click.option(
+    "-o", "--output-dir", type=click.Path(file_okay=False), help="Where to write the page and figures [RUN_DIR/report]."
+)
+@_with_verbosity_options
+def report_command(run_dir: str, output_dir: str | None, verbose: int, quiet: bool) -> None:
+    """Write an HTML report (one self-contained file) and PNG figures for the run in RUN_DIR.
+
+    Needs matplotlib: pip install 'ai-energy-benchmarks[report]'.
+    """
+    _setup_logging(verbose, quiet)
+    with _errors_to_exit_codes(verbose):
+        from ai_energy_benchmarks.reporting.html import write_report
+
+        files = write_report(run_dir, output_dir)
+        click.echo(f"report: {files.html}")
+        for path in files.figures.values():
+            click.echo(f"figure: {path}")
+        if not quiet:
+            for name, reason in files.skipped.items():
+                click.echo(f"not drawn: {name} ({reason})", err=True)
+
+
+@main.command("compare")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(), metavar="RUN_DIR RUN_DIR...")
+@click.option("--markdown", "markdown_file", type=click.Path(dir_okay=False), help="Also write the table as Markdown.")
+@click.option("--csv", "csv_file", type=click.Path(dir_okay=False), help="Also write the figures as CSV (long form).")
+@click.option("--force", is_flag=True, help="Compare even when the runs measured different workloads.")
+@_with_verbosity_options
+def compare_command(
+    run_dirs: tuple[str, ...], markdown_file: str | None, csv_file: str | None, force: bool, verbose: int, quiet: bool
+) -> None:
+    """Compare the key figures of runs side by side, with ratios to the first run.
+
+    Differences beyond both runs' 95% confidence intervals are marked with *. Runs whose prompts or output lengths
+    differ are refused (exit 2) unless --force is given.
+    """
+    _setup_logging(verbose, quiet)
+    if len(run_dirs) < 2:
+        raise click.UsageError("compare needs at least two run directories")
+    with _errors_to_exit_codes(verbose):
+        from pathlib import Path
+
+        from ai_energy_benchmarks.reporting import ReportError
+        from ai_energy_benchmarks.reporting.compare import compare_runs, format_csv, format_markdown, format_text
+
+        comparison = compare_runs(list(run_dirs), force=force)
+        click.echo(format_text(comparison))
+        for target, render in ((markdown_file, format_markdown), (csv_file, format_csv)):
+            if target is None:
+                continue
+            try:
+                Path(target).write_text(render(comparison), encoding="utf-8")
+            except OSError as exc:
+                raise ReportError(f"{target}: cannot write ({exc.strerror or exc})") from None
+            click.echo(f"written: {target}")
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def _sweep_event_line(event: Any) -> str:
+    """One stderr line per sweep event: which point, how many are left, elapsed time and an estimate of the rest."""
+    head = f"sweep: point {event.point.index}/{event.total} [{event.point.label}]"
+    clock = f"elapsed {_clock(event.elapsed_s)}"
+    if event.eta_s is not None:
+        clock += f", about {_clock(event.eta_s)} to go"
+    if event.kind == "start":
+        why = "" if event.message == "not run yet" else f" ({event.message})"
+        return f"{head} running{why}: {event.finished} finished, {event.left} left; {clock}"
+    if event.kind == "skip":
+        return f"{head} skipped: {event.message}; {event.finished} finished, {event.left} left; {clock}"
+    if event.kind == "done":
+        result = event.result or {}
+        energy, latency = result.get("energy") or {}, (result.get("latency") or {}).get("latency_s") or {}
+
+        def fmt(value: Any) -> str:
+            return "n/a" if value is None else f"{value:.4g}"
+
+        return (
+            f"{head} completed in {event.duration_s:.1f} s: {fmt(energy.get('joules_per_output_token'))} J/output"
+            f" token, latency p50 {fmt(latency.get('p50'))} s, p99 {fmt(latency.get('p99'))} s;"
+            f" {event.finished} finished, {event.left} left; {clock}"
+        )
+    return f"{head} FAILED: {event.message}; {event.finished} finished, {event.left} left; {clock}"
+
+
+@main.command("sweep")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    required=True,
+    metavar="KEY=V1,V2,...",
+    help="A config key and the values to sweep (repeat for a grid), e.g. scenario.input_shapes.batch_size=1,2,4.",
+)
+@click.option("--output-dir", type=click.Path(file_okay=False), help="Sweep directory [<config output_dir>/sweep].")
+@click.option("--slo-p99-s", type=float, help="Latency objective: p99 end-to-end latency at most this (s).")
+@click.option("--slo-ttft-p99-s", type=float, help="Latency objective: p99 time to first token at most this (s).")
+@click.option("--no-plot", is_flag=True, help="Skip the figure (runs without matplotlib).")
+@_with_config_options
+def sweep_command(
+    params: tuple[str, ...],
+    output_dir: str | None,
+    slo_p99_s: float | None,
+    slo_ttft_p99_s: float | None,
+    no_plot: bool,
+    config_path: str | None,
+    config_name: str | None,
+    verbose: int,
+    quiet: bool,
+    overrides: tuple[str, ...],
+) -> None:
+    """Run a grid of configurations, each point in its own run directory, and summarise it.
+
+    \b
+      ai-energy-benchmark sweep --config-name quickstart --param scenario.input_shapes.batch_size=1,2,4 --slo-p99-s 0.5
+
+    Rerunning the same command resumes: points already completed with the same configuration are skipped. Writes
+    summary.csv, summary.md and energy_vs_latency.png (J per output token vs p50/p99 latency, Pareto front, SLO).
+    Trailing KEY=VALUE arguments override the config of every point.
+    """
+    _setup_logging(verbose, quiet)
+    _install_signal_handlers()
+    with _errors_to_exit_codes(verbose):
+        from ai_energy_benchmarks.reporting.sweep import Sweep, parse_param
+
+        sweep = Sweep(
+            [parse_param(text) for text in params],
+            config_path=config_path,
+            config_name=config_name,
+            overrides=list(overrides),
+            output_dir=output_dir,
+            slo_p99_s=slo_p99_s,
+            slo_ttft_p99_s=slo_ttft_p99_s,
+            plot=not no_plot,
+        )
+        show = not quiet
+        bar: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if "update" in bar and bar["update"] is not None:
+                bar["update"](stage, done, total)
+
+        def on_event(event: Any) -> None:
+            if "close" in bar:
+                bar.pop("close")()
+            if show:
+                click.echo(_sweep_event_line(event), err=True)
+            if event.kind == "start":
+                bar["update"], bar["close"] = _progress_bar(show and sys.stderr.isatty())
+
+        if show:
+            click.echo(f"sweep: {len(sweep.points)} points in {sweep.directory}", err=True)
+        try:
+            outcome = sweep.run(on_event=on_event, progress=progress)
+        except KeyboardInterrupt:
+            if "close" in bar:
+                bar.pop("close")()
+            click.echo(
+                "sweep interrupted: run the same command again to resume (completed points are skipped)", err=True
+            )
+            raise
+        click.echo(outcome.files["summary_md"].read_text(encoding="utf-8").rstrip())
+        for name, path in outcome.files.items():
+            click.echo(f"{name}: {path}")
+        if not outcome.all_completed:
+            failed = [o.point.label for o in outcome.points if o.status != "completed"]
+            click.echo(f"error: {len(failed)} point(s) did not complete: {'; '.join(failed)}", err=True)
+            sys.exit(EXIT_FAILED)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -336,6 +336,7 @@ def schedule_drift(url: str, args: argparse.Namespace) -> dict[str, Any]:
     backend.load()
     try:
         prompts = [f"prompt {i}" for i in range(args.drift_requests)]
+        backend.set_phase("generate-0")
         records = list(backend.run(prompts, config.scenario.generate_kwargs.as_kwargs()))
         run = backend.describe()["http"]["runs"][-1]
     finally:

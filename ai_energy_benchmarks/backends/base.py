@@ -11,7 +11,9 @@ from typing import Any, Protocol, runtime_checkable
 class RequestRecord:
     """Facts about one request (or one batch of ``num_prompts`` prompts run together).
 
-    Times are ``time.perf_counter()`` seconds; token counts exclude padding.
+    Times are ``time.perf_counter()`` seconds; token counts exclude padding. ``chunk_times_s`` (streaming
+    backends) holds the arrival time of every streamed chunk that carried output; ``error_class`` names the kind of
+    failure (e.g. ``http_5xx``, ``read_timeout``) so that failures can be counted by class.
     """
 
     index: int
@@ -24,6 +26,8 @@ class RequestRecord:
     error: str | None = None
     phase: str = "generate"
     repetition: int = 0
+    chunk_times_s: list[float] | None = None
+    error_class: str | None = None
 
     @property
     def ok(self) -> bool:

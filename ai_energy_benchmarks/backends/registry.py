@@ -9,7 +9,7 @@ from importlib import metadata
 
 from ai_energy_benchmarks.backends.base import Backend
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
-from ai_energy_benchmarks.exceptions import BackendError, ConfigError
+from ai_energy_benchmarks.exceptions import ConfigError
 
 BackendFactory = Callable[[BenchmarkConfig], Backend]
 
@@ -28,10 +28,9 @@ def _pytorch(config: BenchmarkConfig) -> Backend:
 
 
 def _vllm(config: BenchmarkConfig) -> Backend:
-    raise BackendError(
-        "backend.type 'vllm': the HTTP (vLLM / OpenAI-compatible) backend is not available in this version yet; "
-        "use backend.type=pytorch"
-    )
+    from ai_energy_benchmarks.backends.openai_http import OpenAIHTTPBackend
+
+    return OpenAIHTTPBackend(config)
 
 
 register_backend("pytorch", _pytorch)

@@ -9,21 +9,20 @@ Prometheus ``/metrics``, on a free loopback port, from a background thread::
 
 A prompt chooses its own failure with a marker, so one run can mix good and bad requests:
 
-=====================  ==========================================================================================
-``[fault:http_400]``   answer 400 (also ``http_401``, ``http_404``, ``http_429``, ``http_500``, ``http_503``)
-``[fault:retry429:N]`` answer 429 (no Retry-After) to the first N attempts of this prompt, then stream
-``[fault:retry503:N]`` the same with 503
-``[fault:reset]``      stream two chunks, then abort the connection (reset mid-stream)
-``[fault:drop]``       close the connection before answering
-``[fault:stall:S]``    send the headers, then wait S seconds before the first chunk (read timeout)
-``[fault:stall_mid:S]`` wait S seconds after the second chunk
-``[fault:bad_sse]``    send a line that is not a server-sent event
-``[fault:bad_json]``   send ``data: {not json``
-``[fault:error_event]`` send ``data: {"error": ...}`` in the stream
-``[fault:empty]``      stream no output token (usage says 0)
-``[fault:truncated]``  end the response without ``data: [DONE]``
-``[fault:no_usage]``   leave out the usage chunk
-=====================  ==========================================================================================
+- ``[fault:http_400]``: answer 400 (also ``http_401``, ``http_404``, ``http_429``, ``http_500``, ``http_503``;
+  429 comes with ``Retry-After: 0``)
+- ``[fault:retry429:N]``: answer 429 (no Retry-After) to the first N attempts of this prompt, then stream
+- ``[fault:retry503:N]``: the same with 503
+- ``[fault:reset]``: stream two chunks, then abort the connection (reset mid-stream)
+- ``[fault:drop]``: close the connection before answering
+- ``[fault:stall:S]``: send the headers, then wait S seconds before the first chunk (read timeout)
+- ``[fault:stall_mid:S]``: wait S seconds after the second chunk
+- ``[fault:bad_sse]``: send a line that is not a server-sent event
+- ``[fault:bad_json]``: send ``data: {not json``
+- ``[fault:error_event]``: send ``data: {"error": ...}`` in the stream
+- ``[fault:empty]``: stream no output token (usage says 0)
+- ``[fault:truncated]``: end the response without ``data: [DONE]``
+- ``[fault:no_usage]``: leave out the usage chunk
 
 :func:`refused_port` gives a port where nothing listens; :func:`unaccepting_listener` a port whose accept queue is
 full, so that connecting times out. Everything binds to 127.0.0.1 only.
@@ -196,7 +195,9 @@ class FakeOpenAIServer:
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/chat/completions", self._chat)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, handler_cancellation=True, shutdown_timeout=1.0
+        )
         await self._runner.setup()
         sock = socket.socket()
         sock.bind((HOST, 0))
@@ -346,9 +347,7 @@ class FakeOpenAIServer:
         chunk_index = 0
         while sent < tokens:
             count = min(self.tokens_per_chunk, tokens - sent)
-            text = "".join(
-                "" if (sent + i == 0 and self.empty_first_token) else f" t{sent + i}" for i in range(count)
-            )
+            text = "".join("" if (sent + i == 0 and self.empty_first_token) else f" t{sent + i}" for i in range(count))
             finish = "length" if sent + count >= tokens else None
             if chunk_index == 2 and fault == "reset":
                 self.generation_tokens_total += sent
@@ -376,7 +375,11 @@ class FakeOpenAIServer:
             if self.token_delay_s and sent < tokens:
                 await asyncio.sleep(self.token_delay_s)
         if include_usage and fault != "no_usage":
-            usage = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + tokens, "completion_tokens": tokens}
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "total_tokens": prompt_tokens + tokens,
+                "completion_tokens": tokens,
+            }
             kind = "chat.completion.chunk" if chat else "text_completion"
             await response.write(_event({"id": ident, "object": kind, "model": model, "choices": [], "usage": usage}))
         self._count(prompt_tokens, tokens)

@@ -1,0 +1,377 @@
+"""Latency statistics, goodput, the steady-state window and the server's Prometheus view for the HTTP backend.
+
+Pure functions over :class:`RequestRecord` lists and scraped samples: no I/O here. Times are
+``time.perf_counter()`` seconds unless a key says otherwise.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ai_energy_benchmarks.backends.base import RequestRecord
+from ai_energy_benchmarks.results import stats
+
+#: Relative difference between the server's and the client's token totals above which the cross-check is flagged.
+CROSS_CHECK_TOLERANCE = 0.01
+
+#: Prometheus series kept in every 1 s sample (summed over label sets of the served model).
+SAMPLED_SERIES = (
+    "vllm:num_requests_running",
+    "vllm:num_requests_waiting",
+    "vllm:kv_cache_usage_perc",
+    "vllm:generation_tokens_total",
+    "vllm:prompt_tokens_total",
+)
+#: Counters reported as deltas over a run.
+COUNTER_SERIES = (
+    "vllm:generation_tokens_total",
+    "vllm:prompt_tokens_total",
+    "vllm:request_success_total",
+    "vllm:num_preemptions_total",
+)
+#: Histograms whose mean over a run (delta of _sum / delta of _count) is reported, by short name.
+HISTOGRAM_SERIES = {
+    "ttft_s": "vllm:time_to_first_token_seconds",
+    "itl_s": "vllm:inter_token_latency_seconds",
+    "e2e_s": "vllm:e2e_request_latency_seconds",
+    "queue_s": "vllm:request_queue_time_seconds",
+    "prefill_s": "vllm:request_prefill_time_seconds",
+    "decode_s": "vllm:request_decode_time_seconds",
+}
+
+
+def distribution(values: Sequence[float]) -> dict[str, float | int | None]:
+    """count, mean, median, std (sample), p90, p99, min and max of ``values`` (in their own unit)."""
+    return {
+        "count": len(values),
+        "mean": stats.mean(values),
+        "median": stats.percentile(values, 50),
+        "std": stats.stdev(values),
+        "p90": stats.percentile(values, 90),
+        "p99": stats.percentile(values, 99),
+        "min": min(values) if values else None,
+        "max": max(values) if values else None,
+    }
+
+
+def tpot_s(record: RequestRecord) -> float | None:
+    """Time per output token after the first (s): (end - first token) / (tokens - 1); None below two tokens."""
+    if record.first_token_s is None or record.completion_tokens < 2:
+        return None
+    return (record.end_s - record.first_token_s) / (record.completion_tokens - 1)
+
+
+def inter_chunk_latencies_s(record: RequestRecord) -> list[float]:
+    """Gaps between consecutive streamed chunks of one request (s). A chunk may carry several tokens."""
+    times = record.chunk_times_s or []
+    return [later - earlier for earlier, later in itertools.pairwise(times)]
+
+
+def goodput(
+    records: Sequence[RequestRecord],
+    duration_s: float,
+    slo_ttft_s: float | None,
+    slo_tpot_s: float | None,
+    slo_e2e_s: float | None,
+) -> dict[str, Any] | None:
+    """Requests that succeeded within every set objective, per second and as a share; None when no SLO is set."""
+    if slo_ttft_s is None and slo_tpot_s is None and slo_e2e_s is None:
+        return None
+    good = 0
+    for record in records:
+        if not record.ok:
+            continue
+        ttft = record.ttft_s
+        if slo_ttft_s is not None and (ttft is None or ttft > slo_ttft_s):
+            continue
+        tpot = tpot_s(record)
+        if slo_tpot_s is not None and tpot is not None and tpot > slo_tpot_s:
+            continue
+        if slo_e2e_s is not None and record.latency_s > slo_e2e_s:
+            continue
+        good += 1
+    return {
+        "slo": {"ttft_s": slo_ttft_s, "tpot_s": slo_tpot_s, "e2e_s": slo_e2e_s},
+        "good_requests": good,
+        "share_of_requests": good / len(records) if records else None,
+        "requests_per_s": good / duration_s if duration_s > 0 else None,
+    }
+
+
+def request_metrics(
+    records: Sequence[RequestRecord],
+    duration_s: float,
+    slo_ttft_s: float | None = None,
+    slo_tpot_s: float | None = None,
+    slo_e2e_s: float | None = None,
+) -> dict[str, Any]:
+    """TTFT, TPOT, ITL and end-to-end latency distributions (s), throughput and goodput over ``duration_s``."""
+    ok = [r for r in records if r.ok]
+    output_tokens = sum(r.completion_tokens for r in ok)
+    prompt_tokens = sum(r.prompt_tokens for r in ok)
+    itl: list[float] = []
+    for record in ok:
+        itl.extend(inter_chunk_latencies_s(record))
+    tpot = [value for value in (tpot_s(r) for r in ok) if value is not None]
+    return {
+        "requests": len(records),
+        "ok": len(ok),
+        "failed": len(records) - len(ok),
+        "errors_by_class": error_counts(records),
+        "duration_s": duration_s,
+        "prompt_tokens": prompt_tokens,
+        "output_tokens": output_tokens,
+        "request_throughput_per_s": len(ok) / duration_s if duration_s > 0 else None,
+        "output_token_throughput_per_s": output_tokens / duration_s if duration_s > 0 else None,
+        "total_token_throughput_per_s": (prompt_tokens + output_tokens) / duration_s if duration_s > 0 else None,
+        "ttft_s": distribution([r.ttft_s for r in ok if r.ttft_s is not None]),
+        "tpot_s": distribution(tpot),
+        "itl_s": distribution(itl),
+        "e2e_s": distribution([r.latency_s for r in ok]),
+        "goodput": goodput(records, duration_s, slo_ttft_s, slo_tpot_s, slo_e2e_s),
+    }
+
+
+def error_counts(records: Iterable[RequestRecord]) -> dict[str, int]:
+    """Failed requests counted by error class (sorted by class name)."""
+    counts = Counter(r.error_class or "error" for r in records if not r.ok)
+    return dict(sorted(counts.items()))
+
+
+# -- load shape and the steady-state window ------------------------------------------------------------------------
+@dataclass
+class SlotTrace:
+    """How many of the ``concurrency`` slots were occupied over a run.
+
+    ``events`` holds ``(time_s, occupied_after)`` at every change; a slot is occupied from when the dispatcher
+    takes it for a request until that request (with its retries) has finished. ``sends_done_s`` is when the
+    dispatcher stopped sending.
+    """
+
+    concurrency: int
+    start_s: float
+    events: list[tuple[float, int]] = field(default_factory=list)
+    sends_done_s: float | None = None
+    end_s: float | None = None
+
+    def max_occupied(self) -> int:
+        """Most slots occupied at once."""
+        return max((level for _, level in self.events), default=0)
+
+    def mean_occupied(self) -> float | None:
+        """Time-weighted mean number of occupied slots from the first send to the end."""
+        if not self.events or self.end_s is None or self.end_s <= self.start_s:
+            return None
+        area, previous_t, level = 0.0, self.start_s, 0
+        for time_s, after in self.events:
+            area += level * (time_s - previous_t)
+            previous_t, level = time_s, after
+        area += level * (self.end_s - previous_t)
+        return area / (self.end_s - self.start_s)
+
+    def steady_bounds(self) -> tuple[float, float] | None:
+        """(start, end) of the steady state: all slots first busy -> drain begins; None if never all busy.
+
+        The drain begins at the first moment, once sending has stopped, at which a slot is free and will not be
+        refilled: the first completion after the last send, or the completion that freed the slot the dispatcher
+        took and gave back when it stopped (duration mode).
+        """
+        full = self.concurrency
+        start = next((t for t, level in self.events if level == full), None)
+        if start is None or self.sends_done_s is None:
+            return None
+        level_at_stop, previous, last_full_exit = 0, 0, None
+        for time_s, level in self.events:
+            if time_s > self.sends_done_s:
+                break
+            if previous == full and level < full:
+                last_full_exit = time_s
+            previous = level_at_stop = level
+        if level_at_stop < full:
+            end = last_full_exit
+        else:
+            end = next((t for t, level in self.events if t > self.sends_done_s and level < full), None)
+        if end is None or end < start:
+            return None
+        return start, end
+
+    def full_seconds_between(self, start: float, end: float) -> float:
+        """Seconds within [start, end] during which every slot was occupied."""
+        points = [(self.start_s, 0), *self.events]
+        ends = [t for t, _ in points[1:]] + [self.end_s if self.end_s is not None else end]
+        total = 0.0
+        for (begin_s, level), end_s in zip(points, ends, strict=True):
+            if level == self.concurrency:
+                total += max(0.0, min(end_s, end) - max(begin_s, start))
+        return total
+
+
+def tokens_between(records: Iterable[RequestRecord], start: float, end: float) -> float:
+    """Output tokens delivered within [start, end]: each request's tokens spread over its chunks' arrival times.
+
+    A chunk may carry several tokens (the server merges them under load), so a request's ``completion_tokens``
+    are shared equally among its chunks; with one token per chunk the count is exact.
+    """
+    total = 0.0
+    for record in records:
+        times = record.chunk_times_s
+        if not times or record.completion_tokens <= 0:
+            continue
+        inside = sum(1 for t in times if start <= t <= end)
+        total += record.completion_tokens * inside / len(times)
+    return total
+
+
+def steady_state(trace: SlotTrace, records: Sequence[RequestRecord]) -> dict[str, Any]:
+    """The steady-state window (all slots busy until the drain begins) with its duration and output tokens."""
+    bounds = trace.steady_bounds()
+    if bounds is None:
+        reason = (
+            f"the {trace.concurrency} concurrency slots were never all busy at once "
+            f"(at most {trace.max_occupied()}): fewer requests than slots, or the request rate kept the load lower"
+        )
+        return {"reached": False, "reason": reason, "concurrency": trace.concurrency}
+    start, end = bounds
+    duration = end - start
+    tokens = tokens_between(records, start, end)
+    completed = sum(1 for r in records if r.ok and start <= r.end_s <= end)
+    return {
+        "reached": True,
+        "concurrency": trace.concurrency,
+        "start_s": start,
+        "end_s": end,
+        "start_offset_s": start - trace.start_s,
+        "end_offset_s": end - trace.start_s,
+        "duration_s": duration,
+        "output_tokens": round(tokens, 3),
+        "output_tokens_per_s": tokens / duration if duration > 0 else None,
+        "requests_completed": completed,
+        "all_slots_busy_share": trace.full_seconds_between(start, end) / duration if duration > 0 else None,
+        "method": "from the first moment all concurrency slots were busy to the first moment after the last send "
+        "when a slot freed and was not refilled; start_s/end_s are time.perf_counter() seconds (the clock of the "
+        "measured windows); tokens are spread over each request's chunk arrival times",
+    }
+
+
+def schedule_drift(drift_s: Sequence[float], late_for_slot: int) -> dict[str, Any]:
+    """How late requests were sent against their arrival schedule (ms), for those that found a free slot."""
+    values_ms = [d * 1000.0 for d in drift_s]
+    return {
+        "unit": "ms",
+        "p50": stats.percentile(values_ms, 50),
+        "p99": stats.percentile(values_ms, 99),
+        "max": max(values_ms) if values_ms else None,
+        "count": len(values_ms),
+        "held_for_a_slot": late_for_slot,
+        "note": "send time minus scheduled time, for requests whose slot was free when they were due",
+    }
+
+
+# -- Prometheus ----------------------------------------------------------------------------------------------------
+def parse_prometheus(text: str, model: str | None = None) -> dict[str, float]:
+    """Sum every ``vllm:`` series over its label sets (only those of ``model`` when series carry ``model_name``).
+
+    Histogram buckets and ``_created`` timestamps are skipped; ``_sum`` and ``_count`` are kept.
+    """
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith("vllm:"):
+            continue
+        brace = line.find("{")
+        if brace >= 0:
+            close = line.rfind("}")
+            name, labels, rest = line[:brace], line[brace + 1 : close], line[close + 1 :]
+        else:
+            name, _, rest = line.partition(" ")
+            labels = ""
+        if name.endswith(("_bucket", "_created")):
+            continue
+        if model is not None and 'model_name="' in labels and f'model_name="{model}"' not in labels:
+            continue
+        parts = rest.split()
+        if not parts:
+            continue
+        try:
+            value = float(parts[0])
+        except ValueError:
+            continue
+        if math.isnan(value):
+            continue
+        values[name] = values.get(name, 0.0) + value
+    return values
+
+
+def _gauge_summary(samples: Sequence[dict[str, float]], name: str) -> dict[str, float | None] | None:
+    values = [s[name] for s in samples if name in s]
+    if not values:
+        return None
+    return {"mean": stats.mean(values), "max": max(values)}
+
+
+def prometheus_summary(
+    before: dict[str, float] | None,
+    after: dict[str, float] | None,
+    samples: Sequence[tuple[float, dict[str, float]]],
+    run_start_s: float,
+    client_output_tokens: int,
+    client_prompt_tokens: int,
+    scrape_errors: int,
+) -> dict[str, Any]:
+    """The server's view of one run: gauges over the 1 s samples, counter deltas, histogram means, cross-check."""
+    summary: dict[str, Any] = {"scrapes": len(samples) + (before is not None) + (after is not None)}
+    summary["scrape_errors"] = scrape_errors
+    gauges = [values for _, values in samples]
+    if after is not None:
+        gauges = [*gauges, after]
+    summary["num_requests_running"] = _gauge_summary(gauges, "vllm:num_requests_running")
+    summary["num_requests_waiting"] = _gauge_summary(gauges, "vllm:num_requests_waiting")
+    summary["kv_cache_usage_perc"] = _gauge_summary(gauges, "vllm:kv_cache_usage_perc")
+    summary["samples"] = [
+        {"t_offset_s": round(t - run_start_s, 4), **{k.removeprefix("vllm:"): v for k, v in values.items()}}
+        for t, values in samples
+    ]
+    if before is None or after is None:
+        summary["deltas"] = None
+        summary["server_mean_latency_s"] = None
+        summary["cross_check"] = None
+        return summary
+    deltas = {name: after[name] - before[name] for name in COUNTER_SERIES if name in after and name in before}
+    summary["deltas"] = deltas
+    means: dict[str, float | None] = {}
+    for short, name in HISTOGRAM_SERIES.items():
+        count = after.get(f"{name}_count", 0.0) - before.get(f"{name}_count", 0.0)
+        total = after.get(f"{name}_sum", 0.0) - before.get(f"{name}_sum", 0.0)
+        means[short] = total / count if count > 0 else None
+    summary["server_mean_latency_s"] = means
+    summary["cross_check"] = token_cross_check(deltas, client_output_tokens, client_prompt_tokens)
+    return summary
+
+
+def token_cross_check(
+    deltas: dict[str, float], client_output_tokens: int, client_prompt_tokens: int
+) -> dict[str, Any] | None:
+    """Compare the server's generated / prompt token counters with the client's totals (from ``usage``)."""
+    server_output = deltas.get("vllm:generation_tokens_total")
+    if server_output is None:
+        return None
+    server_prompt = deltas.get("vllm:prompt_tokens_total")
+    difference = abs(server_output - client_output_tokens) / max(server_output, client_output_tokens, 1)
+    negative = server_output < 0 or (server_prompt is not None and server_prompt < 0)
+    return {
+        "server_output_tokens": server_output,
+        "client_output_tokens": client_output_tokens,
+        "server_prompt_tokens": server_prompt,
+        "client_prompt_tokens": client_prompt_tokens,
+        "output_relative_difference": difference,
+        "tolerance": CROSS_CHECK_TOLERANCE,
+        "agrees": (not negative) and difference <= CROSS_CHECK_TOLERANCE,
+        "note": "server counters restarted during the run"
+        if negative
+        else "server counters include every client of this server; the client counts its own requests (failed "
+        "ones too, as far as they streamed)",
+    }

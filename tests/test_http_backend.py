@@ -1,0 +1,688 @@
+"""The vLLM / OpenAI-compatible HTTP backend against the local fake server (fast; no vLLM needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ai_energy_benchmarks.backends import http_client as hc
+from ai_energy_benchmarks.backends import openai_http
+from ai_energy_benchmarks.backends.base import Backend, RequestRecord
+from ai_energy_benchmarks.backends.http_metrics import (
+    SlotTrace,
+    parse_prometheus,
+    steady_state,
+    tokens_between,
+)
+from ai_energy_benchmarks.backends.openai_http import (
+    OpenAIHTTPBackend,
+    build_base_body,
+    host_is_local,
+    normalize_endpoint,
+)
+from ai_energy_benchmarks.backends.registry import create_backend
+from ai_energy_benchmarks.config.schema import BenchmarkConfig
+from ai_energy_benchmarks.exceptions import BackendError, ConfigError
+from ai_energy_benchmarks.runner import BenchmarkRunner
+from ai_energy_benchmarks.testing.sse_server import FakeOpenAIServer, refused_port, unaccepting_listener
+
+MODEL = "fake-model"
+SECRET = "sk-test-0123456789-very-secret"
+
+
+def make_config(
+    endpoint: str, tokens: int = 8, scenario: dict[str, Any] | None = None, **backend: Any
+) -> BenchmarkConfig:
+    scenario_data: dict[str, Any] = {
+        "generate_kwargs": {"max_new_tokens": tokens, "min_new_tokens": tokens},
+        "warmup_runs": 0,
+        "measure_prefill": False,
+    }
+    scenario_data.update(scenario or {})
+    return BenchmarkConfig.model_validate(
+        {
+            "backend": {"type": "vllm", "model": MODEL, "endpoint": endpoint, **backend},
+            "scenario": scenario_data,
+            "metrics": {"enabled": False},
+        }
+    )
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer(models=[MODEL, "other-model"]) as fake:
+        yield fake
+
+
+@contextmanager
+def loaded(config: BenchmarkConfig) -> Iterator[OpenAIHTTPBackend]:
+    backend = OpenAIHTTPBackend(config)
+    backend.load()
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+def run_all(backend: OpenAIHTTPBackend, prompts: list[str], config: BenchmarkConfig) -> list[RequestRecord]:
+    return sorted(backend.run(prompts, config.scenario.generate_kwargs.as_kwargs()), key=lambda r: r.index)
+
+
+# -- endpoint handling ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("endpoint", "base"),
+    [
+        ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000"),
+        ("http://127.0.0.1:8000/v1/", "http://127.0.0.1:8000"),
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+        ("http://127.0.0.1:8000/", "http://127.0.0.1:8000"),
+        ("https://gateway.example/llm/v1", "https://gateway.example/llm"),
+        ("http://host/v1v1", "http://host/v1v1"),
+        ("http://host/myv1", "http://host/myv1"),
+        ("http://host/v1/v1", "http://host/v1"),
+        ("localhost:8000/v1", "http://localhost:8000"),
+    ],
+)
+def test_endpoint_strips_the_v1_suffix_not_characters(endpoint: str, base: str) -> None:
+    assert normalize_endpoint(endpoint) == base
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "message"),
+    [
+        ("http://h:8000/v1/completions", "names an API route"),
+        ("http://h:8000/v1/chat/completions", "names an API route"),
+        ("ftp://h/v1", "scheme must be http or https"),
+        ("http://h:8000/v1?x=1", "without a query"),
+    ],
+)
+def test_bad_endpoints_are_config_errors(endpoint: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        normalize_endpoint(endpoint)
+
+
+@pytest.mark.parametrize("suffix", ["/v1", "", "/v1/"])
+def test_backend_works_with_or_without_v1(server: FakeOpenAIServer, suffix: str) -> None:
+    config = make_config(server.url + suffix)
+    with loaded(config) as backend:
+        records = run_all(backend, ["hello there"], config)
+    assert records[0].ok and records[0].completion_tokens == 8
+    assert backend.describe()["api_url"] == server.url + "/v1/completions"
+
+
+def test_registry_creates_the_http_backend(server: FakeOpenAIServer) -> None:
+    backend = create_backend(make_config(server.url + "/v1"))
+    assert isinstance(backend, OpenAIHTTPBackend)
+    assert isinstance(backend, Backend)
+
+
+# -- request bodies ------------------------------------------------------------------------------------------------
+def test_request_body_fixed_length_greedy_and_passthrough(server: FakeOpenAIServer) -> None:
+    config = make_config(
+        server.url + "/v1",
+        tokens=5,
+        scenario={"generate_kwargs": {"max_new_tokens": 5, "min_new_tokens": 5, "top_k": 3, "repetition_penalty": 1.1}},
+    )
+    with loaded(config) as backend:
+        run_all(backend, ["a prompt"], config)
+    body = server.bodies[-1]
+    assert body["prompt"] == "a prompt" and body["model"] == MODEL
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert body["max_tokens"] == 5 and body["min_tokens"] == 5 and body["ignore_eos"] is True
+    assert body["temperature"] == 0.0 and body["top_k"] == 3 and body["repetition_penalty"] == 1.1
+    assert not {"max_new_tokens", "min_new_tokens", "do_sample"} & set(body)
+
+
+def test_sampling_keeps_the_temperature_and_ignore_eos_can_be_off() -> None:
+    body = build_base_body("chat", "m", {"max_new_tokens": 4, "do_sample": True, "temperature": 0.7}, False)
+    assert body["temperature"] == 0.7 and "ignore_eos" not in body and "min_tokens" not in body
+
+
+def test_reserved_keys_and_beam_search_are_rejected(server: FakeOpenAIServer) -> None:
+    with pytest.raises(ConfigError, match="'stream' is set by the vllm backend"):
+        OpenAIHTTPBackend(make_config(server.url, scenario={"generate_kwargs": {"stream": False}}))
+    with pytest.raises(ConfigError, match="num_beams=1 only"):
+        OpenAIHTTPBackend(make_config(server.url, scenario={"generate_kwargs": {"num_beams": 4}}))
+
+
+def test_reasoning_fields_come_from_the_formatter(server: FakeOpenAIServer) -> None:
+    scenario = {"reasoning": True, "reasoning_format": "harmony", "reasoning_params": {"reasoning_effort": "high"}}
+    config = make_config(server.url + "/v1", api="chat", scenario=scenario)
+    with loaded(config) as backend:
+        run_all(backend, ["think"], config)
+        assert backend.describe()["prompt_format"]["formatter"]["family"] == "harmony"
+    body = server.bodies[-1]
+    assert body["reasoning_effort"] == "high" and body["chat_template_kwargs"] == {"reasoning_effort": "high"}
+    assert body["messages"] == [{"role": "user", "content": "think"}]
+    completions = make_config(server.url + "/v1", scenario=scenario)
+    with loaded(completions) as backend:
+        run_all(backend, ["think"], completions)
+        assert backend.render("think") == server.bodies[-1]["prompt"]
+    assert "Reasoning: high" in server.bodies[-1]["prompt"] and "think" in server.bodies[-1]["prompt"]
+
+
+def test_a_think_prefix_continues_the_assistant_message(server: FakeOpenAIServer) -> None:
+    scenario = {"reasoning": True, "reasoning_format": "think_prefix"}
+    backend = OpenAIHTTPBackend(make_config(server.url, api="chat", scenario=scenario))
+    fields = backend.render("why?")
+    assert isinstance(fields, dict)
+    assert fields["messages"][-1] == {"role": "assistant", "content": "<think>\n"}
+    assert fields["continue_final_message"] is True and fields["add_generation_prompt"] is False
+    plain = OpenAIHTTPBackend(make_config(server.url, scenario=scenario))
+    assert plain.render("why?") == "why?<think>\n"
+
+
+@pytest.mark.parametrize(
+    ("backend_options", "scenario", "message"),
+    [
+        ({"api": "completions"}, {"chat_template": True}, "set backend.api=chat"),
+        ({"api": "chat"}, {"chat_template": False}, "set backend.api=completions"),
+        ({}, {"reasoning": True, "reasoning_format": "template_param"}, "needs chat messages"),
+    ],
+)
+def test_prompt_format_conflicts_are_config_errors(
+    server: FakeOpenAIServer, backend_options: dict[str, Any], scenario: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        OpenAIHTTPBackend(make_config(server.url, scenario=scenario, **backend_options))
+
+
+def test_an_option_the_server_rejects_fails_at_load(server: FakeOpenAIServer) -> None:
+    server.rejected_fields = {"top_k"}
+    config = make_config(
+        server.url, scenario={"generate_kwargs": {"max_new_tokens": 4, "min_new_tokens": 4, "top_k": 2}}
+    )
+    with pytest.raises(ConfigError, match="rejected a request: HTTP 400: unsupported field: top_k"):
+        OpenAIHTTPBackend(config).load()
+
+
+# -- token counts and timing ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("api", ["completions", "chat"])
+def test_token_counts_come_from_usage_even_when_chunks_merge_tokens(api: str) -> None:
+    with FakeOpenAIServer(models=[MODEL], tokens_per_chunk=4) as fake:
+        config = make_config(fake.url + "/v1", tokens=10, api=api)
+        with loaded(config) as backend:
+            records = run_all(backend, ["one two three", "four five"], config)
+    assert [r.completion_tokens for r in records] == [10, 10]
+    assert [len(r.chunk_times_s or []) for r in records] == [3, 3]  # 4 + 4 + 2 tokens
+    assert [r.prompt_tokens for r in records] == ([3, 2] if api == "completions" else [6, 5])
+    assert all(r.ok and r.error_class is None for r in records)
+
+
+@pytest.mark.parametrize("api", ["completions", "chat"])
+def test_ttft_is_the_first_output_chunk_even_when_its_text_is_empty(api: str) -> None:
+    # The first token decodes to "" and comes 0.15 s after the request; the next one 0.3 s later. The chat role
+    # announcement (sent at once) is not output and does not count.
+    with FakeOpenAIServer(models=[MODEL], empty_first_token=True, first_token_delay_s=0.15, token_delay_s=0.3) as fake:
+        config = make_config(fake.url + "/v1", tokens=2, api=api)
+        with loaded(config) as backend:
+            (record,) = run_all(backend, ["x"], config)
+    assert record.ttft_s is not None and 0.14 <= record.ttft_s < 0.35
+    assert record.chunk_times_s is not None and len(record.chunk_times_s) == 2
+    assert record.first_token_s == record.chunk_times_s[0]
+    assert record.completion_tokens == 2
+
+
+def test_latency_metrics_in_describe(server: FakeOpenAIServer) -> None:
+    server.token_delay_s = 0.002
+    config = make_config(server.url + "/v1", tokens=6, concurrency=2, slo_ttft_s=10.0, slo_e2e_s=1e-6)
+    with loaded(config) as backend:
+        run_all(backend, [f"p{i}" for i in range(6)], config)
+        info = backend.describe()
+    measured = info["http"]["measured"]
+    for key in ("ttft_s", "tpot_s", "itl_s", "e2e_s"):
+        assert set(measured[key]) >= {"mean", "median", "std", "p90", "p99"}
+    assert measured["itl_s"]["count"] == 6 * 5 and measured["tpot_s"]["count"] == 6
+    assert measured["ok"] == 6 and measured["output_tokens"] == 36
+    assert measured["request_throughput_per_s"] > 0 and measured["output_token_throughput_per_s"] > 0
+    assert measured["goodput"]["good_requests"] == 0  # no request meets a 1 µs end-to-end objective
+    json.dumps(info)  # JSON-safe
+
+
+def test_goodput_counts_requests_within_every_objective(server: FakeOpenAIServer) -> None:
+    config = make_config(server.url + "/v1", slo_ttft_s=5.0, slo_tpot_s=5.0, slo_e2e_s=5.0)
+    with loaded(config) as backend:
+        run_all(backend, ["a", "b", "[fault:http_500]"], config)
+        goodput = backend.describe()["http"]["measured"]["goodput"]
+    assert goodput["good_requests"] == 2 and goodput["share_of_requests"] == pytest.approx(2 / 3)
+
+
+# -- failures ------------------------------------------------------------------------------------------------------
+FAULTS = [
+    ("[fault:http_400]", hc.HTTP_4XX),
+    ("[fault:http_404]", hc.HTTP_4XX),
+    ("[fault:http_500]", hc.HTTP_5XX),
+    ("[fault:http_503]", hc.HTTP_5XX),
+    ("[fault:http_429]", hc.HTTP_429),
+    ("[fault:reset]", hc.RESET_MID_STREAM),
+    ("[fault:drop]", hc.DISCONNECTED),
+    ("[fault:stall:3]", hc.READ_TIMEOUT),
+    ("[fault:stall_mid:3]", hc.READ_TIMEOUT),
+    ("[fault:bad_sse]", hc.MALFORMED_SSE),
+    ("[fault:bad_json]", hc.MALFORMED_JSON),
+    ("[fault:error_event]", hc.STREAM_ERROR),
+    ("[fault:empty]", hc.EMPTY_COMPLETION),
+    ("[fault:truncated]", hc.STREAM_TRUNCATED),
+]
+
+
+def test_every_failure_class_is_counted_and_good_requests_are_kept(server: FakeOpenAIServer) -> None:
+    prompts = ["good one"] + [p for p, _ in FAULTS] + ["good two"]
+    config = make_config(server.url + "/v1", concurrency=4, read_timeout_s=0.3, max_retries=1, retry_backoff_s=0.01)
+    with loaded(config) as backend:
+        records = run_all(backend, prompts, config)
+        info = backend.describe()
+    assert len(records) == len(prompts)
+    assert records[0].ok and records[-1].ok and records[0].completion_tokens == 8
+    for record, (prompt, expected) in zip(records[1:-1], FAULTS, strict=True):
+        assert record.error_class == expected, (prompt, record.error)
+        assert record.error and not record.ok
+    expected_counts: dict[str, int] = {}
+    for _, cls in FAULTS:
+        expected_counts[cls] = expected_counts.get(cls, 0) + 1
+    assert info["http"]["errors_by_class"] == dict(sorted(expected_counts.items()))
+    retries = info["http"]["runs"][0]["retries_by_class"]
+    assert retries == {hc.DISCONNECTED: 1, hc.HTTP_429: 1, hc.HTTP_5XX: 1}  # 429, 503 and a drop are retried
+
+
+def test_the_stall_distinguishes_read_timeout_before_and_between_chunks(server: FakeOpenAIServer) -> None:
+    config = make_config(server.url + "/v1", read_timeout_s=0.2)
+    with loaded(config) as backend:
+        before, between = run_all(backend, ["[fault:stall:2]", "[fault:stall_mid:2]"], config)
+    assert "before the first byte of output" in (before.error or "")
+    assert "between two chunks" in (between.error or "")
+    assert between.completion_tokens == 2  # what streamed before the stall
+
+
+def test_connect_refused_and_connect_timeout_are_separate_classes() -> None:
+    async def attempt(port: int) -> hc._Attempt:
+        client = hc.HttpClient(f"http://127.0.0.1:{port}", "/v1/completions", MODEL, {}, 0.3, 5.0, connections=2)
+        await client.open()
+        try:
+            return await client.stream_once(b"{}", chat=False)
+        finally:
+            await client.close()
+
+    refused = asyncio.run(attempt(refused_port()))
+    assert refused.error_class == hc.CONNECT_REFUSED
+    with unaccepting_listener() as port:
+        started = time.perf_counter()
+        timed_out = asyncio.run(attempt(port))
+        elapsed = time.perf_counter() - started
+    assert timed_out.error_class == hc.CONNECT_TIMEOUT, timed_out.error
+    assert 0.25 <= elapsed < 3.0
+
+
+def test_a_server_that_goes_away_gives_connect_refused_records(server: FakeOpenAIServer) -> None:
+    config = make_config(server.url + "/v1", max_consecutive_failures=0)
+    with loaded(config) as backend:
+        server.stop()
+        records = run_all(backend, ["a", "b"], config)
+    assert {r.error_class for r in records} == {hc.CONNECT_REFUSED}
+
+
+def test_429_is_retried_with_exponential_backoff(server: FakeOpenAIServer) -> None:
+    config = make_config(server.url + "/v1", max_retries=3, retry_backoff_s=0.1)
+    with loaded(config) as backend:
+        (record,) = run_all(backend, ["[fault:retry429:2]"], config)
+        retries = backend.describe()["http"]["runs"][0]["retries_by_class"]
+    assert record.ok and record.completion_tokens == 8
+    assert record.latency_s >= 0.1 + 0.2  # waited 0.1 s, then 0.2 s
+    assert retries == {hc.HTTP_429: 2}
+
+
+def test_retries_give_up_after_max_retries(server: FakeOpenAIServer) -> None:
+    config = make_config(server.url + "/v1", max_retries=1, retry_backoff_s=0.05)
+    with loaded(config) as backend:
+        (gave_up,) = run_all(backend, ["[fault:retry503:2]"], config)
+    assert gave_up.error_class == hc.HTTP_5XX and "HTTP 503" in (gave_up.error or "")
+    assert server.attempts["[fault:retry503:2]"] == 2
+
+
+def test_retry_after_is_honoured_over_the_backoff(server: FakeOpenAIServer) -> None:
+    config = make_config(server.url + "/v1", max_retries=1, retry_backoff_s=30.0)
+    with loaded(config) as backend:
+        (honoured,) = run_all(backend, ["[fault:http_429]"], config)
+    assert honoured.error_class == hc.HTTP_429 and honoured.latency_s < 5.0  # Retry-After: 0 beats the 30 s backoff
+    assert server.attempts["[fault:http_429]"] == 2
+
+
+def test_consecutive_failures_stop_a_hopeless_run_after_yielding_what_completed(server: FakeOpenAIServer) -> None:
+    config = make_config(server.url + "/v1", max_consecutive_failures=3)
+    prompts = ["fine"] + ["[fault:http_500]"] * 9
+    with loaded(config) as backend:
+        records: list[RequestRecord] = []
+        with pytest.raises(BackendError) as raised:
+            for record in backend.run(prompts, config.scenario.generate_kwargs.as_kwargs()):
+                records.append(record)
+        info = backend.describe()
+    message = str(raised.value)
+    assert len(records) == 4 and records[0].ok
+    assert "3 requests failed in a row" in message and "http_5xx: 3" in message and "6 were not sent" in message
+    assert info["http"]["runs"][0]["stopped"] and info["http"]["runs"][0]["requests_not_sent"] == 6
+
+
+def test_a_stop_aborts_requests_in_flight(server: FakeOpenAIServer) -> None:
+    config = make_config(server.url + "/v1", concurrency=2, max_consecutive_failures=2, read_timeout_s=30.0)
+    prompts = ["[fault:stall:20]", "[fault:http_500]", "[fault:http_500]", "[fault:http_500]"]
+    started = time.perf_counter()
+    with loaded(config) as backend:
+        records: list[RequestRecord] = []
+        with pytest.raises(BackendError, match="1 were aborted in flight"):
+            records.extend(backend.run(prompts, config.scenario.generate_kwargs.as_kwargs()))
+    assert time.perf_counter() - started < 10.0
+    assert sorted(r.error_class or "" for r in records) == [hc.ABORTED, hc.HTTP_5XX, hc.HTTP_5XX]
+
+
+# -- load shape ----------------------------------------------------------------------------------------------------
+def test_the_concurrency_cap_is_reached_and_never_exceeded(server: FakeOpenAIServer) -> None:
+    server.token_delay_s = 0.003
+    config = make_config(server.url + "/v1", tokens=10, concurrency=8)
+    with loaded(config) as backend:
+        server.reset_counters()
+        records = run_all(backend, [f"p{i}" for i in range(40)], config)
+        run = backend.describe()["http"]["runs"][0]
+    assert server.max_concurrent == 8
+    assert run["concurrency"]["max_in_flight"] == 8 and run["concurrency"]["mean_in_flight"] > 4
+    steady = run["steady_state"]
+    assert steady["reached"] and steady["duration_s"] > 0
+    assert 0 < steady["output_tokens"] < sum(r.completion_tokens for r in records)
+    assert steady["all_slots_busy_share"] > 0.9
+
+
+def test_too_few_requests_never_reach_the_steady_state(server: FakeOpenAIServer) -> None:
+    config = make_config(server.url + "/v1", concurrency=8)
+    with loaded(config) as backend:
+        run_all(backend, ["a", "b"], config)
+        steady = backend.describe()["http"]["runs"][0]["steady_state"]
+    assert steady["reached"] is False and "never all busy" in steady["reason"]
+
+
+def test_poisson_schedule_is_seeded_reproducible_and_has_the_requested_rate() -> None:
+    first = hc.arrival_schedule(2000, 50.0, "poisson", 1.0, seed=7)
+    assert first == hc.arrival_schedule(2000, 50.0, "poisson", 1.0, seed=7)
+    assert first != hc.arrival_schedule(2000, 50.0, "poisson", 1.0, seed=8)
+    gaps = [b - a for a, b in itertools.pairwise(first)]
+    assert first[0] == 0.0
+    assert statistics.mean(gaps) == pytest.approx(1 / 50, rel=0.08)
+    assert statistics.stdev(gaps) / statistics.mean(gaps) == pytest.approx(1.0, rel=0.1)  # exponential: CV 1
+    smooth = hc.arrival_schedule(2000, 50.0, "poisson", 4.0, seed=7)
+    smooth_gaps = [b - a for a, b in itertools.pairwise(smooth)]
+    assert statistics.stdev(smooth_gaps) / statistics.mean(smooth_gaps) == pytest.approx(0.5, rel=0.1)
+    assert hc.arrival_schedule(4, 10.0, "constant", 1.0, seed=0) == [0.0, 0.1, 0.2, 0.3]
+
+
+def test_requests_are_sent_on_the_poisson_schedule(server: FakeOpenAIServer) -> None:
+    config = make_config(server.url + "/v1", tokens=2, concurrency=16, request_rate=40.0, seed=11)
+    schedule = hc.arrival_schedule(30, 40.0, "poisson", 1.0, seed=11)
+    with loaded(config) as backend:
+        records = run_all(backend, [f"p{i}" for i in range(30)], config)
+        run = backend.describe()["http"]["runs"][0]
+    offsets = [r.start_s - run["start_s"] for r in records]
+    assert max(abs(o - s) for o, s in zip(offsets, schedule, strict=True)) < 0.05
+    drift = run["schedule_drift"]
+    assert drift["count"] == 30 and drift["held_for_a_slot"] == 0 and drift["p99"] < 50.0
+
+
+def test_duration_mode_cycles_prompts_until_the_time_is_up(server: FakeOpenAIServer) -> None:
+    server.token_delay_s = 0.002
+    config = make_config(server.url + "/v1", tokens=4, concurrency=4, duration_s=0.5)
+    with loaded(config) as backend:
+        records = run_all(backend, ["a", "b", "c"], config)
+        run = backend.describe()["http"]["runs"][0]
+    assert len(records) > 3 and all(r.ok for r in records)
+    assert max(r.start_s for r in records) - run["start_s"] < 0.5
+    assert run["steady_state"]["reached"]
+
+
+def test_closing_the_generator_early_leaves_the_backend_usable(server: FakeOpenAIServer) -> None:
+    server.token_delay_s = 0.01
+    config = make_config(server.url + "/v1", concurrency=2)
+    with loaded(config) as backend:
+        stream = backend.run([f"p{i}" for i in range(10)], config.scenario.generate_kwargs.as_kwargs())
+        next(stream)
+        stream.close()
+        assert len(run_all(backend, ["again"], config)) == 1
+
+
+# -- Prometheus ----------------------------------------------------------------------------------------------------
+def test_prometheus_is_scraped_during_the_run_and_cross_checked(
+    server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(openai_http, "SCRAPE_INTERVAL_S", 0.05)
+    server.token_delay_s = 0.01
+    config = make_config(server.url + "/v1", tokens=10, concurrency=4)
+    with loaded(config) as backend:
+        records = run_all(backend, [f"w{i} x" for i in range(12)], config)
+        info = backend.describe()
+    prom = info["http"]["runs"][0]["prometheus"]
+    assert info["http"]["prometheus"]["available"] is True
+    assert len(prom["samples"]) >= 3 and prom["num_requests_running"]["max"] >= 1
+    assert prom["deltas"]["vllm:generation_tokens_total"] == 120 == sum(r.completion_tokens for r in records)
+    assert prom["deltas"]["vllm:request_success_total"] == 12
+    check = prom["cross_check"]
+    assert check["agrees"] and check["server_prompt_tokens"] == check["client_prompt_tokens"] == 24
+
+
+def test_a_server_without_metrics_is_reported_not_scraped() -> None:
+    with FakeOpenAIServer(models=[MODEL], metrics=False) as fake:
+        config = make_config(fake.url + "/v1")
+        with loaded(config) as backend:
+            run_all(backend, ["a"], config)
+            info = backend.describe()
+    assert info["http"]["prometheus"]["available"] is False
+    assert "prometheus" not in info["http"]["runs"][0]
+
+
+def test_parse_prometheus_sums_series_of_the_model_only() -> None:
+    text = "\n".join(
+        [
+            "# HELP vllm:generation_tokens_total Number of generation tokens.",
+            'vllm:generation_tokens_total{engine="0",model_name="a"} 10.0',
+            'vllm:generation_tokens_total{engine="1",model_name="a"} 5.0',
+            'vllm:generation_tokens_total{engine="0",model_name="b"} 99.0',
+            'vllm:generation_tokens_created{engine="0",model_name="a"} 1.7e9',
+            'vllm:time_to_first_token_seconds_bucket{le="0.1",model_name="a"} 3.0',
+            'vllm:time_to_first_token_seconds_sum{model_name="a"} 0.25',
+            "vllm:num_requests_running 2",
+            "process_cpu_seconds_total 3.0",
+        ]
+    )
+    assert parse_prometheus(text, "a") == {
+        "vllm:generation_tokens_total": 15.0,
+        "vllm:time_to_first_token_seconds_sum": 0.25,
+        "vllm:num_requests_running": 2.0,
+    }
+
+
+# -- model, readiness, keys ----------------------------------------------------------------------------------------
+def test_a_model_that_is_not_served_is_an_error_listing_the_served_models(server: FakeOpenAIServer) -> None:
+    config = make_config(server.url + "/v1").model_copy(deep=True)
+    config.backend.model = "missing-model"
+    with pytest.raises(BackendError, match=r"'missing-model' is not served .*served models: fake-model, other-model"):
+        OpenAIHTTPBackend(config).load()
+
+
+def test_load_waits_for_the_server_to_be_ready() -> None:
+    with FakeOpenAIServer(models=[MODEL], not_ready_for_s=0.6) as fake:
+        started = time.perf_counter()
+        with loaded(make_config(fake.url, ready_timeout_s=10)):
+            assert time.perf_counter() - started >= 0.5
+
+
+def test_a_server_that_never_answers_fails_after_ready_timeout() -> None:
+    config = make_config(f"http://127.0.0.1:{refused_port()}/v1", ready_timeout_s=0.6)
+    started = time.perf_counter()
+    with pytest.raises(BackendError, match=r"not ready after 0.6 s .*cannot connect"):
+        OpenAIHTTPBackend(config).load()
+    assert time.perf_counter() - started < 5
+
+
+def test_readiness_falls_back_to_models_without_health() -> None:
+    with FakeOpenAIServer(models=[MODEL], health=False) as fake, loaded(make_config(fake.url)) as backend:
+        assert backend.describe()["server"]["served_model"] == MODEL
+
+
+def test_max_new_tokens_must_fit_the_served_context() -> None:
+    with (
+        FakeOpenAIServer(models=[MODEL], max_model_len=64) as fake,
+        pytest.raises(ConfigError, match="does not fit the served model's context of 64"),
+    ):
+        OpenAIHTTPBackend(make_config(fake.url, tokens=64)).load()
+
+
+def test_api_key_is_sent_but_never_reported_or_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with FakeOpenAIServer(models=[MODEL], api_key=SECRET) as fake:
+        config = make_config(fake.url + "/v1", api_key=SECRET).model_copy(
+            update={"output_dir": str(tmp_path / "out")}, deep=True
+        )
+        config.reporter.output_file = str(tmp_path / "results.csv")
+        result = BenchmarkRunner(config).run()
+    assert set(fake.auth_headers) == {f"Bearer {SECRET}"}
+    assert result["status"] == "completed" and result["model"]["api_key"] == "set (redacted)"
+    assert SECRET not in json.dumps(result)
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert SECRET not in path.read_text(encoding="utf-8", errors="replace"), path
+    assert SECRET not in caplog.text
+
+
+def test_api_key_from_the_environment_and_a_refused_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeOpenAIServer(models=[MODEL], api_key=SECRET) as fake:
+        monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+        with loaded(make_config(fake.url)) as backend:
+            assert backend.describe()["api_key_source"] == "env:OPENAI_API_KEY"
+        monkeypatch.setenv("OPENAI_API_KEY", "wrong-key-value")
+        with pytest.raises(BackendError, match="refused the request \\(HTTP 401\\)") as raised:
+            OpenAIHTTPBackend(make_config(fake.url)).load()
+    assert "wrong-key-value" not in str(raised.value)
+
+
+def test_a_key_echoed_by_the_server_is_redacted_from_errors(server: FakeOpenAIServer) -> None:
+    config = make_config(server.url + "/v1", api_key=SECRET)
+    backend = OpenAIHTTPBackend(config)
+    assert SECRET not in backend._redact(f"HTTP 400: bad key {SECRET}")
+
+
+# -- energy scope --------------------------------------------------------------------------------------------------
+def test_gpus_are_metered_only_for_a_local_server_on_cuda(server: FakeOpenAIServer) -> None:
+    local = server.url + "/v1"
+    assert OpenAIHTTPBackend(make_config(local)).metered_gpu_ids() is None  # device auto: not claimed
+    assert OpenAIHTTPBackend(make_config(local, device="cuda", device_ids=[1, 2])).metered_gpu_ids() == [1, 2]
+    assert OpenAIHTTPBackend(make_config(local, device="cuda:3")).metered_gpu_ids() == [3]
+    remote = OpenAIHTTPBackend(make_config("http://192.0.2.10:8000/v1", device="cuda"))  # TEST-NET: never contacted
+    assert remote.metered_gpu_ids() is None
+    scope = remote._energy_scope()
+    assert scope["server_on_this_host"] is False and "not the server's" in scope["note"]
+
+
+def test_host_is_local() -> None:
+    assert host_is_local("127.0.0.1") and host_is_local("localhost")
+    assert not host_is_local("192.0.2.10")
+
+
+# -- through the runner --------------------------------------------------------------------------------------------
+def test_runner_end_to_end_with_the_fake_server(server: FakeOpenAIServer, tmp_path: Path) -> None:
+    config = BenchmarkConfig.model_validate(
+        {
+            "name": "http-fake",
+            "output_dir": str(tmp_path / "out"),
+            "backend": {"type": "vllm", "model": MODEL, "endpoint": server.url + "/v1", "concurrency": 4},
+            "scenario": {
+                "num_samples": 12,
+                "generate_kwargs": {"max_new_tokens": 6, "min_new_tokens": 6},
+                "warmup_runs": 2,
+                "repetitions": 2,
+            },
+            "metrics": {"enabled": False},
+            "reporter": {"output_file": str(tmp_path / "results.csv")},
+        }
+    )
+    result = BenchmarkRunner(config).run()
+    assert result["status"] == "completed"
+    assert result["summary"]["successful_prompts"] == 24 and result["summary"]["total_completion_tokens"] == 144
+    http = result["model"]["http"]
+    assert [run["label"] for run in http["runs"]] == [
+        "warmup",
+        "prefill-0",
+        "generate-0",
+        "prefill-1",
+        "generate-1",
+    ]
+    assert http["runs"][1]["output_tokens"] == 12  # prefill: one token per prompt
+    assert http["measured"]["ok"] == 24 and len(http["steady_state"]) == 2
+    lines = (tmp_path / "out" / "requests.jsonl").read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    assert len(lines) == 48 and first["error_class"] is None and len(first["chunk_times_s"]) >= 1
+
+
+def test_set_phase_names_runs_for_drivers_other_than_the_runner(server: FakeOpenAIServer) -> None:
+    config = make_config(server.url + "/v1", scenario={"warmup_runs": 1, "measure_prefill": True})
+    with loaded(config) as backend:
+        backend.set_phase("generate-0")
+        run_all(backend, ["a", "b"], config)
+        backend.set_phase("custom")
+        run_all(backend, ["c"], config)
+        run_all(backend, ["d"], config)  # no name given: inferred from the runner's order (here: generate-0)
+        labels = [run["label"] for run in backend.describe()["http"]["runs"]]
+    assert labels == ["generate-0", "custom", "generate-0"]
+
+
+def test_runner_writes_a_partial_report_when_a_hopeless_run_stops(server: FakeOpenAIServer, tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"text": f"[fault:http_500] {i}"}) + "\n" for i in range(10)))
+    config = BenchmarkConfig.model_validate(
+        {
+            "output_dir": str(tmp_path / "out"),
+            "backend": {"type": "vllm", "model": MODEL, "endpoint": server.url, "max_consecutive_failures": 3},
+            "scenario": {"dataset_name": str(prompts), "num_samples": 10, "warmup_runs": 0, "measure_prefill": False},
+            "metrics": {"enabled": False},
+            "reporter": {"output_file": str(tmp_path / "results.csv")},
+        }
+    )
+    with pytest.raises(BackendError, match="3 requests failed in a row"):
+        BenchmarkRunner(config).run()
+    report = json.loads((tmp_path / "out" / "benchmark_report.json").read_text(encoding="utf-8"))
+    assert report["status"] == "failed"
+    assert report["model"]["http"]["errors_by_class"] == {hc.HTTP_5XX: 3}
+    assert report["model"]["http"]["runs"][0]["requests_not_sent"] == 7
+
+
+def test_steady_state_window_from_a_slot_trace() -> None:
+    # Two slots: both busy from 1.0; the last send at 3.0; the first completion after it, at 3.5, starts the drain.
+    trace = SlotTrace(concurrency=2, start_s=0.0)
+    trace.events = [(0.0, 1), (1.0, 2), (2.0, 1), (2.0, 2), (3.0, 1), (3.0, 2), (3.5, 1), (4.0, 0)]
+    trace.sends_done_s, trace.end_s = 3.0, 4.0
+    record = RequestRecord(0, 1, 0.0, 4.0, 1, 4, first_token_s=0.5, chunk_times_s=[0.5, 1.5, 2.5, 3.9])
+    window = steady_state(trace, [record])
+    assert (window["start_s"], window["end_s"], window["duration_s"]) == (1.0, 3.5, 2.5)
+    assert window["output_tokens"] == 2 and tokens_between([record], 0, 10) == 4
+    # Duration mode: the dispatcher took a slot freed at 3.0, then stopped at 3.2 and gave it back.
+    trace.events = [(0.0, 1), (1.0, 2), (3.0, 1), (4.0, 0)]
+    trace.sends_done_s = 3.2
+    assert trace.steady_bounds() == (1.0, 3.0)
+
+
+def test_client_capacity_benchmark_runs(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "client_capacity.py"
+    out = tmp_path / "capacity.json"
+    command = [sys.executable, str(script), "--concurrency", "2", "--requests", "40", "--rounds", "1"]
+    command += ["--drift-requests", "20", "--drift-rate", "200", "--json", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "| 2 | ai_energy_benchmarks |" in result.stdout and "schedule drift at 200 requests/s" in result.stdout
+    figures = json.loads(out.read_text(encoding="utf-8"))
+    assert figures["rows"][0]["cpu_ratio"] > 0 and figures["drift"]["count"] == 20

