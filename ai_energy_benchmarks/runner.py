@@ -165,6 +165,7 @@ class BenchmarkRunner:
         kwargs = scenario.generate_kwargs.as_kwargs()
         done = 0
         logger.info("warm-up: %d prompts (not measured)", count)
+        _label_pass(backend, "warmup")
         for record in backend.run(prompt_set.prompts[:count], kwargs):
             done += record.num_prompts
             self._progress("warmup", done, count)
@@ -188,7 +189,9 @@ class BenchmarkRunner:
         scenario = self.config.scenario
         kwargs = scenario.generate_kwargs.as_kwargs()
         passes: list[tuple[str, dict[str, Any]]] = []
-        if scenario.measure_prefill:
+        if scenario.measure_prefill and not getattr(backend, "splits_phases", True):
+            logger.warning("this backend's workload runs for a fixed duration: no separate prefill pass is measured")
+        elif scenario.measure_prefill:
             passes.append(("prefill", kwargs | {"max_new_tokens": 1, "min_new_tokens": 1}))
         passes.append(("generate", kwargs))
         total = len(prompt_set.prompts) * scenario.repetitions * len(passes)
@@ -197,6 +200,7 @@ class BenchmarkRunner:
             for phase, phase_kwargs in passes:
                 with meter_set.window(f"{phase}-{repetition}", kind=phase, repetition=repetition):
                     logger.info("measuring window '%s-%d'", phase, repetition)
+                    _label_pass(backend, f"{phase}-{repetition}")
                     for record in backend.run(prompt_set.prompts, phase_kwargs):
                         record.repetition = repetition
                         record.phase = phase
@@ -314,6 +318,13 @@ def csv_row(result: dict[str, Any]) -> dict[str, Any]:
     row["config_sha256"] = result["provenance"]["config_sha256"]
     row["report"] = result.get("files", {}).get("report")
     return row
+
+
+def _label_pass(backend: Backend, label: str) -> None:
+    """Tell a backend that can use it which pass comes next (``warmup``, ``prefill-0``, ``generate-0``, ...)."""
+    set_phase = getattr(backend, "set_phase", None)
+    if callable(set_phase):
+        set_phase(label)
 
 
 _RUN_FILES = (REPORT_FILE, REQUESTS_FILE, PROMPTS_FILE, RESOLVED_CONFIG_FILE, "timeline.csv")

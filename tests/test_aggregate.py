@@ -18,7 +18,9 @@ def reading(device: str, joules: float, source: str, meter: str) -> EnergyReadin
     return EnergyReading(device=device, energy_j=joules, source=source, meter=meter)
 
 
-def build(windows: list[WindowMeasurement], gpu_ids: list[int] | None = None) -> dict[str, Any]:
+def build(
+    windows: list[WindowMeasurement], gpu_ids: list[int] | None = None, model_info: dict[str, Any] | None = None
+) -> dict[str, Any]:
     config = BenchmarkConfig(backend={"model": "m"})
     records = [
         RequestRecord(index=i, num_prompts=1, start_s=float(i), end_s=i + 0.5, prompt_tokens=5, completion_tokens=10)
@@ -29,7 +31,7 @@ def build(windows: list[WindowMeasurement], gpu_ids: list[int] | None = None) ->
         prompt_set=PromptSet(prompts=["a"] * 4, source="test", num_requested=4, num_available=4),
         records=records,
         windows=windows,
-        model_info={},
+        model_info=model_info or {},
         meters_info={"m": {}},
         environment={},
         provenance={},
@@ -129,3 +131,18 @@ def test_confidence_interval_uses_student_t() -> None:
     assert described["p50"] == 11.0
     assert stats.describe([5.0])["std"] is None
     assert stats.percentile([1.0, 2.0, 3.0, 4.0], 90) == pytest.approx(3.7)
+
+
+def test_a_remote_servers_gpu_energy_is_not_measured_not_zero() -> None:
+    window = WindowMeasurement(
+        name="generate-0",
+        duration_s=2.0,
+        readings=[reading("cpu", 10.0, "estimated:codecarbon-cpu-load", "codecarbon")],
+    )
+    scope = {"server_on_this_host": False, "note": "the endpoint is not on this host"}
+    result = build([window], gpu_ids=[], model_info={"energy_scope": scope})
+    energy = result["energy"]
+    assert energy["gpu_energy_wh"] is None
+    assert energy["sources"]["gpu"] == "not-measured:remote-server"
+    assert "the endpoint is not on this host" in result["warnings"]
+    assert energy["total_energy_wh"] == pytest.approx(10 / 3600)

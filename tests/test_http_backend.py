@@ -580,11 +580,11 @@ def test_a_key_echoed_by_the_server_is_redacted_from_errors(server: FakeOpenAISe
 # -- energy scope --------------------------------------------------------------------------------------------------
 def test_gpus_are_metered_only_for_a_local_server_on_cuda(server: FakeOpenAIServer) -> None:
     local = server.url + "/v1"
-    assert OpenAIHTTPBackend(make_config(local)).metered_gpu_ids() is None  # device auto: not claimed
+    assert OpenAIHTTPBackend(make_config(local)).metered_gpu_ids() == []  # device auto: no GPU claimed
     assert OpenAIHTTPBackend(make_config(local, device="cuda", device_ids=[1, 2])).metered_gpu_ids() == [1, 2]
     assert OpenAIHTTPBackend(make_config(local, device="cuda:3")).metered_gpu_ids() == [3]
     remote = OpenAIHTTPBackend(make_config("http://192.0.2.10:8000/v1", device="cuda"))  # TEST-NET: never contacted
-    assert remote.metered_gpu_ids() is None
+    assert remote.metered_gpu_ids() == []
     scope = remote._energy_scope()
     assert scope["server_on_this_host"] is False and "not the server's" in scope["note"]
 
@@ -686,3 +686,34 @@ def test_client_capacity_benchmark_runs(tmp_path: Path) -> None:
     assert "| 2 | ai_energy_benchmarks |" in result.stdout and "schedule drift at 200 requests/s" in result.stdout
     figures = json.loads(out.read_text(encoding="utf-8"))
     assert figures["rows"][0]["cpu_ratio"] > 0 and figures["drift"]["count"] == 20
+
+
+def test_runner_with_meters_reports_steady_state_energy_as_an_estimate(
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    config = BenchmarkConfig.model_validate(
+        {
+            "name": "http-energy",
+            "output_dir": str(tmp_path / "out"),
+            "backend": {"type": "vllm", "model": MODEL, "endpoint": server.url + "/v1", "concurrency": 4},
+            "scenario": {
+                "num_samples": 40,
+                "generate_kwargs": {"max_new_tokens": 8, "min_new_tokens": 8},
+                "warmup_runs": 1,
+                "measure_prefill": False,
+            },
+            "reporter": {"output_file": str(tmp_path / "results.csv")},
+        }
+    )
+    result = BenchmarkRunner(config).run()
+    energy = result["energy"]
+    # A server on this host with backend.device auto: no GPU is claimed as the server's.
+    assert result["model"]["energy_scope"]["server_on_this_host"] is True
+    assert energy["sources"]["gpu"] == "none:no-gpu-metered"
+    steady = energy["steady_state"]
+    assert steady["source"] == "estimated:time-share-of-window"
+    (window,) = steady["windows"]
+    assert window["label"] == "generate-0" and window["reached"] is True
+    assert 0 < window["share_of_window"] <= 1
+    assert window["energy_wh"] == pytest.approx(energy["total_energy_wh"] * window["share_of_window"])
+    assert steady["joules_per_output_token"] == pytest.approx(window["energy_wh"] * 3600 / window["output_tokens"])

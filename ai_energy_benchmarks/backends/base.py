@@ -66,7 +66,7 @@ class Backend(Protocol):
         """Wait until queued device work is done (called at every window edge)."""
 
     def metered_gpu_ids(self) -> list[int] | None:
-        """GPU indices the meters must read: the ones this backend runs on, or None for none/unknown."""
+        """GPU indices the meters must read: the ones this backend runs on; [] for none; None when unknown (all)."""
 
     def describe(self) -> dict[str, Any]:
         """The model and device as actually loaded (for the report)."""

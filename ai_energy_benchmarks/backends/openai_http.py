@@ -495,6 +495,11 @@ class OpenAIHTTPBackend:
     def synchronize(self) -> None:
         """Nothing to wait for: every request has completed when ``run()`` returns."""
 
+    @property
+    def splits_phases(self) -> bool:
+        """Whether a prefill pass is comparable with the generate pass: not when both run for ``duration_s``."""
+        return self._backend.duration_s is None
+
     def set_phase(self, label: str) -> None:
         """Name the next ``run()`` call (``warmup``, ``prefill-N``, ``generate-N``, ...). Optional: without it the
         label is inferred from the runner's order (warm-up, then per repetition prefill and generate). A ``warmup``
@@ -585,17 +590,17 @@ class OpenAIHTTPBackend:
     # -- reporting -------------------------------------------------------------------------------------------------
     def metered_gpu_ids(self) -> list[int] | None:
         """This host's GPUs to meter as the server's: only when the server is on this host and backend.device
-        names CUDA (then ``device_ids``, or N for ``cuda:N``); None otherwise."""
+        names CUDA (then ``device_ids``, or N for ``cuda:N``); an empty list (meter no GPU) otherwise."""
         if self._on_this_host is None:
             self._on_this_host = host_is_local(urllib.parse.urlsplit(self._base_url).hostname or "")
         if not self._on_this_host:
-            return None
+            return []
         device = self._backend.device
         if device == "cuda":
             return list(self._backend.device_ids)
         if device.startswith("cuda:"):
             return [int(device.split(":", 1)[1])]
-        return None
+        return []
 
     def _energy_scope(self) -> dict[str, Any]:
         gpus = self.metered_gpu_ids()
@@ -604,7 +609,7 @@ class OpenAIHTTPBackend:
                 "the endpoint is not on this host: this host's GPUs are not the server's, so no GPU energy is "
                 "attributed to the server; CPU and RAM energy are this (client) machine's only"
             )
-        elif gpus is None:
+        elif not gpus:
             note = (
                 "the server is on this host, but backend.device is not cuda: no GPU is metered as the server's "
                 "(set backend.device=cuda and backend.device_ids to the server's GPUs to meter them); CPU and RAM "

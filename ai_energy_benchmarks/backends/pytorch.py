@@ -360,9 +360,9 @@ class PyTorchBackend:
 
     # -- reporting -------------------------------------------------------------------------------------------
     def metered_gpu_ids(self) -> list[int] | None:
-        """The GPUs the model runs on (None on CPU)."""
+        """The GPUs the model runs on (an empty list on CPU: no GPU is metered)."""
         if not self._device.startswith("cuda"):
-            return None
+            return []
         if self._backend.device_map is not None or len(self._backend.device_ids) > 1:
             return list(self._backend.device_ids)
         return [int(self._device.split(":")[1])]

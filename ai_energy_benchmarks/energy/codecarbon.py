@@ -95,7 +95,7 @@ class CodeCarbonMeter:
         kwargs.update(_csv_output_kwargs())
         if self._config.region:
             kwargs["region"] = self._config.region
-        if self._gpu_ids is not None:
+        if self._gpu_ids:  # an empty list means "no GPU": CodeCarbon would read every GPU, so its GPU figure is dropped
             kwargs["gpu_ids"] = list(self._gpu_ids)
         try:
             self._tracker = OfflineEmissionsTracker(**kwargs)
@@ -153,7 +153,7 @@ class CodeCarbonMeter:
                 note="CodeCarbon estimates RAM power from the installed memory size; it is not measured",
             ),
         ]
-        if "gpu" in self._hardware:
+        if "gpu" in self._hardware and self._gpu_ids != []:
             # CodeCarbon switches a GPU to averaged power samples when it has no counter or the counter jumps back.
             gpu_item = next((h for h in getattr(self._tracker, "_hardware", []) if type(h).__name__ == "GPU"), None)
             if gpu_item is not None:

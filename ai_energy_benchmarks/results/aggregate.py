@@ -23,6 +23,7 @@ _J_PER_WH = 3600.0
 _J_PER_KWH = 3.6e6
 _DEVICES = ("gpu", "cpu", "ram")
 NO_GPU_SOURCE = "none:no-gpu-metered"
+REMOTE_SERVER_SOURCE = "not-measured:remote-server"
 
 
 def _wh(joules: float | None) -> float | None:
@@ -211,6 +212,7 @@ def _energy(
     metered: bool,
     gpu_ids_used: list[int] | None,
     tolerance: float,
+    model_info: dict[str, Any],
 ) -> tuple[dict[str, Any], list[str]]:
     notes: list[str] = [] if metered else ["energy measurement disabled (metrics.enabled=false)"]
     warnings: list[str] = []
@@ -218,7 +220,13 @@ def _energy(
     joules = _joules(generate, chosen)
     sources = _sources(generate, chosen)
     flags: list[str] = []
-    if metered and joules["gpu"] is None:
+    scope = model_info.get("energy_scope") or {}
+    if metered and scope.get("server_on_this_host") is False:
+        joules["gpu"] = None
+        sources["gpu"] = REMOTE_SERVER_SOURCE
+        warnings.append(str(scope.get("note") or "the server is not on this host: its GPU energy is not measured"))
+        notes.append("GPU energy of a remote server is not measured here; CPU and RAM are this client's only")
+    elif metered and joules["gpu"] is None:
         if gpu_ids_used:
             flags.append("gpu-not-metered")
             warnings.append(
@@ -390,6 +398,69 @@ def _repetitions(
     }
 
 
+def _steady_state(
+    model_info: dict[str, Any], generate: Sequence[WindowMeasurement], chosen: dict[str, str]
+) -> dict[str, Any] | None:
+    """Energy of the backend's steady-state windows (all load slots busy), where the backend reports them.
+
+    The meters read whole windows; the steady-state share is estimated as the window's energy times the share of
+    its duration, so it is labelled an estimate (it assumes constant power within the window).
+    """
+    entries = ((model_info.get("http") or {}).get("steady_state")) or []
+    if not entries:
+        return None
+    by_name = {w.name: w for w in generate}
+    rows: list[dict[str, Any]] = []
+    for entry in entries:
+        window = by_name.get(str(entry.get("label")))
+        if not entry.get("reached") or window is None or window.duration_s <= 0:
+            rows.append({"label": entry.get("label"), "reached": bool(entry.get("reached")), "energy_wh": None})
+            continue
+        window_j = _total(_joules([window], chosen))
+        share = float(entry["duration_s"]) / window.duration_s
+        energy_j = None if window_j is None else window_j * share
+        tokens = float(entry.get("output_tokens") or 0)
+        rows.append(
+            {
+                "label": entry.get("label"),
+                "reached": True,
+                "duration_s": entry["duration_s"],
+                "share_of_window": share,
+                "output_tokens": tokens,
+                "energy_wh": _wh(energy_j),
+                "joules_per_output_token": _ratio(energy_j, tokens),
+            }
+        )
+    reached = [r for r in rows if r["reached"] and r["energy_wh"] is not None]
+    total_j = sum(r["energy_wh"] for r in reached) * _J_PER_WH if reached else None
+    tokens = sum(r["output_tokens"] for r in reached)
+    return {
+        "source": "estimated:time-share-of-window",
+        "method": "window energy x steady-state duration / window duration (assumes constant power in the window)",
+        "windows": rows,
+        "energy_wh": _wh(total_j),
+        "output_tokens": tokens,
+        "joules_per_output_token": _ratio(total_j, tokens),
+        "output_tokens_per_joule": _ratio(tokens, total_j),
+    }
+
+
+def _backend_warnings(model_info: dict[str, Any]) -> list[str]:
+    warnings: list[str] = []
+    http = model_info.get("http") or {}
+    for run in http.get("runs") or []:
+        check = (run.get("prometheus") or {}).get("cross_check")
+        if check and not check.get("agrees"):
+            warnings.append(
+                f"run '{run.get('label')}': the server counted {check['server_output_tokens']} output tokens, the "
+                f"client {check['client_output_tokens']} ({check.get('note', '')})"
+            )
+    errors = http.get("errors_by_class") or {}
+    if errors:
+        warnings.append("failed requests by class: " + ", ".join(f"{k} {v}" for k, v in sorted(errors.items())))
+    return warnings
+
+
 def _window_warnings(windows: Sequence[WindowMeasurement], meter_period_s: float | None) -> list[str]:
     warnings = []
     for window in windows:
@@ -430,11 +501,13 @@ def aggregate(
     duration_s = sum(w.duration_s for w in generate)
     summary = _summary(generate_records, duration_s)
     energy, energy_warnings = _energy(
-        generate, idle, summary, metered, gpu_ids_used, config.metrics.cross_check_tolerance
+        generate, idle, summary, metered, gpu_ids_used, config.metrics.cross_check_tolerance, model_info
     )
     chosen = choose_meters(generate)
     repetitions, repetition_stats = _repetitions(generate, records, chosen)
-    all_warnings = list(warnings) + list(prompt_set.warnings) + energy_warnings
+    if metered:
+        energy["steady_state"] = _steady_state(model_info, generate, chosen)
+    all_warnings = list(warnings) + list(prompt_set.warnings) + energy_warnings + _backend_warnings(model_info)
     if metered:
         all_warnings += _window_warnings([w for w in windows if w.kind != "idle"], config.metrics.measure_power_secs)
     for window in windows:

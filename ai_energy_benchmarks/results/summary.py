@@ -40,6 +40,14 @@ def format_summary(result: dict[str, Any], report_path: str | None = None) -> st
         f"  latency       mean {_num(summary['avg_latency_seconds'], 4, 's')}"
         f"; TTFT mean {_num(summary['avg_time_to_first_token'], 4, 's')}",
     ]
+    http = model.get("http") or {}
+    measured = http.get("measured") or {}
+    if measured:
+        ttft, itl, e2e = measured.get("ttft_s") or {}, measured.get("itl_s") or {}, measured.get("e2e_s") or {}
+        lines.append(
+            f"  http          TTFT p50 {_num(ttft.get('median'), 4, 's')} p99 {_num(ttft.get('p99'), 4, 's')}"
+            f"; ITL p50 {_num(itl.get('median'), 4, 's')}; e2e p99 {_num(e2e.get('p99'), 4, 's')}"
+        )
     if energy.get("enabled"):
         sources = energy.get("sources", {})
         lines += [
@@ -53,6 +61,12 @@ def format_summary(result: dict[str, Any], report_path: str | None = None) -> st
             f"  emissions     {_num(energy['emissions_g_co2eq'], 4, 'g CO2eq')}"
             f" at {_num(energy['carbon_intensity_g_per_kwh'], 1, 'g/kWh')}",
         ]
+        steady = energy.get("steady_state")
+        if steady and steady.get("energy_wh") is not None:
+            lines.append(
+                f"  steady state  {_num(steady['joules_per_output_token'], 4, 'J')}/output token"
+                f" over {_num(steady['output_tokens'], 6)} tokens (ESTIMATE: time share of the window)"
+            )
         phases = result.get("phases")
         if phases:
             prefill, decode = phases["prefill"], phases["decode"]
