@@ -443,7 +443,9 @@ def test_duration_mode_cycles_prompts_until_the_time_is_up(server: FakeOpenAISer
         records = run_all(backend, ["a", "b", "c"], config)
         run = backend.describe()["http"]["runs"][0]
     assert len(records) > 3 and all(r.ok for r in records)
-    assert max(r.start_s for r in records) - run["start_s"] < 0.5
+    # No request is started once the 0.5 s are up (the margin covers the send being stamped after the decision
+    # on a loaded machine).
+    assert max(r.start_s for r in records) - run["start_s"] < 0.5 + 0.25
     assert run["steady_state"]["reached"]
 
 
