@@ -62,6 +62,7 @@ def runner_tokens_per_second(args: argparse.Namespace, out: Path, meters: bool) 
                 "generate_kwargs": {"max_new_tokens": args.max_new_tokens, "min_new_tokens": args.max_new_tokens},
                 "warmup_runs": 2,
                 "measure_prefill": False,
+                "chat_template": False,  # the bare loop sends the plain prompts: so does the runner here
             },
             "metrics": {"enabled": meters, "measure_power_secs": 1.0},
             "reporter": {"output_file": str(out / "results.csv")},
