@@ -149,3 +149,71 @@ def test_codecarbon_without_a_counter_is_labelled_an_estimate(tmp_path: Path) ->
     (nv_gpu,) = result["nvml"]
     assert nv_gpu["source"] == "measured:nvml-power-integrated"
     assert nv_gpu["energy_j"] == pytest.approx(result["truth_nvml_j"], rel=TOLERANCE)
+
+
+_NESTED_CHILD = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+
+    from ai_energy_benchmarks.testing.fake_nvml import FakeGpu, FakeNvml
+
+    fake = FakeNvml([FakeGpu(power=lambda t: 100.0 + 50.0 * (int(t * 4) % 2))])  # square wave 100/150 W
+    fake.install()
+
+    from ai_energy_benchmarks.config.schema import MetricsConfig
+    from ai_energy_benchmarks.energy.codecarbon import CodeCarbonMeter
+
+    meter = CodeCarbonMeter(MetricsConfig(), Path(sys.argv[1]), gpu_ids=[0])
+    meter.prepare()
+    edges = {}
+
+    def edge(key, call):
+        before = time.monotonic()
+        result = call()
+        edges[key] = (before + time.monotonic()) / 2.0
+        return result
+
+    edge("outer_start", lambda: meter.start_window("outer"))
+    time.sleep(0.6)
+    edge("inner_start", lambda: meter.start_window("inner"))
+    time.sleep(1.2)
+    edge("overlap_start", lambda: meter.start_window("overlap"))
+    time.sleep(0.3)
+    inner, _ = edge("inner_stop", lambda: meter.stop_window("inner"))
+    time.sleep(0.9)
+    outer, _ = edge("outer_stop", lambda: meter.stop_window("outer"))
+    overlap, _ = edge("overlap_stop", lambda: meter.stop_window("overlap"))
+    meter.close()
+
+    def gpu(readings):
+        return next(r.energy_j for r in readings if r.device == "gpu")
+
+    print(json.dumps({
+        "outer": [gpu(outer), fake.energy_j(0, edges["outer_start"], edges["outer_stop"])],
+        "inner": [gpu(inner), fake.energy_j(0, edges["inner_start"], edges["inner_stop"])],
+        "overlap": [gpu(overlap), fake.energy_j(0, edges["overlap_start"], edges["overlap_stop"])],
+    }))
+    """
+)
+
+
+def test_codecarbon_windows_nest_and_overlap(tmp_path: Path) -> None:
+    """One CodeCarbon task per segment between window edges: nested and overlapping windows match ground truth."""
+    write_fake_nvidia_smi(tmp_path / "bin")
+    env = dict(os.environ)
+    env["PATH"] = f"{tmp_path / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(
+        [sys.executable, "-c", _NESTED_CHILD, str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=str(tmp_path),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    for window in ("outer", "inner", "overlap"):
+        measured, truth = result[window]
+        assert measured == pytest.approx(truth, rel=TOLERANCE), window
+    assert result["outer"][0] > result["inner"][0]

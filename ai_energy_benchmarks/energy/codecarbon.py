@@ -72,11 +72,14 @@ class CodeCarbonMeter:
         self._gpu_ids = gpu_ids
         self._tracker: Any = None
         self._hardware: dict[str, str] = {}
+        self._open: dict[str, list[float]] = {}  # window -> [cpu kWh, ram kWh, gpu kWh, emissions kg]
+        self._segment: str | None = None
+        self._segments = 0
 
     def prepare(self) -> None:
         """Create the tracker and take its first (slow, ~1.4 s) hardware reading outside the windows."""
         try:
-            from codecarbon import OfflineEmissionsTracker
+            from codecarbon import EmissionsTracker, OfflineEmissionsTracker
         except ImportError as exc:  # pragma: no cover - codecarbon is a base dependency
             raise MeterError(f"CodeCarbon is not installed: {exc}") from exc
         self._output_dir.mkdir(parents=True, exist_ok=True)
@@ -98,7 +101,17 @@ class CodeCarbonMeter:
         if self._gpu_ids:  # an empty list means "no GPU": CodeCarbon would read every GPU, so its GPU figure is dropped
             kwargs["gpu_ids"] = list(self._gpu_ids)
         try:
-            self._tracker = OfflineEmissionsTracker(**kwargs)
+            if self._config.online:
+                # The online tracker finds the location over the network (and silently assumes Canada when it
+                # cannot); country and region are not passed to it.
+                logger.warning(
+                    "metrics.online: CodeCarbon geolocates this machine over the network for the carbon intensity"
+                )
+                kwargs.pop("country_iso_code", None)
+                kwargs.pop("region", None)
+                self._tracker = EmissionsTracker(**kwargs)
+            else:
+                self._tracker = OfflineEmissionsTracker(**kwargs)
             # Hardware discovery and the first reading happen on the first task; keep them out of every window.
             self._tracker.start_task("ai_energy_benchmarks_prepare")
             self._tracker.stop_task("ai_energy_benchmarks_prepare")
@@ -126,28 +139,54 @@ class CodeCarbonMeter:
                 found[part or "cpu"] = "measured:codecarbon-powermetrics"
         return found
 
+    # CodeCarbon measures one task at a time. Windows may nest and overlap, so the meter runs one CodeCarbon task
+    # per *segment* between two window edges and adds each segment's energy to every window open during it.
+    def _close_segment(self) -> None:
+        if self._segment is None:
+            return
+        data = self._tracker.stop_task(self._segment)
+        self._segment = None
+        if data is None:
+            raise MeterError("CodeCarbon returned no data for a measured segment")
+        deltas = (float(data.cpu_energy), float(data.ram_energy), float(data.gpu_energy), float(data.emissions))
+        for totals in self._open.values():
+            for i, value in enumerate(deltas):
+                totals[i] += value
+
+    def _open_segment(self) -> None:
+        if self._open:
+            self._segments += 1
+            self._segment = f"segment-{self._segments}"
+            self._tracker.start_task(self._segment)
+
     def start_window(self, name: str) -> None:
-        """Start a CodeCarbon task for window ``name``."""
+        """Open window ``name`` (windows may nest and overlap)."""
         if self._tracker is None:
             raise MeterError("CodeCarbon meter used before prepare()")
-        self._tracker.start_task(name)
+        if name in self._open:
+            raise MeterError(f"window '{name}' is already open")
+        self._close_segment()
+        self._open[name] = [0.0, 0.0, 0.0, 0.0]
+        self._open_segment()
 
     def stop_window(self, name: str) -> tuple[list[EnergyReading], float | None]:
-        """Stop the task and convert CodeCarbon's kWh into labelled joule readings."""
-        data = self._tracker.stop_task(name)
-        if data is None:
-            raise MeterError(f"CodeCarbon returned no data for window '{name}'")
+        """Close window ``name`` and convert CodeCarbon's kWh into labelled joule readings."""
+        if name not in self._open:
+            raise MeterError(f"window '{name}' was not started")
+        self._close_segment()
+        cpu_kwh, ram_kwh, gpu_kwh, emissions_kg = self._open.pop(name)
+        self._open_segment()
         readings = [
             EnergyReading(
                 device="cpu",
-                energy_j=float(data.cpu_energy) * _J_PER_KWH,
+                energy_j=cpu_kwh * _J_PER_KWH,
                 source=self._hardware.get("cpu", "estimated:codecarbon-cpu"),
                 meter=self.name,
                 note=_CPU_NOTES.get(self._hardware.get("cpu_mode", ""), ""),
             ),
             EnergyReading(
                 device="ram",
-                energy_j=float(data.ram_energy) * _J_PER_KWH,
+                energy_j=ram_kwh * _J_PER_KWH,
                 source=self._hardware.get("ram", "estimated:codecarbon-ram"),
                 meter=self.name,
                 note="CodeCarbon estimates RAM power from the installed memory size; it is not measured",
@@ -161,13 +200,13 @@ class CodeCarbonMeter:
             readings.append(
                 EnergyReading(
                     device="gpu",
-                    energy_j=float(data.gpu_energy) * _J_PER_KWH,
+                    energy_j=gpu_kwh * _J_PER_KWH,
                     source=self._hardware["gpu"],
                     meter=self.name,
                     note=_GPU_NOTES.get(self._hardware["gpu"], ""),
                 )
             )
-        return readings, float(data.emissions)
+        return readings, emissions_kg
 
     def describe(self) -> dict[str, Any]:
         """Configuration and detected hardware."""
@@ -175,7 +214,7 @@ class CodeCarbonMeter:
 
         return {
             "version": getattr(codecarbon, "__version__", "unknown"),
-            "tracker": "OfflineEmissionsTracker",
+            "tracker": "EmissionsTracker (online)" if self._config.online else "OfflineEmissionsTracker",
             "country_iso_code": self._config.country_iso_code,
             "region": self._config.region,
             "measure_power_secs": self._config.measure_power_secs,
@@ -189,6 +228,9 @@ class CodeCarbonMeter:
         """Stop the tracker; CodeCarbon writes its emissions.csv into the output directory."""
         if self._tracker is not None:
             try:
+                if self._segment is not None:
+                    self._tracker.stop_task(self._segment)
+                    self._segment = None
                 self._tracker.stop()
             finally:
                 self._tracker = None
