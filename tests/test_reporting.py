@@ -95,19 +95,27 @@ NVML_RUN = textwrap.dedent(
     """
     import sys
     from ai_energy_benchmarks.testing.fake_nvml import FakeGpu, FakeNvml, PiecewiseLinearTrace
+    from ai_energy_benchmarks.testing.sse_server import FakeOpenAIServer
 
     out = sys.argv[1]
     # A triangle wave between 100 W and 200 W, period 1 s, for ten minutes.
     wave = PiecewiseLinearTrace([(i * 0.5, 100.0 if i % 2 else 200.0) for i in range(1200)])
-    with FakeNvml([FakeGpu(power=wave)]):
-        from ai_energy_benchmarks.runner import create_benchmark
+    # A server on this host running on (simulated) GPU 0: its GPU is metered as the server's.
+    with FakeNvml([FakeGpu(power=wave)]), FakeOpenAIServer(models=["fake-model"], token_delay_s=0.005) as server:
+        from ai_energy_benchmarks.config.schema import BenchmarkConfig
+        from ai_energy_benchmarks.runner import BenchmarkRunner
 
-        result = create_benchmark(
-            config_name="quickstart",
-            overrides=[f"output_dir={out}", f"reporter.output_file={out}/results.csv", "scenario.num_samples=8",
-                       "scenario.generate_kwargs.max_new_tokens=8", "scenario.generate_kwargs.min_new_tokens=8",
-                       "scenario.repetitions=2", "metrics.type=[nvml,codecarbon]"],
-        ).run()
+        config = BenchmarkConfig.model_validate({
+            "name": "nvml-run",
+            "output_dir": out,
+            "backend": {"type": "vllm", "model": "fake-model", "endpoint": server.url + "/v1",
+                        "device": "cuda", "device_ids": [0], "concurrency": 2},
+            "scenario": {"num_samples": 8, "generate_kwargs": {"max_new_tokens": 8, "min_new_tokens": 8},
+                         "repetitions": 2},
+            "metrics": {"type": ["nvml", "codecarbon"]},
+            "reporter": {"output_file": f"{out}/results.csv"},
+        })
+        result = BenchmarkRunner(config).run()
     print(result["energy"]["sources"]["gpu"])
     """
 )
