@@ -719,3 +719,40 @@ def test_runner_with_meters_reports_steady_state_energy_as_an_estimate(
     assert 0 < window["share_of_window"] <= 1
     assert window["energy_wh"] == pytest.approx(energy["total_energy_wh"] * window["share_of_window"])
     assert steady["joules_per_output_token"] == pytest.approx(window["energy_wh"] * 3600 / window["output_tokens"])
+
+
+def test_reasoning_and_answer_tokens_are_counted_apart(tmp_path: Path) -> None:
+    """A server that streams reasoning as `reasoning_content` (and says so in usage): TTFT is the first reasoning
+    chunk, and the report splits reasoning from answer tokens."""
+    with FakeOpenAIServer(models=[MODEL], reasoning_tokens=5, first_token_delay_s=0.05) as fake:
+        config = BenchmarkConfig.model_validate(
+            {
+                "name": "http-reasoning",
+                "output_dir": str(tmp_path / "out"),
+                "backend": {"type": "vllm", "model": MODEL, "endpoint": fake.url + "/v1", "api": "chat"},
+                "scenario": {
+                    "num_samples": 3,
+                    "generate_kwargs": {"max_new_tokens": 8, "min_new_tokens": 8},
+                    "warmup_runs": 0,
+                    "measure_prefill": False,
+                },
+                "metrics": {"enabled": False},
+                "reporter": {"output_file": str(tmp_path / "results.csv")},
+            }
+        )
+        result = BenchmarkRunner(config).run()
+    summary = result["summary"]
+    assert summary["total_completion_tokens"] == 24
+    assert summary["total_reasoning_tokens"] == 15 and summary["total_answer_tokens"] == 9
+    assert summary["reasoning_tokens_from"] == "usage"
+    rows = [json.loads(line) for line in (tmp_path / "out" / "requests.jsonl").read_text().splitlines()]
+    assert all(row["reasoning_tokens"] == 5 for row in rows)
+    # The first output chunk is reasoning: time to first token counts it.
+    assert all(row["ttft_s"] is not None and row["ttft_s"] >= 0.05 for row in rows)
+
+
+def test_without_reasoning_marks_the_split_is_unknown(server: FakeOpenAIServer, tmp_path: Path) -> None:
+    config = make_config(server.url + "/v1", tokens=3, api="chat")
+    with loaded(config) as backend:
+        records = run_all(backend, ["a", "b"], config)
+    assert all(r.reasoning_tokens is None for r in records)

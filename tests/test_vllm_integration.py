@@ -43,7 +43,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 _SAVE_WEIGHTS = """
-import shutil, sys
+import json, shutil, sys
 from pathlib import Path
 import torch, transformers
 source, target = Path(sys.argv[1]), Path(sys.argv[2])
@@ -53,6 +53,16 @@ model = transformers.AutoModelForCausalLM.from_config(config)
 model.save_pretrained(target)
 for name in ("tokenizer.json", "tokenizer_config.json"):
     shutil.copy(source / name, target / name)
+# A chat template that reads enable_thinking, as reasoning models' templates do: the thinking switch adds text to
+# the prompt, so the server's own prompt-token count shows whether the switch reached the template.
+config_path = target / "tokenizer_config.json"
+tokenizer_config = json.loads(config_path.read_text())
+tokenizer_config["chat_template"] = tokenizer_config["chat_template"].replace(
+    "{% if add_generation_prompt %}Assistant:{% endif %}",
+    "{% if add_generation_prompt %}Assistant:{% if enable_thinking is defined and enable_thinking %}"
+    " <think> Let me think it through step by step.{% endif %}{% endif %}",
+)
+config_path.write_text(json.dumps(tokenizer_config))
 """
 
 
@@ -269,3 +279,27 @@ def test_benchmark_runner_end_to_end_with_energy(vllm_server: str, tmp_path: Pat
     assert len(lines) == 80  # prefill + generate
     steady = http["steady_state"][0]
     assert steady["label"] == "generate-0" and steady["reached"] and 0 < steady["output_tokens"] <= 40 * 32
+
+
+def test_reasoning_switch_reaches_the_servers_chat_template(vllm_server: str) -> None:
+    """`scenario.reasoning` becomes `chat_template_kwargs.enable_thinking` at the top level of the request, and the
+    server's template applies it: the thinking text lengthens the prompt the server counts."""
+    prompt = "Why is the sea salty?"
+    prompt_tokens: dict[bool, int] = {}
+    for reasoning in (False, True):
+        config = make_config(vllm_server, tokens=4, api="chat")
+        config.scenario.reasoning = reasoning
+        config.scenario.reasoning_format = "template_param"
+        backend = OpenAIHTTPBackend(config)
+        backend.load()
+        try:
+            sent = backend.render(prompt)
+            (record,) = list(backend.run([prompt], config.scenario.generate_kwargs.as_kwargs()))
+        finally:
+            backend.close()
+        assert isinstance(sent, dict)
+        assert sent["chat_template_kwargs"] == {"enable_thinking": reasoning}
+        assert "extra_body" not in sent
+        assert record.ok and record.completion_tokens == 4
+        prompt_tokens[reasoning] = record.prompt_tokens
+    assert prompt_tokens[True] > prompt_tokens[False] + 5

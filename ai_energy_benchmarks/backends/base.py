@@ -13,7 +13,8 @@ class RequestRecord:
 
     Times are ``time.perf_counter()`` seconds; token counts exclude padding. ``chunk_times_s`` (streaming
     backends) holds the arrival time of every streamed chunk that carried output; ``error_class`` names the kind of
-    failure (e.g. ``http_5xx``, ``read_timeout``) so that failures can be counted by class.
+    failure (e.g. ``http_5xx``, ``read_timeout``) so that failures can be counted by class; ``reasoning_tokens``
+    counts the reasoning part of the output where the server says which is which.
     """
 
     index: int
@@ -28,6 +29,10 @@ class RequestRecord:
     repetition: int = 0
     chunk_times_s: list[float] | None = None
     error_class: str | None = None
+    #: Of ``completion_tokens``, those the server marked as reasoning (None when it marked none), and whether the
+    #: count comes from the server's ``usage`` or from counting reasoning chunks (a lower bound).
+    reasoning_tokens: int | None = None
+    reasoning_tokens_from: str | None = None
 
     @property
     def ok(self) -> bool:

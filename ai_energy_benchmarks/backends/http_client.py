@@ -160,6 +160,7 @@ class _Attempt:
     chunk_times: list[float] = field(default_factory=list)
     usage: dict[str, Any] | None = None
     done: bool = False
+    reasoning_chunks: int = 0
 
 
 class _ReadWatchdog:
@@ -556,6 +557,8 @@ def _handle_line(line: bytes, now: float, result: _Attempt, chat: bool) -> bool:
                 if result.first_token_s is None:
                     result.first_token_s = now
                 result.chunk_times.append(now)
+                if chat and _carries_reasoning(choice):
+                    result.reasoning_chunks += 1
         elif "error" in event:
             error = event["error"]
             message = error.get("message", error) if isinstance(error, dict) else error
@@ -584,6 +587,24 @@ def _carries_output(choice: dict[str, Any], chat: bool) -> bool:
     return any(key in delta for key in _CHAT_OUTPUT_KEYS)
 
 
+def _carries_reasoning(choice: dict[str, Any]) -> bool:
+    """Whether a chat chunk is reasoning (``reasoning_content`` or ``reasoning``), as servers with a reasoning
+    parser send it, rather than answer text."""
+    delta = choice.get("delta")
+    return isinstance(delta, dict) and any(delta.get(key) is not None for key in ("reasoning_content", "reasoning"))
+
+
+def _reasoning_tokens(usage: dict[str, Any] | None, result: _Attempt) -> tuple[int | None, str | None]:
+    """Reasoning tokens from ``usage.completion_tokens_details`` when the server reports them, else the number of
+    reasoning chunks (a lower bound: a chunk may carry several tokens); None when the server marked none."""
+    details = usage.get("completion_tokens_details") if usage else None
+    if isinstance(details, dict) and _int(details.get("reasoning_tokens")) is not None:
+        return _int(details.get("reasoning_tokens")), "usage"
+    if result.reasoning_chunks:
+        return result.reasoning_chunks, "chunks"
+    return None, None
+
+
 def _record(index: int, start: float, end: float, result: _Attempt, state: RunState) -> RequestRecord:
     usage = result.usage if isinstance(result.usage, dict) else None
     if usage is None and result.error_class is None:
@@ -592,6 +613,7 @@ def _record(index: int, start: float, end: float, result: _Attempt, state: RunSt
     if completion is None:
         completion = len(result.chunk_times)
     prompt_tokens = (_int(usage.get("prompt_tokens")) if usage else None) or 0
+    reasoning_tokens, reasoning_from = _reasoning_tokens(usage, result)
     error_class, error = result.error_class, result.error
     if error_class is None and completion == 0:
         error_class, error = EMPTY_COMPLETION, "the stream completed without any output token"
@@ -606,6 +628,8 @@ def _record(index: int, start: float, end: float, result: _Attempt, state: RunSt
         error=error,
         chunk_times_s=result.chunk_times,
         error_class=error_class,
+        reasoning_tokens=reasoning_tokens,
+        reasoning_tokens_from=reasoning_from,
     )
 
 

@@ -63,7 +63,22 @@ def _summary(records: Sequence[RequestRecord], duration_s: float) -> dict[str, A
         "total_completion_tokens": completion_tokens,
         "throughput_tokens_per_second": _ratio(completion_tokens, duration_s),
         "throughput_total_tokens_per_second": _ratio(prompt_tokens + completion_tokens, duration_s),
+        **_reasoning_split(ok, completion_tokens),
         "requests_per_second": _ratio(len(ok), duration_s),
+    }
+
+
+def _reasoning_split(ok: Sequence[RequestRecord], completion_tokens: int) -> dict[str, Any]:
+    """Reasoning and answer tokens apart, where the server said which is which (None otherwise)."""
+    marked = [r for r in ok if r.reasoning_tokens is not None]
+    if not marked:
+        return {"total_reasoning_tokens": None, "total_answer_tokens": None, "reasoning_tokens_from": None}
+    reasoning = sum(r.reasoning_tokens or 0 for r in marked)
+    sources = sorted({r.reasoning_tokens_from for r in marked if r.reasoning_tokens_from})
+    return {
+        "total_reasoning_tokens": reasoning,
+        "total_answer_tokens": completion_tokens - reasoning,
+        "reasoning_tokens_from": "+".join(sources) or None,
     }
 
 

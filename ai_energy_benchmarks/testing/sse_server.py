@@ -103,6 +103,7 @@ class FakeOpenAIServer:
         max_model_len: int = 4096,
         default_max_tokens: int = 16,
         rejected_fields: Sequence[str] = (),
+        reasoning_tokens: int = 0,
     ) -> None:
         self.models = list(models)
         self.api_key = api_key
@@ -117,6 +118,9 @@ class FakeOpenAIServer:
         self.max_model_len = max_model_len
         self.default_max_tokens = default_max_tokens
         self.rejected_fields = set(rejected_fields)
+        #: Chat streams send their first ``reasoning_tokens`` tokens as ``delta.reasoning_content`` (like vLLM with a
+        #: reasoning parser) and report them in ``usage.completion_tokens_details.reasoning_tokens``.
+        self.reasoning_tokens = reasoning_tokens
         self.bodies: list[dict[str, Any]] = []
         self.auth_headers: list[str | None] = []
         self.attempts: Counter[str] = Counter()
@@ -369,17 +373,20 @@ class FakeOpenAIServer:
                 return
             if chunk_index == 2 and fault == "stall_mid":
                 await asyncio.sleep(float(argument or 1))
-            await response.write(_event(_chunk(chat, ident, model, text, finish=finish)))
+            thinking = chat and sent < self.reasoning_tokens
+            await response.write(_event(_chunk(chat, ident, model, text, finish=finish, reasoning=thinking)))
             sent += count
             chunk_index += 1
             if self.token_delay_s and sent < tokens:
                 await asyncio.sleep(self.token_delay_s)
         if include_usage and fault != "no_usage":
-            usage = {
+            usage: dict[str, Any] = {
                 "prompt_tokens": prompt_tokens,
                 "total_tokens": prompt_tokens + tokens,
                 "completion_tokens": tokens,
             }
+            if chat and self.reasoning_tokens:
+                usage["completion_tokens_details"] = {"reasoning_tokens": min(self.reasoning_tokens, tokens)}
             kind = "chat.completion.chunk" if chat else "text_completion"
             await response.write(_event({"id": ident, "object": kind, "model": model, "choices": [], "usage": usage}))
         self._count(prompt_tokens, tokens)
@@ -398,10 +405,18 @@ def _event(payload: dict[str, Any]) -> bytes:
 
 
 def _chunk(
-    chat: bool, ident: str, model: str, text: str, finish: str | None = None, role: bool = False
+    chat: bool,
+    ident: str,
+    model: str,
+    text: str,
+    finish: str | None = None,
+    role: bool = False,
+    reasoning: bool = False,
 ) -> dict[str, Any]:
     if chat:
         delta: dict[str, Any] = {"role": "assistant", "content": ""} if role else {"content": text}
+        if reasoning and not role:
+            delta = {"reasoning_content": text}
         choice: dict[str, Any] = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
         return {"id": ident, "object": "chat.completion.chunk", "model": model, "choices": [choice]}
     choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
