@@ -13,7 +13,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+from ai_energy_benchmarks.exceptions import MeterError
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +89,51 @@ class EnergyMeter(Protocol):
 
     def close(self) -> None:
         """Release resources; write the meter's own files if it has any."""
+
+
+SnapshotT = TypeVar("SnapshotT")
+
+
+class SnapshotWindows(Generic[SnapshotT]):
+    """Windows for meters that read cumulative counters: one snapshot at each window edge, so windows may nest and
+    overlap freely. Subclasses give ``name``, :meth:`_ready`, :meth:`_snapshot` and :meth:`_readings`."""
+
+    name: str
+
+    def _init_windows(self) -> None:
+        self._open: dict[str, SnapshotT] = {}
+
+    def _ready(self) -> bool:
+        """Whether :meth:`prepare` has run."""
+        raise NotImplementedError
+
+    def _snapshot(self) -> SnapshotT:
+        """The counters now."""
+        raise NotImplementedError
+
+    def _readings(self, start: SnapshotT, end: SnapshotT) -> list[EnergyReading]:
+        """The readings of a window that opened at ``start`` and closed at ``end``."""
+        raise NotImplementedError
+
+    def start_window(self, name: str) -> None:
+        """Open window ``name`` (windows may nest and overlap)."""
+        if not self._ready():
+            raise MeterError(f"{self.name} meter used before prepare()")
+        if name in self._open:
+            raise MeterError(f"{self.name} meter: window '{name}' is already open")
+        self._open[name] = self._snapshot()
+
+    def stop_window(self, name: str) -> tuple[list[EnergyReading], float | None]:
+        """Close window ``name``; counters know no emissions (None)."""
+        start = self._open.pop(name, None)
+        if start is None:
+            raise MeterError(f"{self.name} meter: window '{name}' was not started")
+        return self._readings(start, self._snapshot()), None
+
+    def _drop_open_windows(self) -> None:
+        if self._open:
+            logger.warning("%s meter closed with open windows: %s", self.name, ", ".join(self._open))
+            self._open.clear()
 
 
 class MeterSet:

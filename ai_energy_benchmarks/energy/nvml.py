@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
-from ai_energy_benchmarks.energy.base import EnergyReading
+from ai_energy_benchmarks.energy.base import EnergyReading, SnapshotWindows
 from ai_energy_benchmarks.exceptions import MeterError
 
 logger = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class _Snapshot:
     integrated_j: dict[int, float | None] = field(default_factory=dict)
 
 
-class NvmlMeter:
+class NvmlMeter(SnapshotWindows[_Snapshot]):
     """Energy of the selected NVIDIA GPUs through NVML, one ``gpu:N`` reading per GPU and window."""
 
     name = "nvml"
@@ -128,7 +128,7 @@ class NvmlMeter:
         self._gpus: list[_Gpu] = []
         self._visible_count = 0
         self._driver_version = "unknown"
-        self._open: dict[str, _Snapshot] = {}
+        self._init_windows()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -324,22 +324,13 @@ class NvmlMeter:
 
     # -- windows -----------------------------------------------------------------------------------------------------
 
-    def start_window(self, name: str) -> None:
-        """Open window ``name`` (windows may nest and overlap)."""
-        if not self._initialized:
-            raise MeterError("nvml meter used before prepare()")
-        if name in self._open:
-            raise MeterError(f"nvml meter: window '{name}' is already open")
-        self._open[name] = self._snapshot()
+    def _ready(self) -> bool:
+        return self._initialized
 
-    def stop_window(self, name: str) -> tuple[list[EnergyReading], float | None]:
-        """Close window ``name``; one reading per GPU, in J. NVML knows no emissions (None)."""
-        start = self._open.pop(name, None)
-        if start is None:
-            raise MeterError(f"nvml meter: window '{name}' was not started")
-        end = self._snapshot()
+    def _readings(self, start: _Snapshot, end: _Snapshot) -> list[EnergyReading]:
+        """One reading per GPU, in J."""
         duration_s = end.time_s - start.time_s
-        return [self._reading(gpu, start, end, duration_s) for gpu in self._gpus], None
+        return [self._reading(gpu, start, end, duration_s) for gpu in self._gpus]
 
     def _reading(self, gpu: _Gpu, start: _Snapshot, end: _Snapshot, duration_s: float) -> EnergyReading:
         start_j, end_j = start.integrated_j.get(gpu.index), end.integrated_j.get(gpu.index)
@@ -431,9 +422,7 @@ class NvmlMeter:
             self._stop.set()
             self._poller.join()
             self._poller = None
-            if self._open:
-                logger.warning("nvml meter closed with open windows: %s", ", ".join(self._open))
-                self._open.clear()
+            self._drop_open_windows()
             self._flush_timeline()
             logger.debug("nvml meter: %d timeline rows in %s", self._timeline_rows_written, self.timeline_path)
         self._shutdown()

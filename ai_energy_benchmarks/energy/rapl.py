@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
-from ai_energy_benchmarks.energy.base import EnergyReading
+from ai_energy_benchmarks.energy.base import EnergyReading, SnapshotWindows
 from ai_energy_benchmarks.exceptions import MeterError
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class _Zone:
         return self.directory / "energy_uj"
 
 
-class RaplMeter:
+class RaplMeter(SnapshotWindows[dict[str, int]]):
     """CPU package (``cpu:N``) and DRAM (``ram:N``) energy from RAPL counters, per window, in J."""
 
     name = "rapl"
@@ -73,7 +73,7 @@ class RaplMeter:
         self._root = Path(config.rapl_root)
         self._zones: list[_Zone] = []
         self._ignored: list[dict[str, str]] = []
-        self._open: dict[str, dict[str, int]] = {}
+        self._init_windows()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -178,20 +178,11 @@ class RaplMeter:
 
     # -- windows -----------------------------------------------------------------------------------------------------
 
-    def start_window(self, name: str) -> None:
-        """Open window ``name`` (windows may nest and overlap)."""
-        if not self._prepared:
-            raise MeterError("rapl meter used before prepare()")
-        if name in self._open:
-            raise MeterError(f"rapl meter: window '{name}' is already open")
-        self._open[name] = self._snapshot()
+    def _ready(self) -> bool:
+        return self._prepared
 
-    def stop_window(self, name: str) -> tuple[list[EnergyReading], float | None]:
-        """Close window ``name``: one reading per package and DRAM zone, in J; no emissions (None)."""
-        start = self._open.pop(name, None)
-        if start is None:
-            raise MeterError(f"rapl meter: window '{name}' was not started")
-        end = self._snapshot()
+    def _readings(self, start: dict[str, int], end: dict[str, int]) -> list[EnergyReading]:
+        """One reading per package and DRAM zone, in J."""
         readings = [
             EnergyReading(
                 device=zone.device,
@@ -202,7 +193,7 @@ class RaplMeter:
             )
             for zone in self._zones
         ]
-        return readings, None
+        return readings
 
     # -- description and shutdown ------------------------------------------------------------------------------------
 
@@ -231,7 +222,5 @@ class RaplMeter:
             self._stop.set()
             self._poller.join()
             self._poller = None
-        if self._open:
-            logger.warning("rapl meter closed with open windows: %s", ", ".join(self._open))
-            self._open.clear()
+        self._drop_open_windows()
         self._prepared = False
