@@ -141,6 +141,9 @@ class BenchmarkRunner:
                 create_meters(config.metrics, self.output_dir, backend.metered_gpu_ids()), backend.synchronize
             )
             meter_set.prepare()
+            prepare_prompts = getattr(backend, "prepare_prompts", None)
+            if callable(prepare_prompts):  # chat templates and the like, never inside a measured window
+                prepare_prompts(prompt_set.prompts)
             self._idle(meter_set)
             self._warmup(backend, prompt_set)
             try:

@@ -78,3 +78,7 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release the model or connection."""
+
+    # Optional, looked up with getattr by the runner: ``prepare_prompts(prompts)`` (formatting done before any
+    # window), ``render(prompt)`` (what is sent, for prompts.jsonl), ``set_phase(label)`` (names the next pass),
+    # ``splits_phases`` (False when a prefill pass is not comparable, e.g. fixed-duration load).

@@ -82,6 +82,7 @@ class PyTorchBackend:
         self._tokenizer_note: str | None = None
         self._formatter: Any = None
         self._use_chat = False
+        self._rendered: dict[str, str] = {}
 
     # -- loading ---------------------------------------------------------------------------------------------
     def _resolve_device(self, torch: Any) -> str:
@@ -263,8 +264,20 @@ class PyTorchBackend:
                 "and this run sends plain text (scenario.chat_template)"
             )
 
+    def prepare_prompts(self, prompts: list[str]) -> None:
+        """Apply the chat template and reasoning format to every prompt now, outside the measured windows."""
+        for prompt in prompts:
+            self.render(prompt)
+
     def render(self, prompt: str) -> str:
         """The exact text sent to the tokenizer for ``prompt`` (chat template and reasoning format applied)."""
+        cached = self._rendered.get(prompt)
+        if cached is not None:
+            return cached
+        self._rendered[prompt] = text = self._render(prompt)
+        return text
+
+    def _render(self, prompt: str) -> str:
         scenario = self._scenario
         formatted = self._formatter.format(prompt, scenario.reasoning, scenario.reasoning_params)
         if self._use_chat:

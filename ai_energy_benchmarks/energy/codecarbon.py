@@ -1,7 +1,8 @@
 """CodeCarbon meter (the default).
 
 Runs CodeCarbon's ``OfflineEmissionsTracker`` (no network; the carbon intensity comes from the configured country
-and region) and measures each window as a CodeCarbon task. CodeCarbon reads GPUs through the NVML energy counter
+and region) and measures windows with CodeCarbon tasks, one per segment between window edges.
+CodeCarbon reads GPUs through the NVML energy counter
 (a measurement), CPUs through RAPL where readable (a measurement) and otherwise through a TDP/load model or a
 constant (an estimate), and RAM through a size-based model (always an estimate). Each reading here carries that
 distinction in its ``source``.
