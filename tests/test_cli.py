@@ -176,3 +176,40 @@ def test_failed_run_exit_code_and_traceback_only_when_verbose(tmp_path: Path, ve
     assert ("Traceback" in result.stderr) is verbose
     # What was measured before the failure is kept.
     assert json.loads((tmp_path / "o" / "benchmark_report.json").read_text())["status"] == "failed"
+
+
+def test_hub_dataset_from_the_local_cache_offline(tmp_path: Path) -> None:
+    """A hub id runs offline from a datasets cache (HF_DATASETS_CACHE); the report names the commit used."""
+    from hub_cache import COMMIT, build_hub_cache
+
+    cache = tmp_path / "hf_datasets"
+    rows = {"hard": {"train": [{"question": "unused"}], "test": [{"question": f"cached {i}"} for i in range(3)]}}
+    build_hub_cache(cache, "aieb-test/tiny_prompts", rows)
+    out = tmp_path / "o"
+    result = run_cli(
+        "--config-name",
+        "quickstart",
+        f"output_dir={out}",
+        f"reporter.output_file={tmp_path / 'r.csv'}",
+        "scenario.dataset_name=aieb-test/tiny_prompts",
+        "scenario.dataset_config=hard",
+        "scenario.split=test",
+        "scenario.text_column_name=question",
+        "scenario.num_samples=3",
+        "scenario.generate_kwargs.max_new_tokens=4",
+        "scenario.generate_kwargs.min_new_tokens=4",
+        "metrics.enabled=False",
+        env={"HF_DATASETS_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    sent = [json.loads(line)["prompt"] for line in (out / "prompts.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert sent == ["cached 0", "cached 1", "cached 2"]
+    dataset = json.loads((out / "benchmark_report.json").read_text(encoding="utf-8"))["dataset"]
+    assert dataset["source"] == "hub:aieb-test/tiny_prompts" and dataset["num_used"] == 3
+    assert dataset["hub"]["commit"] == COMMIT and dataset["hub"]["offline"] is True
+    assert dataset["hub"]["config"] == "hard" and dataset["hub"]["split"] == "test"
+    shown = f"dataset hub:aieb-test/tiny_prompts (config hard, split test, commit {COMMIT[:12]}, from the local cache)"
+    assert shown in result.stdout
+    # datasets' messages reach the console once, through the CLI's logging; no progress bar of its own.
+    assert result.stderr.count("Using the latest cached version") <= 1
+    assert "Generating test split" not in result.stderr

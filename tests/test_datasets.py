@@ -124,3 +124,105 @@ def test_hub_dataset_while_offline_fails_fast_with_the_reason(monkeypatch: pytes
     with pytest.raises(DatasetError, match="not in the local cache and the hub is offline"):
         load_prompts(scenario("EnergyStarAI/text_generation"))
     assert time.perf_counter() - started < 15
+
+
+# Hub datasets, read offline from the local `datasets` cache an earlier online load left behind.
+
+HUB_ID = "aieb-test/tiny_prompts"
+HUB_ROWS = {
+    "default": {
+        "train": [{"question": f"default train {i}", "id": i} for i in range(5)],
+        "test": [{"question": f"default test {i}", "id": i} for i in range(3)],
+    },
+    "hard": {
+        "train": [{"question": f"hard train {i}", "id": i} for i in range(4)],
+        "test": [{"question": f"hard test {i}", "id": i} for i in range(2)],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def hub_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from hub_cache import build_hub_cache
+
+    cache = tmp_path_factory.mktemp("hf_datasets_cache")
+    build_hub_cache(cache, HUB_ID, HUB_ROWS)
+    return cache
+
+
+@pytest.fixture
+def offline_cache(hub_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point `datasets` at the prepared cache, as HF_DATASETS_CACHE does for a new process."""
+    import datasets
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", hub_cache)
+    return hub_cache
+
+
+def hub(**options: object) -> ScenarioConfig:
+    base: dict[str, object] = {"text_column_name": "question", "num_samples": 100, "dataset_config": "hard"}
+    return scenario(HUB_ID, **{**base, **options})
+
+
+def test_hub_dataset_read_from_the_local_cache_offline(offline_cache: Path) -> None:
+    from hub_cache import COMMIT
+
+    train = load_prompts(hub(num_samples=3))
+    assert train.prompts == ["hard train 0", "hard train 1", "hard train 2"]
+    assert train.source == f"hub:{HUB_ID}" and train.num_available == 4
+    assert train.hub == {
+        "id": HUB_ID,
+        "config": "hard",
+        "split": "train",
+        "revision_requested": None,
+        "commit": COMMIT,
+        "offline": True,
+    }
+    test = load_prompts(hub(dataset_config="default", split="test"))
+    assert test.prompts == ["default test 0", "default test 1", "default test 2"]
+    assert test.hub is not None and test.hub["config"] == "default" and test.hub["split"] == "test"
+    assert "using all 3" in test.warnings[0]  # 100 asked, 3 held: clamped and said
+
+
+def test_hub_dataset_shuffle_uses_the_cached_rows(offline_cache: Path) -> None:
+    shuffled = load_prompts(hub(shuffle=True, seed=3))
+    assert sorted(shuffled.prompts) == [f"hard train {i}" for i in range(4)]
+    assert shuffled.prompts == load_prompts(hub(shuffle=True, seed=3)).prompts
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"dataset_config": None}, r"^scenario\.dataset_config: hub dataset 'aieb-test/tiny_prompts': .*default, hard"),
+        ({"dataset_config": "easy"}, r"^scenario\.dataset_config: .*'easy'.*\['default', 'hard'\]"),
+        ({"split": "validation"}, r"^scenario\.split: hub dataset .* has no split 'validation'.*'train', 'test'"),
+        ({"text_column_name": "prompt"}, r"column 'prompt' not found \(columns: question, id\)"),
+        ({"revision": "0123abc"}, r"^scenario\.revision: .* cached at commit 3f1c0ffee0d1\w+, not 0123abc"),
+    ],
+)
+def test_hub_cache_errors_name_the_setting(offline_cache: Path, options: dict[str, object], message: str) -> None:
+    with pytest.raises(DatasetError, match=message) as caught:
+        load_prompts(hub(**options))
+    assert "\n" not in str(caught.value)
+
+
+def test_hub_revision_offline_checked_against_the_cached_commit(offline_cache: Path) -> None:
+    from hub_cache import COMMIT
+
+    pinned = load_prompts(hub(revision=COMMIT[:10], num_samples=4))
+    assert pinned.warnings == [] and pinned.hub is not None and pinned.hub["revision_requested"] == COMMIT[:10]
+    branch = load_prompts(hub(revision="main", num_samples=2))
+    assert branch.prompts == ["hard train 0", "hard train 1"]
+    assert branch.warnings == [
+        "scenario.revision 'main' cannot be resolved while offline; "
+        f"used the cached copy of '{HUB_ID}' at commit {COMMIT}"
+    ]
+
+
+def test_hub_dataset_not_in_the_cache_fails_fast(offline_cache: Path) -> None:
+    started = time.perf_counter()
+    with pytest.raises(DatasetError, match="'aieb-test/other' is not in the local cache and the hub is offline"):
+        load_prompts(scenario("aieb-test/other"))
+    assert time.perf_counter() - started < 15

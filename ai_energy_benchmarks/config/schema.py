@@ -349,11 +349,15 @@ class ScenarioConfig(_Section):
         "packaged:quickstart",
         min_length=1,
         description="`packaged:NAME` (prompts shipped with the package), a local file (csv, jsonl, json, "
-        "parquet, txt) or folder, or a hub dataset id.",
+        "parquet, txt) or folder, or a hub dataset id (offline: read from the local `datasets` cache).",
     )
     dataset_config: str | None = Field(None, description="Hub dataset configuration (subset) name.")
     split: str = Field("train", description="Dataset split to read.")
-    revision: str | None = Field(None, description="Hub dataset revision (branch, tag or commit).")
+    revision: str | None = Field(
+        None,
+        description="Hub dataset revision (branch, tag or commit). Offline, a commit must match the "
+        "cached copy; a branch or tag cannot be resolved and is reported in the warnings.",
+    )
     text_column_name: str = Field("text", min_length=1, description="Column holding the prompt text.")
     num_samples: int = Field(10, ge=1, description="Number of prompts measured per repetition.")
     allow_fewer_samples: bool = Field(

@@ -3,6 +3,10 @@
 ``packaged:NAME`` reads a prompt set shipped in ``ai_energy_benchmarks/data/prompts``; an existing local path is
 read directly (txt: one prompt per line; jsonl/json/csv/parquet: the ``text_column_name`` column; a folder: every
 supported file in name order); anything else is a hub dataset id loaded with HF ``datasets`` (imported lazily).
+
+A hub dataset is read from the hub, or, with ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE`` set, from the local
+``datasets`` cache (``HF_DATASETS_CACHE``) that an earlier online load filled. Either way the report names the commit
+the rows came from (``datasets`` stores a hub dataset under its commit hash).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import logging
 import os
 import random
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -36,6 +41,8 @@ class PromptSet:
     num_requested: int
     num_available: int
     warnings: list[str] = field(default_factory=list)
+    hub: dict[str, Any] | None = None
+    """For a hub dataset: ``id``, ``config``, ``split``, ``revision_requested``, ``commit`` and ``offline``."""
 
     @property
     def sha256(self) -> str:
@@ -158,29 +165,91 @@ def _offline() -> bool:
     )
 
 
-def _read_hub(scenario: ScenarioConfig) -> list[str]:
+_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+_SHA_PREFIX_RE = re.compile(r"^[0-9a-f]{7,40}$")
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return "; ".join(lines) if lines else type(exc).__name__
+
+
+def _hub_load_error(scenario: ScenarioConfig, exc: Exception, offline: bool) -> DatasetError:
+    """Turn a ``datasets`` failure into a one-line message naming the setting to change."""
     name = scenario.dataset_name
+    reason = _one_line(exc)
+    if reason.startswith("Unknown split"):
+        return DatasetError(f"scenario.split: hub dataset '{name}' has no split '{scenario.split}': {reason}")
+    if ("configuration" in reason and "cache" in reason) or ("find cache for" in reason and "config" in reason):
+        return DatasetError(f"scenario.dataset_config: hub dataset '{name}': {reason}")
+    if offline:
+        return DatasetError(
+            f"scenario.dataset_name: hub dataset '{name}' is not in the local cache and the hub is offline "
+            f"(HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set): {reason}"
+        )
+    return DatasetError(f"scenario.dataset_name: cannot load hub dataset '{name}': {reason}")
+
+
+def _cached_commit(data: Any) -> str | None:
+    """The commit hash ``datasets`` stored the rows under (the folder holding the Arrow files), if it is one."""
+    for cache_file in getattr(data, "cache_files", None) or []:
+        folder = Path(str(cache_file.get("filename", ""))).parent.name
+        if _COMMIT_RE.match(folder):
+            return folder
+    return None
+
+
+def _read_hub(scenario: ScenarioConfig) -> tuple[list[str], dict[str, Any], list[str]]:
+    name = scenario.dataset_name
+    offline = _offline()
     try:
         import datasets
     except ImportError as exc:  # pragma: no cover - datasets is a base dependency
         raise DatasetError(f"hub dataset '{name}' needs the 'datasets' package ({exc})") from None
+    # The library never prints: datasets' messages go through `logging` (the caller's handlers), and its progress
+    # bars are off (the CLI shows its own progress).
+    datasets_logger = logging.getLogger("datasets")
+    for handler in list(datasets_logger.handlers):
+        if type(handler) is logging.StreamHandler:  # the console handler datasets adds on import
+            datasets_logger.removeHandler(handler)
+    datasets_logger.propagate = True
+    datasets.disable_progress_bars()
     try:
         data = datasets.load_dataset(name, scenario.dataset_config, split=scenario.split, revision=scenario.revision)
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if _offline():
-            raise DatasetError(
-                f"scenario.dataset_name: hub dataset '{name}' is not in the local cache and the hub is offline "
-                f"(HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set): {reason}"
-            ) from None
-        raise DatasetError(f"scenario.dataset_name: cannot load hub dataset '{name}': {reason}") from None
+        raise _hub_load_error(scenario, exc, offline) from None
     column = scenario.text_column_name
     if column not in data.column_names:
         raise DatasetError(
             f"{name}: column '{column}' not found (columns: {', '.join(data.column_names)}); "
             "set scenario.text_column_name"
         )
-    return [str(v) for v in data[column]]
+    commit = _cached_commit(data)
+    warnings: list[str] = []
+    requested = scenario.revision
+    if offline and requested is not None:
+        if _SHA_PREFIX_RE.match(requested.lower()) and commit is not None:
+            if not commit.startswith(requested.lower()):
+                raise DatasetError(
+                    f"scenario.revision: hub dataset '{name}' is cached at commit {commit}, not {requested}, "
+                    "and the hub is offline"
+                )
+        else:
+            message = (
+                f"scenario.revision '{requested}' cannot be resolved while offline; "
+                f"used the cached copy of '{name}'" + (f" at commit {commit}" if commit else "")
+            )
+            logger.warning(message)
+            warnings.append(message)
+    hub = {
+        "id": name,
+        "config": getattr(getattr(data, "info", None), "config_name", None) or scenario.dataset_config,
+        "split": scenario.split,
+        "revision_requested": requested,
+        "commit": commit,
+        "offline": offline,
+    }
+    return [str(v) for v in data[column]], hub, warnings
 
 
 def load_prompts(scenario: ScenarioConfig) -> PromptSet:
@@ -190,6 +259,8 @@ def load_prompts(scenario: ScenarioConfig) -> PromptSet:
         DatasetError: a missing file, column or packaged set, an empty dataset, or a hub dataset requested offline.
     """
     name = scenario.dataset_name
+    hub: dict[str, Any] | None = None
+    hub_warnings: list[str] = []
     if name.startswith(PACKAGED_PREFIX):
         set_name = name[len(PACKAGED_PREFIX) :]
         path = _prompts_dir() / f"{set_name}.jsonl"
@@ -205,7 +276,8 @@ def load_prompts(scenario: ScenarioConfig) -> PromptSet:
     elif name.startswith((".", "/", "~")) or Path(name).suffix.lower() in _SUPPORTED_SUFFIXES:
         raise DatasetError(f"scenario.dataset_name: file or folder '{name}' not found")
     else:
-        texts, source = _read_hub(scenario), f"hub:{name}"
+        texts, hub, hub_warnings = _read_hub(scenario)
+        source = f"hub:{name}"
 
     texts = [t for t in texts if t.strip()]
     if not texts:
@@ -213,7 +285,7 @@ def load_prompts(scenario: ScenarioConfig) -> PromptSet:
     available = len(texts)
     if scenario.shuffle:
         random.Random(scenario.seed).shuffle(texts)
-    warnings: list[str] = []
+    warnings: list[str] = list(hub_warnings)
     if scenario.num_samples > available and not scenario.allow_fewer_samples:
         raise DatasetError(
             f"scenario.num_samples is {scenario.num_samples} but {source} holds {available} prompts "
@@ -233,4 +305,5 @@ def load_prompts(scenario: ScenarioConfig) -> PromptSet:
         num_requested=scenario.num_samples,
         num_available=available,
         warnings=warnings,
+        hub=hub,
     )

@@ -558,6 +558,7 @@ def aggregate(
             "num_available": prompt_set.num_available,
             "num_used": len(prompt_set.prompts),
             "prompts_sha256": prompt_set.sha256,
+            "hub": prompt_set.hub,
         },
         "meters": meters_info,
         "environment": environment,

@@ -25,6 +25,19 @@ def _kind(source: str | None) -> str:
     return source
 
 
+def _dataset(dataset: dict[str, Any]) -> str:
+    """The prompt source; for a hub dataset also its config, split and the commit the rows came from."""
+    hub = dataset.get("hub")
+    if not hub:
+        return str(dataset["source"])
+    parts = [f"config {hub['config']}" if hub.get("config") else None, f"split {hub['split']}"]
+    if hub.get("commit"):
+        parts.append(f"commit {str(hub['commit'])[:12]}")
+    if hub.get("offline"):
+        parts.append("from the local cache")
+    return f"{dataset['source']} ({', '.join(p for p in parts if p)})"
+
+
 def format_summary(result: dict[str, Any], report_path: str | None = None) -> str:
     """Multi-line text: workload, speed, energy with the source of each figure, and warnings."""
     config, summary, energy = result["config"], result["summary"], result.get("energy", {})
@@ -33,7 +46,7 @@ def format_summary(result: dict[str, Any], report_path: str | None = None) -> st
         f"Benchmark '{config['name']}' [{result['status']}]: {config['backend']} / {config['model']}"
         + (" (SYNTHETIC model: random weights)" if model.get("synthetic") else ""),
         f"  prompts       {summary['successful_prompts']}/{summary['total_prompts']} ok"
-        f", {summary['failed_prompts']} failed; dataset {result['dataset']['source']}",
+        f", {summary['failed_prompts']} failed; dataset {_dataset(result['dataset'])}",
         f"  tokens        {summary['total_prompt_tokens']} prompt + {summary['total_completion_tokens']} generated",
         f"  duration      {_num(summary['total_duration_seconds'], 3, 's')} measured"
         f"; throughput {_num(summary['throughput_tokens_per_second'], 1, 'tokens/s')}",
