@@ -22,7 +22,7 @@ from ai_energy_benchmarks.backends.registry import create_backend
 from ai_energy_benchmarks.config.loader import Overrides, build_config, load_config
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.datasets.loader import PromptSet, load_prompts
-from ai_energy_benchmarks.energy.base import MeterSet
+from ai_energy_benchmarks.energy.base import IntervalReading, MeterSet
 from ai_energy_benchmarks.energy.registry import check_meter_names, create_meters
 from ai_energy_benchmarks.environment import collect_environment
 from ai_energy_benchmarks.exceptions import BenchmarkError, ConfigError
@@ -228,6 +228,7 @@ class BenchmarkRunner:
             prompt_set=prompt_set,
             records=records,
             windows=meter_set.windows,
+            steady_state_readings=self._steady_state_readings(backend, meter_set),
             model_info=backend.describe(),
             gpu_ids_used=backend.metered_gpu_ids(),
             meters_info=meter_set.describe(),
@@ -243,6 +244,19 @@ class BenchmarkRunner:
         )
         self._write_reports(result, records, self._sent_prompts(backend, prompt_set))
         return result
+
+    @staticmethod
+    def _steady_state_readings(backend: Backend, meter_set: MeterSet) -> dict[str, list[IntervalReading]]:
+        """The meters' energy over each steady-state interval the backend reports (optional hook), by window label."""
+        intervals = getattr(backend, "steady_state_intervals", None)
+        if not callable(intervals) or not meter_set.meters:
+            return {}
+        try:
+            bounds: dict[str, tuple[float, float]] = intervals()
+        except Exception as exc:  # the window figures stand without it
+            logger.warning("cannot read the backend's steady-state intervals: %s", exc)
+            return {}
+        return {label: meter_set.energy_between(start_s, end_s) for label, (start_s, end_s) in bounds.items()}
 
     @staticmethod
     def _sent_prompts(backend: Backend, prompt_set: PromptSet) -> list[dict[str, Any]]:

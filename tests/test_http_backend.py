@@ -721,6 +721,74 @@ def test_runner_with_meters_reports_steady_state_energy_as_an_estimate(
     assert steady["joules_per_output_token"] == pytest.approx(window["energy_wh"] * 3600 / window["output_tokens"])
 
 
+STEADY_NVML_RUN = """
+import json, sys
+from pathlib import Path
+from ai_energy_benchmarks.testing.fake_nvml import FakeGpu, FakeNvml, ramp_trace
+from ai_energy_benchmarks.testing.sse_server import FakeOpenAIServer
+from ai_energy_benchmarks.config.schema import BenchmarkConfig
+from ai_energy_benchmarks.results.summary import format_summary
+from ai_energy_benchmarks.runner import BenchmarkRunner
+
+out = Path(sys.argv[1])
+out.mkdir(parents=True)
+# 40 prompts; the last one stalls 1.5 s mid-stream, so the window ends with a long drain after the steady state.
+prompts = [f"prompt {i}" for i in range(39)] + ["prompt 39 [fault:stall_mid:1.5]"]
+(out / "prompts.txt").write_text("\\n".join(prompts) + "\\n", encoding="utf-8")
+# Power falls steadily (900 W to 100 W over 10 s), so the steady state, early in the window, draws more than the
+# window's mean: a time share of the window's energy underestimates it.
+with FakeNvml([FakeGpu(power=ramp_trace(900.0, 100.0, 0.0, 10.0))]) as fake, FakeOpenAIServer(
+    models=["fake-model"], token_delay_s=0.01
+) as server:
+    config = BenchmarkConfig.model_validate({
+        "name": "steady-nvml",
+        "output_dir": str(out / "run"),
+        "backend": {"type": "vllm", "model": "fake-model", "endpoint": server.url + "/v1",
+                    "device": "cuda", "device_ids": [0], "concurrency": 4},
+        "scenario": {"dataset_name": str(out / "prompts.txt"), "num_samples": 40,
+                     "generate_kwargs": {"max_new_tokens": 8, "min_new_tokens": 8}, "measure_prefill": False},
+        "metrics": {"type": ["nvml", "codecarbon"]},
+        "reporter": {"output_file": str(out / "results.csv")},
+    })
+    result = BenchmarkRunner(config).run()
+    steady = result["model"]["http"]["steady_state"][0]
+    truth_j = fake.energy_j(0, steady["start_s"], steady["end_s"])  # perf_counter and monotonic: one clock here
+print(json.dumps({"truth_j": truth_j, "energy": result["energy"], "summary": format_summary(result)}))
+"""
+
+
+def test_steady_state_gpu_energy_is_measured_over_the_interval(tmp_path: Path) -> None:
+    """With NVML on a (simulated) server GPU, the steady state's GPU energy is read back from the counter record
+    over the steady interval itself: it matches the truth (within its bounds) where the time share of the window
+    does not. CodeCarbon's CPU and RAM stay time-share estimates, and the report and console say which is which."""
+    done = subprocess.run(
+        [sys.executable, "-c", STEADY_NVML_RUN, str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    energy = out["energy"]
+    steady = energy["steady_state"]
+    (window,) = steady["windows"]
+    assert window["share_of_window"] < 0.75  # the drain is a good part of the window
+    gpu, cpu = window["devices"]["gpu"], window["devices"]["cpu"]
+    truth_wh = out["truth_j"] / 3600.0
+    assert gpu["source"] == "measured:nvml-energy-counter"
+    assert gpu["energy_wh"] == pytest.approx(truth_wh, rel=0.005)
+    assert gpu["lower_wh"] <= truth_wh * (1 + 1e-4) and truth_wh <= gpu["upper_wh"] * (1 + 1e-4)
+    time_share_wh = energy["gpu_energy_wh"] * window["share_of_window"]
+    assert time_share_wh < truth_wh * 0.97  # what the estimate alone would have said
+    assert cpu["source"] == "estimated:time-share-of-window" and cpu["lower_wh"] is None
+    assert window["devices"]["ram"]["source"] == "estimated:time-share-of-window"
+    assert window["energy_wh"] == pytest.approx(sum(d["energy_wh"] for d in window["devices"].values()))
+    assert steady["is_measured"] is False  # CPU and RAM are estimates
+    assert steady["source"] == "estimated:time-share-of-window+measured:nvml-energy-counter"
+    assert "gpu measured over the interval; cpu, ram ESTIMATE: time share of the window" in out["summary"]
+
+
 def test_reasoning_and_answer_tokens_are_counted_apart(tmp_path: Path) -> None:
     """A server that streams reasoning as `reasoning_content` (and says so in usage): TTFT is the first reasoning
     chunk, and the report splits reasoning from answer tokens."""

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
-from ai_energy_benchmarks.energy.base import EnergyMeter, EnergyReading
+from ai_energy_benchmarks.energy.base import EnergyMeter, EnergyReading, IntervalEnergyMeter, IntervalReading
 from ai_energy_benchmarks.energy.nvml import COUNTER_SOURCE, POLLED_SOURCE, TIMELINE_COLUMNS, NvmlMeter
 from ai_energy_benchmarks.energy.registry import create_meters
 from ai_energy_benchmarks.exceptions import MeterError
@@ -80,6 +80,9 @@ class Scenario:
     edges: dict[str, tuple[float, float]] = field(default_factory=dict)  # window -> (start, stop) monotonic s
     readings: dict[str, dict[str, EnergyReading]] = field(default_factory=dict)
     edge_uncertainty_s: float = 0.0
+    # Past intervals read back after the windows closed: name -> (start, stop) in the simulation's elapsed seconds.
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    interval_readings: dict[str, dict[str, IntervalReading]] = field(default_factory=dict)
 
     def truth_j(self, window: str, gpu: int) -> float:
         start, stop = self.edges[window]
@@ -136,6 +139,12 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         sleep_until(2.45)
         stop("late")
         run.edge_uncertainty_s = widest
+        # Intervals never opened as windows, known only afterwards (as the HTTP backend's steady state is):
+        # "mid" crosses inner's edges and GPU 1's ramp; "span" crosses GPU 5's counter reset and GPU 1's steps.
+        run.intervals = {"mid": (0.52, 1.27), "span": (1.1, 2.3)}
+        for name, (begin, end) in run.intervals.items():
+            readings = meter.energy_between(origin + begin, origin + end)  # perf_counter and monotonic: one clock
+            run.interval_readings[name] = {r.device: r for r in readings}
         meter.close()
         yield run
 
@@ -377,3 +386,44 @@ def test_fake_counter_units_offset_and_wrap() -> None:
         assert isinstance(error, pynvml.NVMLError_NotSupported) and str(error) == "Not Supported"
         pynvml.nvmlShutdown()
     assert "pynvml" not in sys.modules or sys.modules["pynvml"] is not fake.module
+
+
+# -- past intervals read back from the record ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("interval", ["mid", "span"])
+@pytest.mark.parametrize("gpu", [0, 1, 2, 3, 6])
+def test_past_interval_is_bounded_and_close_to_ground_truth(scenario: Scenario, interval: str, gpu: int) -> None:
+    """The energy of an interval that was never a window: the truth lies within the reported bounds, and the
+    interpolated figure is within 1% of it (edges fall between samples at most one 50 ms poll apart)."""
+    begin, end = scenario.intervals[interval]
+    origin = scenario.fake.start_monotonic_s
+    truth = scenario.fake.energy_j(gpu, origin + begin, origin + end)
+    reading = scenario.interval_readings[interval][f"gpu:{gpu}"]
+    bounds = f"[{reading.lower_j:.3f}, {reading.upper_j:.3f}]"
+    print(f"gpu {gpu} {interval}: {reading.energy_j:.3f} J {bounds} vs {truth:.3f}")
+    assert reading.source == (POLLED_SOURCE if gpu == 3 else COUNTER_SOURCE) and reading.is_measured
+    assert reading.lower_j <= truth * (1 + 1e-4) and truth <= reading.upper_j * (1 + 1e-4) + 1e-3
+    assert abs(_relative_error(reading.energy_j, truth)) < 0.01
+    # The bounds are one poll's energy or so on each side, not the whole window.
+    assert reading.upper_j - reading.lower_j < 2 * 0.06 * 400.0
+    assert "interpolated" in reading.note
+
+
+def test_past_interval_across_a_counter_reset_gives_no_reading(scenario: Scenario) -> None:
+    assert "gpu:5" not in scenario.interval_readings["span"]
+    assert scenario.interval_readings["mid"]["gpu:5"].energy_j == pytest.approx(100.0 * 0.75, rel=0.01)
+
+
+def test_interval_outside_the_record_gives_nothing(tmp_path: Path) -> None:
+    with FakeNvml([FakeGpu(power=100.0)]):
+        meter = NvmlMeter(MetricsConfig(), tmp_path, gpu_ids=[0])
+        assert isinstance(meter, IntervalEnergyMeter)
+        assert meter.energy_between(0.0, 1.0) == []  # not prepared
+        meter.prepare()
+        try:
+            now = time.perf_counter()
+            assert meter.energy_between(now + 10.0, now + 11.0) == []  # the future is not recorded yet
+            assert meter.energy_between(now - 1e6, now - 1e6 + 1.0) == []  # before the meter started
+        finally:
+            meter.close()

@@ -81,4 +81,6 @@ class Backend(Protocol):
 
     # Optional, looked up with getattr by the runner: ``prepare_prompts(prompts)`` (formatting done before any
     # window), ``render(prompt)`` (what is sent, for prompts.jsonl), ``set_phase(label)`` (names the next pass),
-    # ``splits_phases`` (False when a prefill pass is not comparable, e.g. fixed-duration load).
+    # ``splits_phases`` (False when a prefill pass is not comparable, e.g. fixed-duration load),
+    # ``steady_state_intervals()`` (window label -> perf_counter (start, end) of a sub-interval at full load, whose
+    # energy the meters read back where they can).

@@ -666,6 +666,18 @@ class OpenAIHTTPBackend:
             )
         return summary
 
+    def steady_state_intervals(self) -> dict[str, tuple[float, float]]:
+        """Each measured run's steady state (all slots busy), by window label: ``time.perf_counter()`` start, end.
+
+        Runs that never filled every slot are left out. The runner reads the meters' energy over these intervals.
+        """
+        intervals: dict[str, tuple[float, float]] = {}
+        for label, state in self._runs:
+            bounds = state.trace.steady_bounds()
+            if label != "warmup" and bounds is not None:
+                intervals[self._run_label(label, state)] = bounds
+        return intervals
+
     def describe(self) -> dict[str, Any]:
         """Endpoint, served model, load settings, energy scope and the HTTP metrics of every run (JSON-safe)."""
         backend = self._backend

@@ -46,6 +46,40 @@ class EnergyReading:
         return data
 
 
+@dataclass(frozen=True)
+class IntervalReading:
+    """Energy of one device over a past interval, read back from a meter's record of its counter.
+
+    The counter is sampled at discrete times (window edges and the meter's polls), so an interval whose edges fall
+    between samples has bounds: ``lower_j`` counts only whole sampling intervals inside it, ``upper_j`` the smallest
+    span of samples that covers it; ``energy_j`` interpolates linearly at each edge (constant power between two
+    samples). All three are joules.
+    """
+
+    device: str
+    energy_j: float
+    lower_j: float
+    upper_j: float
+    source: str
+    meter: str
+    note: str = ""
+
+    @property
+    def is_measured(self) -> bool:
+        """True only when the figure comes from a hardware counter or sensor."""
+        return self.source.startswith(MEASURED_PREFIX)
+
+
+@runtime_checkable
+class IntervalEnergyMeter(Protocol):
+    """A meter that can also give the energy of a past interval that was not opened as a window."""
+
+    name: str
+
+    def energy_between(self, start_s: float, end_s: float) -> list[IntervalReading]:
+        """Energy per device between two ``time.perf_counter()`` instants; empty when the record cannot cover it."""
+
+
 @dataclass
 class WindowMeasurement:
     """What every meter reported for one named window, with the window's own wall-clock duration."""
@@ -189,6 +223,21 @@ class MeterSet:
             measurement.readings.extend(readings)
             if emissions_kg is not None:
                 measurement.emissions_kg = (measurement.emissions_kg or 0.0) + emissions_kg
+
+    def energy_between(self, start_s: float, end_s: float) -> list[IntervalReading]:
+        """Energy of a past interval (``time.perf_counter()`` seconds) from every meter that keeps a record.
+
+        Meters without one (CodeCarbon) add nothing: the caller estimates their share another way.
+        """
+        readings: list[IntervalReading] = []
+        for meter in self.meters:
+            if not isinstance(meter, IntervalEnergyMeter):
+                continue
+            try:
+                readings.extend(meter.energy_between(start_s, end_s))
+            except Exception as exc:  # a failed read-back must not cost the run its window figures
+                logger.warning("meter '%s' cannot read the interval back: %s", meter.name, exc)
+        return readings
 
     def describe(self) -> dict[str, Any]:
         """Each meter's description, keyed by meter name."""

@@ -7,23 +7,29 @@ integrating with the trapezoid rule (``measured:nvml-power-integrated``); a powe
 edge, so the integral covers the window exactly. The same poller records a power, clock, temperature and utilisation
 timeline, written to ``<output_dir>/timeline.csv``.
 
-Windows may nest and overlap: each open window keeps its own start snapshot.
+Windows may nest and overlap: each open window keeps its own start snapshot. The meter also keeps a record of each
+GPU's cumulative energy (the unwrapped counter, or the running power integral) at every poll and window edge, so the
+energy of a past interval that was never opened as a window (the HTTP backend's steady state, known only afterwards)
+can be read back with bounds: :meth:`NvmlMeter.energy_between`. All times are ``time.perf_counter()`` seconds, the
+clock of the measured windows.
 
 The bindings are nvidia-ml-py (module ``pynvml``), imported only when the meter is prepared.
 """
 
 from __future__ import annotations
 
+import bisect
 import csv
 import logging
 import threading
 import time
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
-from ai_energy_benchmarks.energy.base import EnergyReading, SnapshotWindows
+from ai_energy_benchmarks.energy.base import EnergyReading, IntervalReading, SnapshotWindows
 from ai_energy_benchmarks.exceptions import MeterError
 
 logger = logging.getLogger(__name__)
@@ -47,6 +53,9 @@ TIMELINE_COLUMNS = (
 )
 # Timeline rows kept in memory before they are appended to the file (bounds memory on long runs).
 _TIMELINE_FLUSH_ROWS = 10_000
+# Cumulative-energy samples kept per GPU (16 bytes each); past this, every other sample is dropped, so the record
+# still spans the whole run at a coarser spacing (which the interval bounds then show).
+_RECORD_MAX_SAMPLES = 1_000_000
 
 # NVML return codes (stable across driver and binding versions).
 _NVML_ERROR_NOT_SUPPORTED = 3
@@ -99,6 +108,27 @@ class _Gpu:
     last_power_w: float | None = None
     integrated_j: float = 0.0
     power_error_logged: bool = False
+    # The record of cumulative energy: perf_counter seconds and joules (unwrapped counter, or the power integral).
+    record_t: array = field(default_factory=lambda: array("d"))
+    record_j: array = field(default_factory=lambda: array("d"))
+    last_raw_mj: int | None = None
+    wrap_offset_mj: int = 0
+
+    def remember(self, time_s: float, raw_mj: int | None) -> None:
+        """Append a cumulative-energy sample: the counter (``raw_mj``) or, without one, the power integral."""
+        if raw_mj is not None:
+            if self.last_raw_mj is not None and raw_mj < self.last_raw_mj:
+                self.wrap_offset_mj += self.counter_modulus_mj
+            self.last_raw_mj = raw_mj
+            value_j = (raw_mj + self.wrap_offset_mj) / 1000.0
+        else:
+            value_j = self.integrated_j
+        if self.record_t and time_s <= self.record_t[-1]:
+            return
+        self.record_t.append(time_s)
+        self.record_j.append(value_j)
+        if len(self.record_t) > _RECORD_MAX_SAMPLES:
+            self.record_t, self.record_j = self.record_t[::2], self.record_j[::2]
 
     @property
     def source(self) -> str:
@@ -160,10 +190,12 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
         except BaseException:
             self._shutdown()
             raise
-        self._origin_s = time.monotonic()
+        self._origin_s = time.perf_counter()
         with self._lock:
             for gpu in self._gpus:
                 self._sample_power(gpu, strict=not gpu.has_counter)
+                if not gpu.has_counter:
+                    gpu.remember(time.perf_counter(), None)
         self._stop.clear()
         self._poller = threading.Thread(target=self._poll_loop, name="nvml-meter-poller", daemon=True)
         self._poller.start()
@@ -245,7 +277,7 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
 
         With ``strict`` a failed read raises MeterError; otherwise it is logged once and None is returned.
         """
-        before = time.monotonic()
+        before = time.perf_counter()
         try:
             power_w = self._nvml.nvmlDeviceGetPowerUsage(gpu.handle) / 1000.0
         except Exception as exc:
@@ -256,7 +288,7 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
                 gpu.power_error_logged = True
                 logger.warning("NVML: cannot read GPU %d's power: %s", gpu.index, exc)
             return None
-        now = (before + time.monotonic()) / 2.0
+        now = (before + time.perf_counter()) / 2.0
         if gpu.last_sample_s is not None and gpu.last_power_w is not None:
             gpu.integrated_j += (now - gpu.last_sample_s) * (power_w + gpu.last_power_w) / 2.0
         gpu.last_sample_s, gpu.last_power_w = now, power_w
@@ -273,7 +305,8 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
         for gpu in self._gpus:
             with self._lock:
                 power_w = self._sample_power(gpu, strict=False)
-                elapsed_s = (gpu.last_sample_s or time.monotonic()) - self._origin_s
+                elapsed_s = (gpu.last_sample_s or time.perf_counter()) - self._origin_s
+                self._remember(gpu, strict=False)
             sm_clock = self._optional("nvmlDeviceGetClockInfo", gpu.handle, getattr(self._nvml, "NVML_CLOCK_SM", 1))
             mem_clock = self._optional("nvmlDeviceGetClockInfo", gpu.handle, getattr(self._nvml, "NVML_CLOCK_MEM", 2))
             temperature = self._optional(
@@ -313,14 +346,32 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
         except Exception as exc:
             raise MeterError(f"NVML: cannot read GPU {gpu.index}'s energy counter: {exc}") from exc
 
+    def _remember(self, gpu: _Gpu, strict: bool) -> int | None:
+        """Read ``gpu``'s counter (if it has one) into its record; return the raw value. The caller holds the lock."""
+        if not gpu.has_counter:
+            gpu.remember(time.perf_counter(), None)
+            return None
+        try:
+            before = time.perf_counter()
+            raw_mj = self._read_counter(gpu)
+            gpu.remember((before + time.perf_counter()) / 2.0, raw_mj)
+        except MeterError:
+            if strict:
+                raise
+            return None
+        return raw_mj
+
     def _snapshot(self) -> _Snapshot:
-        counters = {gpu.index: self._read_counter(gpu) for gpu in self._gpus if gpu.has_counter}
+        counters: dict[int, int] = {}
         integrated: dict[int, float | None] = {}
         with self._lock:
             for gpu in self._gpus:
                 power_w = self._sample_power(gpu, strict=not gpu.has_counter)
                 integrated[gpu.index] = gpu.integrated_j if power_w is not None else None
-        return _Snapshot(time_s=time.monotonic(), counter_mj=counters, integrated_j=integrated)
+                raw_mj = self._remember(gpu, strict=True)
+                if raw_mj is not None:
+                    counters[gpu.index] = raw_mj
+        return _Snapshot(time_s=time.perf_counter(), counter_mj=counters, integrated_j=integrated)
 
     # -- windows -----------------------------------------------------------------------------------------------------
 
@@ -364,6 +415,66 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
                 f"{message}: power polled every {self._poll_interval_s * 1000:.0f} ms and integrated instead",
             )
         return EnergyReading(f"gpu:{gpu.index}", energy_j, COUNTER_SOURCE, self.name, note)
+
+    # -- past intervals ----------------------------------------------------------------------------------------------
+
+    def energy_between(self, start_s: float, end_s: float) -> list[IntervalReading]:
+        """Each GPU's energy between two ``time.perf_counter()`` instants, read back from its record (J, bounded).
+
+        A GPU whose record does not reach past both edges (the interval lies outside every window and poll), or
+        whose counter jumped implausibly within it (a reset), gives no reading.
+        """
+        if not self._initialized or end_s <= start_s:
+            return []
+        with self._lock:
+            records = [(gpu, gpu.record_t[:], gpu.record_j[:]) for gpu in self._gpus]
+        readings: list[IntervalReading] = []
+        for gpu, times, values in records:
+            reading = self._interval_reading(gpu, times, values, start_s, end_s)
+            if reading is not None:
+                readings.append(reading)
+        return readings
+
+    def _interval_reading(
+        self, gpu: _Gpu, times: array, values: array, start_s: float, end_s: float
+    ) -> IntervalReading | None:
+        before = bisect.bisect_right(times, start_s) - 1  # last sample at or before the start
+        after = bisect.bisect_left(times, end_s)  # first sample at or after the end
+        if before < 0 or after >= len(times):
+            logger.warning(
+                "nvml meter: GPU %d's record does not cover %.3f-%.3f s; no interval reading", gpu.index, start_s, end_s
+            )
+            return None
+        first_inside = bisect.bisect_left(times, start_s)
+        last_inside = bisect.bisect_right(times, end_s) - 1
+
+        def at(time_s: float, low: int) -> float:
+            if times[low] == time_s or low + 1 >= len(times):
+                return float(values[low])
+            share = (time_s - times[low]) / (times[low + 1] - times[low])
+            return float(values[low] + share * (values[low + 1] - values[low]))
+
+        energy_j = at(end_s, bisect.bisect_right(times, end_s) - 1) - at(start_s, before)
+        upper_j = float(values[after] - values[before])
+        lower_j = float(values[last_inside] - values[first_inside]) if first_inside <= last_inside else 0.0
+        limit_w = gpu.power_limit_w or _DEFAULT_LIMIT_W
+        if upper_j < 0 or upper_j > 2.0 * limit_w * (times[after] - times[before] + _COUNTER_SLACK_S):
+            logger.warning(
+                "nvml meter: GPU %d's energy record jumped by %.3g J in %.3f-%.3f s (counter reset); no interval "
+                "reading",
+                gpu.index,
+                upper_j,
+                start_s,
+                end_s,
+            )
+            return None
+        spacing_s = max(times[first_inside] - times[before], times[after] - times[last_inside])
+        what = "counter" if gpu.has_counter else "integrated polled power"
+        note = (
+            f"interval read back from the {what} sampled at polls and window edges; edges interpolated between "
+            f"samples up to {spacing_s * 1000:.0f} ms apart"
+        )
+        return IntervalReading(f"gpu:{gpu.index}", energy_j, lower_j, upper_j, gpu.source, self.name, note)
 
     # -- description and shutdown ------------------------------------------------------------------------------------
 

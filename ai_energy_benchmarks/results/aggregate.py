@@ -15,7 +15,7 @@ from typing import Any
 from ai_energy_benchmarks.backends.base import RequestRecord
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.datasets.loader import PromptSet
-from ai_energy_benchmarks.energy.base import EnergyReading, WindowMeasurement
+from ai_energy_benchmarks.energy.base import EnergyReading, IntervalReading, WindowMeasurement
 from ai_energy_benchmarks.results import stats
 
 SCHEMA_VERSION = "1.0"
@@ -413,13 +413,49 @@ def _repetitions(
     }
 
 
-def _steady_state(
-    model_info: dict[str, Any], generate: Sequence[WindowMeasurement], chosen: dict[str, str]
-) -> dict[str, Any] | None:
-    """Energy of the backend's steady-state windows (all load slots busy), where the backend reports them.
+TIME_SHARE_SOURCE = "estimated:time-share-of-window"
 
-    The meters read whole windows; the steady-state share is estimated as the window's energy times the share of
-    its duration, so it is labelled an estimate (it assumes constant power within the window).
+
+def _steady_device(
+    window: WindowMeasurement,
+    device: str,
+    meter: str | None,
+    share: float,
+    interval: Sequence[IntervalReading],
+) -> dict[str, Any] | None:
+    """One device class's steady-state energy: read back over the interval where its meter keeps a record of every
+    device it read in the window, else the window's energy times the interval's share of the window."""
+    window_readings = [r for r in window.readings if _device_class(r) == device and r.meter == meter]
+    if not window_readings:
+        return None
+    read_back = [r for r in interval if r.device.split(":", 1)[0] == device and r.meter == meter]
+    if read_back and {r.device for r in read_back} == {r.device for r in window_readings}:
+        return {
+            "energy_wh": _wh(sum(r.energy_j for r in read_back)),
+            "lower_wh": _wh(sum(r.lower_j for r in read_back)),
+            "upper_wh": _wh(sum(r.upper_j for r in read_back)),
+            "source": "+".join(sorted({r.source for r in read_back})),
+            "method": "read back from the meter's counter record over the interval (edges interpolated)",
+        }
+    return {
+        "energy_wh": _wh(sum(r.energy_j for r in window_readings) * share),
+        "lower_wh": None,
+        "upper_wh": None,
+        "source": TIME_SHARE_SOURCE,
+        "method": "window energy x steady-state duration / window duration (assumes constant power in the window)",
+    }
+
+
+def _steady_state(
+    model_info: dict[str, Any],
+    generate: Sequence[WindowMeasurement],
+    chosen: dict[str, str],
+    readings_by_window: dict[str, list[IntervalReading]],
+) -> dict[str, Any] | None:
+    """Energy of the backend's steady-state intervals (all load slots busy), where the backend reports them.
+
+    Per device class: measured over the interval itself where the chosen meter can read a past interval back (NVML's
+    counter record), otherwise estimated as the window's energy times the interval's share of the window.
     """
     entries = ((model_info.get("http") or {}).get("steady_state")) or []
     if not entries:
@@ -427,13 +463,19 @@ def _steady_state(
     by_name = {w.name: w for w in generate}
     rows: list[dict[str, Any]] = []
     for entry in entries:
-        window = by_name.get(str(entry.get("label")))
+        label = str(entry.get("label"))
+        window = by_name.get(label)
         if not entry.get("reached") or window is None or window.duration_s <= 0:
             rows.append({"label": entry.get("label"), "reached": bool(entry.get("reached")), "energy_wh": None})
             continue
-        window_j = _total(_joules([window], chosen))
         share = float(entry["duration_s"]) / window.duration_s
-        energy_j = None if window_j is None else window_j * share
+        interval = readings_by_window.get(label, [])
+        devices = {
+            device: block
+            for device in _DEVICES
+            if (block := _steady_device(window, device, chosen.get(device), share, interval)) is not None
+        }
+        energy_j = sum(b["energy_wh"] for b in devices.values()) * _J_PER_WH if devices else None
         tokens = float(entry.get("output_tokens") or 0)
         rows.append(
             {
@@ -444,14 +486,16 @@ def _steady_state(
                 "output_tokens": tokens,
                 "energy_wh": _wh(energy_j),
                 "joules_per_output_token": _ratio(energy_j, tokens),
+                "devices": devices,
             }
         )
     reached = [r for r in rows if r["reached"] and r["energy_wh"] is not None]
     total_j = sum(r["energy_wh"] for r in reached) * _J_PER_WH if reached else None
     tokens = sum(r["output_tokens"] for r in reached)
+    sources = sorted({b["source"] for r in reached for b in r["devices"].values()})
     return {
-        "source": "estimated:time-share-of-window",
-        "method": "window energy x steady-state duration / window duration (assumes constant power in the window)",
+        "source": "+".join(sources) or None,
+        "is_measured": bool(sources) and all(src.startswith("measured:") for src in sources),
         "windows": rows,
         "energy_wh": _wh(total_j),
         "output_tokens": tokens,
@@ -506,8 +550,13 @@ def aggregate(
     status: str,
     gpu_ids_used: list[int] | None = None,
     warnings: Sequence[str] = (),
+    steady_state_readings: dict[str, list[IntervalReading]] | None = None,
 ) -> dict[str, Any]:
-    """Build the result dict (see docs/results.md for every key and its unit)."""
+    """Build the result dict (see docs/results.md for every key and its unit).
+
+    ``steady_state_readings`` holds, by generate-window label, the meters' readings over the backend's
+    steady-state interval in that window (where a meter can read a past interval back).
+    """
     metered = bool(meters_info)
     generate = [w for w in windows if w.kind == "generate"]
     prefill = [w for w in windows if w.kind == "prefill"]
@@ -521,7 +570,7 @@ def aggregate(
     chosen = choose_meters(generate)
     repetitions, repetition_stats = _repetitions(generate, records, chosen)
     if metered:
-        energy["steady_state"] = _steady_state(model_info, generate, chosen)
+        energy["steady_state"] = _steady_state(model_info, generate, chosen, steady_state_readings or {})
     all_warnings = list(warnings) + list(prompt_set.warnings) + energy_warnings + _backend_warnings(model_info)
     if metered:
         all_warnings += _window_warnings([w for w in windows if w.kind != "idle"], config.metrics.measure_power_secs)

@@ -25,6 +25,26 @@ def _kind(source: str | None) -> str:
     return source
 
 
+def _steady_sources(steady: dict[str, Any]) -> str:
+    """Which devices' steady-state energy was measured over the interval and which was a time-share ESTIMATE."""
+    by_kind: dict[str, list[str]] = {"measured": [], "estimated": []}
+    for device in ("gpu", "cpu", "ram"):
+        sources = {
+            str((row.get("devices") or {}).get(device, {}).get("source"))
+            for row in steady.get("windows") or []
+            if (row.get("devices") or {}).get(device)
+        }
+        if sources:
+            kind = "measured" if all(src.startswith("measured:") for src in sources) else "estimated"
+            by_kind[kind].append(device)
+    parts = []
+    if by_kind["measured"]:
+        parts.append(f"{', '.join(by_kind['measured'])} measured over the interval")
+    if by_kind["estimated"]:
+        parts.append(f"{', '.join(by_kind['estimated'])} ESTIMATE: time share of the window")
+    return "; ".join(parts) or "not read"
+
+
 def _dataset(dataset: dict[str, Any]) -> str:
     """The prompt source; for a hub dataset also its config, split and the commit the rows came from."""
     hub = dataset.get("hub")
@@ -78,7 +98,7 @@ def format_summary(result: dict[str, Any], report_path: str | None = None) -> st
         if steady and steady.get("energy_wh") is not None:
             lines.append(
                 f"  steady state  {_num(steady['joules_per_output_token'], 4, 'J')}/output token"
-                f" over {_num(steady['output_tokens'], 6)} tokens (ESTIMATE: time share of the window)"
+                f" over {_num(steady['output_tokens'], 1)} tokens ({_steady_sources(steady)})"
             )
         phases = result.get("phases")
         if phases:
