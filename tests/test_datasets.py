@@ -86,7 +86,7 @@ def test_missing_column_names_the_columns(tmp_path: Path) -> None:
 def test_empty_dataset_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "empty.txt"
     path.write_text("\n\n")
-    with pytest.raises(DatasetError, match="holds no non-empty prompts"):
+    with pytest.raises(DatasetError, match=r"^scenario\.dataset_name: .* holds no non-empty prompts"):
         load_prompts(scenario(path))
 
 

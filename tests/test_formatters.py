@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from ai_energy_benchmarks.backends.pytorch import packaged_models_dir
+from ai_energy_benchmarks.config.loader import build_config
 from ai_energy_benchmarks.config.parser import BackendConfig, BenchmarkConfig, MetricsConfig, ReporterConfig
+from ai_energy_benchmarks.config.schema import ScenarioConfig
 from ai_energy_benchmarks.exceptions import ConfigError
 from ai_energy_benchmarks.formatters.harmony import HarmonyFormatter
 from ai_energy_benchmarks.formatters.registry import FormatterRegistry
@@ -60,7 +62,7 @@ def test_explicit_family_overrides_and_unknown_family_is_rejected() -> None:
         FormatterRegistry().get_formatter("gpt2", "harmonica")
 
 
-def test_harmony_effort_fields_for_both_backends() -> None:
+def test_harmony_effort_fields() -> None:
     formatted = HarmonyFormatter().format("Q", True, {"reasoning_effort": "high"})
     assert formatted.messages == [{"role": "user", "content": "Q"}]
     assert formatted.chat_template_kwargs == {"reasoning_effort": "high"}
@@ -97,6 +99,40 @@ def test_template_parameter_and_budget() -> None:
         "enable_thinking": True,
         "thinking_budget": 512,
     }
+
+
+@pytest.mark.parametrize(
+    "model", ["openai/gpt-oss-20b", "HuggingFaceTB/SmolLM3-3B", "deepseek-ai/DeepSeek-R1", "gpt2", "Qwen/Qwen3-8B"]
+)
+def test_a_thinking_budget_no_family_parameter_can_carry_is_refused(model: str) -> None:
+    formatter = FormatterRegistry().get_formatter(model)
+    with pytest.raises(ConfigError, match=rf"thinking_budget: the {formatter.family} reasoning family has no thinking"):
+        formatter.format("Q", True, {"thinking_budget": 100})
+
+
+@pytest.mark.parametrize(
+    ("scenario", "reasoning"),
+    [
+        ({"reasoning_params": {"enable_thinking": True}}, True),
+        ({"reasoning_params": {"enable_thinking": "true"}}, True),  # a command-line override is a string
+        ({"reasoning_params": {"reasoning": True}}, True),
+        ({"reasoning_params": {"enable_thinking": False}}, False),
+        ({"reasoning": True, "reasoning_params": {"enable_thinking": True}}, True),
+        ({"reasoning": True}, True),
+        ({}, False),
+    ],
+)
+def test_the_reasoning_switch_may_come_as_a_reasoning_parameter(scenario: dict[str, Any], reasoning: bool) -> None:
+    """AIEnergyScore passes `reasoning_params: {enable_thinking: true}` (or `{reasoning: true}`)."""
+    assert ScenarioConfig.model_validate(scenario).reasoning is reasoning
+
+
+def test_contradicting_reasoning_switches_are_refused() -> None:
+    message = r"scenario: reasoning_params\.enable_thinking is false but reasoning is true"
+    with pytest.raises(ConfigError, match=message):
+        build_config({"scenario": {"reasoning": True, "reasoning_params": {"enable_thinking": False}}}, "test")
+    with pytest.raises(ConfigError, match=r"reasoning_params\.reasoning must be true or false, got 'maybe'"):
+        build_config({"scenario": {"reasoning_params": {"reasoning": "maybe"}}}, "test")
 
 
 def test_think_prefix_only_when_reasoning() -> None:
@@ -145,6 +181,33 @@ def test_local_model_gets_system_flag_and_think_prefix(tmp_path: Path) -> None:
     assert rows[1]["sent"] == f"system: /no_think\nuser: {rows[1]['prompt']}\nassistant:"
     rows = sent_prompts(tmp_path / "b", "DeepSeek-R1-tiny", TEMPLATE, reasoning=True)
     assert rows[0]["sent"] == f"user: {rows[0]['prompt']}\nassistant:<think>\n"
+
+
+def test_think_prefix_is_not_doubled_when_the_template_already_opens_with_it(tmp_path: Path) -> None:
+    """DeepSeek-R1's own templates end the generation prompt with `<think>`; the prefix is then not added again."""
+    template = TEMPLATE.replace("assistant:{% endif %}", "assistant:<think>\n{% endif %}")
+    rows = sent_prompts(tmp_path, "DeepSeek-R1-tiny", template, reasoning=True)
+    assert rows[0]["sent"] == f"user: {rows[0]['prompt']}\nassistant:<think>\n"
+
+
+def test_local_model_gets_the_thinking_budget_through_its_template(tmp_path: Path) -> None:
+    rows = sent_prompts(tmp_path, "Seed-OSS-tiny", TEMPLATE, reasoning=True, reasoning_params={"thinking_budget": 256})
+    assert rows[0]["sent"] == f"Thinking: on\nBudget: 256\nuser: {rows[0]['prompt']}\nassistant:"
+
+
+def test_local_gpt_oss_without_a_chat_template_gets_the_harmony_text(tmp_path: Path) -> None:
+    rows = sent_prompts(tmp_path, "gpt-oss-tiny", None, reasoning=True, reasoning_params={"reasoning_effort": "low"})
+    assert rows[0]["sent"] == (
+        "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n"
+        "Reasoning: low\n\n# Valid channels: analysis, commentary, final. Channel must be included for every "
+        f"message.<|end|><|start|>user<|message|>{rows[0]['prompt']}<|end|><|start|>assistant"
+    )
+
+
+def test_local_model_refuses_server_request_fields(tmp_path: Path) -> None:
+    generate_kwargs = {"max_new_tokens": 2, "min_new_tokens": 2, "extra_body": {"top_k": 5}}
+    with pytest.raises(ConfigError, match=r"^scenario\.generate_kwargs\.extra_body: request fields for a server"):
+        sent_prompts(tmp_path, "plain-tiny", TEMPLATE, generate_kwargs=generate_kwargs)
 
 
 def test_plain_text_when_chat_template_is_off_or_absent(tmp_path: Path) -> None:

@@ -169,8 +169,103 @@ def test_reasoning_fields_come_from_the_formatter(server: FakeOpenAIServer) -> N
     completions = make_config(server.url + "/v1", scenario=scenario)
     with loaded(completions) as backend:
         run_all(backend, ["think"], completions)
-        assert backend.render("think") == server.bodies[-1]["prompt"]
-    assert "Reasoning: high" in server.bodies[-1]["prompt"] and "think" in server.bodies[-1]["prompt"]
+    # A completions endpoint gets the Harmony text itself, ending where the assistant starts to write.
+    assert server.bodies[-1]["prompt"] == (
+        "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n"
+        "Reasoning: high\n\n# Valid channels: analysis, commentary, final. Channel must be included for every "
+        "message.<|end|><|start|>user<|message|>think<|end|><|start|>assistant"
+    )
+    assert "reasoning_effort" not in server.bodies[-1] and "chat_template_kwargs" not in server.bodies[-1]
+
+
+REASONING_MODELS = ["HuggingFaceTB/SmolLM3-3B", "Qwen/Qwen3-8B", "ByteDance-Seed/Seed-OSS-36B-Instruct"]
+
+
+@pytest.fixture(scope="module")
+def reasoning_server() -> Iterator[FakeOpenAIServer]:
+    """A server that serves reasoning models under their hub ids, so the format is chosen from the model name."""
+    with FakeOpenAIServer(models=REASONING_MODELS) as fake:
+        yield fake
+
+
+@pytest.mark.parametrize(
+    ("reasoning", "params", "messages"),
+    [
+        (False, None, [{"role": "system", "content": "/no_think"}, {"role": "user", "content": "q"}]),
+        (
+            True,
+            {"system_prompt": "Be brief."},
+            [{"role": "system", "content": "/think\nBe brief."}, {"role": "user", "content": "q"}],
+        ),
+    ],
+)
+def test_system_flag_reaches_the_server_in_the_system_message(
+    reasoning_server: FakeOpenAIServer, reasoning: bool, params: dict[str, Any] | None, messages: list[dict[str, str]]
+) -> None:
+    scenario = {"reasoning": reasoning, "reasoning_params": params}
+    config = make_config(reasoning_server.url + "/v1", api="chat", model="HuggingFaceTB/SmolLM3-3B", scenario=scenario)
+    with loaded(config) as backend:
+        run_all(backend, ["q"], config)
+    body = reasoning_server.bodies[-1]
+    assert body["messages"] == messages
+    assert "chat_template_kwargs" not in body and "extra_body" not in body
+
+
+@pytest.mark.parametrize(
+    ("model_name", "scenario", "template_kwargs"),
+    [
+        ("Qwen/Qwen3-8B", {"reasoning": True}, {"enable_thinking": True}),
+        ("Qwen/Qwen3-8B", {}, {"enable_thinking": False}),
+        # AIEnergyScore passes the switch as a reasoning parameter.
+        ("Qwen/Qwen3-8B", {"reasoning_params": {"enable_thinking": True}}, {"enable_thinking": True}),
+        (
+            "ByteDance-Seed/Seed-OSS-36B-Instruct",
+            {"reasoning": True, "reasoning_params": {"thinking_budget": 512}},
+            {"enable_thinking": True, "thinking_budget": 512},
+        ),
+    ],
+)
+def test_template_parameter_reaches_the_server_as_chat_template_kwargs(
+    reasoning_server: FakeOpenAIServer, model_name: str, scenario: dict[str, Any], template_kwargs: dict[str, Any]
+) -> None:
+    config = make_config(reasoning_server.url + "/v1", api="chat", model=model_name, scenario=scenario)
+    with loaded(config) as backend:
+        run_all(backend, ["q"], config)
+    body = reasoning_server.bodies[-1]
+    assert body["messages"] == [{"role": "user", "content": "q"}]
+    assert body["chat_template_kwargs"] == template_kwargs
+    assert "extra_body" not in body
+
+
+def test_extra_body_is_merged_into_the_request_never_sent_as_a_field(reasoning_server: FakeOpenAIServer) -> None:
+    extra = {"extra_body": {"chat_template_kwargs": {"custom_flag": 1}, "top_k": 5}}
+    scenario = {"reasoning": True, "generate_kwargs": {"max_new_tokens": 2, "min_new_tokens": 2, **extra}}
+    config = make_config(reasoning_server.url + "/v1", api="chat", model="Qwen/Qwen3-8B", scenario=scenario)
+    with loaded(config) as backend:
+        run_all(backend, ["q"], config)
+    body = reasoning_server.bodies[-1]
+    assert "extra_body" not in body and body["top_k"] == 5
+    assert body["chat_template_kwargs"] == {"custom_flag": 1, "enable_thinking": True}
+
+
+@pytest.mark.parametrize(
+    ("generate_kwargs", "message"),
+    [
+        (
+            {"chat_template_kwargs": {"enable_thinking": False}},
+            r"chat_template_kwargs\.enable_thinking: False contradicts the template_param reasoning format's True",
+        ),
+        ({"extra_body": {"top_k": 5}, "top_k": 4}, r"extra_body\.top_k: also set in scenario\.generate_kwargs"),
+        ({"extra_body": "top_k=5"}, r"extra_body: expected a mapping of request fields, got str"),
+    ],
+)
+def test_request_fields_that_contradict_the_reasoning_format_are_refused(
+    reasoning_server: FakeOpenAIServer, generate_kwargs: dict[str, Any], message: str
+) -> None:
+    scenario = {"reasoning": True, "generate_kwargs": {"max_new_tokens": 2, "min_new_tokens": 2, **generate_kwargs}}
+    with pytest.raises(ConfigError, match=message):
+        config = make_config(reasoning_server.url + "/v1", api="chat", model="Qwen/Qwen3-8B", scenario=scenario)
+        OpenAIHTTPBackend(config)
 
 
 def test_a_think_prefix_continues_the_assistant_message(server: FakeOpenAIServer) -> None:
@@ -815,8 +910,31 @@ def test_reasoning_and_answer_tokens_are_counted_apart(tmp_path: Path) -> None:
     assert summary["reasoning_tokens_from"] == "usage"
     rows = [json.loads(line) for line in (tmp_path / "out" / "requests.jsonl").read_text().splitlines()]
     assert all(row["reasoning_tokens"] == 5 for row in rows)
-    # The first output chunk is reasoning: time to first token counts it.
     assert all(row["ttft_s"] is not None and row["ttft_s"] >= 0.05 for row in rows)
+
+
+def test_time_to_first_token_counts_the_first_reasoning_chunk() -> None:
+    """Five reasoning chunks 30 ms apart precede the answer: TTFT is the first reasoning chunk's arrival, at least
+    120 ms before the first answer chunk's."""
+    with FakeOpenAIServer(models=[MODEL], reasoning_tokens=5, token_delay_s=0.03) as fake:
+        config = make_config(fake.url + "/v1", tokens=7, api="chat")
+        with loaded(config) as backend:
+            records = run_all(backend, ["a", "b"], config)
+    for record in records:
+        assert record.ok and record.chunk_times_s is not None and len(record.chunk_times_s) == 7
+        first_answer_s = record.chunk_times_s[5]
+        assert record.first_token_s == record.chunk_times_s[0]
+        assert first_answer_s - record.first_token_s >= 0.12
+
+
+def test_reasoning_tokens_counted_from_chunks_when_usage_is_missing() -> None:
+    """Without a usage block the split comes from counting `reasoning_content` chunks, labelled as such."""
+    with FakeOpenAIServer(models=[MODEL], reasoning_tokens=3) as fake:
+        config = make_config(fake.url + "/v1", tokens=8, api="chat")
+        with loaded(config) as backend:
+            (record,) = run_all(backend, ["[fault:no_usage] q"], config)
+    assert record.ok and record.completion_tokens == 8
+    assert record.reasoning_tokens == 3 and record.reasoning_tokens_from == "chunks"
 
 
 def test_without_reasoning_marks_the_split_is_unknown(server: FakeOpenAIServer, tmp_path: Path) -> None:

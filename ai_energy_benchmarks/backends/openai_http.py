@@ -132,6 +132,17 @@ def build_base_body(api: str, model: str, generate_kwargs: dict[str, Any], ignor
     """The request body without the prompt: streaming with usage, ``max_tokens``/``min_tokens`` from
     max/min_new_tokens, ``ignore_eos``, temperature 0 unless ``do_sample``, other keys passed through top-level."""
     kwargs = dict(generate_kwargs)
+    extra = kwargs.pop("extra_body", None)
+    if extra is not None:
+        # The OpenAI client merges `extra_body` into the request body; a server never reads a field of that name.
+        if not isinstance(extra, dict):
+            raise ConfigError(
+                f"scenario.generate_kwargs.extra_body: expected a mapping of request fields, got {type(extra).__name__}"
+            )
+        clash = sorted(set(extra) & set(kwargs))
+        if clash:
+            raise ConfigError(f"scenario.generate_kwargs.extra_body.{clash[0]}: also set in scenario.generate_kwargs")
+        kwargs.update(extra)
     max_new = kwargs.pop("max_new_tokens", None)
     min_new = kwargs.pop("min_new_tokens", None)
     do_sample = bool(kwargs.pop("do_sample", False))
@@ -249,10 +260,12 @@ class OpenAIHTTPBackend:
         self._api_key, self._api_key_source = resolve_api_key(secret)
         self._api_path = API_PATHS[self._backend.api]
         self._chat = self._backend.api == "chat"
-        build_base_body(
+        base_body = build_base_body(
             self._backend.api, self._backend.model, self._scenario.generate_kwargs.as_kwargs(), self._backend.ignore_eos
         )
+        self._user_template_kwargs: dict[str, Any] = dict(base_body.get("chat_template_kwargs") or {})
         self._formatter = self._choose_formatter()
+        self._check_reasoning_fields(base_body)
         self._loop: _LoopThread | None = None
         self._client: hc.HttpClient | None = None
         self._labels = _expected_labels(config)
@@ -289,6 +302,28 @@ class OpenAIHTTPBackend:
         formatter.format("", scenario.reasoning, scenario.reasoning_params)  # a bad reasoning option fails now
         return formatter
 
+    def _check_reasoning_fields(self, base_body: dict[str, Any]) -> None:
+        """A request field set in generate_kwargs must not contradict the one the reasoning format sends."""
+        if not self._chat:
+            return
+        scenario = self._scenario
+        fields = self._formatter.format("", scenario.reasoning, scenario.reasoning_params).server_fields()
+        family = self._formatter.family
+        for key, value in fields.items():
+            if key == "chat_template_kwargs":
+                for name, wanted in value.items():
+                    given = self._user_template_kwargs.get(name, wanted)
+                    if given != wanted:
+                        raise ConfigError(
+                            f"scenario.generate_kwargs.chat_template_kwargs.{name}: {given!r} contradicts the "
+                            f"{family} reasoning format's {wanted!r}; set scenario.reasoning / reasoning_params instead"
+                        )
+            elif key in base_body and base_body[key] != value:
+                raise ConfigError(
+                    f"scenario.generate_kwargs.{key}: {base_body[key]!r} contradicts the {family} reasoning format's "
+                    f"{value!r}; set scenario.reasoning / reasoning_params instead"
+                )
+
     def _request_fields(self, prompt: str) -> dict[str, Any]:
         """The prompt's part of a request body: ``prompt`` text, or ``messages`` and the reasoning fields."""
         scenario = self._scenario
@@ -298,6 +333,8 @@ class OpenAIHTTPBackend:
                 return {"prompt": self._formatter.render(prompt, scenario.reasoning, scenario.reasoning_params)}
             return {"prompt": prompt + formatted.assistant_prefix}
         fields: dict[str, Any] = {"messages": list(formatted.messages), **formatted.server_fields()}
+        if "chat_template_kwargs" in fields and self._user_template_kwargs:
+            fields["chat_template_kwargs"] = self._user_template_kwargs | fields["chat_template_kwargs"]
         if formatted.assistant_prefix:
             # vLLM continues a final assistant message instead of opening a new turn.
             fields["messages"].append({"role": "assistant", "content": formatted.assistant_prefix})

@@ -47,6 +47,14 @@ def resolve_model_source(model: str) -> tuple[str, bool]:
     return model, False
 
 
+def _open_assistant_turn(text: str, prefix: str) -> str:
+    """``text`` (the chat template's output) followed by the assistant prefix, unless the template already opened
+    the turn with it (e.g. DeepSeek-R1's templates end their generation prompt with ``<think>``)."""
+    if not prefix or text.rstrip().endswith(prefix.strip()):
+        return text
+    return text + prefix
+
+
 class _FirstTokenTimer:
     """A generate() streamer that only records when the first new token arrives (no second generate)."""
 
@@ -284,7 +292,7 @@ class PyTorchBackend:
             text = self._tokenizer.apply_chat_template(
                 formatted.messages, add_generation_prompt=True, tokenize=False, **formatted.chat_template_kwargs
             )
-            return str(text) + formatted.assistant_prefix
+            return _open_assistant_turn(str(text), formatted.assistant_prefix)
         if isinstance(self._formatter, HarmonyFormatter):
             return self._formatter.render(prompt, scenario.reasoning, scenario.reasoning_params)
         return prompt + formatted.assistant_prefix
@@ -292,6 +300,11 @@ class PyTorchBackend:
     def _check_generate_kwargs(self) -> None:
         """Run a one-token generate with the user's options, so a bad option fails before anything is measured."""
         kwargs = self._scenario.generate_kwargs.as_kwargs() | {"max_new_tokens": 1, "min_new_tokens": 1}
+        if "extra_body" in kwargs:
+            raise ConfigError(
+                "scenario.generate_kwargs.extra_body: request fields for a server (backend.type vllm); a local model "
+                "takes reasoning options from scenario.reasoning and scenario.reasoning_params"
+            )
         encoded = self._tokenizer(["ok"], return_tensors="pt").to(self._device)
         try:
             with self._torch.inference_mode():

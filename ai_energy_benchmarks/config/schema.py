@@ -342,6 +342,10 @@ class GenerateKwargs(_Section):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+#: Keys of ``scenario.reasoning_params`` that switch reasoning on or off (the same meaning as ``scenario.reasoning``).
+_REASONING_SWITCH_KEYS = ("enable_thinking", "reasoning")
+
+
 class ScenarioConfig(_Section):
     """The workload: which prompts, how many, and how they are generated."""
 
@@ -386,7 +390,10 @@ class ScenarioConfig(_Section):
         "`system_flag`, `template_param`, `think_prefix` (see data/reasoning_formats.yaml).",
     )
     reasoning_params: dict[str, Any] | None = Field(
-        None, description="Reasoning options, e.g. `{reasoning_effort: high}`."
+        None,
+        description="Reasoning options: `reasoning_effort` (harmony: low/medium/high), `thinking_budget` (families "
+        "with a budget parameter), `system_prompt` (system_flag); `enable_thinking` or `reasoning` (true/false) "
+        "set `scenario.reasoning`.",
     )
     measure_prefill: bool = Field(
         True,
@@ -405,6 +412,21 @@ class ScenarioConfig(_Section):
         if isinstance(value, dict):
             return {k: parse_scalar_string(v) if isinstance(v, str) else v for k, v in value.items()}
         return value
+
+    @model_validator(mode="after")
+    def _reasoning_switch_in_params(self) -> ScenarioConfig:
+        """``reasoning_params.enable_thinking`` (or ``.reasoning``), as AIEnergyScore passes it, sets the switch."""
+        for key in _REASONING_SWITCH_KEYS:
+            value = (self.reasoning_params or {}).get(key)
+            if value is None:
+                continue
+            if not isinstance(value, bool):
+                raise ValueError(f"reasoning_params.{key} must be true or false, got {value!r}")
+            if self.reasoning and not value:
+                raise ValueError(f"reasoning_params.{key} is false but reasoning is true; set one of them")
+            if value and not self.reasoning:
+                self.__dict__["reasoning"] = True  # no re-validation: the switch is consistent by construction
+        return self
 
 
 class MetricsConfig(_Section):

@@ -281,7 +281,7 @@ def load_prompts(scenario: ScenarioConfig) -> PromptSet:
 
     texts = [t for t in texts if t.strip()]
     if not texts:
-        raise DatasetError(f"{source}: the dataset holds no non-empty prompts")
+        raise DatasetError(f"scenario.dataset_name: {source} holds no non-empty prompts")
     available = len(texts)
     if scenario.shuffle:
         random.Random(scenario.seed).shuffle(texts)

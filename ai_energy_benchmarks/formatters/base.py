@@ -46,7 +46,16 @@ class Formatter:
         self, prompt: str, reasoning: bool = False, reasoning_params: dict[str, Any] | None = None
     ) -> FormattedPrompt:
         """Build the request for ``prompt``; ``reasoning`` turns the model's thinking mode on."""
+        self._refuse_budget(reasoning_params)
         return FormattedPrompt(messages=[{"role": "user", "content": prompt}])
+
+    def _refuse_budget(self, reasoning_params: dict[str, Any] | None) -> None:
+        """A thinking budget this family cannot pass on would be silently ignored: refuse it instead."""
+        if (reasoning_params or {}).get("thinking_budget") is not None:
+            raise ConfigError(
+                f"scenario.reasoning_params.thinking_budget: the {self.family} reasoning family has no thinking "
+                "budget parameter"
+            )
 
     def describe(self) -> dict[str, Any]:
         """Family and options (for the report)."""
@@ -86,6 +95,7 @@ class SystemFlagFormatter(Formatter):
     def format(
         self, prompt: str, reasoning: bool = False, reasoning_params: dict[str, Any] | None = None
     ) -> FormattedPrompt:
+        self._refuse_budget(reasoning_params)
         flag = self.options.get("on_flag", "/think") if reasoning else self.options.get("off_flag", "/no_think")
         system = str((reasoning_params or {}).get("system_prompt", "")).strip()
         content = f"{flag}\n{system}" if system else str(flag)
@@ -106,9 +116,7 @@ class TemplateParamFormatter(Formatter):
         if budget is not None:
             budget_param = self.options.get("budget_param")
             if not budget_param:
-                raise ConfigError(
-                    "scenario.reasoning_params.thinking_budget: this model family has no thinking budget parameter"
-                )
+                self._refuse_budget(params)
             kwargs[str(budget_param)] = int(budget)
         return FormattedPrompt(messages=[{"role": "user", "content": prompt}], chat_template_kwargs=kwargs)
 
@@ -121,5 +129,6 @@ class ThinkPrefixFormatter(Formatter):
     def format(
         self, prompt: str, reasoning: bool = False, reasoning_params: dict[str, Any] | None = None
     ) -> FormattedPrompt:
+        self._refuse_budget(reasoning_params)
         prefix = str(self.options.get("prefix", "<think>\n")) if reasoning else ""
         return FormattedPrompt(messages=[{"role": "user", "content": prompt}], assistant_prefix=prefix)

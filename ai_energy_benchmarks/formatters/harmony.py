@@ -36,6 +36,7 @@ class HarmonyFormatter(Formatter):
     def format(
         self, prompt: str, reasoning: bool = False, reasoning_params: dict[str, Any] | None = None
     ) -> FormattedPrompt:
+        self._refuse_budget(reasoning_params)
         effort = self.effort(reasoning, reasoning_params)
         return FormattedPrompt(
             messages=[{"role": "user", "content": prompt}],
