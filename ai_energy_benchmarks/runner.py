@@ -89,6 +89,9 @@ class BenchmarkRunner:
         self.config_source = config_source
         self._progress = progress or (lambda stage, done, total: None)
         self.output_dir = Path(self.config.output_dir)
+        #: The backend of the latest :meth:`run` (None before): callers such as AIEnergyScore's batch runner reach
+        #: it after the run for clean-up. It is closed (model released) when :meth:`run` returns or raises.
+        self.backend: Backend | None = None
 
     # -- validation ------------------------------------------------------------------------------------------
     def check(self) -> None:
@@ -132,7 +135,7 @@ class BenchmarkRunner:
         prompt_set = load_prompts(config.scenario)
         logger.info("loaded %d prompts from %s", len(prompt_set.prompts), prompt_set.source)
 
-        backend = create_backend(config)
+        backend = self.backend = create_backend(config)
         meter_set: MeterSet | None = None
         records: list[RequestRecord] = []
         try:

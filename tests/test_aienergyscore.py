@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from ai_energy_benchmarks import create_benchmark
+from ai_energy_benchmarks.backends.pytorch import PyTorchBackend
 from ai_energy_benchmarks.config.parser import (
     BackendConfig,
     BenchmarkConfig,
@@ -107,8 +108,16 @@ def aienergyscore_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[st
     base = tmp_path_factory.mktemp("aienergyscore")
     cfg = aienergyscore_config(base / "results")
     runner = BenchmarkRunner(cfg)
+    assert runner.backend is None  # batch_runner.py probes runner.backend when validate() fails: it must exist
     assert runner.validate() is True
     result = runner.run()
+    # batch_runner.py's clean-up after a run: drop the backend's model and tokenizer, then the backend.
+    backend = runner.backend
+    assert isinstance(backend, PyTorchBackend)
+    for name in ("model", "tokenizer"):
+        if hasattr(runner.backend, name):
+            delattr(runner.backend, name)
+    del runner.backend
     # AIEnergyScore writes the returned dict itself (as /results/benchmark_report.json); strict JSON, no NaN.
     report_path = base / "benchmark_report.json"
     report_path.write_text(json.dumps(result, indent=2, allow_nan=False), encoding="utf-8")
