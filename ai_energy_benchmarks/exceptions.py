@@ -22,6 +22,12 @@ class DatasetError(BenchmarkError):
     exit_code = 2
 
 
+class MissingDependencyError(BenchmarkError):
+    """An optional dependency the request needs is not installed (the message names the install command)."""
+
+    exit_code = 2
+
+
 class BackendError(BenchmarkError):
     """The model could not be loaded or the server could not be reached."""
 

@@ -213,3 +213,25 @@ def test_hub_dataset_from_the_local_cache_offline(tmp_path: Path) -> None:
     # datasets' messages reach the console once, through the CLI's logging; no progress bar of its own.
     assert result.stderr.count("Using the latest cached version") <= 1
     assert "Generating test split" not in result.stderr
+
+
+def test_pytorch_run_without_torch_names_the_install_and_exits_2(tmp_path: Path) -> None:
+    """A missing optional dependency is a usage problem: one line naming the install command, exit code 2."""
+    code = (
+        "import sys; sys.modules['torch'] = None  # as if torch were not installed\n"
+        "from ai_energy_benchmarks.cli import main; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "--config-name", "quickstart", f"output_dir={tmp_path / 'o'}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2, result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert error_lines == [
+        "error: backend.type pytorch needs torch and transformers (torch is not installed): pip install torch first, "
+        "then pip install 'ai-energy-benchmarks[pytorch]'"
+    ]

@@ -14,7 +14,7 @@ from typing import Any
 
 from ai_energy_benchmarks.backends.base import RequestRecord
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
-from ai_energy_benchmarks.exceptions import BackendError, ConfigError, DatasetError
+from ai_energy_benchmarks.exceptions import BackendError, ConfigError, DatasetError, MissingDependencyError
 from ai_energy_benchmarks.formatters.harmony import HarmonyFormatter
 
 logger = logging.getLogger(__name__)
@@ -170,9 +170,9 @@ class PyTorchBackend:
             import torch
             import transformers
         except ImportError as exc:
-            raise BackendError(
-                f"the pytorch backend needs torch and transformers ({exc.name} is missing): "
-                "pip install 'ai-energy-benchmarks[pytorch]'"
+            raise MissingDependencyError(
+                f"backend.type pytorch needs torch and transformers ({exc.name} is not installed): "
+                "pip install torch first, then pip install 'ai-energy-benchmarks[pytorch]'"
             ) from None
         self._torch = torch
         self._device = self._resolve_device(torch)

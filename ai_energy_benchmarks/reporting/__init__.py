@@ -13,7 +13,7 @@ Importing this package imports no plotting library: matplotlib is loaded only wh
 
 from __future__ import annotations
 
-from ai_energy_benchmarks.exceptions import BenchmarkError
+from ai_energy_benchmarks.exceptions import BenchmarkError, MissingDependencyError
 
 #: The command that installs the plotting extra.
 INSTALL_REPORT_EXTRA = "pip install 'ai-energy-benchmarks[report]'"
@@ -25,7 +25,7 @@ class ReportError(BenchmarkError):
     exit_code = 2
 
 
-class MissingExtraError(ReportError):
+class MissingExtraError(ReportError, MissingDependencyError):
     """An optional dependency (matplotlib, the ``[report]`` extra) is not installed."""
 
 
