@@ -348,6 +348,8 @@ def _label_pass(backend: Backend, label: str) -> None:
 
 
 _RUN_FILES = (REPORT_FILE, REQUESTS_FILE, PROMPTS_FILE, RESOLVED_CONFIG_FILE, "timeline.csv")
+#: Files a run leaves whose names vary: CodeCarbon's per-task rows, one file per tracker run id.
+_RUN_FILE_PATTERNS = ("emissions_base_*.csv",)
 
 
 def _archive_previous_run(out: Path) -> None:
@@ -368,6 +370,9 @@ def _archive_previous_run(out: Path) -> None:
     for name in _RUN_FILES:
         if (out / name).exists():
             (out / name).replace(target / name)
+    for pattern in _RUN_FILE_PATTERNS:
+        for path in out.glob(pattern):
+            path.replace(target / path.name)
     logger.info("kept the previous run's files in %s", target)
 
 

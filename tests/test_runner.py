@@ -374,6 +374,7 @@ def test_without_prefill_there_are_no_phases(tmp_path: Path) -> None:
 
 def test_a_rerun_keeps_the_previous_runs_files(tmp_path: Path) -> None:
     config = make_config(tmp_path, num_samples=2)
+    config.metrics.output_dir = None  # CodeCarbon writes into the run's folder
     first = BenchmarkRunner(config).run()
     second = BenchmarkRunner(config).run()
     archived = list((tmp_path / "previous_runs").iterdir())
@@ -381,5 +382,8 @@ def test_a_rerun_keeps_the_previous_runs_files(tmp_path: Path) -> None:
     kept = json.loads((archived[0] / "benchmark_report.json").read_text(encoding="utf-8"))
     assert kept["timestamps"] == first["timestamps"]
     assert (archived[0] / "requests.jsonl").is_file()
+    # CodeCarbon's per-task file of each run goes with that run (its emissions.csv gains a row per run).
+    assert len(list(archived[0].glob("emissions_base_*.csv"))) == 1
+    assert len(list(tmp_path.glob("emissions_base_*.csv"))) == 1
     current = json.loads((tmp_path / "benchmark_report.json").read_text(encoding="utf-8"))
     assert current["timestamps"] == second["timestamps"]
