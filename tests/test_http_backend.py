@@ -817,9 +817,10 @@ def test_runner_with_meters_reports_steady_state_energy_as_an_estimate(
 
 
 STEADY_NVML_RUN = """
-import json, sys
+import json, os, sys, threading, time
 from pathlib import Path
 from ai_energy_benchmarks.testing.fake_nvml import FakeGpu, FakeNvml, ramp_trace
+from ai_energy_benchmarks.testing.fake_powercap import FakePowercap
 from ai_energy_benchmarks.testing.sse_server import FakeOpenAIServer
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.results.summary import format_summary
@@ -827,14 +828,28 @@ from ai_energy_benchmarks.runner import BenchmarkRunner
 
 out = Path(sys.argv[1])
 out.mkdir(parents=True)
+with_rapl = sys.argv[2:] == ["rapl"]
 # 40 prompts; the last one stalls 1.5 s mid-stream, so the window ends with a long drain after the steady state.
 prompts = [f"prompt {i}" for i in range(39)] + ["prompt 39 [fault:stall_mid:1.5]"]
 (out / "prompts.txt").write_text("\\n".join(prompts) + "\\n", encoding="utf-8")
 # Power falls steadily (900 W to 100 W over 10 s), so the steady state, early in the window, draws more than the
 # window's mean: a time share of the window's energy underestimates it.
-with FakeNvml([FakeGpu(power=ramp_trace(900.0, 100.0, 0.0, 10.0))]) as fake, FakeOpenAIServer(
+trace = ramp_trace(900.0, 100.0, 0.0, 10.0)
+# With RAPL: a simulated CPU package drawing a tenth of the GPU's power, its counter written every 2 ms (atomically).
+tree = FakePowercap(out / "powercap", dram=False)
+stop = threading.Event()
+
+def drive_cpu(origin_s):
+    while not stop.wait(0.002):
+        path = tree.energy_file(0)
+        path.with_name("tmp").write_text(f"{round(trace.energy_j(0.0, time.monotonic() - origin_s) * 1e5)}\\n")
+        os.replace(path.with_name("tmp"), path)
+
+with FakeNvml([FakeGpu(power=trace)]) as fake, FakeOpenAIServer(
     models=["fake-model"], token_delay_s=0.01
 ) as server:
+    driver = threading.Thread(target=drive_cpu, args=(fake.start_monotonic_s,), daemon=True)
+    driver.start()
     config = BenchmarkConfig.model_validate({
         "name": "steady-nvml",
         "output_dir": str(out / "run"),
@@ -842,13 +857,16 @@ with FakeNvml([FakeGpu(power=ramp_trace(900.0, 100.0, 0.0, 10.0))]) as fake, Fak
                     "device": "cuda", "device_ids": [0], "concurrency": 4},
         "scenario": {"dataset_name": str(out / "prompts.txt"), "num_samples": 40,
                      "generate_kwargs": {"max_new_tokens": 8, "min_new_tokens": 8}, "measure_prefill": False},
-        "metrics": {"type": ["nvml", "codecarbon"]},
+        "metrics": {"type": ["nvml", "rapl", "codecarbon"] if with_rapl else ["nvml", "codecarbon"],
+                    "rapl_root": str(tree.root)},
         "reporter": {"output_file": str(out / "results.csv")},
     })
     result = BenchmarkRunner(config).run()
+    stop.set()
     steady = result["model"]["http"]["steady_state"][0]
     truth_j = fake.energy_j(0, steady["start_s"], steady["end_s"])  # perf_counter and monotonic: one clock here
-print(json.dumps({"truth_j": truth_j, "energy": result["energy"], "summary": format_summary(result)}))
+summary = format_summary(result)
+print(json.dumps({"truth_j": truth_j, "cpu_truth_j": truth_j / 10, "energy": result["energy"], "summary": summary}))
 """
 
 
@@ -882,6 +900,31 @@ def test_steady_state_gpu_energy_is_measured_over_the_interval(tmp_path: Path) -
     assert steady["is_measured"] is False  # CPU and RAM are estimates
     assert steady["source"] == "estimated:time-share-of-window+measured:nvml-energy-counter"
     assert "gpu measured over the interval; cpu, ram ESTIMATE: time share of the window" in out["summary"]
+
+
+def test_steady_state_cpu_energy_is_measured_over_the_interval_with_rapl(tmp_path: Path) -> None:
+    """With RAPL reading the (simulated) CPU package as well, the steady state's GPU and CPU energy are both read
+    back over the interval; only CodeCarbon's RAM model stays a time-share estimate."""
+    done = subprocess.run(
+        [sys.executable, "-c", STEADY_NVML_RUN, str(tmp_path / "out"), "rapl"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    energy = out["energy"]
+    assert energy["sources"]["cpu"] == "measured:rapl"
+    (window,) = energy["steady_state"]["windows"]
+    cpu = window["devices"]["cpu"]
+    cpu_truth_wh = out["cpu_truth_j"] / 3600.0
+    assert cpu["source"] == "measured:rapl"
+    assert cpu["energy_wh"] == pytest.approx(cpu_truth_wh, rel=0.02)  # the counter moves in 2 ms steps here
+    assert cpu["lower_wh"] <= cpu_truth_wh * 1.01 and cpu_truth_wh <= cpu["upper_wh"] * 1.01
+    assert window["devices"]["gpu"]["source"] == "measured:nvml-energy-counter"
+    assert window["devices"]["ram"]["source"] == "estimated:time-share-of-window"
+    assert "gpu, cpu measured over the interval; ram ESTIMATE: time share of the window" in out["summary"]
 
 
 def test_reasoning_and_answer_tokens_are_counted_apart(tmp_path: Path) -> None:

@@ -192,3 +192,32 @@ def test_unreadable_counter_gives_a_permission_message() -> None:
         assert "\n" not in message
     finally:
         shutil.rmtree(base)
+
+
+def test_past_interval_read_back_with_bounds(tmp_path: Path) -> None:
+    """Reads at known counter values; an interval between reads is bounded by them and interpolated inside."""
+    import time
+
+    tree = FakePowercap(tmp_path / "powercap", dram=False)
+    meter = RaplMeter(MetricsConfig(rapl_root=str(tree.root), rapl_poll_interval_s=60.0), tmp_path, None)
+    before = time.perf_counter()
+    meter.prepare()  # the first read: 0 J
+    read_at = [(before + time.perf_counter()) / 2]
+    try:
+        for total_uj in (1_000_000, 3_000_000, 6_000_000):  # +1 J, +2 J, +3 J between reads 50 ms apart
+            time.sleep(0.05)
+            tree.set_energy_uj(0, total_uj)
+            before = time.perf_counter()
+            meter._snapshot()  # what the background reader does
+            read_at.append((before + time.perf_counter()) / 2)
+        # From halfway between the first two reads to halfway between the last two.
+        start, end = (read_at[0] + read_at[1]) / 2, (read_at[2] + read_at[3]) / 2
+        (reading,) = meter.energy_between(start, end)
+        assert reading.device == "cpu:0" and reading.source == PACKAGE_SOURCE and reading.is_measured
+        assert reading.lower_j == pytest.approx(2.0)  # between the reads inside: 1 J -> 3 J
+        assert reading.upper_j == pytest.approx(6.0)  # between the reads around it: 0 J -> 6 J
+        assert reading.energy_j == pytest.approx(0.5 + 2.0 + 1.5, abs=0.1)  # half of each edge's step
+        assert "interpolated" in reading.note
+        assert meter.energy_between(end, end + 60.0) == []  # not recorded yet
+    finally:
+        meter.close()

@@ -463,6 +463,13 @@ class MetricsConfig(_Section):
         description="NVML power/clock/temperature polling interval (s); at least 10 Hz.",
     )
     rapl_root: str = Field("/sys/class/powercap", description="Where the RAPL powercap tree is read from.")
+    rapl_poll_interval_s: float = Field(
+        0.1,
+        gt=0,
+        le=60.0,
+        description="RAPL background read interval (s): tracks counter wraparounds and records the counters so a "
+        "past interval (the HTTP steady state) can be read back.",
+    )
     cross_check_tolerance: float = Field(
         0.02, gt=0, description="Relative disagreement between two meters of one device that is flagged."
     )

@@ -18,18 +18,17 @@ The bindings are nvidia-ml-py (module ``pynvml``), imported only when the meter 
 
 from __future__ import annotations
 
-import bisect
 import csv
 import logging
 import threading
 import time
-from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyReading, IntervalReading, SnapshotWindows
+from ai_energy_benchmarks.energy.record import CumulativeRecord
 from ai_energy_benchmarks.exceptions import MeterError
 
 logger = logging.getLogger(__name__)
@@ -53,9 +52,6 @@ TIMELINE_COLUMNS = (
 )
 # Timeline rows kept in memory before they are appended to the file (bounds memory on long runs).
 _TIMELINE_FLUSH_ROWS = 10_000
-# Cumulative-energy samples kept per GPU (16 bytes each); past this, every other sample is dropped, so the record
-# still spans the whole run at a coarser spacing (which the interval bounds then show).
-_RECORD_MAX_SAMPLES = 1_000_000
 
 # NVML return codes (stable across driver and binding versions).
 _NVML_ERROR_NOT_SUPPORTED = 3
@@ -108,9 +104,8 @@ class _Gpu:
     last_power_w: float | None = None
     integrated_j: float = 0.0
     power_error_logged: bool = False
-    # The record of cumulative energy: perf_counter seconds and joules (unwrapped counter, or the power integral).
-    record_t: array = field(default_factory=lambda: array("d"))
-    record_j: array = field(default_factory=lambda: array("d"))
+    #: Cumulative energy (J) over perf_counter time: the unwrapped counter, or the power integral without one.
+    record: CumulativeRecord = field(default_factory=CumulativeRecord)
     last_raw_mj: int | None = None
     wrap_offset_mj: int = 0
 
@@ -123,12 +118,7 @@ class _Gpu:
             value_j = (raw_mj + self.wrap_offset_mj) / 1000.0
         else:
             value_j = self.integrated_j
-        if self.record_t and time_s <= self.record_t[-1]:
-            return
-        self.record_t.append(time_s)
-        self.record_j.append(value_j)
-        if len(self.record_t) > _RECORD_MAX_SAMPLES:
-            self.record_t, self.record_j = self.record_t[::2], self.record_j[::2]
+        self.record.add(time_s, value_j)
 
     @property
     def source(self) -> str:
@@ -427,54 +417,48 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
         if not self._initialized or end_s <= start_s:
             return []
         with self._lock:
-            records = [(gpu, gpu.record_t[:], gpu.record_j[:]) for gpu in self._gpus]
+            records = [(gpu, gpu.record.copy()) for gpu in self._gpus]
         readings: list[IntervalReading] = []
-        for gpu, times, values in records:
-            reading = self._interval_reading(gpu, times, values, start_s, end_s)
+        for gpu, record in records:
+            reading = self._interval_reading(gpu, record, start_s, end_s)
             if reading is not None:
                 readings.append(reading)
         return readings
 
     def _interval_reading(
-        self, gpu: _Gpu, times: array, values: array, start_s: float, end_s: float
+        self, gpu: _Gpu, record: CumulativeRecord, start_s: float, end_s: float
     ) -> IntervalReading | None:
-        before = bisect.bisect_right(times, start_s) - 1  # last sample at or before the start
-        after = bisect.bisect_left(times, end_s)  # first sample at or after the end
-        if before < 0 or after >= len(times):
+        estimate = record.interval(start_s, end_s)
+        if estimate is None:
             logger.warning(
                 "nvml meter: GPU %d's record does not cover %.3f-%.3f s; no interval reading", gpu.index, start_s, end_s
             )
             return None
-        first_inside = bisect.bisect_left(times, start_s)
-        last_inside = bisect.bisect_right(times, end_s) - 1
-
-        def at(time_s: float, low: int) -> float:
-            if times[low] == time_s or low + 1 >= len(times):
-                return float(values[low])
-            share = (time_s - times[low]) / (times[low + 1] - times[low])
-            return float(values[low] + share * (values[low + 1] - values[low]))
-
-        energy_j = at(end_s, bisect.bisect_right(times, end_s) - 1) - at(start_s, before)
-        upper_j = float(values[after] - values[before])
-        lower_j = float(values[last_inside] - values[first_inside]) if first_inside <= last_inside else 0.0
         limit_w = gpu.power_limit_w or _DEFAULT_LIMIT_W
-        if upper_j < 0 or upper_j > 2.0 * limit_w * (times[after] - times[before] + _COUNTER_SLACK_S):
+        if estimate.upper_j < 0 or estimate.upper_j > 2.0 * limit_w * (estimate.covering_s + _COUNTER_SLACK_S):
             logger.warning(
                 "nvml meter: GPU %d's energy record jumped by %.3g J in %.3f-%.3f s (counter reset); no interval "
                 "reading",
                 gpu.index,
-                upper_j,
+                estimate.upper_j,
                 start_s,
                 end_s,
             )
             return None
-        spacing_s = max(times[first_inside] - times[before], times[after] - times[last_inside])
         what = "counter" if gpu.has_counter else "integrated polled power"
         note = (
             f"interval read back from the {what} sampled at polls and window edges; edges interpolated between "
-            f"samples up to {spacing_s * 1000:.0f} ms apart"
+            f"samples up to {estimate.edge_spacing_s * 1000:.0f} ms apart"
         )
-        return IntervalReading(f"gpu:{gpu.index}", energy_j, lower_j, upper_j, gpu.source, self.name, note)
+        return IntervalReading(
+            f"gpu:{gpu.index}",
+            estimate.energy_j,
+            estimate.lower_j,
+            estimate.upper_j,
+            gpu.source,
+            self.name,
+            note,
+        )
 
     # -- description and shutdown ------------------------------------------------------------------------------------
 

@@ -6,11 +6,13 @@ gives a ``cpu:N`` reading (``measured:rapl``); its ``dram`` subzone, where prese
 ``psys`` (whole platform, some laptops) is left out so nothing is counted twice.
 
 ``energy_uj`` is cumulative (µJ) and wraps to 0 after ``max_energy_range_uj`` (about 262 kJ: some 20 minutes at
-200 W). Every zone is read at each window edge and by a background thread every :attr:`RaplMeter.poll_interval_s`
+200 W). Every zone is read at each window edge and by a background thread every ``metrics.rapl_poll_interval_s``
 seconds; each read adds the difference to the previous one (plus ``max_energy_range_uj`` when the counter went
 backwards), so windows of any length are measured as long as no zone wraps twice between two reads.
 
-Windows may nest and overlap: each open window keeps its own start snapshot.
+Windows may nest and overlap: each open window keeps its own start snapshot. Every read also goes into a record of
+each zone's running total, so the energy of a past interval can be read back with bounds
+(:meth:`RaplMeter.energy_between`, ``time.perf_counter()`` seconds).
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
-from ai_energy_benchmarks.energy.base import EnergyReading, SnapshotWindows
+from ai_energy_benchmarks.energy.base import EnergyReading, IntervalReading, SnapshotWindows
+from ai_energy_benchmarks.energy.record import CumulativeRecord
 from ai_energy_benchmarks.exceptions import MeterError
 
 logger = logging.getLogger(__name__)
@@ -56,6 +60,8 @@ class _Zone:
     last_uj: int = 0
     total_uj: int = 0
     wraps: int = 0
+    #: The running total (J) at every read, over perf_counter time.
+    record: CumulativeRecord = field(default_factory=CumulativeRecord)
 
     @property
     def energy_file(self) -> Path:
@@ -66,10 +72,10 @@ class RaplMeter(SnapshotWindows[dict[str, int]]):
     """CPU package (``cpu:N``) and DRAM (``ram:N``) energy from RAPL counters, per window, in J."""
 
     name = "rapl"
-    #: Seconds between background reads that keep track of wraparounds during long windows.
-    poll_interval_s = 10.0
 
     def __init__(self, config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None = None) -> None:
+        #: Seconds between background reads (wraparound tracking and the interval record).
+        self.poll_interval_s = float(config.rapl_poll_interval_s)
         self._root = Path(config.rapl_root)
         self._zones: list[_Zone] = []
         self._ignored: list[dict[str, str]] = []
@@ -137,6 +143,7 @@ class RaplMeter(SnapshotWindows[dict[str, int]]):
         max_range = self._read_int(directory / "max_energy_range_uj")
         zone = _Zone(directory, label, device, source, max_range)
         zone.last_uj = self._read_int(zone.energy_file)
+        zone.record.add(time.perf_counter(), 0.0)
         return zone
 
     def prepare(self) -> None:
@@ -162,6 +169,7 @@ class RaplMeter(SnapshotWindows[dict[str, int]]):
             zone.wraps += 1
         zone.total_uj += delta
         zone.last_uj = value
+        zone.record.add(time.perf_counter(), zone.total_uj / 1e6)
 
     def _snapshot(self) -> dict[str, int]:
         with self._lock:
@@ -193,6 +201,31 @@ class RaplMeter(SnapshotWindows[dict[str, int]]):
             )
             for zone in self._zones
         ]
+        return readings
+
+    # -- past intervals ----------------------------------------------------------------------------------------------
+
+    def energy_between(self, start_s: float, end_s: float) -> list[IntervalReading]:
+        """Each zone's energy between two ``time.perf_counter()`` instants, read back from its record (J, bounded)."""
+        if not self._prepared:
+            return []
+        with self._lock:
+            records = [(zone, zone.record.copy()) for zone in self._zones]
+        readings: list[IntervalReading] = []
+        for zone, record in records:
+            estimate = record.interval(start_s, end_s)
+            if estimate is None:
+                logger.warning("rapl meter: %s's record does not cover %.3f-%.3f s", zone.device, start_s, end_s)
+                continue
+            note = (
+                f"RAPL zone {zone.directory.name} ({zone.label}); interval read back from reads at polls and window "
+                f"edges, edges interpolated between reads up to {estimate.edge_spacing_s * 1000:.0f} ms apart"
+            )
+            readings.append(
+                IntervalReading(
+                    zone.device, estimate.energy_j, estimate.lower_j, estimate.upper_j, zone.source, self.name, note
+                )
+            )
         return readings
 
     # -- description and shutdown ------------------------------------------------------------------------------------
