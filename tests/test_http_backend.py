@@ -927,6 +927,38 @@ def test_steady_state_cpu_energy_is_measured_over_the_interval_with_rapl(tmp_pat
     assert "gpu, cpu measured over the interval; ram ESTIMATE: time share of the window" in out["summary"]
 
 
+def test_idle_baseline_of_a_gpu_at_constant_power(tmp_path: Path) -> None:
+    """A (simulated) server GPU that draws 60 W whatever it does: the idle baseline finds 60 W, the measured energy
+    is 60 W x the measured duration, and nothing of it is active energy (figures from the setup, not the formula)."""
+    from ai_energy_benchmarks.testing.fake_nvml import FakeGpu, FakeNvml
+
+    with FakeNvml([FakeGpu(power=60.0)]), FakeOpenAIServer(models=[MODEL], token_delay_s=0.002) as fake:
+        config = BenchmarkConfig.model_validate(
+            {
+                "output_dir": str(tmp_path / "out"),
+                "backend": {
+                    "type": "vllm",
+                    "model": MODEL,
+                    "endpoint": fake.url + "/v1",
+                    "device": "cuda",
+                    "device_ids": [0],
+                    "concurrency": 2,
+                },
+                "scenario": {"num_samples": 6, "generate_kwargs": {"max_new_tokens": 8, "min_new_tokens": 8}},
+                "metrics": {"type": "nvml", "idle_seconds": 0.5},
+                "reporter": {"output_file": str(tmp_path / "results.csv")},
+            }
+        )
+        result = BenchmarkRunner(config).run()
+    energy, baseline = result["energy"], result["energy"]["idle_baseline"]
+    measured_s = result["summary"]["total_duration_seconds"]
+    assert energy["sources"]["gpu"] == "measured:nvml-energy-counter"
+    assert baseline["power_w"]["gpu"] == pytest.approx(60.0, rel=0.002)
+    assert energy["gpu_energy_wh"] == pytest.approx(60.0 * measured_s / 3600, rel=0.01)
+    assert abs(baseline["active_energy_wh"]["gpu"]) < 0.01 * energy["gpu_energy_wh"]
+    assert baseline["idle_share"] == pytest.approx(1.0, abs=0.01)
+
+
 def test_reasoning_and_answer_tokens_are_counted_apart(tmp_path: Path) -> None:
     """A server that streams reasoning as `reasoning_content` (and says so in usage): TTFT is the first reasoning
     chunk, and the report splits reasoning from answer tokens."""
