@@ -114,6 +114,7 @@ def aienergyscore_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[st
     # batch_runner.py's clean-up after a run: drop the backend's model and tokenizer, then the backend.
     backend = runner.backend
     assert isinstance(backend, PyTorchBackend)
+    assert backend._model is None  # closed by run(): the model is already released
     for name in ("model", "tokenizer"):
         if hasattr(runner.backend, name):
             delattr(runner.backend, name)

@@ -131,6 +131,9 @@ def test_contradicting_reasoning_switches_are_refused() -> None:
     message = r"scenario: reasoning_params\.enable_thinking is false but reasoning is true"
     with pytest.raises(ConfigError, match=message):
         build_config({"scenario": {"reasoning": True, "reasoning_params": {"enable_thinking": False}}}, "test")
+    message = r"scenario: reasoning_params\.enable_thinking is true but reasoning is false"
+    with pytest.raises(ConfigError, match=message):
+        build_config({"scenario": {"reasoning": False, "reasoning_params": {"enable_thinking": True}}}, "test")
     with pytest.raises(ConfigError, match=r"reasoning_params\.reasoning must be true or false, got 'maybe'"):
         build_config({"scenario": {"reasoning_params": {"reasoning": "maybe"}}}, "test")
 

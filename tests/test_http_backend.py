@@ -257,6 +257,22 @@ def test_extra_body_is_merged_into_the_request_never_sent_as_a_field(reasoning_s
         ),
         ({"extra_body": {"top_k": 5}, "top_k": 4}, r"extra_body\.top_k: also set in scenario\.generate_kwargs"),
         ({"extra_body": "top_k=5"}, r"extra_body: expected a mapping of request fields, got str"),
+        (
+            {"extra_body": {"chat_template_kwargs": {"enable_thinking": False}}},
+            r"^scenario\.generate_kwargs\.extra_body\.chat_template_kwargs\.enable_thinking: False contradicts",
+        ),
+        # Fields the backend derives from the workload's settings may not override them unseen.
+        (
+            {"extra_body": {"max_tokens": 100}},
+            r"^scenario\.generate_kwargs\.extra_body\.max_tokens: the vllm backend sets 'max_tokens' from "
+            r"scenario\.generate_kwargs\.max_new_tokens; set that instead$",
+        ),
+        ({"ignore_eos": False}, r"^scenario\.generate_kwargs\.ignore_eos: .* from backend\.ignore_eos"),
+        (
+            {"temperature": 0.7},
+            r"^scenario\.generate_kwargs\.temperature: 0\.7 with greedy decoding .* set scenario\.generate_kwargs\."
+            r"do_sample: true to sample$",
+        ),
     ],
 )
 def test_request_fields_that_contradict_the_reasoning_format_are_refused(

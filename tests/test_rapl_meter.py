@@ -218,6 +218,10 @@ def test_past_interval_read_back_with_bounds(tmp_path: Path) -> None:
         assert reading.upper_j == pytest.approx(6.0)  # between the reads around it: 0 J -> 6 J
         assert reading.energy_j == pytest.approx(0.5 + 2.0 + 1.5, abs=0.1)  # half of each edge's step
         assert "interpolated" in reading.note
+        # An interval between two reads is interpolation, not a reading: labelled an estimate, bounds kept.
+        (between,) = meter.energy_between(read_at[2] + 0.01, read_at[2] + 0.03)
+        assert between.source == "estimated:interpolated-counter-record" and not between.is_measured
+        assert between.lower_j == 0.0 and between.upper_j == pytest.approx(3.0)
         assert meter.energy_between(end, end + 60.0) == []  # not recorded yet
     finally:
         meter.close()

@@ -128,6 +128,23 @@ def host_is_local(host: str) -> bool:
     return False
 
 
+#: Request fields the backend derives from other settings: given directly they would override the workload unseen.
+_DERIVED_FIELDS = {
+    "max_tokens": "scenario.generate_kwargs.max_new_tokens",
+    "min_tokens": "scenario.generate_kwargs.min_new_tokens",
+    "ignore_eos": "backend.ignore_eos",
+}
+
+
+def field_origins(generate_kwargs: dict[str, Any]) -> dict[str, str]:
+    """Where each request field in ``generate_kwargs`` was set: its config key (``extra_body`` fields included)."""
+    origins = {key: f"scenario.generate_kwargs.{key}" for key in generate_kwargs if key != "extra_body"}
+    extra = generate_kwargs.get("extra_body")
+    if isinstance(extra, dict):
+        origins |= {key: f"scenario.generate_kwargs.extra_body.{key}" for key in extra}
+    return origins
+
+
 def build_base_body(api: str, model: str, generate_kwargs: dict[str, Any], ignore_eos: bool) -> dict[str, Any]:
     """The request body without the prompt: streaming with usage, ``max_tokens``/``min_tokens`` from
     max/min_new_tokens, ``ignore_eos``, temperature 0 unless ``do_sample``, other keys passed through top-level."""
@@ -143,9 +160,19 @@ def build_base_body(api: str, model: str, generate_kwargs: dict[str, Any], ignor
         if clash:
             raise ConfigError(f"scenario.generate_kwargs.extra_body.{clash[0]}: also set in scenario.generate_kwargs")
         kwargs.update(extra)
+    origin = field_origins(generate_kwargs)
+    for key, setting in _DERIVED_FIELDS.items():
+        if key in kwargs:
+            raise ConfigError(f"{origin[key]}: the vllm backend sets '{key}' from {setting}; set that instead")
     max_new = kwargs.pop("max_new_tokens", None)
     min_new = kwargs.pop("min_new_tokens", None)
     do_sample = bool(kwargs.pop("do_sample", False))
+    temperature = kwargs.get("temperature")
+    if not do_sample and temperature not in (None, 0, 0.0):
+        raise ConfigError(
+            f"{origin['temperature']}: {temperature} with greedy decoding (do_sample false, sent as temperature 0); "
+            "set scenario.generate_kwargs.do_sample: true to sample"
+        )
     beams = kwargs.pop("num_beams", None)
     if beams not in (None, 1):
         raise ConfigError(
@@ -154,7 +181,7 @@ def build_base_body(api: str, model: str, generate_kwargs: dict[str, Any], ignor
         )
     reserved = sorted(_RESERVED_KEYS & set(kwargs))
     if reserved:
-        raise ConfigError(f"scenario.generate_kwargs: '{reserved[0]}' is set by the vllm backend itself")
+        raise ConfigError(f"{origin[reserved[0]]}: '{reserved[0]}' is set by the vllm backend itself")
     body: dict[str, Any] = {"model": model, "stream": True, "stream_options": {"include_usage": True}}
     if max_new is not None:
         body["max_tokens"] = int(max_new)
@@ -309,19 +336,20 @@ class OpenAIHTTPBackend:
         scenario = self._scenario
         fields = self._formatter.format("", scenario.reasoning, scenario.reasoning_params).server_fields()
         family = self._formatter.family
+        origin = field_origins(scenario.generate_kwargs.as_kwargs())
         for key, value in fields.items():
             if key == "chat_template_kwargs":
                 for name, wanted in value.items():
                     given = self._user_template_kwargs.get(name, wanted)
                     if given != wanted:
                         raise ConfigError(
-                            f"scenario.generate_kwargs.chat_template_kwargs.{name}: {given!r} contradicts the "
+                            f"{origin.get(key, 'scenario.generate_kwargs.' + key)}.{name}: {given!r} contradicts the "
                             f"{family} reasoning format's {wanted!r}; set scenario.reasoning / reasoning_params instead"
                         )
             elif key in base_body and base_body[key] != value:
                 raise ConfigError(
-                    f"scenario.generate_kwargs.{key}: {base_body[key]!r} contradicts the {family} reasoning format's "
-                    f"{value!r}; set scenario.reasoning / reasoning_params instead"
+                    f"{origin.get(key, 'scenario.generate_kwargs.' + key)}: {base_body[key]!r} contradicts the "
+                    f"{family} reasoning format's {value!r}; set scenario.reasoning / reasoning_params instead"
                 )
 
     def _request_fields(self, prompt: str) -> dict[str, Any]:

@@ -359,8 +359,8 @@ class ScenarioConfig(_Section):
     split: str = Field("train", description="Dataset split to read.")
     revision: str | None = Field(
         None,
-        description="Hub dataset revision (branch, tag or commit). Offline, a commit must match the "
-        "cached copy; a branch or tag cannot be resolved and is reported in the warnings.",
+        description="Hub dataset revision (branch, tag or commit). Offline, a commit must match the most "
+        "recently cached copy; a branch or tag cannot be resolved and is reported in the warnings.",
     )
     text_column_name: str = Field("text", min_length=1, description="Column holding the prompt text.")
     num_samples: int = Field(10, ge=1, description="Number of prompts measured per repetition.")
@@ -425,6 +425,8 @@ class ScenarioConfig(_Section):
             if self.reasoning and not value:
                 raise ValueError(f"reasoning_params.{key} is false but reasoning is true; set one of them")
             if value and not self.reasoning:
+                if "reasoning" in self.model_fields_set:
+                    raise ValueError(f"reasoning_params.{key} is true but reasoning is false; set one of them")
                 self.__dict__["reasoning"] = True  # no re-validation: the switch is consistent by construction
         return self
 

@@ -231,8 +231,8 @@ def _read_hub(scenario: ScenarioConfig) -> tuple[list[str], dict[str, Any], list
         if _SHA_PREFIX_RE.match(requested.lower()) and commit is not None:
             if not commit.startswith(requested.lower()):
                 raise DatasetError(
-                    f"scenario.revision: hub dataset '{name}' is cached at commit {commit}, not {requested}, "
-                    "and the hub is offline"
+                    f"scenario.revision: offline, datasets reads the most recently cached copy of '{name}', commit "
+                    f"{commit}, not {requested} (it cannot choose a cached commit without the hub)"
                 )
         else:
             message = (

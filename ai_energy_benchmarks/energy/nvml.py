@@ -28,7 +28,7 @@ from typing import Any
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyReading, IntervalReading, SnapshotWindows
-from ai_energy_benchmarks.energy.record import CumulativeRecord
+from ai_energy_benchmarks.energy.record import INTERPOLATED_SOURCE, CumulativeRecord
 from ai_energy_benchmarks.exceptions import MeterError
 
 logger = logging.getLogger(__name__)
@@ -108,17 +108,25 @@ class _Gpu:
     record: CumulativeRecord = field(default_factory=CumulativeRecord)
     last_raw_mj: int | None = None
     wrap_offset_mj: int = 0
+    #: perf_counter times at which the counter was seen to restart (driver reload): no interval may span one.
+    resets_s: list[float] = field(default_factory=list)
 
     def remember(self, time_s: float, raw_mj: int | None) -> None:
         """Append a cumulative-energy sample: the counter (``raw_mj``) or, without one, the power integral."""
-        if raw_mj is not None:
-            if self.last_raw_mj is not None and raw_mj < self.last_raw_mj:
-                self.wrap_offset_mj += self.counter_modulus_mj
-            self.last_raw_mj = raw_mj
-            value_j = (raw_mj + self.wrap_offset_mj) / 1000.0
-        else:
-            value_j = self.integrated_j
-        self.record.add(time_s, value_j)
+        if raw_mj is None:
+            if self.last_sample_s is not None:  # the integral is current as of the last power sample, not now
+                self.record.add(self.last_sample_s, self.integrated_j)
+            return
+        if self.last_raw_mj is not None and raw_mj < self.last_raw_mj:
+            if self.counter_modulus_mj < NVML_COUNTER_MODULUS_MJ:
+                self.wrap_offset_mj += self.counter_modulus_mj  # a (simulated) counter with a short range wrapped
+            else:
+                # A 64-bit millijoule counter never wraps in practice: it restarted. Continue from the last value
+                # (keeping the record's values small and precise) and remember when, so no interval spans it.
+                self.wrap_offset_mj += self.last_raw_mj
+                self.resets_s.append(time_s)
+        self.last_raw_mj = raw_mj
+        self.record.add(time_s, (raw_mj + self.wrap_offset_mj) / 1000.0)
 
     @property
     def source(self) -> str:
@@ -417,16 +425,16 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
         if not self._initialized or end_s <= start_s:
             return []
         with self._lock:
-            records = [(gpu, gpu.record.copy()) for gpu in self._gpus]
+            records = [(gpu, gpu.record.copy(), list(gpu.resets_s)) for gpu in self._gpus]
         readings: list[IntervalReading] = []
-        for gpu, record in records:
-            reading = self._interval_reading(gpu, record, start_s, end_s)
+        for gpu, record, resets_s in records:
+            reading = self._interval_reading(gpu, record, resets_s, start_s, end_s)
             if reading is not None:
                 readings.append(reading)
         return readings
 
     def _interval_reading(
-        self, gpu: _Gpu, record: CumulativeRecord, start_s: float, end_s: float
+        self, gpu: _Gpu, record: CumulativeRecord, resets_s: list[float], start_s: float, end_s: float
     ) -> IntervalReading | None:
         estimate = record.interval(start_s, end_s)
         if estimate is None:
@@ -435,10 +443,12 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
             )
             return None
         limit_w = gpu.power_limit_w or _DEFAULT_LIMIT_W
-        if estimate.upper_j < 0 or estimate.upper_j > 2.0 * limit_w * (estimate.covering_s + _COUNTER_SLACK_S):
+        restarted = any(estimate.covering_from_s < t <= estimate.covering_to_s for t in resets_s)
+        implausible_j = 2.0 * limit_w * (estimate.covering_s + _COUNTER_SLACK_S)
+        if restarted or estimate.upper_j < 0 or estimate.upper_j > implausible_j:
             logger.warning(
-                "nvml meter: GPU %d's energy record jumped by %.3g J in %.3f-%.3f s (counter reset); no interval "
-                "reading",
+                "nvml meter: GPU %d's energy counter restarted or jumped (%.3g J) within %.3f-%.3f s (driver "
+                "reload?); no interval reading",
                 gpu.index,
                 estimate.upper_j,
                 start_s,
@@ -450,12 +460,13 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
             f"interval read back from the {what} sampled at polls and window edges; edges interpolated between "
             f"samples up to {estimate.edge_spacing_s * 1000:.0f} ms apart"
         )
+        source = gpu.source if estimate.mostly_read else INTERPOLATED_SOURCE
         return IntervalReading(
             f"gpu:{gpu.index}",
             estimate.energy_j,
             estimate.lower_j,
             estimate.upper_j,
-            gpu.source,
+            source,
             self.name,
             note,
         )

@@ -27,7 +27,7 @@ from typing import Any
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyReading, IntervalReading, SnapshotWindows
-from ai_energy_benchmarks.energy.record import CumulativeRecord
+from ai_energy_benchmarks.energy.record import INTERPOLATED_SOURCE, CumulativeRecord
 from ai_energy_benchmarks.exceptions import MeterError
 
 logger = logging.getLogger(__name__)
@@ -221,9 +221,10 @@ class RaplMeter(SnapshotWindows[dict[str, int]]):
                 f"RAPL zone {zone.directory.name} ({zone.label}); interval read back from reads at polls and window "
                 f"edges, edges interpolated between reads up to {estimate.edge_spacing_s * 1000:.0f} ms apart"
             )
+            source = zone.source if estimate.mostly_read else INTERPOLATED_SOURCE
             readings.append(
                 IntervalReading(
-                    zone.device, estimate.energy_j, estimate.lower_j, estimate.upper_j, zone.source, self.name, note
+                    zone.device, estimate.energy_j, estimate.lower_j, estimate.upper_j, source, self.name, note
                 )
             )
         return readings

@@ -3,9 +3,14 @@
 Counter meters (NVML, RAPL) add a sample at every poll and window edge. An interval known only after the fact (the
 HTTP backend's steady state) rarely starts or ends on a sample, so :meth:`CumulativeRecord.interval` gives:
 
-- ``lower_j``: the energy between the first and last samples inside the interval (certainly spent within it);
-- ``upper_j``: the energy between the last sample before it and the first sample after it (covers it);
+- ``lower_j``: the energy between the first and last samples inside the interval;
+- ``upper_j``: the energy between the last sample before it and the first sample after it;
 - ``energy_j``: linear interpolation at both edges (constant power between two samples), between the two.
+
+The bounds are exact relative to the times the counter was read; a counter that the hardware itself updates with
+a lag (RAPL's and NVML's update at their own rate, milliseconds apart) shifts them by that lag. When the samples
+inside the interval span less than half of it, the figure is mostly interpolation: :attr:`IntervalEstimate.mostly_read`
+is False and meters label it an estimate (:data:`INTERPOLATED_SOURCE`).
 
 Memory is bounded: past ``max_samples`` every other sample is dropped, so the record still spans the whole run at a
 coarser spacing, which the bounds then show.
@@ -19,6 +24,8 @@ from dataclasses import dataclass
 
 #: Samples kept before the record is thinned (16 bytes each: a float time and a float energy).
 DEFAULT_MAX_SAMPLES = 1_000_000
+#: The source label of an interval figure that is mostly interpolation between two distant counter reads.
+INTERPOLATED_SOURCE = "estimated:interpolated-counter-record"
 
 
 @dataclass(frozen=True)
@@ -30,8 +37,23 @@ class IntervalEstimate:
     upper_j: float
     #: Widest gap (s) between an edge's neighbouring samples: how far the interpolation reaches.
     edge_spacing_s: float
-    #: Duration (s) of the span of samples that covers the interval (for plausibility checks).
-    covering_s: float
+    #: Times (s) of the last sample before the interval and the first after it: the span that covers it.
+    covering_from_s: float
+    covering_to_s: float
+    #: Duration (s) between the first and last samples inside the interval: the part read, not interpolated.
+    inside_s: float
+    #: Duration (s) of the interval itself.
+    duration_s: float
+
+    @property
+    def covering_s(self) -> float:
+        """Duration (s) of the span of samples that covers the interval (for plausibility checks)."""
+        return self.covering_to_s - self.covering_from_s
+
+    @property
+    def mostly_read(self) -> bool:
+        """True when counter reads inside the interval span at least half of it (the rest is interpolated)."""
+        return self.inside_s >= 0.5 * self.duration_s
 
 
 class CumulativeRecord:
@@ -57,7 +79,12 @@ class CumulativeRecord:
         self.times_s.append(time_s)
         self.energies_j.append(energy_j)
         if len(self.times_s) > self._max_samples:
-            self.times_s, self.energies_j = self.times_s[::2], self.energies_j[::2]
+            # Every other sample, always keeping the first and the newest, so the record still spans the whole run.
+            last = len(self.times_s) - 1
+            times, energies = self.times_s[0:last:2], self.energies_j[0:last:2]
+            times.append(self.times_s[last])
+            energies.append(self.energies_j[last])
+            self.times_s, self.energies_j = times, energies
 
     def copy(self) -> CumulativeRecord:
         """An independent copy (take it under the owner's lock, then read it without holding the lock)."""
@@ -87,4 +114,7 @@ class CumulativeRecord:
         upper_j = float(values[after] - values[before])
         lower_j = float(values[last_inside] - values[first_inside]) if first_inside <= last_inside else 0.0
         spacing_s = max(times[first_inside] - times[before], times[after] - times[last_inside])
-        return IntervalEstimate(energy_j, lower_j, upper_j, spacing_s, times[after] - times[before])
+        inside_s = times[last_inside] - times[first_inside] if first_inside <= last_inside else 0.0
+        return IntervalEstimate(
+            energy_j, lower_j, upper_j, spacing_s, times[before], times[after], inside_s, end_s - start_s
+        )

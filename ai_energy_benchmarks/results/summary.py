@@ -98,7 +98,7 @@ def format_summary(result: dict[str, Any], report_path: str | None = None) -> st
         if steady and steady.get("energy_wh") is not None:
             lines.append(
                 f"  steady state  {_num(steady['joules_per_output_token'], 4, 'J')}/output token"
-                f" over {_num(steady['output_tokens'], 1)} tokens ({_steady_sources(steady)})"
+                f" over {steady['output_tokens']:.1f} tokens ({_steady_sources(steady)})"
             )
         phases = result.get("phases")
         if phases:
