@@ -43,3 +43,17 @@ def test_gpu_check_refuses_without_a_gpu() -> None:
     )
     assert result.returncode == 2
     assert "no CUDA GPU" in result.stderr
+
+
+def test_counter_record_benchmark_prints_memory_and_costs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "counter_record.py"), "--hours", "0.2", "--max-samples", "5000"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "14,400 samples" in result.stdout  # 0.2 h at 50 ms
+    kept = int(result.stdout.split("record kept")[1].split("samples")[0].strip().replace(",", ""))
+    assert kept <= 5000
+    assert "bytes per kept sample" in result.stdout and "interval read-back" in result.stdout
