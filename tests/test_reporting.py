@@ -319,6 +319,17 @@ def test_report_of_an_nvml_run_has_the_power_timeline_and_tells_measured_from_es
     page = files.html.read_text(encoding="utf-8")
     assert 'data-figure="power_timeline"' in page
     assert '<span class="badge measured" title="measured:nvml-energy-counter">' in page
+    # The HTTP steady state: one row per window and device, each with its energy, source and kind.
+    steady = report["energy"]["steady_state"]
+    table = page.split('<table class="steady-state">')[1].split("</table>")[0]
+    reached = [w for w in steady["windows"] if w["reached"]]
+    not_reached = len(steady["windows"]) - len(reached)
+    assert reached and table.count("<tr>") == 1 + sum(len(w["devices"]) for w in reached) + not_reached
+    for window in reached:
+        for device, block in window["devices"].items():
+            kind = "measured" if block["source"].startswith("measured:") else "estimated"
+            assert f'<span class="badge {kind}" title="{block["source"]}">' in table, (window["label"], device)
+    assert "Steady state (all concurrency slots busy)" in page
 
 
 def test_missing_matplotlib_names_the_extra(run_a: Path, tmp_path: Path) -> None:

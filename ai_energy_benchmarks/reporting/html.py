@@ -316,6 +316,7 @@ def _energy_section(report: Mapping[str, Any], figures: Mapping[str, Path]) -> s
             )
         )
         parts.append(f'<p class="muted">{_e(phases.get("method"))}</p>')
+    parts.append(_steady_state_table(energy.get("steady_state")))
     checks = energy.get("cross_checks") or []
     if checks:
         parts.append("<h3>Meter cross-checks</h3><ul>")
@@ -325,6 +326,44 @@ def _energy_section(report: Mapping[str, Any], figures: Mapping[str, Path]) -> s
         parts.append(f'<p class="muted">{_e(note)}</p>')
     parts.append("</section>")
     return "".join(parts)
+
+
+def _steady_state_table(steady: Any) -> str:
+    """The HTTP backend's steady state per window and device: energy, bounds where read back, and the source."""
+    if not isinstance(steady, Mapping) or not steady.get("windows"):
+        return ""
+    rows = []
+    for window in steady["windows"]:
+        devices = window.get("devices") or {}
+        if not window.get("reached") or not devices:
+            rows.append((_e(window.get("label")), "all", _e("not reached"), "", "", ""))
+            continue
+        for device, block in devices.items():
+            bounds = (
+                f"[{num(block['lower_wh'], 4)}, {num(block['upper_wh'], 4)}] Wh"
+                if block.get("lower_wh") is not None and block.get("upper_wh") is not None
+                else ""
+            )
+            rows.append(
+                (
+                    _e(window.get("label")),
+                    _e(device.upper()),
+                    _e(num(block.get("energy_wh"), 5, "Wh")),
+                    _e(bounds),
+                    _kind_badge(block.get("source")),
+                    _e(block.get("source")),
+                )
+            )
+    summary = (
+        f"{num(steady.get('joules_per_output_token'), 4, 'J')} per output token over "
+        f"{num(steady.get('output_tokens'), 6)} tokens"
+    )
+    return (
+        "<h3>Steady state (all concurrency slots busy)</h3>"
+        + _table(["window", "device", "energy", "bounds", "kind", "source"], rows, css="steady-state")
+        + f'<p class="muted">{_e(summary)}; devices whose meter keeps a counter record are measured over the '
+        "interval itself, the others are the window's energy times the interval's share of the window.</p>"
+    )
 
 
 def _figure_section(
