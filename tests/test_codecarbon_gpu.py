@@ -48,9 +48,9 @@ _CHILD = (
     energy_reads_before = fake.calls[("nvmlDeviceGetTotalEnergyConsumption", 0)]
 
     def timed(call):
-        before = time.monotonic()
+        before = time.perf_counter()
         result = call()
-        return (before + time.monotonic()) / 2.0, result
+        return (before + time.perf_counter()) / 2.0, result
 
     cc_start, _ = timed(lambda: codecarbon.start_window("w"))
     nv_start, _ = timed(lambda: nvml.start_window("w"))
@@ -169,9 +169,9 @@ _NESTED_CHILD = textwrap.dedent(
     edges = {}
 
     def edge(key, call):
-        before = time.monotonic()
+        before = time.perf_counter()
         result = call()
-        edges[key] = (before + time.monotonic()) / 2.0
+        edges[key] = (before + time.perf_counter()) / 2.0
         return result
 
     edge("outer_start", lambda: meter.start_window("outer"))

@@ -858,13 +858,13 @@ stop = threading.Event()
 def drive_cpu(origin_s):
     while not stop.wait(0.002):
         path = tree.energy_file(0)
-        path.with_name("tmp").write_text(f"{round(trace.energy_j(0.0, time.monotonic() - origin_s) * 1e5)}\\n")
+        path.with_name("tmp").write_text(f"{round(trace.energy_j(0.0, time.perf_counter() - origin_s) * 1e5)}\\n")
         os.replace(path.with_name("tmp"), path)
 
 with FakeNvml([FakeGpu(power=trace)]) as fake, FakeOpenAIServer(
     models=["fake-model"], token_delay_s=0.01
 ) as server:
-    driver = threading.Thread(target=drive_cpu, args=(fake.start_monotonic_s,), daemon=True)
+    driver = threading.Thread(target=drive_cpu, args=(fake.start_s,), daemon=True)
     driver.start()
     config = BenchmarkConfig.model_validate({
         "name": "steady-nvml",
@@ -880,7 +880,7 @@ with FakeNvml([FakeGpu(power=trace)]) as fake, FakeOpenAIServer(
     result = BenchmarkRunner(config).run()
     stop.set()
     steady = result["model"]["http"]["steady_state"][0]
-    truth_j = fake.energy_j(0, steady["start_s"], steady["end_s"])  # perf_counter and monotonic: one clock here
+    truth_j = fake.energy_j(0, steady["start_s"], steady["end_s"])  # the fake keeps perf_counter time, as the meters
 summary = format_summary(result)
 print(json.dumps({"truth_j": truth_j, "cpu_truth_j": truth_j / 10, "energy": result["energy"], "summary": summary}))
 """

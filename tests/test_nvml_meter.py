@@ -77,7 +77,7 @@ class Scenario:
     fake: FakeNvml
     meter: NvmlMeter
     output_dir: Path
-    edges: dict[str, tuple[float, float]] = field(default_factory=dict)  # window -> (start, stop) monotonic s
+    edges: dict[str, tuple[float, float]] = field(default_factory=dict)  # window -> (start, stop) perf_counter s
     readings: dict[str, dict[str, EnergyReading]] = field(default_factory=dict)
     edge_uncertainty_s: float = 0.0
     # Past intervals read back after the windows closed: name -> (start, stop) in the simulation's elapsed seconds.
@@ -90,9 +90,9 @@ class Scenario:
 
 
 def _timed(call: Callable[[], Any]) -> tuple[float, float, Any]:
-    before = time.monotonic()
+    before = time.perf_counter()
     result = call()
-    after = time.monotonic()
+    after = time.perf_counter()
     return (before + after) / 2.0, after - before, result
 
 
@@ -121,10 +121,10 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
             run.edges[name] = (starts[name], stop_s)
             run.readings[name] = {r.device: r for r in readings}
 
-        origin = fake.start_monotonic_s
+        origin = fake.start_s
 
         def sleep_until(elapsed_s: float) -> None:
-            time.sleep(max(0.0, origin + elapsed_s - time.monotonic()))
+            time.sleep(max(0.0, origin + elapsed_s - time.perf_counter()))
 
         start("outer")
         sleep_until(0.3)
@@ -143,7 +143,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         # "mid" crosses inner's edges and GPU 1's ramp; "span" crosses GPU 5's counter reset and GPU 1's steps.
         run.intervals = {"mid": (0.52, 1.27), "span": (1.1, 2.3)}
         for name, (begin, end) in run.intervals.items():
-            readings = meter.energy_between(origin + begin, origin + end)  # perf_counter and monotonic: one clock
+            readings = meter.energy_between(origin + begin, origin + end)  # perf_counter, as the fake
             run.interval_readings[name] = {r.device: r for r in readings}
         meter.close()
         yield run
@@ -357,7 +357,7 @@ def test_piecewise_traces_integrate_exactly() -> None:
 
 def test_callable_trace_integrates_to_far_below_0_1_percent() -> None:
     fake = FakeNvml([FakeGpu(power=_sine)])
-    origin = fake.start_monotonic_s
+    origin = fake.start_s
     # Closed form of the sine trace over [0.1, 1.6] s.
     period = 0.7
     exact = 150.0 * 1.5 - 50.0 * period / (2 * math.pi) * (
@@ -368,7 +368,7 @@ def test_callable_trace_integrates_to_far_below_0_1_percent() -> None:
 
 def test_fake_counter_units_offset_and_wrap() -> None:
     with FakeNvml([FakeGpu(power=150.0, counter_offset_mj=5, counter_modulus_mj=1000)]) as fake:
-        origin = fake.start_monotonic_s
+        origin = fake.start_s
         # 150 W for 1 ms is 150 mJ; for 10 ms, 1500 mJ, which wraps at 1000 mJ (within 1 mJ: float time).
         assert abs(fake.counter_mj(0, origin + 0.001) - 155) <= 1
         assert abs(fake.counter_mj(0, origin + 0.01) - 505) <= 1
@@ -397,7 +397,7 @@ def test_past_interval_is_bounded_and_close_to_ground_truth(scenario: Scenario, 
     """The energy of an interval that was never a window: the truth lies within the reported bounds, and the
     interpolated figure is within 0.2% of it (edges fall between samples at most one 50 ms poll apart)."""
     begin, end = scenario.intervals[interval]
-    origin = scenario.fake.start_monotonic_s
+    origin = scenario.fake.start_s
     truth = scenario.fake.energy_j(gpu, origin + begin, origin + end)
     reading = scenario.interval_readings[interval][f"gpu:{gpu}"]
     bounds = f"[{reading.lower_j:.3f}, {reading.upper_j:.3f}]"

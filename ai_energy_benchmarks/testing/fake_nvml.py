@@ -6,11 +6,11 @@ a context manager), it makes ``import pynvml`` return the simulation, so both me
 exact ground truth::
 
     with FakeNvml([FakeGpu(power=150.0)]) as fake:
-        t0 = time.monotonic()
+        t0 = time.perf_counter()
         ...  # measure with any meter that reads pynvml
-        truth_j = fake.energy_j(0, t0, time.monotonic())
+        truth_j = fake.energy_j(0, t0, time.perf_counter())
 
-Each GPU draws power following a trace of elapsed seconds since :meth:`FakeNvml.install` (``time.monotonic()``
+Each GPU draws power following a trace of elapsed seconds since :meth:`FakeNvml.install` (``time.perf_counter()``
 based). Its cumulative energy counter (mJ, what ``nvmlDeviceGetTotalEnergyConsumption`` returns) is computed from
 the trace exactly for piecewise-linear traces (constants, steps, ramps) and by composite Simpson integration with
 steps of at most 1 ms for arbitrary callables. Counters may start at an offset and wrap at a modulus (advertised to
@@ -389,34 +389,34 @@ class FakeNvml:
         self.calls: Counter[tuple[str, int | None]] = Counter()
         self.init_count = 0
         self._lock = threading.Lock()
-        self._t0 = time.monotonic()
+        self._t0 = time.perf_counter()
         self._previous_module: Any = _MISSING
         self.module = self._build_module()
 
     # -- time and ground truth ---------------------------------------------------------------------------------------
 
     @property
-    def start_monotonic_s(self) -> float:
-        """``time.monotonic()`` at installation: elapsed time 0 of every trace."""
+    def start_s(self) -> float:
+        """``time.perf_counter()`` at installation (the clock of our meters' windows): elapsed time 0 of every trace."""
         return self._t0
 
-    def elapsed_s(self, monotonic_s: float | None = None) -> float:
-        """Seconds since installation at ``monotonic_s`` (now when None)."""
-        return (time.monotonic() if monotonic_s is None else monotonic_s) - self._t0
+    def elapsed_s(self, at_s: float | None = None) -> float:
+        """Seconds since installation at the ``time.perf_counter()`` instant ``at_s`` (now when None)."""
+        return (time.perf_counter() if at_s is None else at_s) - self._t0
 
-    def power_w(self, index: int, monotonic_s: float | None = None) -> float:
-        """True power of GPU ``index`` in W at ``monotonic_s`` (now when None)."""
-        return max(0.0, self.gpus[index].trace.power_w(self.elapsed_s(monotonic_s)))
+    def power_w(self, index: int, at_s: float | None = None) -> float:
+        """True power of GPU ``index`` in W at the ``time.perf_counter()`` instant ``at_s`` (now when None)."""
+        return max(0.0, self.gpus[index].trace.power_w(self.elapsed_s(at_s)))
 
-    def energy_j(self, index: int, start_monotonic_s: float, stop_monotonic_s: float) -> float:
-        """Ground truth: the exact energy in J GPU ``index`` drew between two ``time.monotonic()`` instants."""
+    def energy_j(self, index: int, start_s: float, stop_s: float) -> float:
+        """Ground truth: the exact energy in J GPU ``index`` drew between two ``time.perf_counter()`` instants."""
         trace = self.gpus[index].trace
-        return trace.energy_j(self.elapsed_s(start_monotonic_s), self.elapsed_s(stop_monotonic_s))
+        return trace.energy_j(self.elapsed_s(start_s), self.elapsed_s(stop_s))
 
-    def counter_mj(self, index: int, monotonic_s: float | None = None) -> int:
-        """The value GPU ``index``'s energy counter shows at ``monotonic_s`` (now when None), in mJ."""
+    def counter_mj(self, index: int, at_s: float | None = None) -> int:
+        """The value GPU ``index``'s energy counter shows at ``at_s`` (perf_counter; now when None), in mJ."""
         gpu = self.gpus[index]
-        energy_mj = gpu.trace.energy_j(0.0, self.elapsed_s(monotonic_s)) * 1000.0
+        energy_mj = gpu.trace.energy_j(0.0, self.elapsed_s(at_s)) * 1000.0
         return (gpu.counter_offset_mj + math.floor(energy_mj)) % gpu.counter_modulus_mj
 
     def device_calls(self, index: int) -> int:
@@ -429,7 +429,7 @@ class FakeNvml:
         """Make ``import pynvml`` return the simulation; restarts the traces' clock. Returns the module."""
         if self._previous_module is _MISSING:
             self._previous_module = sys.modules.get("pynvml", None)
-        self._t0 = time.monotonic()
+        self._t0 = time.perf_counter()
         sys.modules["pynvml"] = self.module
         return self.module
 
@@ -530,7 +530,7 @@ class FakeNvml:
             return fake._gpu("nvmlDeviceGetUUID", handle)[1].uuid
 
         def nvmlDeviceGetTotalEnergyConsumption(handle: Any) -> int:
-            now = time.monotonic()
+            now = time.perf_counter()
             index, gpu = fake._gpu("nvmlDeviceGetTotalEnergyConsumption", handle)
             if gpu.permission_denied:
                 raise NVMLError_NoPermission(NVML_ERROR_NO_PERMISSION)
@@ -539,7 +539,7 @@ class FakeNvml:
             return fake.counter_mj(index, now)
 
         def nvmlDeviceGetPowerUsage(handle: Any) -> int:
-            now = time.monotonic()
+            now = time.perf_counter()
             index, gpu = fake._gpu("nvmlDeviceGetPowerUsage", handle)
             if gpu.permission_denied:
                 raise NVMLError_NoPermission(NVML_ERROR_NO_PERMISSION)
