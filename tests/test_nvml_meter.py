@@ -293,23 +293,6 @@ def test_all_visible_gpus_when_none_selected(tmp_path: Path) -> None:
     assert (tmp_path / "timeline.csv").is_file()
 
 
-def test_window_misuse(tmp_path: Path) -> None:
-    with FakeNvml():
-        meter = NvmlMeter(MetricsConfig(), tmp_path, gpu_ids=[0])
-        with pytest.raises(MeterError, match="before prepare"):
-            meter.start_window("w")
-        meter.prepare()
-        try:
-            meter.start_window("w")
-            with pytest.raises(MeterError, match="already open"):
-                meter.start_window("w")
-            with pytest.raises(MeterError, match="was not started"):
-                meter.stop_window("other")
-            meter.stop_window("w")
-        finally:
-            meter.close()
-
-
 def test_missing_pynvml_names_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", None)  # makes `import pynvml` raise ImportError
     with pytest.raises(MeterError, match=r"pip install nvidia-ml-py"):

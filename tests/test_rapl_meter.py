@@ -120,21 +120,6 @@ def test_missing_tree(tmp_path: Path) -> None:
         _meter(tmp_path / "empty").prepare()
 
 
-def test_window_misuse(tmp_path: Path) -> None:
-    meter = _meter(FakePowercap(tmp_path / "powercap").root)
-    with pytest.raises(MeterError, match="before prepare"):
-        meter.start_window("w")
-    meter.prepare()
-    try:
-        meter.start_window("w")
-        with pytest.raises(MeterError, match="already open"):
-            meter.start_window("w")
-        with pytest.raises(MeterError, match="was not started"):
-            meter.stop_window("x")
-    finally:
-        meter.close()
-
-
 # Root reads any file whatever its mode, so when the tests run as root the child drops to 'nobody' before it reads the
 # counters. It drops after start-up and imports, because the interpreter may live where 'nobody' cannot go (here,
 # under /root, mode 0700); a preexec_fn that drops before exec fails in that case.

@@ -9,6 +9,7 @@ nothing else may call itself measured.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,7 +48,7 @@ class EnergyReading:
 
 
 @dataclass(frozen=True)
-class IntervalReading:
+class IntervalReading(EnergyReading):
     """Energy of one device over a past interval, read back from a meter's record of its counter.
 
     The counter is sampled at discrete times (window edges and the meter's polls), so an interval whose edges fall
@@ -56,18 +57,8 @@ class IntervalReading:
     samples). All three are joules.
     """
 
-    device: str
-    energy_j: float
-    lower_j: float
-    upper_j: float
-    source: str
-    meter: str
-    note: str = ""
-
-    @property
-    def is_measured(self) -> bool:
-        """True only when the figure comes from a hardware counter or sensor."""
-        return self.source.startswith(MEASURED_PREFIX)
+    lower_j: float = field(kw_only=True)
+    upper_j: float = field(kw_only=True)
 
 
 @runtime_checkable
@@ -136,6 +127,45 @@ class SnapshotWindows(Generic[SnapshotT]):
 
     def _init_windows(self) -> None:
         self._open: dict[str, SnapshotT] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    # -- the background reader (wraparounds, timelines, interval records) --------------------------------------------
+
+    def _poll(self) -> None:
+        """One background read (subclasses that poll override it)."""
+
+    def _start_polling(self, interval_s: float) -> None:
+        """Call :meth:`_poll` every ``interval_s`` seconds in a daemon thread until :meth:`_stop_polling`."""
+        self._stop.clear()
+        self._poller = threading.Thread(
+            target=self._poll_loop, args=(interval_s,), name=f"{self.name}-meter-poller", daemon=True
+        )
+        self._poller.start()
+
+    def _poll_loop(self, interval_s: float) -> None:
+        next_s = time.monotonic() + interval_s
+        while not self._stop.wait(max(0.0, next_s - time.monotonic())):
+            try:
+                self._poll()
+            except MeterError as exc:  # the next window edge reads the same counters and reports it
+                logger.debug("%s meter: background read failed: %s", self.name, exc)
+            except Exception:  # the poller must outlive a bad sample
+                logger.exception("%s meter: background read failed", self.name)
+            next_s += interval_s
+            now = time.monotonic()
+            if next_s < now:  # fell behind (e.g. a stalled driver call): skip, do not burst
+                next_s = now + interval_s
+
+    def _stop_polling(self) -> bool:
+        """Stop the background reader; False when none was running."""
+        if self._poller is None:
+            return False
+        self._stop.set()
+        self._poller.join()
+        self._poller = None
+        return True
 
     def _ready(self) -> bool:
         """Whether :meth:`prepare` has run."""

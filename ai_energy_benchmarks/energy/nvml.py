@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,9 +156,6 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
         self._visible_count = 0
         self._driver_version = "unknown"
         self._init_windows()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._poller: threading.Thread | None = None
         self._origin_s = 0.0
         self._rows: list[tuple[Any, ...]] = []
         self._timeline_rows_written = 0
@@ -194,9 +190,7 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
                 self._sample_power(gpu, strict=not gpu.has_counter)
                 if not gpu.has_counter:
                     gpu.remember(time.perf_counter(), None)
-        self._stop.clear()
-        self._poller = threading.Thread(target=self._poll_loop, name="nvml-meter-poller", daemon=True)
-        self._poller.start()
+        self._start_polling(self._poll_interval_s)
         logger.debug("nvml meter ready: %s", self.describe())
 
     @staticmethod
@@ -298,7 +292,7 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
         except Exception:
             return None
 
-    def _poll_once(self) -> None:
+    def _poll(self) -> None:
         wall_s = time.time()
         for gpu in self._gpus:
             with self._lock:
@@ -325,18 +319,6 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
             )
         if len(self._rows) >= _TIMELINE_FLUSH_ROWS:
             self._flush_timeline()
-
-    def _poll_loop(self) -> None:
-        next_s = time.monotonic() + self._poll_interval_s
-        while not self._stop.wait(max(0.0, next_s - time.monotonic())):
-            try:
-                self._poll_once()
-            except Exception:  # the poller must outlive a bad sample
-                logger.exception("nvml meter: polling failed")
-            next_s += self._poll_interval_s
-            now = time.monotonic()
-            if next_s < now:  # fell behind (e.g. a stalled driver call): skip, do not burst
-                next_s = now + self._poll_interval_s
 
     def _read_counter(self, gpu: _Gpu) -> int:
         try:
@@ -464,11 +446,11 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
         return IntervalReading(
             f"gpu:{gpu.index}",
             estimate.energy_j,
-            estimate.lower_j,
-            estimate.upper_j,
             source,
             self.name,
             note,
+            lower_j=estimate.lower_j,
+            upper_j=estimate.upper_j,
         )
 
     # -- description and shutdown ------------------------------------------------------------------------------------
@@ -524,10 +506,7 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
 
     def close(self) -> None:
         """Stop the poller, write ``timeline.csv`` and shut NVML down."""
-        if self._poller is not None:
-            self._stop.set()
-            self._poller.join()
-            self._poller = None
+        if self._stop_polling():
             self._drop_open_windows()
             self._flush_timeline()
             logger.debug("nvml meter: %d timeline rows in %s", self._timeline_rows_written, self.timeline_path)

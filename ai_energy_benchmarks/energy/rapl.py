@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,9 +79,6 @@ class RaplMeter(SnapshotWindows[dict[str, int]]):
         self._zones: list[_Zone] = []
         self._ignored: list[dict[str, str]] = []
         self._init_windows()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._poller: threading.Thread | None = None
         self._prepared = False
 
     # -- set-up ------------------------------------------------------------------------------------------------------
@@ -153,9 +149,7 @@ class RaplMeter(SnapshotWindows[dict[str, int]]):
         self._zones, self._ignored = [], []
         self._discover()
         self._prepared = True
-        self._stop.clear()
-        self._poller = threading.Thread(target=self._poll_loop, name="rapl-meter-poller", daemon=True)
-        self._poller.start()
+        self._start_polling(self.poll_interval_s)
         logger.debug("rapl meter ready: %s", self.describe())
 
     # -- reading -----------------------------------------------------------------------------------------------------
@@ -177,12 +171,8 @@ class RaplMeter(SnapshotWindows[dict[str, int]]):
                 self._update(zone)
             return {zone.device: zone.total_uj for zone in self._zones}
 
-    def _poll_loop(self) -> None:
-        while not self._stop.wait(self.poll_interval_s):
-            try:
-                self._snapshot()
-            except MeterError as exc:  # reported at the next window edge, which reads the same files
-                logger.debug("rapl meter: background read failed: %s", exc)
+    def _poll(self) -> None:
+        self._snapshot()
 
     # -- windows -----------------------------------------------------------------------------------------------------
 
@@ -224,7 +214,13 @@ class RaplMeter(SnapshotWindows[dict[str, int]]):
             source = zone.source if estimate.mostly_read else INTERPOLATED_SOURCE
             readings.append(
                 IntervalReading(
-                    zone.device, estimate.energy_j, estimate.lower_j, estimate.upper_j, source, self.name, note
+                    zone.device,
+                    estimate.energy_j,
+                    source,
+                    self.name,
+                    note,
+                    lower_j=estimate.lower_j,
+                    upper_j=estimate.upper_j,
                 )
             )
         return readings
@@ -252,9 +248,6 @@ class RaplMeter(SnapshotWindows[dict[str, int]]):
 
     def close(self) -> None:
         """Stop the background reader."""
-        if self._poller is not None:
-            self._stop.set()
-            self._poller.join()
-            self._poller = None
+        self._stop_polling()
         self._drop_open_windows()
         self._prepared = False
