@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from contract import SUMMARY_KEYS
 
 from ai_energy_benchmarks import create_benchmark
 from ai_energy_benchmarks.backends.pytorch import PyTorchBackend
@@ -37,19 +38,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "examples" / "aienergyscore" / "Dockerfile"
 NUM_SAMPLES = 6
 NEW_TOKENS = 4
-
-SUMMARY_KEYS = (
-    "total_prompts",
-    "successful_prompts",
-    "failed_prompts",
-    "total_duration_seconds",
-    "avg_latency_seconds",
-    "avg_time_to_first_token",
-    "total_tokens",
-    "total_prompt_tokens",
-    "total_completion_tokens",
-    "throughput_tokens_per_second",
-)
 
 
 def aienergyscore_figures(report_path: Path, energy_key: str = "gpu_energy_wh") -> dict[str, Any]:
