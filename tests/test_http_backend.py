@@ -60,6 +60,28 @@ def make_config(
     )
 
 
+def runner_config(
+    tmp_path: Path,
+    endpoint: str,
+    *,
+    backend: dict[str, Any] | None = None,
+    scenario: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    name: str = "http-run",
+) -> BenchmarkConfig:
+    """A whole benchmark against ``endpoint``: output in ``tmp_path/out``, energy off unless ``metrics`` says."""
+    return BenchmarkConfig.model_validate(
+        {
+            "name": name,
+            "output_dir": str(tmp_path / "out"),
+            "backend": {"type": "vllm", "model": MODEL, "endpoint": endpoint, **(backend or {})},
+            "scenario": scenario or {},
+            "metrics": metrics if metrics is not None else {"enabled": False},
+            "reporter": {"output_file": str(tmp_path / "results.csv")},
+        }
+    )
+
+
 @pytest.fixture
 def server() -> Iterator[FakeOpenAIServer]:
     with FakeOpenAIServer(models=[MODEL, "other-model"]) as fake:
@@ -709,20 +731,17 @@ def test_host_is_local() -> None:
 
 # -- through the runner --------------------------------------------------------------------------------------------
 def test_runner_end_to_end_with_the_fake_server(server: FakeOpenAIServer, tmp_path: Path) -> None:
-    config = BenchmarkConfig.model_validate(
-        {
-            "name": "http-fake",
-            "output_dir": str(tmp_path / "out"),
-            "backend": {"type": "vllm", "model": MODEL, "endpoint": server.url + "/v1", "concurrency": 4},
-            "scenario": {
-                "num_samples": 12,
-                "generate_kwargs": {"max_new_tokens": 6, "min_new_tokens": 6},
-                "warmup_runs": 2,
-                "repetitions": 2,
-            },
-            "metrics": {"enabled": False},
-            "reporter": {"output_file": str(tmp_path / "results.csv")},
-        }
+    config = runner_config(
+        tmp_path,
+        server.url + "/v1",
+        backend={"concurrency": 4},
+        scenario={
+            "num_samples": 12,
+            "generate_kwargs": {"max_new_tokens": 6, "min_new_tokens": 6},
+            "warmup_runs": 2,
+            "repetitions": 2,
+        },
+        name="http-fake",
     )
     result = BenchmarkRunner(config).run()
     assert result["status"] == "completed"
@@ -757,14 +776,11 @@ def test_set_phase_names_runs_for_drivers_other_than_the_runner(server: FakeOpen
 def test_runner_writes_a_partial_report_when_a_hopeless_run_stops(server: FakeOpenAIServer, tmp_path: Path) -> None:
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"text": f"[fault:http_500] {i}"}) + "\n" for i in range(10)))
-    config = BenchmarkConfig.model_validate(
-        {
-            "output_dir": str(tmp_path / "out"),
-            "backend": {"type": "vllm", "model": MODEL, "endpoint": server.url, "max_consecutive_failures": 3},
-            "scenario": {"dataset_name": str(prompts), "num_samples": 10, "warmup_runs": 0, "measure_prefill": False},
-            "metrics": {"enabled": False},
-            "reporter": {"output_file": str(tmp_path / "results.csv")},
-        }
+    config = runner_config(
+        tmp_path,
+        server.url,
+        backend={"max_consecutive_failures": 3},
+        scenario={"dataset_name": str(prompts), "num_samples": 10, "warmup_runs": 0, "measure_prefill": False},
     )
     with pytest.raises(BackendError, match="3 requests failed in a row"):
         BenchmarkRunner(config).run()
@@ -804,19 +820,18 @@ def test_client_capacity_benchmark_runs(tmp_path: Path) -> None:
 def test_runner_with_meters_reports_steady_state_energy_as_an_estimate(
     server: FakeOpenAIServer, tmp_path: Path
 ) -> None:
-    config = BenchmarkConfig.model_validate(
-        {
-            "name": "http-energy",
-            "output_dir": str(tmp_path / "out"),
-            "backend": {"type": "vllm", "model": MODEL, "endpoint": server.url + "/v1", "concurrency": 4},
-            "scenario": {
-                "num_samples": 40,
-                "generate_kwargs": {"max_new_tokens": 8, "min_new_tokens": 8},
-                "warmup_runs": 1,
-                "measure_prefill": False,
-            },
-            "reporter": {"output_file": str(tmp_path / "results.csv")},
-        }
+    config = runner_config(
+        tmp_path,
+        server.url + "/v1",
+        backend={"concurrency": 4},
+        scenario={
+            "num_samples": 40,
+            "generate_kwargs": {"max_new_tokens": 8, "min_new_tokens": 8},
+            "warmup_runs": 1,
+            "measure_prefill": False,
+        },
+        metrics={},  # CodeCarbon, the default meter
+        name="http-energy",
     )
     result = BenchmarkRunner(config).run()
     energy = result["energy"]
@@ -886,19 +901,25 @@ print(json.dumps({"truth_j": truth_j, "cpu_truth_j": truth_j / 10, "energy": res
 """
 
 
-def test_steady_state_gpu_energy_is_measured_over_the_interval(tmp_path: Path) -> None:
-    """With NVML on a (simulated) server GPU, the steady state's GPU energy is read back from the counter record
-    over the steady interval itself: it matches the truth (within its bounds) where the time share of the window
-    does not. CodeCarbon's CPU and RAM stay time-share estimates, and the report and console say which is which."""
+def run_steady_script(tmp_path: Path, *options: str) -> dict[str, Any]:
+    """Run STEADY_NVML_RUN in a fresh interpreter (the simulated NVML must be in place before CodeCarbon loads)."""
     done = subprocess.run(
-        [sys.executable, "-c", STEADY_NVML_RUN, str(tmp_path / "out")],
+        [sys.executable, "-c", STEADY_NVML_RUN, str(tmp_path / "out"), *options],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_steady_state_gpu_energy_is_measured_over_the_interval(tmp_path: Path) -> None:
+    """With NVML on a (simulated) server GPU, the steady state's GPU energy is read back from the counter record
+    over the steady interval itself: it matches the truth (within its bounds) where the time share of the window
+    does not. CodeCarbon's CPU and RAM stay time-share estimates, and the report and console say which is which."""
+    out = run_steady_script(tmp_path)
     energy = out["energy"]
     steady = energy["steady_state"]
     (window,) = steady["windows"]
@@ -921,15 +942,7 @@ def test_steady_state_gpu_energy_is_measured_over_the_interval(tmp_path: Path) -
 def test_steady_state_cpu_energy_is_measured_over_the_interval_with_rapl(tmp_path: Path) -> None:
     """With RAPL reading the (simulated) CPU package as well, the steady state's GPU and CPU energy are both read
     back over the interval; only CodeCarbon's RAM model stays a time-share estimate."""
-    done = subprocess.run(
-        [sys.executable, "-c", STEADY_NVML_RUN, str(tmp_path / "out"), "rapl"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = run_steady_script(tmp_path, "rapl")
     energy = out["energy"]
     assert energy["sources"]["cpu"] == "measured:rapl"
     (window,) = energy["steady_state"]["windows"]
@@ -949,21 +962,12 @@ def test_idle_baseline_of_a_gpu_at_constant_power(tmp_path: Path) -> None:
     from ai_energy_benchmarks.testing.fake_nvml import FakeGpu, FakeNvml
 
     with FakeNvml([FakeGpu(power=60.0)]), FakeOpenAIServer(models=[MODEL], token_delay_s=0.002) as fake:
-        config = BenchmarkConfig.model_validate(
-            {
-                "output_dir": str(tmp_path / "out"),
-                "backend": {
-                    "type": "vllm",
-                    "model": MODEL,
-                    "endpoint": fake.url + "/v1",
-                    "device": "cuda",
-                    "device_ids": [0],
-                    "concurrency": 2,
-                },
-                "scenario": {"num_samples": 6, "generate_kwargs": {"max_new_tokens": 8, "min_new_tokens": 8}},
-                "metrics": {"type": "nvml", "idle_seconds": 0.5},
-                "reporter": {"output_file": str(tmp_path / "results.csv")},
-            }
+        config = runner_config(
+            tmp_path,
+            fake.url + "/v1",
+            backend={"device": "cuda", "device_ids": [0], "concurrency": 2},
+            scenario={"num_samples": 6, "generate_kwargs": {"max_new_tokens": 8, "min_new_tokens": 8}},
+            metrics={"type": "nvml", "idle_seconds": 0.5},
         )
         result = BenchmarkRunner(config).run()
     energy, baseline = result["energy"], result["energy"]["idle_baseline"]
@@ -979,20 +983,17 @@ def test_reasoning_and_answer_tokens_are_counted_apart(tmp_path: Path) -> None:
     """A server that streams reasoning as `reasoning_content` (and says so in usage): TTFT is the first reasoning
     chunk, and the report splits reasoning from answer tokens."""
     with FakeOpenAIServer(models=[MODEL], reasoning_tokens=5, first_token_delay_s=0.05) as fake:
-        config = BenchmarkConfig.model_validate(
-            {
-                "name": "http-reasoning",
-                "output_dir": str(tmp_path / "out"),
-                "backend": {"type": "vllm", "model": MODEL, "endpoint": fake.url + "/v1", "api": "chat"},
-                "scenario": {
-                    "num_samples": 3,
-                    "generate_kwargs": {"max_new_tokens": 8, "min_new_tokens": 8},
-                    "warmup_runs": 0,
-                    "measure_prefill": False,
-                },
-                "metrics": {"enabled": False},
-                "reporter": {"output_file": str(tmp_path / "results.csv")},
-            }
+        config = runner_config(
+            tmp_path,
+            fake.url + "/v1",
+            backend={"api": "chat"},
+            scenario={
+                "num_samples": 3,
+                "generate_kwargs": {"max_new_tokens": 8, "min_new_tokens": 8},
+                "warmup_runs": 0,
+                "measure_prefill": False,
+            },
+            name="http-reasoning",
         )
         result = BenchmarkRunner(config).run()
     summary = result["summary"]
