@@ -117,17 +117,23 @@ def test_version_is_written_in_one_file_only() -> None:
 
 
 # -- the Docker build context -----------------------------------------------------------------------------------
-def _docker_pattern(pattern: str) -> re.Pattern[str]:
-    """A .dockerignore pattern as Docker reads it: `*` and `?` stop at `/`, `**` crosses directories."""
+def _glob_regex(pattern: str, *, github: bool = False) -> re.Pattern[str]:
+    """A glob as a regular expression: `*` stops at `/`, `**` crosses directories, `[...]` is a class.
+
+    Docker (.dockerignore): `?` is one character other than `/`, and `**/` also matches no directory at all.
+    GitHub Actions filters (`github`): `?` and `+` repeat the character before them, as in a regular expression.
+    """
     out, i = "", 0
     while i < len(pattern):
         char = pattern[i]
         if pattern.startswith("**", i):
             out += ".*"
-            i += 3 if pattern.startswith("**/", i) else 2
+            i += 3 if pattern.startswith("**/", i) and not github else 2
             continue
         if char == "*":
             out += "[^/]*"
+        elif github and char in "+?":
+            out += char
         elif char == "?":
             out += "[^/]"
         elif char == "[":
@@ -147,7 +153,7 @@ def docker_sends(path: str, patterns: list[str]) -> bool:
     sent = True
     for raw in patterns:
         exception = raw.startswith("!")
-        regex = _docker_pattern(os.path.normpath(raw[1:] if exception else raw).lstrip("/"))
+        regex = _glob_regex(os.path.normpath(raw[1:] if exception else raw).lstrip("/"))
         if any(regex.fullmatch("/".join(parts[:k])) for k in range(1, len(parts) + 1)):
             sent = exception
     return sent
@@ -201,30 +207,6 @@ def test_build_wheel_script_cleans_builds_and_prints_the_install_command() -> No
 
 
 # -- GitHub Actions ---------------------------------------------------------------------------------------------
-def _github_filter(pattern: str) -> re.Pattern[str]:
-    """A GitHub Actions branch/tag filter pattern (`*`, `**`, `+`, `?`, `[...]`) as a regular expression."""
-    out, i = "", 0
-    while i < len(pattern):
-        char = pattern[i]
-        if pattern.startswith("**", i):
-            out += ".*"
-            i += 2
-            continue
-        if char == "*":
-            out += "[^/]*"
-        elif char in "+?":
-            out += char
-        elif char == "[":
-            end = pattern.index("]", i)
-            out += pattern[i : end + 1]
-            i = end + 1
-            continue
-        else:
-            out += re.escape(char)
-        i += 1
-    return re.compile(out)
-
-
 def _all_steps(workflow: dict[Any, Any]) -> list[dict[str, Any]]:
     return [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
 
@@ -265,7 +247,7 @@ def test_publish_workflow_builds_once_and_uses_trusted_publishing() -> None:
     assert set(triggers(workflow)) == {"push"}
 
     def triggered(tag: str) -> bool:
-        return any(_github_filter(pattern).fullmatch(tag) for pattern in tags)
+        return any(_glob_regex(pattern, github=True).fullmatch(tag) for pattern in tags)
 
     for tag in ("v0.1.0", "v1.2.3", "v10.20.30", "v1.2.3rc1", "v1.2.3rc12"):
         assert triggered(tag), tag
