@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 
+def one_line(exc: BaseException, *, all_lines: bool = False) -> str:
+    """A third-party exception's message on one line: its first line (or, with ``all_lines``, every non-empty line
+    joined with "; "), or the exception's type name when it has no message."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    return "; ".join(lines) if all_lines else lines[0]
+
+
 class BenchmarkError(Exception):
     """Base class for every error raised on purpose by ai_energy_benchmarks."""
 

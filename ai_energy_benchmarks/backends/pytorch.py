@@ -14,7 +14,13 @@ from typing import Any
 
 from ai_energy_benchmarks.backends.base import RequestRecord
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
-from ai_energy_benchmarks.exceptions import BackendError, ConfigError, DatasetError, MissingDependencyError
+from ai_energy_benchmarks.exceptions import (
+    BackendError,
+    ConfigError,
+    DatasetError,
+    MissingDependencyError,
+    one_line,
+)
 from ai_energy_benchmarks.formatters.harmony import HarmonyFormatter
 
 logger = logging.getLogger(__name__)
@@ -188,14 +194,14 @@ class PyTorchBackend:
             tokenizer = transformers.AutoTokenizer.from_pretrained(self._tokenizer_source(), trust_remote_code=trust)
             model_config = transformers.AutoConfig.from_pretrained(self._source, trust_remote_code=trust)
         except OSError as exc:
-            raise BackendError(f"backend.model: cannot load '{backend.model}': {_first_line(exc)}") from None
+            raise BackendError(f"backend.model: cannot load '{backend.model}': {one_line(exc)}") from None
         except ValueError as exc:
             if "custom code" in str(exc) or "trust_remote_code" in str(exc):
                 raise ConfigError(
                     f"backend.model: '{backend.model}' contains custom code, which runs only with "
                     "backend.trust_remote_code=true (set it only if you trust that code)"
                 ) from None
-            raise ConfigError(f"backend.model: '{backend.model}': {_first_line(exc)}") from None
+            raise ConfigError(f"backend.model: '{backend.model}': {one_line(exc)}") from None
         transformers.utils.logging.disable_progress_bar()  # the library never prints; the CLI shows progress
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
@@ -220,9 +226,9 @@ class PyTorchBackend:
                 if "device_map" not in kwargs:
                     model.to(self._device)
         except OSError as exc:
-            raise BackendError(f"backend.model: cannot load '{backend.model}': {_first_line(exc)}") from None
+            raise BackendError(f"backend.model: cannot load '{backend.model}': {one_line(exc)}") from None
         except (ValueError, ImportError) as exc:
-            raise ConfigError(f"backend: cannot load '{backend.model}' as configured: {_first_line(exc)}") from None
+            raise ConfigError(f"backend: cannot load '{backend.model}' as configured: {one_line(exc)}") from None
         model.eval()
         self._model = model
         self._tokenizer = tokenizer
@@ -310,7 +316,7 @@ class PyTorchBackend:
             with self._torch.inference_mode():
                 self._model.generate(**encoded, **kwargs, pad_token_id=self._tokenizer.pad_token_id)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"scenario.generate_kwargs: rejected by generate(): {_first_line(exc)}") from None
+            raise ConfigError(f"scenario.generate_kwargs: rejected by generate(): {one_line(exc)}") from None
 
     # -- running ---------------------------------------------------------------------------------------------
     def synchronize(self) -> None:
@@ -442,8 +448,3 @@ def _gpu_memory(torch: Any, device_ids: list[int]) -> dict[int | str, str]:
 
 def _memory_key(key: str) -> int | str:
     return int(key) if key.isdigit() else key
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ai_energy_benchmarks.config.schema import ScenarioConfig
-from ai_energy_benchmarks.exceptions import DatasetError
+from ai_energy_benchmarks.exceptions import DatasetError, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -169,15 +169,10 @@ _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _SHA_PREFIX_RE = re.compile(r"^[0-9a-f]{7,40}$")
 
 
-def _one_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return "; ".join(lines) if lines else type(exc).__name__
-
-
 def _hub_load_error(scenario: ScenarioConfig, exc: Exception, offline: bool) -> DatasetError:
     """Turn a ``datasets`` failure into a one-line message naming the setting to change."""
     name = scenario.dataset_name
-    reason = _one_line(exc)
+    reason = one_line(exc, all_lines=True)
     if reason.startswith("Unknown split"):
         return DatasetError(f"scenario.split: hub dataset '{name}' has no split '{scenario.split}': {reason}")
     if ("configuration" in reason and "cache" in reason) or ("find cache for" in reason and "config" in reason):

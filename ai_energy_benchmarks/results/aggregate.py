@@ -428,7 +428,7 @@ def _steady_device(
     window_readings = [r for r in window.readings if _device_class(r) == device and r.meter == meter]
     if not window_readings:
         return None
-    read_back = [r for r in interval if r.device.split(":", 1)[0] == device and r.meter == meter]
+    read_back = [r for r in interval if _device_class(r) == device and r.meter == meter]
     if read_back and {r.device for r in read_back} == {r.device for r in window_readings}:
         return {
             "energy_wh": _wh(sum(r.energy_j for r in read_back)),
@@ -454,8 +454,8 @@ def _steady_state(
 ) -> dict[str, Any] | None:
     """Energy of the backend's steady-state intervals (all load slots busy), where the backend reports them.
 
-    Per device class: measured over the interval itself where the chosen meter can read a past interval back (NVML's
-    counter record), otherwise estimated as the window's energy times the interval's share of the window.
+    Per device class: read back over the interval itself where the chosen meter keeps a counter record (NVML, RAPL),
+    otherwise estimated as the window's energy times the interval's share of the window.
     """
     entries = ((model_info.get("http") or {}).get("steady_state")) or []
     if not entries:
