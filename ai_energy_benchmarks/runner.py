@@ -154,8 +154,12 @@ class BenchmarkRunner:
             except BaseException as exc:
                 status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
                 logger.warning("run %s after %d measured requests; writing what was measured", status, len(records))
-                self._finish(backend, meter_set, prompt_set, records, started_at, status=status)
-                exc.partial_report = str(self.output_dir / REPORT_FILE)  # type: ignore[attr-defined]
+                try:
+                    self._finish(backend, meter_set, prompt_set, records, started_at, status=status)
+                except Exception as write_error:  # the run's own error is the one to report
+                    logger.error("could not write the partial report: %s", write_error)
+                else:
+                    exc.partial_report = str(self.output_dir / REPORT_FILE)  # type: ignore[attr-defined]
                 raise
             return self._finish(backend, meter_set, prompt_set, records, started_at, status=None)
         finally:

@@ -146,3 +146,77 @@ def test_a_remote_servers_gpu_energy_is_not_measured_not_zero() -> None:
     assert energy["sources"]["gpu"] == "not-measured:remote-server"
     assert "the endpoint is not on this host" in result["warnings"]
     assert energy["total_energy_wh"] == pytest.approx(10 / 3600)
+
+
+def test_a_meter_that_missed_a_window_is_not_summed_over_fewer_windows() -> None:
+    """NVML failed to start in generate-1; CodeCarbon read both windows. The GPU figure is CodeCarbon's, over the
+    whole measured duration; the meters are compared only on the window both read; and where the only meter
+    missed a window, the device's energy is missing rather than understated."""
+    first = WindowMeasurement(
+        name="generate-0",
+        duration_s=2.0,
+        repetition=0,
+        readings=[
+            reading("gpu:0", 300.0, "measured:nvml-energy-counter", "nvml"),
+            reading("gpu", 301.0, "measured:codecarbon-nvml-energy-counter", "codecarbon"),
+            reading("ram", 40.0, "estimated:codecarbon-ram", "codecarbon"),
+        ],
+    )
+    second = WindowMeasurement(
+        name="generate-1",
+        duration_s=2.0,
+        repetition=1,
+        readings=[
+            reading("gpu", 299.0, "measured:codecarbon-nvml-energy-counter", "codecarbon"),
+            reading("ram", 40.0, "estimated:codecarbon-ram", "codecarbon"),
+        ],
+        errors=["meter 'nvml' failed to start window 'generate-1': driver gone; its readings are missing"],
+    )
+    assert choose_meters([first, second])["gpu"] == "codecarbon"
+    energy = build([first, second], gpu_ids=[0])["energy"]
+    assert energy["gpu_energy_wh"] == pytest.approx(600 / 3600)
+    assert energy["sources"]["gpu"] == "measured:codecarbon-nvml-energy-counter"
+    (gpu_check,) = [c for c in energy["cross_checks"] if c["device"] == "gpu"]
+    assert gpu_check["energy_wh"] == pytest.approx({"codecarbon": 301 / 3600, "nvml": 300 / 3600})
+    assert gpu_check["flagged"] is False
+    # Without CodeCarbon's GPU view, nothing read the GPU in generate-1: no GPU total at all.
+    second.readings = [r for r in second.readings if r.device != "gpu"]
+    assert build([first, second], gpu_ids=[0])["energy"]["gpu_energy_wh"] is None
+
+
+def test_cross_check_names_every_source_of_a_meter() -> None:
+    window = WindowMeasurement(
+        name="generate-0",
+        duration_s=2.0,
+        repetition=0,
+        readings=[
+            reading("gpu:0", 150.0, "measured:nvml-energy-counter", "nvml"),
+            reading("gpu:1", 150.0, "measured:nvml-power-integrated", "nvml"),
+            reading("gpu", 300.0, "measured:codecarbon-nvml-energy-counter", "codecarbon"),
+        ],
+    )
+    (check,) = build([window], gpu_ids=[0, 1])["energy"]["cross_checks"]
+    assert check["sources"]["nvml"] == "measured:nvml-energy-counter+measured:nvml-power-integrated"
+
+
+def test_emissions_are_the_grid_intensity_applied_to_the_reported_energy() -> None:
+    """CodeCarbon knows the grid (400 g/kWh here) and read 374 J itself; the report's energy is 356 J (NVML's GPU
+    figure replaces CodeCarbon's), so its emissions are 356 J at 400 g/kWh, labelled an estimate."""
+    window = WindowMeasurement(
+        name="generate-0",
+        duration_s=2.0,
+        repetition=0,
+        readings=[
+            reading("gpu:0", 300.0, "measured:nvml-energy-counter", "nvml"),
+            reading("gpu", 318.0, "measured:codecarbon-nvml-energy-counter", "codecarbon"),
+            reading("cpu", 16.0, "estimated:codecarbon-cpu-load", "codecarbon"),
+            reading("ram", 40.0, "estimated:codecarbon-ram", "codecarbon"),
+        ],
+        emissions_kg=374.0 / 3.6e6 * 0.400,
+        emissions_energy_j=374.0,
+    )
+    energy = build([window], gpu_ids=[0])["energy"]
+    assert energy["total_energy_wh"] == pytest.approx(356 / 3600)
+    assert energy["carbon_intensity_g_per_kwh"] == pytest.approx(400.0)
+    assert energy["emissions_g_co2eq"] == pytest.approx(356 / 3.6e6 * 400.0)
+    assert energy["emissions_source"] == "estimated:grid-intensity-x-energy"

@@ -81,6 +81,8 @@ class WindowMeasurement:
     repetition: int | None = None
     readings: list[EnergyReading] = field(default_factory=list)
     emissions_kg: float | None = None
+    #: Energy (J) of the readings of the meters that gave ``emissions_kg``: emissions / this = the grid intensity.
+    emissions_energy_j: float = 0.0
     errors: list[str] = field(default_factory=list)
 
     def energy_j(self, device: str) -> float | None:
@@ -253,6 +255,7 @@ class MeterSet:
             measurement.readings.extend(readings)
             if emissions_kg is not None:
                 measurement.emissions_kg = (measurement.emissions_kg or 0.0) + emissions_kg
+                measurement.emissions_energy_j += sum(r.energy_j for r in readings)
 
     def energy_between(self, start_s: float, end_s: float) -> list[IntervalReading]:
         """Energy of a past interval (``time.perf_counter()`` seconds) from every meter that keeps a record.

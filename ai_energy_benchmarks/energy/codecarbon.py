@@ -177,6 +177,10 @@ class CodeCarbonMeter:
         self._close_segment()
         cpu_kwh, ram_kwh, gpu_kwh, emissions_kg = self._open.pop(name)
         self._open_segment()
+        if self._gpu_ids == [] and cpu_kwh + ram_kwh + gpu_kwh > 0:
+            # CodeCarbon counted every GPU of the host (no gpu_ids); the run used none: keep the emissions of the
+            # energy this meter reports (CPU and RAM) at the same grid intensity.
+            emissions_kg *= (cpu_kwh + ram_kwh) / (cpu_kwh + ram_kwh + gpu_kwh)
         readings = [
             EnergyReading(
                 device="cpu",

@@ -100,14 +100,30 @@ def _meter_rank(readings: Sequence[EnergyReading]) -> tuple[int, int]:
     return (0 if measured else 1, 0 if direct else 1)
 
 
+def _meters_by_window(windows: Sequence[WindowMeasurement]) -> dict[str, dict[str, set[str]]]:
+    """Device class -> meter -> names of the windows that meter read the class in."""
+    read: dict[str, dict[str, set[str]]] = {}
+    for window in windows:
+        for reading in window.readings:
+            read.setdefault(_device_class(reading), {}).setdefault(reading.meter, set()).add(window.name)
+    return read
+
+
 def choose_meters(windows: Sequence[WindowMeasurement]) -> dict[str, str]:
-    """For each device class read in ``windows``, the meter whose readings are reported."""
+    """For each device class read in ``windows``, the meter whose readings are reported.
+
+    A meter that read the class in every window is preferred to one that missed a window (it failed there), then
+    measured before estimated, then a direct meter before CodeCarbon's view of the same counter.
+    """
     by_class: dict[str, dict[str, list[EnergyReading]]] = {}
     for window in windows:
         for reading in window.readings:
             by_class.setdefault(_device_class(reading), {}).setdefault(reading.meter, []).append(reading)
+    read_in = _meters_by_window(windows)
+    every = {w.name for w in windows}
     return {
-        device: min(sorted(meters), key=lambda meter: _meter_rank(meters[meter])) for device, meters in by_class.items()
+        device: min(sorted(meters), key=lambda meter: (read_in[device][meter] != every, _meter_rank(meters[meter])))
+        for device, meters in by_class.items()
     }
 
 
@@ -117,11 +133,13 @@ def _window_joules(window: WindowMeasurement, device: str, meter: str | None) ->
 
 
 def _joules(windows: Sequence[WindowMeasurement], chosen: dict[str, str]) -> dict[str, float | None]:
+    """Energy per device class over ``windows`` (J); None when the chosen meter missed any of them (a sum over
+    fewer windows than the measured duration would understate the energy)."""
     totals: dict[str, float | None] = {}
     for device in _DEVICES:
         values = [_window_joules(w, device, chosen.get(device)) for w in windows]
         present = [v for v in values if v is not None]
-        totals[device] = sum(present) if present else None
+        totals[device] = sum(present) if present and len(present) == len(values) else None
     return totals
 
 
@@ -148,13 +166,17 @@ def _sources(windows: Sequence[WindowMeasurement], chosen: dict[str, str]) -> di
 # -- energy -------------------------------------------------------------------------------------------------------
 def _cross_checks(windows: Sequence[WindowMeasurement], tolerance: float) -> tuple[list[dict[str, Any]], list[str]]:
     per_meter: dict[str, dict[str, float]] = {}
-    sources: dict[tuple[str, str], str] = {}
+    sources: dict[tuple[str, str], set[str]] = {}
+    read_in = _meters_by_window(windows)
     for window in windows:
         for reading in window.readings:
             device = _device_class(reading)
+            common = set.intersection(*read_in[device].values())
+            if window.name not in common:  # compare meters only over the windows every one of them read
+                continue
             per_meter.setdefault(device, {}).setdefault(reading.meter, 0.0)
             per_meter[device][reading.meter] += reading.energy_j
-            sources[(device, reading.meter)] = reading.source
+            sources.setdefault((device, reading.meter), set()).add(reading.source)
     checks, warnings = [], []
     for device, meters in sorted(per_meter.items()):
         if len(meters) < 2:
@@ -167,7 +189,7 @@ def _cross_checks(windows: Sequence[WindowMeasurement], tolerance: float) -> tup
             {
                 "device": device,
                 "energy_wh": {meter: joules / _J_PER_WH for meter, joules in sorted(meters.items())},
-                "sources": {meter: sources[(device, meter)] for meter in sorted(meters)},
+                "sources": {meter: "+".join(sorted(sources[(device, meter)])) for meter in sorted(meters)},
                 "relative_difference": difference,
                 "tolerance": tolerance,
                 "flagged": flagged,
@@ -260,9 +282,14 @@ def _energy(
     if metered and gpu_ids_used and sources["gpu"] and not sources["gpu"].startswith("measured:"):
         flags.append("gpu-estimated")
         warnings.append(f"GPU energy is not measured but {sources['gpu']}")
-    emissions = [w.emissions_kg for w in generate if w.emissions_kg is not None]
-    emissions_kg = sum(emissions) if emissions else None
     total_j = _total(joules) if metered else None
+    # Emissions: the grid intensity of the meter that knows it (CodeCarbon: emissions over its own energy) applied
+    # to the energy reported here, which may come from other meters. Always an estimate.
+    emitting = [w for w in generate if w.emissions_kg is not None]
+    emitted_kg = sum(w.emissions_kg or 0.0 for w in emitting)
+    emitted_j = sum(w.emissions_energy_j for w in emitting)
+    intensity_kg_per_j = emitted_kg / emitted_j if emitting and emitted_j > 0 else None
+    emissions_kg = None if intensity_kg_per_j is None or total_j is None else intensity_kg_per_j * total_j
     measured_j = sum(v for d, v in joules.items() if v is not None and (sources.get(d) or "").startswith("measured:"))
     successful = summary["successful_prompts"]
     completion = summary["total_completion_tokens"]
@@ -280,9 +307,8 @@ def _energy(
         "energy_wh": _wh(joules["gpu"]),
         "emissions_g_co2eq": None if emissions_kg is None else emissions_kg * 1000.0,
         "emissions_kg_co2eq": emissions_kg,
-        "carbon_intensity_g_per_kwh": (emissions_kg * 1000.0) / (total_j / _J_PER_KWH)
-        if emissions_kg is not None and total_j
-        else None,
+        "carbon_intensity_g_per_kwh": None if intensity_kg_per_j is None else intensity_kg_per_j * 1000.0 * _J_PER_KWH,
+        "emissions_source": None if emissions_kg is None else "estimated:grid-intensity-x-energy",
         "gpu_energy_j": joules["gpu"],
         "cpu_energy_j": joules["cpu"],
         "ram_energy_j": joules["ram"],
