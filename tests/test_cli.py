@@ -89,6 +89,7 @@ def test_quickstart_runs_end_to_end(tmp_path: Path) -> None:
     assert f"{summary['successful_prompts']}/{summary['total_prompts']} ok" in result.stdout
     assert "SYNTHETIC" in result.stdout
     assert "ESTIMATE (codecarbon-ram)" in result.stdout
+    assert "g/kWh (ESTIMATE: grid intensity x energy)" in result.stdout
     assert str(out / "benchmark_report.json") in result.stdout
     with (out / "benchmark_results.csv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -92,7 +92,8 @@ def format_summary(result: dict[str, Any], report_path: str | None = None) -> st
             f"  per 1000 q    {_num(energy['total_wh_per_1000_queries'], 4, 'Wh')} total"
             f"; {_num(energy['joules_per_output_token'], 4, 'J')}/output token",
             f"  emissions     {_num(energy['emissions_g_co2eq'], 4, 'g CO2eq')}"
-            f" at {_num(energy['carbon_intensity_g_per_kwh'], 1, 'g/kWh')}",
+            f" at {_num(energy['carbon_intensity_g_per_kwh'], 1, 'g/kWh')}"
+            + (" (ESTIMATE: grid intensity x energy)" if energy.get("emissions_source") else ""),
         ]
         steady = energy.get("steady_state")
         if steady and steady.get("energy_wh") is not None:
