@@ -220,3 +220,8 @@ def test_emissions_are_the_grid_intensity_applied_to_the_reported_energy() -> No
     assert energy["carbon_intensity_g_per_kwh"] == pytest.approx(400.0)
     assert energy["emissions_g_co2eq"] == pytest.approx(356 / 3.6e6 * 400.0)
     assert energy["emissions_source"] == "estimated:grid-intensity-x-energy"
+
+
+def test_a_reading_must_say_whether_it_is_measured_or_estimated() -> None:
+    with pytest.raises(ValueError, match="energy source 'vendor:magic' must start with 'measured:' or 'estimated:'"):
+        reading("gpu", 1.0, "vendor:magic", "third-party")

@@ -34,6 +34,14 @@ class EnergyReading:
     meter: str
     note: str = ""
 
+    def __post_init__(self) -> None:
+        # Every label says which it is: aggregation relies on it (a joined label is measured only if all parts are).
+        if not self.source.startswith((MEASURED_PREFIX, ESTIMATED_PREFIX)):
+            raise ValueError(
+                f"meter '{self.meter}': energy source '{self.source}' must start with "
+                f"'{MEASURED_PREFIX}' or '{ESTIMATED_PREFIX}'"
+            )
+
     @property
     def is_measured(self) -> bool:
         """True only when the figure comes from a hardware counter or sensor."""
