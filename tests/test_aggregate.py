@@ -181,7 +181,15 @@ def test_a_meter_that_missed_a_window_is_not_summed_over_fewer_windows() -> None
     assert gpu_check["flagged"] is False
     # Without CodeCarbon's GPU view, nothing read the GPU in generate-1: no GPU total at all.
     second.readings = [r for r in second.readings if r.device != "gpu"]
-    assert build([first, second], gpu_ids=[0])["energy"]["gpu_energy_wh"] is None
+    for gpu_ids in ([0], None):
+        result = build([first, second], gpu_ids=gpu_ids)
+        energy = result["energy"]
+        assert energy["gpu_energy_wh"] is None and energy["sources"]["gpu"] is None
+        assert "gpu-incomplete" in energy["flags"]
+        assert any(
+            "gpu energy is missing: no meter read it in every measured window (generate-1" in w
+            for w in result["warnings"]
+        )
 
 
 def test_cross_check_names_every_source_of_a_meter() -> None:

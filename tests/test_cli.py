@@ -212,7 +212,7 @@ def test_hub_dataset_from_the_local_cache_offline(tmp_path: Path) -> None:
     shown = f"dataset hub:aieb-test/tiny_prompts (config hard, split test, commit {COMMIT[:12]}, from the local cache)"
     assert shown in result.stdout
     # datasets' messages reach the console once, through the CLI's logging; no progress bar of its own.
-    assert result.stderr.count("Using the latest cached version") <= 1
+    assert result.stderr.count("Using the latest cached version") == 1
     assert "Generating test split" not in result.stderr
 
 

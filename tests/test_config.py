@@ -1097,10 +1097,6 @@ def test_committed_reference_matches_the_schema() -> None:
     )
 
 
-def test_reference_is_deterministic() -> None:
-    assert render_markdown() == render_markdown()
-
-
 def test_reference_lists_every_key_with_its_default_and_description() -> None:
     text = render_markdown()
     rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| `")}

@@ -83,7 +83,7 @@ def test_signal_during_measurement_keeps_what_was_measured(tmp_path: Path, signu
 
 
 def test_signal_before_measurement_writes_nothing(tmp_path: Path) -> None:
-    proc = start(base_args(tmp_path))
+    proc = start(base_args(tmp_path, "scenario.warmup_runs=50"))  # seconds of warm-up: the signal lands in it
     _, stderr = signal_when(proc, "warm-up:", signal.SIGINT)
     assert proc.returncode == 130
     assert "interrupted by SIGINT; nothing had been measured yet" in stderr

@@ -295,8 +295,9 @@ def test_all_visible_gpus_when_none_selected(tmp_path: Path) -> None:
 
 def test_missing_pynvml_names_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", None)  # makes `import pynvml` raise ImportError
-    with pytest.raises(MeterError, match=r"pip install nvidia-ml-py"):
+    with pytest.raises(MeterError, match=r"pip install nvidia-ml-py") as caught:
         NvmlMeter(MetricsConfig(), tmp_path).prepare()
+    assert caught.value.exit_code == 2  # a missing optional dependency, as for torch
 
 
 def test_permission_denied_on_init(tmp_path: Path) -> None:

@@ -81,20 +81,31 @@ def test_unknown_attn_implementation_is_rejected(tmp_path: Path) -> None:
         run(tmp_path, backend={"attn_implementation": "warp_drive"})
 
 
-def test_sampling_options_reach_generate(tmp_path: Path) -> None:
-    kwargs = {"max_new_tokens": 6, "min_new_tokens": 6, "do_sample": True, "temperature": 0.7, "top_k": 5, "top_p": 0.9}
-    result = run(tmp_path, generate_kwargs=kwargs)
-    assert result["config"]["generate_kwargs"]["top_k"] == 5
-    assert result["summary"]["total_completion_tokens"] == 18
+def calls_to_generate(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Record the options of every real ``generate()`` call (the call itself goes through unchanged)."""
+    import transformers
+
+    calls: list[dict[str, Any]] = []
+    real_generate = transformers.GenerationMixin.generate
+
+    def recording(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append({k: v for k, v in kwargs.items() if k not in ("input_ids", "attention_mask")})
+        return real_generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.GenerationMixin, "generate", recording)
+    return calls
 
 
-def test_extra_generate_option_reaches_generate(tmp_path: Path) -> None:
-    # no_repeat_ngram_size=1 forbids any repeated token: impossible to honour with 6 tokens from a random model
-    # unless generate() really received it, in which case the run still completes with exact counts.
-    kwargs = {"max_new_tokens": 6, "min_new_tokens": 6, "no_repeat_ngram_size": 1}
-    result = run(tmp_path, generate_kwargs=kwargs)
-    assert result["config"]["generate_kwargs"]["no_repeat_ngram_size"] == 1
+def test_sampling_and_extra_options_reach_every_measured_generate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = calls_to_generate(monkeypatch)
+    options = {"do_sample": True, "temperature": 0.7, "top_k": 5, "top_p": 0.9, "no_repeat_ngram_size": 1}
+    result = run(tmp_path, generate_kwargs={"max_new_tokens": 6, "min_new_tokens": 6, **options})
     assert result["summary"]["total_completion_tokens"] == 18
+    measured = [c for c in calls if c.get("max_new_tokens") == 6]  # the generate pass (prefill passes ask for 1)
+    assert len(measured) >= 3
+    assert all(c[key] == value for c in measured for key, value in options.items())
 
 
 def test_unknown_generate_option_is_rejected_before_measuring(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyReading, IntervalReading, SnapshotWindows
 from ai_energy_benchmarks.energy.record import INTERPOLATED_SOURCE, CumulativeRecord
-from ai_energy_benchmarks.exceptions import MeterError
+from ai_energy_benchmarks.exceptions import MeterError, MissingDependencyError
 
 logger = logging.getLogger(__name__)
 
@@ -69,11 +69,15 @@ _PERMISSION_HINT = (
 )
 
 
+class MissingBindingsError(MissingDependencyError, MeterError):
+    """nvidia-ml-py is not installed: a missing optional dependency (exit code 2) raised by a meter."""
+
+
 def _import_pynvml() -> Any:
     try:
         import pynvml
     except ImportError as exc:
-        raise MeterError(
+        raise MissingBindingsError(
             f"the nvml meter needs NVIDIA's NVML bindings, which are not installed ({exc}): pip install nvidia-ml-py"
         ) from exc
     return pynvml

@@ -257,13 +257,22 @@ def _energy(
     joules = _joules(generate, chosen)
     sources = _sources(generate, chosen)
     flags: list[str] = []
+    incomplete = [d for d in _DEVICES if joules[d] is None and chosen.get(d)]
+    for device in incomplete:  # read in some windows only: a total over fewer windows would understate it
+        sources[device] = None
+        missed = [w.name for w in generate if _window_joules(w, device, chosen[device]) is None]
+        flags.append(f"{device}-incomplete")
+        warnings.append(
+            f"{device} energy is missing: no meter read it in every measured window ({', '.join(missed)} not read "
+            f"by {chosen[device]})"
+        )
     scope = model_info.get("energy_scope") or {}
     if metered and scope.get("server_on_this_host") is False:
         joules["gpu"] = None
         sources["gpu"] = REMOTE_SERVER_SOURCE
         warnings.append(str(scope.get("note") or "the server is not on this host: its GPU energy is not measured"))
         notes.append("GPU energy of a remote server is not measured here; CPU and RAM are this client's only")
-    elif metered and joules["gpu"] is None:
+    elif metered and joules["gpu"] is None and "gpu" not in incomplete:
         if gpu_ids_used:
             flags.append("gpu-not-metered")
             warnings.append(
