@@ -38,8 +38,12 @@ class _DefaultRunGroup(click.Group):
     """A group whose default command is `run`: `ai-energy-benchmark --config x.yaml` runs a benchmark."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
-            args = ["run", *args]
+        # Options and KEY=VALUE overrides go to `run`; a bare word that is no command is left to click, which says
+        # "No such command" (a mistyped command must not read as a benchmark without a config).
+        first = args[0] if args else ""
+        if args and first not in self.commands and (first.startswith("-") or "=" in first):
+            if first not in ("--help", "-h", "--version"):
+                args = ["run", *args]
         elif not args:
             args = ["run"]
         return super().parse_args(ctx, args)

@@ -236,3 +236,9 @@ def test_pytorch_run_without_torch_names_the_install_and_exits_2(tmp_path: Path)
         "error: backend.type pytorch needs torch and transformers (torch is not installed): pip install torch first, "
         "then pip install 'ai-energy-benchmarks[pytorch]'"
     ]
+
+
+def test_a_mistyped_command_is_named_not_run() -> None:
+    result = run_cli("reprot", "runs/x")
+    assert result.returncode == 2
+    assert "No such command 'reprot'" in result.stderr and "report" in result.stderr

@@ -90,6 +90,24 @@ def test_empty_dataset_is_an_error(tmp_path: Path) -> None:
         load_prompts(scenario(path))
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("nulls.jsonl", '{"text": "ok"}\n{"text": null}\n', r"nulls\.jsonl:2: the prompt is missing"),
+        ("short.csv", "id,text\n1,ok\n2\n", r"short\.csv:3: the prompt is missing"),
+        ("broken.parquet", "not parquet at all", r"broken\.parquet: not a readable Parquet file"),
+    ],
+)
+def test_missing_prompts_and_unreadable_files_are_one_line_errors(
+    tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DatasetError, match=message) as caught:
+        load_prompts(scenario(path))
+    assert "\n" not in str(caught.value) and caught.value.exit_code == 2
+
+
 def test_missing_file_and_unknown_packaged_set(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"file or folder .* not found"):
         load_prompts(scenario(tmp_path / "nope.jsonl"))

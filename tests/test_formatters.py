@@ -99,6 +99,9 @@ def test_template_parameter_and_budget() -> None:
         "enable_thinking": True,
         "thinking_budget": 512,
     }
+    for bad in (1.7, True, "abc", 0):
+        with pytest.raises(ConfigError, match="thinking_budget: expected a positive whole number of tokens"):
+            seed.format("Q", True, {"thinking_budget": bad})
 
 
 @pytest.mark.parametrize(

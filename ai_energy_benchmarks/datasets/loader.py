@@ -59,6 +59,17 @@ def packaged_prompt_sets() -> list[str]:
     return sorted(p.stem for p in _prompts_dir().glob("*.jsonl"))
 
 
+def _text(value: Any, where: str) -> str:
+    """A prompt's text; a missing one (null, or a short CSV row) is an error naming where it is."""
+    if value is None:
+        raise DatasetError(f"{where}: the prompt is missing (null or an empty cell); fix or remove the record")
+    return str(value)
+
+
+def _texts(values: list[Any], where: str) -> list[str]:
+    return [_text(value, f"{where}[{i}]") for i, value in enumerate(values)]
+
+
 def _column(row: Any, column: str, where: str) -> str:
     if not isinstance(row, dict):
         raise DatasetError(f"{where}: expected an object per record, got {type(row).__name__}")
@@ -66,7 +77,7 @@ def _column(row: Any, column: str, where: str) -> str:
         raise DatasetError(
             f"{where}: column '{column}' not found (columns: {', '.join(map(str, row))}); set scenario.text_column_name"
         )
-    return str(row[column])
+    return _text(row[column], where)
 
 
 def _read_jsonl(path: Path, column: str) -> list[str]:
@@ -93,7 +104,7 @@ def _read_json(path: Path, column: str) -> list[str]:
         except DatasetError:
             raise DatasetError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
     if isinstance(data, dict) and column in data and isinstance(data[column], list):
-        return [str(t) for t in data[column]]
+        return _texts(list(data[column]), f"{path}: column '{column}'")
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
@@ -111,19 +122,22 @@ def _read_csv(path: Path, column: str) -> list[str]:
                 f"{path}: column '{column}' not found (columns: {', '.join(reader.fieldnames)}); "
                 "set scenario.text_column_name"
             )
-        return [row[column] for row in reader]
+        return [_text(row[column], f"{path}:{reader.line_num}") for row in reader]
 
 
 def _read_parquet(path: Path, column: str) -> list[str]:
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for a file that is not Parquet
+        raise DatasetError(f"{path}: not a readable Parquet file ({one_line(exc)})") from None
     if column not in table.column_names:
         raise DatasetError(
             f"{path}: column '{column}' not found (columns: {', '.join(table.column_names)}); "
             "set scenario.text_column_name"
         )
-    return [str(v) for v in table.column(column).to_pylist()]
+    return _texts(table.column(column).to_pylist(), f"{path}: column '{column}'")
 
 
 def _read_file(path: Path, column: str) -> list[str]:
@@ -244,7 +258,7 @@ def _read_hub(scenario: ScenarioConfig) -> tuple[list[str], dict[str, Any], list
         "commit": commit,
         "offline": offline,
     }
-    return [str(v) for v in data[column]], hub, warnings
+    return _texts(list(data[column]), f"hub:{name}: column '{column}'"), hub, warnings
 
 
 def load_prompts(scenario: ScenarioConfig) -> PromptSet:

@@ -117,7 +117,14 @@ class TemplateParamFormatter(Formatter):
             budget_param = self.options.get("budget_param")
             if not budget_param:
                 self._refuse_budget(params)
-            kwargs[str(budget_param)] = int(budget)
+            if isinstance(budget, str) and budget.strip().isdigit():  # as a command line gives it
+                budget = int(budget)
+            if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
+                raise ConfigError(
+                    "scenario.reasoning_params.thinking_budget: expected a positive whole number of tokens, "
+                    f"got {budget!r}"
+                )
+            kwargs[str(budget_param)] = budget
         return FormattedPrompt(messages=[{"role": "user", "content": prompt}], chat_template_kwargs=kwargs)
 
 
