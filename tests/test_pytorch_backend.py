@@ -213,3 +213,24 @@ def test_a_packaged_architecture_without_tokenizer_runs_and_says_so(tmp_path: Pa
     assert result["model"]["num_parameters"] == 124_439_808
     assert "tokenizer_note" in result["model"]
     assert result["summary"]["total_completion_tokens"] == 6
+
+
+def test_truncation_keeps_the_end_of_a_prompt() -> None:
+    """A prompt longer than the context loses its start, not its end (where a chat template asks for the answer)."""
+    from ai_energy_benchmarks.backends.pytorch import PyTorchBackend
+
+    config = BenchmarkConfig(
+        backend=BackendConfig(type="pytorch", model="packaged:tiny-llama", no_weights=True, device="cpu"),
+        scenario={"truncation": True, "chat_template": False},
+        metrics=MetricsConfig(enabled=False),
+    )
+    backend = PyTorchBackend(config)
+    backend.load()
+    try:
+        prompt = "alpha " + "energy " * 900 + "omega"
+        encoded = backend._encode([prompt], 0, max_new_tokens=8)
+        kept = backend._tokenizer.decode(encoded["input_ids"][0], skip_special_tokens=True)
+        assert encoded["input_ids"].shape[1] == 512 - 8
+        assert kept.rstrip().endswith("omega") and "alpha" not in kept
+    finally:
+        backend.close()

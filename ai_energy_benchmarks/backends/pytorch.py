@@ -204,6 +204,9 @@ class PyTorchBackend:
             raise ConfigError(f"backend.model: '{backend.model}': {one_line(exc)}") from None
         transformers.utils.logging.disable_progress_bar()  # the library never prints; the CLI shows progress
         tokenizer.padding_side = "left"
+        # Truncation (scenario.truncation) drops the start of a prompt, never its end: a chat template puts the
+        # assistant turn there, and the model must still be asked to answer.
+        tokenizer.truncation_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         dtype = self._dtype(torch)

@@ -372,7 +372,9 @@ class ScenarioConfig(_Section):
     shuffle: bool = Field(False, description="Shuffle the dataset (with `seed`) before taking `num_samples`.")
     seed: int = Field(42, ge=0, description="Seed for shuffling.")
     truncation: bool = Field(
-        False, description="Truncate prompts longer than the model's context instead of rejecting them."
+        False,
+        description="Truncate prompts longer than the model's context (dropping their start) instead of rejecting "
+        "them.",
     )
     input_shapes: InputShapes = Field(default_factory=InputShapes, description="Input shapes (batch size).")
     generate_kwargs: GenerateKwargs = Field(
