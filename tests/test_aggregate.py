@@ -19,7 +19,10 @@ def reading(device: str, joules: float, source: str, meter: str) -> EnergyReadin
 
 
 def build(
-    windows: list[WindowMeasurement], gpu_ids: list[int] | None = None, model_info: dict[str, Any] | None = None
+    windows: list[WindowMeasurement],
+    gpu_ids: list[int] | None = None,
+    model_info: dict[str, Any] | None = None,
+    meters_info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     config = BenchmarkConfig(backend={"model": "m"})
     records = [
@@ -32,7 +35,7 @@ def build(
         records=records,
         windows=windows,
         model_info=model_info or {},
-        meters_info={"m": {}},
+        meters_info=meters_info or {"m": {}},
         environment={},
         provenance={},
         timestamps={},
@@ -233,3 +236,16 @@ def test_emissions_are_the_grid_intensity_applied_to_the_reported_energy() -> No
 def test_a_reading_must_say_whether_it_is_measured_or_estimated() -> None:
     with pytest.raises(ValueError, match="energy source 'vendor:magic' must start with 'measured:' or 'estimated:'"):
         reading("gpu", 1.0, "vendor:magic", "third-party")
+
+
+def test_short_windows_are_judged_by_the_reported_meters_update_period() -> None:
+    """A 2 s window is under ten CodeCarbon periods (1 s), but a counter read at its edges has no such period."""
+    readings = [reading("gpu:0", 300.0, "measured:nvml-energy-counter", "nvml")]
+    window = WindowMeasurement(name="generate-0", duration_s=2.0, repetition=0, readings=readings)
+    counter_only = build([window], gpu_ids=[0], meters_info={"nvml": {"update_period_s": None}})
+    assert not any("ten meter periods" in w for w in counter_only["warnings"])
+    window.readings = [*readings, reading("cpu", 16.0, "estimated:codecarbon-cpu-load", "codecarbon")]
+    with_codecarbon = build(
+        [window], gpu_ids=[0], meters_info={"nvml": {"update_period_s": None}, "codecarbon": {"update_period_s": 1.0}}
+    )
+    assert any("less than ten meter periods (10.0 s)" in w for w in with_codecarbon["warnings"])

@@ -223,6 +223,8 @@ class CodeCarbonMeter:
             "country_iso_code": self._config.country_iso_code,
             "region": self._config.region,
             "measure_power_secs": self._config.measure_power_secs,
+            # Its CPU/GPU figures come from samples this far apart: windows shorter than ten of them are coarse.
+            "update_period_s": self._config.measure_power_secs,
             "tracking_mode": self._config.tracking_mode,
             "gpu_ids": self._gpu_ids,
             "sources": {k: v for k, v in self._hardware.items() if not k.endswith("_mode")},

@@ -472,6 +472,8 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
             "gpu_ids": [gpu.index for gpu in self._gpus] if discovered else self._requested,
             "driver_version": self._driver_version,
             "poll_interval_s": self._poll_interval_s,
+            # Counter readings are exact at window edges; only polled power (no counter) has an update period.
+            "update_period_s": self._poll_interval_s if any(not g.has_counter for g in self._gpus) else None,
             "timeline": str(self.timeline_path),
             "gpus": [
                 {

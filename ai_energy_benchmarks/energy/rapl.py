@@ -232,6 +232,7 @@ class RaplMeter(SnapshotWindows[dict[str, int]]):
         return {
             "root": str(self._root),
             "poll_interval_s": self.poll_interval_s,
+            "update_period_s": None,  # counters read at each window edge: no sampling period
             "zones": [
                 {
                     "zone": zone.directory.name,

@@ -556,6 +556,7 @@ def _backend_warnings(model_info: dict[str, Any]) -> list[str]:
 
 
 def _window_warnings(windows: Sequence[WindowMeasurement], meter_period_s: float | None) -> list[str]:
+    """Windows too short for the coarsest update period among the meters whose figures are reported."""
     warnings = []
     for window in windows:
         if window.duration_s < 1.0:
@@ -608,7 +609,12 @@ def aggregate(
         energy["steady_state"] = _steady_state(model_info, generate, chosen, steady_state_readings or {})
     all_warnings = list(warnings) + list(prompt_set.warnings) + energy_warnings + _backend_warnings(model_info)
     if metered:
-        all_warnings += _window_warnings([w for w in windows if w.kind != "idle"], config.metrics.measure_power_secs)
+        periods = [
+            float(period)
+            for meter in set(energy.get("meters_used", {}).values())
+            if (period := (meters_info.get(meter) or {}).get("update_period_s"))
+        ]
+        all_warnings += _window_warnings([w for w in windows if w.kind != "idle"], max(periods, default=None))
     for window in windows:
         all_warnings += window.errors
     if any(w.errors for w in windows):
