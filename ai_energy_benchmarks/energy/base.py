@@ -93,14 +93,22 @@ class WindowMeasurement:
     emissions_energy_j: float = 0.0
     errors: list[str] = field(default_factory=list)
 
-    def energy_j(self, device: str) -> float | None:
-        """Total energy of ``device`` (or of every ``device:N`` reading) in joules, None when not read."""
-        values = [r.energy_j for r in self.readings if r.device == device or r.device.startswith(device + ":")]
+    def _of(self, device: str, meter: str | None) -> list[EnergyReading]:
+        return [
+            r
+            for r in self.readings
+            if (r.device == device or r.device.startswith(device + ":")) and (meter is None or r.meter == meter)
+        ]
+
+    def energy_j(self, device: str, meter: str | None = None) -> float | None:
+        """Energy of ``device`` (or of every ``device:N`` reading) in joules as ``meter`` read it, None when not
+        read. Without ``meter``, every meter's readings are added: only right when one meter read the device."""
+        values = [r.energy_j for r in self._of(device, meter)]
         return sum(values) if values else None
 
-    def source(self, device: str) -> str | None:
-        """The source label(s) of ``device``'s readings, joined with '+' when several."""
-        sources = sorted({r.source for r in self.readings if r.device == device or r.device.startswith(device + ":")})
+    def source(self, device: str, meter: str | None = None) -> str | None:
+        """The source label(s) of ``device``'s readings (by ``meter``), joined with '+' when several."""
+        sources = sorted({r.source for r in self._of(device, meter)})
         return "+".join(sources) if sources else None
 
 

@@ -128,8 +128,7 @@ def choose_meters(windows: Sequence[WindowMeasurement]) -> dict[str, str]:
 
 
 def _window_joules(window: WindowMeasurement, device: str, meter: str | None) -> float | None:
-    values = [r.energy_j for r in window.readings if _device_class(r) == device and r.meter == meter]
-    return sum(values) if values else None
+    return None if meter is None else window.energy_j(device, meter)
 
 
 def _joules(windows: Sequence[WindowMeasurement], chosen: dict[str, str]) -> dict[str, float | None]:
