@@ -602,7 +602,7 @@ def aggregate(
     energy, energy_warnings = _energy(
         generate, idle, summary, metered, gpu_ids_used, config.metrics.cross_check_tolerance, model_info
     )
-    chosen = choose_meters(generate)
+    chosen: dict[str, str] = energy["meters_used"]
     repetitions, repetition_stats = _repetitions(generate, records, chosen)
     if metered:
         energy["steady_state"] = _steady_state(model_info, generate, chosen, steady_state_readings or {})
