@@ -16,7 +16,6 @@ import html
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,6 +25,7 @@ from typing import Any
 from ai_energy_benchmarks._version import __version__
 from ai_energy_benchmarks.reporting import ReportError, require_matplotlib
 from ai_energy_benchmarks.reporting.runs import DEVICES, Run, dig, latency_samples, load_run, source_kind
+from ai_energy_benchmarks.results.writers import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -509,19 +509,6 @@ def render_html(run: Run, figures: Mapping[str, Path], skipped: Mapping[str, str
     )
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never a half-written page)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(run_dir: str | Path, output_dir: str | Path | None = None) -> ReportFiles:
     """Write the figures (PNG) and ``report.html`` for the run in ``run_dir``.
 
@@ -540,7 +527,7 @@ def write_report(run_dir: str | Path, output_dir: str | Path | None = None) -> R
         raise ReportError(f"{out}: the report directory cannot be written (check permissions)")
     figures, skipped = draw_figures(run, out)
     page = out / HTML_FILE
-    _write_text(page, render_html(run, figures, skipped))
+    write_text_atomic(page, render_html(run, figures, skipped))
     logger.info("report page: %s", page)
     return ReportFiles(html=page, figures=figures, skipped=skipped)
 

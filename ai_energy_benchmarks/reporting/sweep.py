@@ -38,6 +38,7 @@ from typing import Any
 from ai_energy_benchmarks.exceptions import BenchmarkError, ConfigError
 from ai_energy_benchmarks.reporting import require_matplotlib
 from ai_energy_benchmarks.reporting.runs import REPORT_FILE, dig, source_kind
+from ai_energy_benchmarks.results.writers import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -487,9 +488,9 @@ class Sweep:
         rows = self.summary_rows(outcomes)
         best = self.best(rows, outcomes)
         files = {
-            "summary_csv": _write(self.directory / SUMMARY_CSV, _csv_text(rows)),
-            "summary_md": _write(self.directory / SUMMARY_MD, self._markdown(rows, best)),
-            "manifest": _write(self.directory / MANIFEST, self._manifest(outcomes)),
+            "summary_csv": write_text_atomic(self.directory / SUMMARY_CSV, _csv_text(rows)),
+            "summary_md": write_text_atomic(self.directory / SUMMARY_MD, self._markdown(rows, best)),
+            "manifest": write_text_atomic(self.directory / MANIFEST, self._manifest(outcomes)),
         }
         if plot:
             from ai_energy_benchmarks.reporting.plots import SweepPlotPoint, sweep_energy_vs_latency
@@ -634,13 +635,6 @@ def _csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
     for row in rows:
         writer.writerow({key: "" if value is None else value for key, value in row.items()})
     return buffer.getvalue()
-
-
-def _write(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
 
 
 __all__ = [

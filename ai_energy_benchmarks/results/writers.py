@@ -21,7 +21,7 @@ def write_json_atomic(path: Path, data: Any) -> Path:
     """Write ``data`` as indented JSON to ``path`` via a temporary file and a rename (never half-written)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    _write_text_atomic(path, text)
+    write_text_atomic(path, text)
     return path
 
 
@@ -29,11 +29,13 @@ def write_jsonl_atomic(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
     """Write one JSON object per line, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n" for row in rows)
-    _write_text_atomic(path, text)
+    write_text_atomic(path, text)
     return path
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -45,6 +47,7 @@ def _write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+    return path
 
 
 def _current_umask() -> int:
@@ -97,7 +100,7 @@ def append_csv_row(path: Path, row: Mapping[str, Any]) -> Path:
                     writer = csv.DictWriter(buffer, fieldnames=union, lineterminator="\n", restval="")
                     writer.writeheader()
                     writer.writerows(rows)
-                    _write_text_atomic(path, buffer.getvalue())
+                    write_text_atomic(path, buffer.getvalue())
                 columns = union
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", restval="")
