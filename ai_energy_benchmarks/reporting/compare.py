@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from ai_energy_benchmarks.reporting import ReportError
-from ai_energy_benchmarks.reporting.runs import DEVICES, Run, dig, load_run, source_kind, unique_labels
+from ai_energy_benchmarks.reporting.runs import (
+    DEVICES,
+    Run,
+    dig,
+    load_run,
+    prompts_per_second,
+    source_kind,
+    unique_labels,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -88,13 +96,6 @@ def _per_1000_queries_factor(report: Mapping[str, Any]) -> float | None:
     return 1000.0 / (successful / _repetitions(report))
 
 
-def _prompts_per_second(report: Mapping[str, Any]) -> float | None:
-    """Successful prompts per measured second (a PyTorch batch counts each of its prompts, unlike requests/s)."""
-    prompts = _number(dig(report, "summary.successful_prompts"))
-    duration = _number(dig(report, "summary.total_duration_seconds"))
-    return prompts / duration if prompts is not None and duration else None
-
-
 def _field(path: str) -> Callable[[Mapping[str, Any]], float | None]:
     return lambda report: _number(dig(report, path))
 
@@ -155,7 +156,7 @@ METRICS: tuple[Metric, ...] = (
         _field("summary.throughput_tokens_per_second"),
         _stat_interval("repetition_statistics.throughput_tokens_per_second"),
     ),
-    Metric("prompts_per_second", "prompts per second", "1/s", "higher", _prompts_per_second),
+    Metric("prompts_per_second", "prompts per second", "1/s", "higher", prompts_per_second),
     Metric(
         "latency_mean_s",
         "end-to-end latency, mean",

@@ -183,6 +183,15 @@ def latency_samples(requests: list[dict[str, Any]]) -> dict[str, list[float]]:
     return samples
 
 
+def prompts_per_second(report: Mapping[str, Any] | None) -> float | None:
+    """Successful prompts per measured second (each prompt of a batch counts, unlike ``requests_per_second``)."""
+    prompts = dig(report, "summary.successful_prompts")
+    duration = dig(report, "summary.total_duration_seconds")
+    if not isinstance(prompts, (int, float)) or not isinstance(duration, (int, float)) or not duration:
+        return None
+    return float(prompts) / float(duration)
+
+
 __all__ = [
     "DEVICES",
     "REPORT_FILE",
@@ -193,6 +202,7 @@ __all__ = [
     "generate_records",
     "latency_samples",
     "load_run",
+    "prompts_per_second",
     "read_requests",
     "read_timeline",
     "source_kind",

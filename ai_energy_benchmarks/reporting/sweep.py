@@ -37,7 +37,7 @@ from typing import Any
 
 from ai_energy_benchmarks.exceptions import BenchmarkError, ConfigError
 from ai_energy_benchmarks.reporting import require_matplotlib
-from ai_energy_benchmarks.reporting.runs import REPORT_FILE, dig, source_kind
+from ai_energy_benchmarks.reporting.runs import REPORT_FILE, dig, prompts_per_second, source_kind
 from ai_energy_benchmarks.results.writers import write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -445,7 +445,7 @@ class Sweep:
                     "joules_per_output_token_ci95_low": jpt_ci.get("ci95_low"),
                     "joules_per_output_token_ci95_high": jpt_ci.get("ci95_high"),
                     "throughput_tokens_per_second": dig(report, "summary.throughput_tokens_per_second"),
-                    "prompts_per_second": _prompts_per_second(report),
+                    "prompts_per_second": prompts_per_second(report),
                     "latency_p50_s": dig(report, "latency.latency_s.p50"),
                     "latency_p99_s": dig(report, "latency.latency_s.p99"),
                     "ttft_p50_s": dig(report, "latency.ttft_s.p50"),
@@ -604,15 +604,6 @@ class Sweep:
             ],
         }
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-
-
-def _prompts_per_second(report: Mapping[str, Any] | None) -> float | None:
-    """Successful prompts per measured second (each prompt of a batch counts)."""
-    prompts = dig(report, "summary.successful_prompts")
-    duration = dig(report, "summary.total_duration_seconds")
-    if not isinstance(prompts, (int, float)) or not isinstance(duration, (int, float)) or not duration:
-        return None
-    return float(prompts) / float(duration)
 
 
 def _fmt(value: Any) -> str:
