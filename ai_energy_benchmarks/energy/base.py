@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
+from ai_energy_benchmarks.energy.record import INTERPOLATED_SOURCE, IntervalEstimate
 from ai_energy_benchmarks.exceptions import MeterError
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,19 @@ class IntervalReading(EnergyReading):
 
     lower_j: float = field(kw_only=True)
     upper_j: float = field(kw_only=True)
+
+    @classmethod
+    def from_estimate(
+        cls, device: str, estimate: IntervalEstimate, measured_source: str, meter: str, what: str
+    ) -> IntervalReading:
+        """The reading of ``estimate`` (``what`` was read, e.g. "the counter"): labelled ``measured_source`` when
+        reads inside the interval cover most of it, an interpolation estimate otherwise."""
+        note = (
+            f"interval read back from {what} at polls and window edges; edges interpolated between reads up to "
+            f"{estimate.edge_spacing_s * 1000:.0f} ms apart"
+        )
+        source = measured_source if estimate.mostly_read else INTERPOLATED_SOURCE
+        return cls(device, estimate.energy_j, source, meter, note, lower_j=estimate.lower_j, upper_j=estimate.upper_j)
 
 
 @runtime_checkable

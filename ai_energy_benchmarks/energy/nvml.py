@@ -27,7 +27,7 @@ from typing import Any
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyReading, IntervalReading, SnapshotWindows
-from ai_energy_benchmarks.energy.record import INTERPOLATED_SOURCE, CumulativeRecord
+from ai_energy_benchmarks.energy.record import CumulativeRecord
 from ai_energy_benchmarks.exceptions import MeterError, MissingDependencyError
 
 logger = logging.getLogger(__name__)
@@ -441,21 +441,8 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
                 end_s,
             )
             return None
-        what = "counter" if gpu.has_counter else "integrated polled power"
-        note = (
-            f"interval read back from the {what} sampled at polls and window edges; edges interpolated between "
-            f"samples up to {estimate.edge_spacing_s * 1000:.0f} ms apart"
-        )
-        source = gpu.source if estimate.mostly_read else INTERPOLATED_SOURCE
-        return IntervalReading(
-            f"gpu:{gpu.index}",
-            estimate.energy_j,
-            source,
-            self.name,
-            note,
-            lower_j=estimate.lower_j,
-            upper_j=estimate.upper_j,
-        )
+        what = "the energy counter" if gpu.has_counter else "the integrated polled power"
+        return IntervalReading.from_estimate(f"gpu:{gpu.index}", estimate, gpu.source, self.name, what)
 
     # -- description and shutdown ------------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyReading, IntervalReading, SnapshotWindows
-from ai_energy_benchmarks.energy.record import INTERPOLATED_SOURCE, CumulativeRecord
+from ai_energy_benchmarks.energy.record import CumulativeRecord
 from ai_energy_benchmarks.exceptions import MeterError
 
 logger = logging.getLogger(__name__)
@@ -207,22 +207,8 @@ class RaplMeter(SnapshotWindows[dict[str, int]]):
             if estimate is None:
                 logger.warning("rapl meter: %s's record does not cover %.3f-%.3f s", zone.device, start_s, end_s)
                 continue
-            note = (
-                f"RAPL zone {zone.directory.name} ({zone.label}); interval read back from reads at polls and window "
-                f"edges, edges interpolated between reads up to {estimate.edge_spacing_s * 1000:.0f} ms apart"
-            )
-            source = zone.source if estimate.mostly_read else INTERPOLATED_SOURCE
-            readings.append(
-                IntervalReading(
-                    zone.device,
-                    estimate.energy_j,
-                    source,
-                    self.name,
-                    note,
-                    lower_j=estimate.lower_j,
-                    upper_j=estimate.upper_j,
-                )
-            )
+            what = f"RAPL zone {zone.directory.name} ({zone.label})"
+            readings.append(IntervalReading.from_estimate(zone.device, estimate, zone.source, self.name, what))
         return readings
 
     # -- description and shutdown ------------------------------------------------------------------------------------
