@@ -21,7 +21,7 @@ from ai_energy_benchmarks.backends.base import Backend, RequestRecord
 from ai_energy_benchmarks.backends.registry import create_backend
 from ai_energy_benchmarks.config.loader import Overrides, build_config, load_config
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
-from ai_energy_benchmarks.datasets.loader import PromptSet, load_prompts
+from ai_energy_benchmarks.datasets.loader import PromptSet, load_prompts, prompt_source
 from ai_energy_benchmarks.energy.base import IntervalReading, MeterSet
 from ai_energy_benchmarks.energy.registry import check_meter_names, create_meters
 from ai_energy_benchmarks.environment import collect_environment
@@ -96,20 +96,24 @@ class BenchmarkRunner:
     # -- validation ------------------------------------------------------------------------------------------
     def check(self) -> None:
         """Check what can be checked without loading the model; raise a :class:`BenchmarkError` if not runnable."""
+        self._checked_backend()
+
+    def _checked_backend(self) -> Backend:
         try:
-            self._check()
+            return self._check()
         except ConfigError as exc:
             raise ConfigError(f"{self.config_source}: {exc}") from None
 
-    def _check(self) -> None:
+    def _check(self) -> Backend:
+        """Everything checkable without loading: meters' names, the prompt source, the backend's own checks (its
+        constructor loads nothing), writable outputs. Returns the (unloaded) backend."""
         if self.config.metrics.enabled:
             check_meter_names(self.config.metrics.meter_types)
-        if self.config.backend.model.startswith("packaged:"):
-            from ai_energy_benchmarks.backends.pytorch import resolve_model_source
-
-            resolve_model_source(self.config.backend.model)
+        prompt_source(self.config.scenario)
+        backend = create_backend(self.config)
         _check_writable(self.output_dir, "output_dir")
         _check_writable(Path(self.config.reporter.output_file).parent, "reporter.output_file")
+        return backend
 
     def validate(self) -> bool:
         """True when :meth:`check` passes; otherwise logs the reason and returns False."""
@@ -127,7 +131,7 @@ class BenchmarkRunner:
         Loading, connecting and warm-up happen outside the measured windows. If the run fails after measuring
         started, the partial result is written (status ``failed``) before the error propagates.
         """
-        self.check()
+        backend = self._checked_backend()
         config = self.config
         self.output_dir.mkdir(parents=True, exist_ok=True)
         _archive_previous_run(self.output_dir)
@@ -135,7 +139,7 @@ class BenchmarkRunner:
         prompt_set = load_prompts(config.scenario)
         logger.info("loaded %d prompts from %s", len(prompt_set.prompts), prompt_set.source)
 
-        backend = self.backend = create_backend(config)
+        self.backend = backend
         meter_set: MeterSet | None = None
         records: list[RequestRecord] = []
         try:

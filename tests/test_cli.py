@@ -242,3 +242,19 @@ def test_a_mistyped_command_is_named_not_run() -> None:
     result = run_cli("reprot", "runs/x")
     assert result.returncode == 2
     assert "No such command 'reprot'" in result.stderr and "report" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["scenario.reasoning_format=bogus"], "scenario.reasoning_format: unknown family 'bogus'"),
+        (["scenario.dataset_name=packaged:nope"], "no packaged prompt set 'nope'"),
+        (["scenario.dataset_name=./missing.jsonl"], "file or folder './missing.jsonl' not found"),
+        (["backend.model=packaged:nope"], "packaged:nope"),
+    ],
+)
+def test_validate_refuses_what_run_would_refuse(tmp_path: Path, overrides: list[str], message: str) -> None:
+    """`validate` runs every check that needs nothing loaded: the same one-line errors as `run`, before any work."""
+    result = run_cli("validate", "--config-name", "quickstart", *overrides, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -22,6 +22,7 @@ from ai_energy_benchmarks.exceptions import (
     one_line,
 )
 from ai_energy_benchmarks.formatters.harmony import HarmonyFormatter
+from ai_energy_benchmarks.formatters.registry import FormatterRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +95,9 @@ class PyTorchBackend:
         self._context_tokens: int | None = None
         self._torch: Any = None
         self._tokenizer_note: str | None = None
-        self._formatter: Any = None
+        # The reasoning format is chosen (and a bad choice refused) now, before anything loads.
+        self._formatter = FormatterRegistry().get_formatter(self._backend.model, self._scenario.reasoning_format)
+        self._formatter.format("", self._scenario.reasoning, self._scenario.reasoning_params)
         self._use_chat = False
         self._rendered: dict[str, str] = {}
 
@@ -264,11 +267,8 @@ class PyTorchBackend:
         return model
 
     def _setup_formatting(self) -> None:
-        """Decide between chat messages and plain text, and pick the reasoning formatter."""
-        from ai_energy_benchmarks.formatters.registry import FormatterRegistry
-
+        """Decide between chat messages and plain text (the reasoning formatter was chosen at construction)."""
         scenario = self._scenario
-        self._formatter = FormatterRegistry().get_formatter(self._backend.model, scenario.reasoning_format)
         has_template = bool(getattr(self._tokenizer, "chat_template", None))
         if scenario.chat_template is True and not has_template:
             raise ConfigError(

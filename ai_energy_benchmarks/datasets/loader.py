@@ -261,6 +261,31 @@ def _read_hub(scenario: ScenarioConfig) -> tuple[list[str], dict[str, Any], list
     return _texts(list(data[column]), f"hub:{name}: column '{column}'"), hub, warnings
 
 
+def prompt_source(scenario: ScenarioConfig) -> tuple[str, Path | None]:
+    """Where ``scenario.dataset_name`` points, checked without reading it: ``("packaged" | "local", path)`` or
+    ``("hub", None)``.
+
+    Raises:
+        DatasetError: an unknown packaged set, or a local file or folder that does not exist.
+    """
+    name = scenario.dataset_name
+    if name.startswith(PACKAGED_PREFIX):
+        set_name = name[len(PACKAGED_PREFIX) :]
+        path = _prompts_dir() / f"{set_name}.jsonl"
+        if not path.is_file():
+            raise DatasetError(
+                f"scenario.dataset_name: no packaged prompt set '{set_name}' "
+                f"(available: {', '.join(packaged_prompt_sets())})"
+            )
+        return "packaged", path
+    local = Path(name).expanduser()
+    if local.exists():
+        return "local", local
+    if name.startswith((".", "/", "~")) or local.suffix.lower() in _SUPPORTED_SUFFIXES:
+        raise DatasetError(f"scenario.dataset_name: file or folder '{name}' not found")
+    return "hub", None
+
+
 def load_prompts(scenario: ScenarioConfig) -> PromptSet:
     """Load, optionally shuffle, and take ``num_samples`` prompts for ``scenario``.
 
@@ -270,20 +295,11 @@ def load_prompts(scenario: ScenarioConfig) -> PromptSet:
     name = scenario.dataset_name
     hub: dict[str, Any] | None = None
     hub_warnings: list[str] = []
-    if name.startswith(PACKAGED_PREFIX):
-        set_name = name[len(PACKAGED_PREFIX) :]
-        path = _prompts_dir() / f"{set_name}.jsonl"
-        if not path.is_file():
-            raise DatasetError(
-                f"scenario.dataset_name: no packaged prompt set '{set_name}' "
-                f"(available: {', '.join(packaged_prompt_sets())})"
-            )
+    kind, path = prompt_source(scenario)
+    if kind == "packaged" and path is not None:
         texts, source = _read_jsonl(path, "text"), name
-    elif Path(name).expanduser().exists():
-        local = Path(name).expanduser()
-        texts, source = _read_local(local, scenario.text_column_name), str(local.resolve())
-    elif name.startswith((".", "/", "~")) or Path(name).suffix.lower() in _SUPPORTED_SUFFIXES:
-        raise DatasetError(f"scenario.dataset_name: file or folder '{name}' not found")
+    elif kind == "local" and path is not None:
+        texts, source = _read_local(path, scenario.text_column_name), str(path.resolve())
     else:
         texts, hub, hub_warnings = _read_hub(scenario)
         source = f"hub:{name}"
