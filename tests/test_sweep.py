@@ -271,9 +271,11 @@ def test_a_failing_point_does_not_stop_the_sweep(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("Say something.\nSay something else.\n", encoding="utf-8")
+    too_long = tmp_path / "too_long.txt"  # passes every check, fails when its second prompt meets the model
+    too_long.write_text("Say something.\n" + "energy " * 900 + "\n", encoding="utf-8")
     done = run_cli(
         "sweep", "--config-name", "quickstart", "--output-dir", str(out), "--no-plot",
-        "--param", f"scenario.dataset_name={tmp_path / 'missing.txt'},{prompts}",
+        "--param", f"scenario.dataset_name={too_long},{prompts}",
         "scenario.num_samples=2", "metrics.enabled=false",
         "scenario.generate_kwargs.max_new_tokens=4", "scenario.generate_kwargs.min_new_tokens=4",
     )  # fmt: skip
