@@ -209,6 +209,7 @@ def backend_config(url: str, concurrency: int, tokens: int, **backend: Any) -> A
                 "type": "vllm",
                 "model": MODEL,
                 "endpoint": url + "/v1",
+                "api": "completions",  # the bare client it is compared with sends completions requests
                 "concurrency": concurrency,
                 "scrape_metrics": False,
                 "max_retries": 0,

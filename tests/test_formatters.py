@@ -40,6 +40,36 @@ def test_aienergyscore_import_names() -> None:
 
 
 @pytest.mark.parametrize(
+    ("model", "has_formatter"),
+    [
+        ("openai/gpt-oss-20b", True),
+        ("HuggingFaceTB/SmolLM3-3B", True),
+        ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", True),
+        ("deepseek-ai/DeepSeek-V3", True),  # 0.0.4 matched every "deepseek"
+        ("tencent/Hunyuan-A13B-Instruct", True),
+        ("nvidia/NVIDIA-Nemotron-Nano-9B-v2", True),
+        ("microsoft/Phi-4-reasoning", True),
+        ("google/gemma-3-27b-it", True),
+        ("LGAI-EXAONE/EXAONE-4.0-32B", True),
+        ("Qwen/Qwen3-8B", False),  # 0.0.4 knew Qwen but left the switch to the chat template: None
+        ("meta-llama/Llama-3.1-8B-Instruct", False),
+        ("gpt2", False),
+        ("ByteDance-Seed/Seed-OSS-36B-Instruct", False),
+    ],
+)
+def test_get_formatter_returns_none_where_0_0_4_did(model: str, has_formatter: bool) -> None:
+    """AIEnergyScore branches on ``get_formatter(model) is None`` (and on ``_find_model_config``), as 0.0.4 taught it."""
+    registry = FormatterRegistry()
+    formatter = registry.get_formatter(model)
+    assert (formatter is not None) is has_formatter
+    assert registry.get_formatter(model) is formatter  # cached per model, as 0.0.4 did
+    known = registry._find_model_config(model) is not None
+    assert known is (has_formatter or "qwen" in model.lower())
+    # Our own backends always get a formatter, whatever 0.0.4 returned.
+    assert registry.formatter_for(model) is not None
+
+
+@pytest.mark.parametrize(
     ("model", "family"),
     [
         ("openai/gpt-oss-20b", "harmony"),
@@ -53,13 +83,13 @@ def test_aienergyscore_import_names() -> None:
     ],
 )
 def test_family_chosen_from_the_model_name(model: str, family: str) -> None:
-    assert FormatterRegistry().get_formatter(model).family == family
+    assert FormatterRegistry().formatter_for(model).family == family
 
 
 def test_explicit_family_overrides_and_unknown_family_is_rejected() -> None:
-    assert FormatterRegistry().get_formatter("gpt2", "harmony").family == "harmony"
+    assert FormatterRegistry().formatter_for("gpt2", "harmony").family == "harmony"
     with pytest.raises(ConfigError, match=r"scenario\.reasoning_format: unknown family 'harmonica'"):
-        FormatterRegistry().get_formatter("gpt2", "harmonica")
+        FormatterRegistry().formatter_for("gpt2", "harmonica")
 
 
 def test_harmony_effort_fields() -> None:
@@ -80,7 +110,7 @@ def test_harmony_effort_fields() -> None:
 
 
 def test_system_flag_goes_in_the_system_message_not_the_user_text() -> None:
-    formatter = FormatterRegistry().get_formatter("HuggingFaceTB/SmolLM3-3B")
+    formatter = FormatterRegistry().formatter_for("HuggingFaceTB/SmolLM3-3B")
     on = formatter.format("Q", True, {"system_prompt": "Be brief."})
     assert on.messages == [{"role": "system", "content": "/think\nBe brief."}, {"role": "user", "content": "Q"}]
     off = formatter.format("Q", False)
@@ -89,12 +119,12 @@ def test_system_flag_goes_in_the_system_message_not_the_user_text() -> None:
 
 
 def test_template_parameter_and_budget() -> None:
-    qwen = FormatterRegistry().get_formatter("Qwen/Qwen3-8B")
+    qwen = FormatterRegistry().formatter_for("Qwen/Qwen3-8B")
     assert qwen.format("Q", True).server_fields() == {"chat_template_kwargs": {"enable_thinking": True}}
     assert qwen.format("Q", False).chat_template_kwargs == {"enable_thinking": False}
     with pytest.raises(ConfigError, match="no thinking budget parameter"):
         qwen.format("Q", True, {"thinking_budget": 512})
-    seed = FormatterRegistry().get_formatter("ByteDance-Seed/Seed-OSS-36B-Instruct")
+    seed = FormatterRegistry().formatter_for("ByteDance-Seed/Seed-OSS-36B-Instruct")
     assert seed.format("Q", True, {"thinking_budget": "512"}).chat_template_kwargs == {
         "enable_thinking": True,
         "thinking_budget": 512,
@@ -108,7 +138,7 @@ def test_template_parameter_and_budget() -> None:
     "model", ["openai/gpt-oss-20b", "HuggingFaceTB/SmolLM3-3B", "deepseek-ai/DeepSeek-R1", "gpt2", "Qwen/Qwen3-8B"]
 )
 def test_a_thinking_budget_no_family_parameter_can_carry_is_refused(model: str) -> None:
-    formatter = FormatterRegistry().get_formatter(model)
+    formatter = FormatterRegistry().formatter_for(model)
     with pytest.raises(ConfigError, match=rf"thinking_budget: the {formatter.family} reasoning family has no thinking"):
         formatter.format("Q", True, {"thinking_budget": 100})
 
@@ -142,7 +172,7 @@ def test_contradicting_reasoning_switches_are_refused() -> None:
 
 
 def test_think_prefix_only_when_reasoning() -> None:
-    formatter = FormatterRegistry().get_formatter("deepseek-ai/DeepSeek-R1-Distill-Llama-8B")
+    formatter = FormatterRegistry().formatter_for("deepseek-ai/DeepSeek-R1-Distill-Llama-8B")
     assert formatter.format("Q", True).assistant_prefix == "<think>\n"
     assert formatter.format("Q", False).assistant_prefix == ""
 

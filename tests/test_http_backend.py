@@ -137,7 +137,7 @@ def test_bad_endpoints_are_config_errors(endpoint: str, message: str) -> None:
 
 @pytest.mark.parametrize("suffix", ["/v1", "", "/v1/"])
 def test_backend_works_with_or_without_v1(server: FakeOpenAIServer, suffix: str) -> None:
-    config = make_config(server.url + suffix)
+    config = make_config(server.url + suffix, api="completions")
     with loaded(config) as backend:
         records = run_all(backend, ["hello there"], config)
     assert records[0].ok and records[0].completion_tokens == 8
@@ -156,6 +156,7 @@ def test_request_body_fixed_length_greedy_and_passthrough(server: FakeOpenAIServ
         server.url + "/v1",
         tokens=5,
         scenario={"generate_kwargs": {"max_new_tokens": 5, "min_new_tokens": 5, "top_k": 3, "repetition_penalty": 1.1}},
+        api="completions",
     )
     with loaded(config) as backend:
         run_all(backend, ["a prompt"], config)
@@ -165,6 +166,48 @@ def test_request_body_fixed_length_greedy_and_passthrough(server: FakeOpenAIServ
     assert body["max_tokens"] == 5 and body["min_tokens"] == 5 and body["ignore_eos"] is True
     assert body["temperature"] == 0.0 and body["top_k"] == 3 and body["repetition_penalty"] == 1.1
     assert not {"max_new_tokens", "min_new_tokens", "do_sample"} & set(body)
+
+
+def test_api_auto_sends_chat_messages_as_0_0_4_did(server: FakeOpenAIServer, caplog: pytest.LogCaptureFixture) -> None:
+    """backend.api unset (auto): chat messages through the server's template, as 0.0.4 always sent, and the log
+    says why; plain text (scenario.chat_template false) goes to the completions endpoint."""
+    config = make_config(server.url + "/v1")
+    with caplog.at_level(logging.INFO, logger="ai_energy_benchmarks"), loaded(config) as backend:
+        run_all(backend, ["hello there"], config)
+        info = backend.describe()
+    assert server.bodies[-1]["messages"] == [{"role": "user", "content": "hello there"}]
+    assert info["api"] == "chat" and info["api_url"] == server.url + "/v1/chat/completions"
+    assert "auto" in info["api_chosen_by"]
+    assert any("using the chat API (backend.api auto" in r.getMessage() for r in caplog.records)
+    plain = make_config(server.url + "/v1", scenario={"chat_template": False})
+    with loaded(plain) as backend:
+        run_all(backend, ["hello there"], plain)
+    assert server.bodies[-1]["prompt"] == "hello there" and backend.describe()["api"] == "completions"
+
+
+@pytest.mark.parametrize(
+    ("generate_kwargs", "ignore_eos", "sent"),
+    [
+        ({"max_new_tokens": 4000, "min_new_tokens": 1}, None, {"max_tokens": 4000, "min_tokens": 1}),
+        ({"max_new_tokens": 10, "min_new_tokens": 10}, None, {"max_tokens": 10, "min_tokens": 10, "ignore_eos": True}),
+        ({"max_new_tokens": 10, "min_new_tokens": None}, None, {"max_tokens": 10}),
+        ({"max_new_tokens": 10, "min_new_tokens": 10}, False, {"max_tokens": 10, "min_tokens": 10}),
+        ({"max_new_tokens": 10, "min_new_tokens": 2}, True, {"max_tokens": 10, "min_tokens": 2, "ignore_eos": True}),
+    ],
+)
+def test_fixed_length_only_when_the_workload_asks_for_it(
+    server: FakeOpenAIServer, generate_kwargs: dict[str, Any], ignore_eos: bool | None, sent: dict[str, Any]
+) -> None:
+    """AIEnergyScore's reasoning budget (max 8192, min 1; 4000 fits this server) must let the model stop at EOS:
+    `ignore_eos` only for a fixed length (min == max) unless backend.ignore_eos says otherwise; `min_tokens` carries
+    the lower bound."""
+    options = {} if ignore_eos is None else {"ignore_eos": ignore_eos}
+    config = make_config(server.url + "/v1", scenario={"generate_kwargs": generate_kwargs}, **options)
+    with loaded(config) as backend:
+        run_all(backend, ["q"], config)
+        assert backend.describe()["load"]["ignore_eos"] is ("ignore_eos" in sent)
+    body = server.bodies[-1]
+    assert {k: body[k] for k in ("max_tokens", "min_tokens", "ignore_eos") if k in body} == sent
 
 
 def test_sampling_keeps_the_temperature_and_ignore_eos_can_be_off() -> None:
@@ -188,7 +231,7 @@ def test_reasoning_fields_come_from_the_formatter(server: FakeOpenAIServer) -> N
     body = server.bodies[-1]
     assert body["reasoning_effort"] == "high" and body["chat_template_kwargs"] == {"reasoning_effort": "high"}
     assert body["messages"] == [{"role": "user", "content": "think"}]
-    completions = make_config(server.url + "/v1", scenario=scenario)
+    completions = make_config(server.url + "/v1", api="completions", scenario=scenario)
     with loaded(completions) as backend:
         run_all(backend, ["think"], completions)
     # A completions endpoint gets the Harmony text itself, ending where the assistant starts to write.
@@ -313,8 +356,9 @@ def test_a_think_prefix_continues_the_assistant_message(server: FakeOpenAIServer
     assert isinstance(fields, dict)
     assert fields["messages"][-1] == {"role": "assistant", "content": "<think>\n"}
     assert fields["continue_final_message"] is True and fields["add_generation_prompt"] is False
-    plain = OpenAIHTTPBackend(make_config(server.url, scenario=scenario))
-    assert plain.render("why?") == "why?<think>\n"
+    # On a completions endpoint the prefix follows the model's template text, never the bare prompt.
+    plain = OpenAIHTTPBackend(make_config(server.url, api="completions", scenario=scenario))
+    assert plain.render("why?") == "<｜User｜>why?<｜Assistant｜><think>\n"
 
 
 @pytest.mark.parametrize(
@@ -322,7 +366,7 @@ def test_a_think_prefix_continues_the_assistant_message(server: FakeOpenAIServer
     [
         ({"api": "completions"}, {"chat_template": True}, "set backend.api=chat"),
         ({"api": "chat"}, {"chat_template": False}, "set backend.api=completions"),
-        ({}, {"reasoning": True, "reasoning_format": "template_param"}, "needs chat messages"),
+        ({"api": "completions"}, {"reasoning": True, "reasoning_format": "template_param"}, "needs chat messages"),
     ],
 )
 def test_prompt_format_conflicts_are_config_errors(
@@ -598,7 +642,7 @@ def test_prometheus_is_scraped_during_the_run_and_cross_checked(
 ) -> None:
     monkeypatch.setattr(openai_http, "SCRAPE_INTERVAL_S", 0.05)
     server.token_delay_s = 0.01
-    config = make_config(server.url + "/v1", tokens=10, concurrency=4)
+    config = make_config(server.url + "/v1", tokens=10, concurrency=4, api="completions")
     with loaded(config) as backend:
         records = run_all(backend, [f"w{i} x" for i in range(12)], config)
         info = backend.describe()
@@ -713,9 +757,13 @@ def test_a_key_echoed_by_the_server_is_redacted_from_errors(server: FakeOpenAISe
 
 
 # -- energy scope --------------------------------------------------------------------------------------------------
-def test_gpus_are_metered_only_for_a_local_server_on_cuda(server: FakeOpenAIServer) -> None:
+def test_gpus_are_metered_for_a_local_server_unless_device_is_cpu(server: FakeOpenAIServer) -> None:
     local = server.url + "/v1"
-    assert OpenAIHTTPBackend(make_config(local)).metered_gpu_ids() == []  # device auto: no GPU claimed
+    # device auto (AIEnergyScore's vLLM path sets no device): every GPU visible here is the server's (None: all)
+    auto = OpenAIHTTPBackend(make_config(local))
+    assert auto.metered_gpu_ids() is None and "every GPU visible here" in auto._energy_scope()["note"]
+    assert OpenAIHTTPBackend(make_config(local, device_ids=[1])).metered_gpu_ids() == [1]
+    assert OpenAIHTTPBackend(make_config(local, device="cpu")).metered_gpu_ids() == []
     assert OpenAIHTTPBackend(make_config(local, device="cuda", device_ids=[1, 2])).metered_gpu_ids() == [1, 2]
     assert OpenAIHTTPBackend(make_config(local, device="cuda:3")).metered_gpu_ids() == [3]
     remote = OpenAIHTTPBackend(make_config("http://192.0.2.10:8000/v1", device="cuda"))  # TEST-NET: never contacted

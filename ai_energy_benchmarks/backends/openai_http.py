@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
@@ -39,7 +39,7 @@ from ai_energy_benchmarks.backends.http_metrics import (
 )
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.exceptions import BackendError, ConfigError
-from ai_energy_benchmarks.formatters.base import Formatter
+from ai_energy_benchmarks.formatters.base import Formatter, ThinkPrefixFormatter
 from ai_energy_benchmarks.formatters.harmony import HarmonyFormatter
 
 logger = logging.getLogger(__name__)
@@ -145,9 +145,23 @@ def field_origins(generate_kwargs: dict[str, Any]) -> dict[str, str]:
     return origins
 
 
-def build_base_body(api: str, model: str, generate_kwargs: dict[str, Any], ignore_eos: bool) -> dict[str, Any]:
+def fixed_length(generate_kwargs: Mapping[str, Any]) -> bool:
+    """Whether the workload asks for a fixed output length (``min_new_tokens == max_new_tokens``)."""
+    max_new, min_new = generate_kwargs.get("max_new_tokens"), generate_kwargs.get("min_new_tokens")
+    return max_new is not None and min_new is not None and int(min_new) == int(max_new)
+
+
+def resolve_ignore_eos(configured: bool | None, generate_kwargs: Mapping[str, Any]) -> bool:
+    """``backend.ignore_eos`` as sent: the configured value, or (unset) true exactly for a fixed output length."""
+    return fixed_length(generate_kwargs) if configured is None else configured
+
+
+def build_base_body(
+    api: str, model: str, generate_kwargs: dict[str, Any], ignore_eos: bool | None
+) -> dict[str, Any]:
     """The request body without the prompt: streaming with usage, ``max_tokens``/``min_tokens`` from
-    max/min_new_tokens, ``ignore_eos``, temperature 0 unless ``do_sample``, other keys passed through top-level."""
+    max/min_new_tokens, ``ignore_eos`` (unset: only for a fixed length, so a model with a length range stops at its
+    end-of-sequence token), temperature 0 unless ``do_sample``, other keys passed through top-level."""
     kwargs = dict(generate_kwargs)
     extra = kwargs.pop("extra_body", None)
     if extra is not None:
@@ -187,7 +201,7 @@ def build_base_body(api: str, model: str, generate_kwargs: dict[str, Any], ignor
         body["max_tokens"] = int(max_new)
     if min_new:
         body["min_tokens"] = int(min_new)
-    if ignore_eos:
+    if resolve_ignore_eos(ignore_eos, {"max_new_tokens": max_new, "min_new_tokens": min_new}):
         body["ignore_eos"] = True
     if not do_sample:
         kwargs["temperature"] = 0.0
@@ -195,6 +209,16 @@ def build_base_body(api: str, model: str, generate_kwargs: dict[str, Any], ignor
     if api not in API_PATHS:
         raise ConfigError(f"backend.api: unknown API '{api}' (choose {', '.join(API_PATHS)})")
     return body
+
+
+def resolve_api(configured: str, chat_template: bool | str) -> tuple[str, str]:
+    """``backend.api`` as used, and why: ``auto`` is chat (0.0.4 always sent chat messages) unless
+    ``scenario.chat_template`` is false (plain text, the completions endpoint)."""
+    if configured != "auto":
+        return configured, "backend.api"
+    if chat_template is False:
+        return "completions", "backend.api auto: scenario.chat_template is false (plain text)"
+    return "chat", "backend.api auto: chat messages through the server's chat template, as 0.0.4 sent"
 
 
 def resolve_api_key(configured: str | None) -> tuple[str | None, str]:
@@ -285,10 +309,14 @@ class OpenAIHTTPBackend:
         self._base_url = normalize_endpoint(self._backend.endpoint)
         secret = self._backend.api_key.get_secret_value() if self._backend.api_key is not None else None
         self._api_key, self._api_key_source = resolve_api_key(secret)
-        self._api_path = API_PATHS[self._backend.api]
-        self._chat = self._backend.api == "chat"
+        self._api, self._api_reason = resolve_api(self._backend.api, self._scenario.chat_template)
+        if self._backend.api == "auto":
+            logger.info("using the %s API (%s)", self._api, self._api_reason)
+        self._api_path = API_PATHS[self._api]
+        self._chat = self._api == "chat"
+        self._ignore_eos = resolve_ignore_eos(self._backend.ignore_eos, self._scenario.generate_kwargs)
         base_body = build_base_body(
-            self._backend.api, self._backend.model, self._scenario.generate_kwargs.as_kwargs(), self._backend.ignore_eos
+            self._api, self._backend.model, self._scenario.generate_kwargs.as_kwargs(), self._backend.ignore_eos
         )
         self._user_template_kwargs: dict[str, Any] = dict(base_body.get("chat_template_kwargs") or {})
         self._formatter = self._choose_formatter()
@@ -311,7 +339,7 @@ class OpenAIHTTPBackend:
         from ai_energy_benchmarks.formatters.registry import FormatterRegistry
 
         scenario = self._scenario
-        formatter = FormatterRegistry().get_formatter(self._backend.model, scenario.reasoning_format)
+        formatter = FormatterRegistry().formatter_for(self._backend.model, scenario.reasoning_format)
         if scenario.chat_template is True and not self._chat:
             raise ConfigError(
                 "scenario.chat_template is true: the vllm backend sends chat messages through the server's chat "
@@ -324,7 +352,18 @@ class OpenAIHTTPBackend:
             )
         if not self._chat and scenario.reasoning and formatter.family in ("system_flag", "template_param"):
             raise ConfigError(
-                f"scenario.reasoning: the {formatter.family} reasoning switch needs chat messages; set backend.api=chat"
+                f"scenario.reasoning: the {formatter.family} reasoning switch needs chat messages; set backend.api=chat "
+                "(or leave it auto)"
+            )
+        if (
+            not self._chat
+            and scenario.reasoning
+            and isinstance(formatter, ThinkPrefixFormatter)
+            and not formatter.can_render()
+        ):
+            raise ConfigError(
+                "scenario.reasoning: the think_prefix format needs the model's chat template around the <think> "
+                "prefix; set backend.api=chat (or leave it auto)"
             )
         formatter.format("", scenario.reasoning, scenario.reasoning_params)  # a bad reasoning option fails now
         return formatter
@@ -357,7 +396,10 @@ class OpenAIHTTPBackend:
         scenario = self._scenario
         formatted = self._formatter.format(prompt, scenario.reasoning, scenario.reasoning_params)
         if not self._chat:
-            if isinstance(self._formatter, HarmonyFormatter):
+            if isinstance(self._formatter, HarmonyFormatter) or (
+                isinstance(self._formatter, ThinkPrefixFormatter) and self._formatter.can_render()
+            ):
+                # The model's own template text around the prompt: a <think> prefix never follows the bare prompt.
                 return {"prompt": self._formatter.render(prompt, scenario.reasoning, scenario.reasoning_params)}
             return {"prompt": prompt + formatted.assistant_prefix}
         fields: dict[str, Any] = {"messages": list(formatted.messages), **formatted.server_fields()}
@@ -531,7 +573,7 @@ class OpenAIHTTPBackend:
         """Send one request with the configured options and one output token, so a rejected option fails now."""
         assert self._loop is not None and self._client is not None
         options = self._scenario.generate_kwargs.as_kwargs() | {"max_new_tokens": 1, "min_new_tokens": 1}
-        body = build_base_body(self._backend.api, self._backend.model, options, self._backend.ignore_eos)
+        body = build_base_body(self._api, self._backend.model, options, self._backend.ignore_eos)
         plan = hc.RunPlan(
             label="check",
             prompts=["Hello"],
@@ -594,7 +636,7 @@ class OpenAIHTTPBackend:
         plan = hc.RunPlan(
             label=label,
             prompts=list(prompts),
-            base_body=build_base_body(backend.api, backend.model, generate_kwargs, backend.ignore_eos),
+            base_body=build_base_body(self._api, backend.model, generate_kwargs, backend.ignore_eos),
             chat=self._chat,
             render=self._request_fields,
             concurrency=backend.concurrency,
@@ -654,18 +696,21 @@ class OpenAIHTTPBackend:
 
     # -- reporting -------------------------------------------------------------------------------------------------
     def metered_gpu_ids(self) -> list[int] | None:
-        """This host's GPUs to meter as the server's: only when the server is on this host and backend.device
-        names CUDA (then ``device_ids``, or N for ``cuda:N``); an empty list (meter no GPU) otherwise."""
+        """This host's GPUs to meter as the server's when the server is on this host: ``backend.device_ids`` when
+        given (or N for ``device: cuda:N``), else every GPU visible here (None) for ``device`` auto or cuda; none
+        (an empty list) for ``device: cpu`` or a server on another host."""
         if self._on_this_host is None:
             self._on_this_host = host_is_local(urllib.parse.urlsplit(self._base_url).hostname or "")
         if not self._on_this_host:
             return []
         device = self._backend.device
-        if device == "cuda":
-            return list(self._backend.device_ids)
         if device.startswith("cuda:"):
             return [int(device.split(":", 1)[1])]
-        return []
+        if device not in ("auto", "cuda"):
+            return []
+        if "device_ids" in self._backend.model_fields_set or device == "cuda":
+            return list(self._backend.device_ids)
+        return None
 
     def _energy_scope(self) -> dict[str, Any]:
         gpus = self.metered_gpu_ids()
@@ -674,11 +719,17 @@ class OpenAIHTTPBackend:
                 "the endpoint is not on this host: this host's GPUs are not the server's, so no GPU energy is "
                 "attributed to the server; CPU and RAM energy are this (client) machine's only"
             )
+        elif gpus is None:
+            note = (
+                "the server is on this host: every GPU visible here is metered as the server's (backend.device "
+                f"{self._backend.device}; set backend.device_ids to name the server's GPUs); CPU and RAM energy cover "
+                "client and server together"
+            )
         elif not gpus:
             note = (
-                "the server is on this host, but backend.device is not cuda: no GPU is metered as the server's "
-                "(set backend.device=cuda and backend.device_ids to the server's GPUs to meter them); CPU and RAM "
-                "energy cover client and server together"
+                f"the server is on this host, but backend.device is {self._backend.device}: no GPU is metered as the "
+                "server's (set backend.device_ids to the server's GPUs to meter them); CPU and RAM energy cover "
+                "client and server together"
             )
         else:
             note = (
@@ -760,7 +811,8 @@ class OpenAIHTTPBackend:
             "model": backend.model,
             "backend": "openai-http",
             "endpoint": self.public_endpoint,
-            "api": backend.api,
+            "api": self._api,
+            "api_chosen_by": self._api_reason,
             "api_url": self.public_endpoint + self._api_path,
             "api_key": "set (redacted)" if self._api_key else "none",
             "api_key_source": self._api_key_source,
@@ -781,7 +833,7 @@ class OpenAIHTTPBackend:
                 "burstiness": backend.burstiness,
                 "seed": backend.seed,
                 "duration_s": backend.duration_s,
-                "ignore_eos": backend.ignore_eos,
+                "ignore_eos": self._ignore_eos,
                 "max_retries": backend.max_retries,
                 "retry_backoff_s": backend.retry_backoff_s,
                 "connect_timeout_s": backend.connect_timeout_s,

@@ -96,7 +96,7 @@ class PyTorchBackend:
         self._torch: Any = None
         self._tokenizer_note: str | None = None
         # The reasoning format is chosen (and a bad choice refused) now, before anything loads.
-        self._formatter = FormatterRegistry().get_formatter(self._backend.model, self._scenario.reasoning_format)
+        self._formatter = FormatterRegistry().formatter_for(self._backend.model, self._scenario.reasoning_format)
         self._formatter.format("", self._scenario.reasoning, self._scenario.reasoning_params)
         self._use_chat = False
         self._rendered: dict[str, str] = {}

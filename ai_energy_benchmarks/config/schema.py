@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
@@ -171,8 +171,11 @@ class BackendConfig(_Section):
         description="API key for the server (`vllm`); when unset, the `OPENAI_API_KEY` environment variable. "
         "Never written to results or logs.",
     )
-    api: Literal["completions", "chat"] = Field(
-        "completions", description="`vllm`: `/v1/completions` (plain prompts) or `/v1/chat/completions` (messages)."
+    api: Literal["auto", "completions", "chat"] = Field(
+        "auto",
+        description="`vllm`: `/v1/chat/completions` (`chat`: messages through the server's chat template), "
+        "`/v1/completions` (`completions`: plain prompts), or `auto`: chat, as 0.0.4 always sent, unless "
+        "`scenario.chat_template` is false.",
     )
     concurrency: int = Field(1, ge=1, description="`vllm`: most requests in flight at once.")
     request_rate: float | None = Field(
@@ -199,8 +202,11 @@ class BackendConfig(_Section):
     max_consecutive_failures: int = Field(
         50, ge=0, description="`vllm`: stop the run after this many failures in a row (0: never)."
     )
-    ignore_eos: bool = Field(
-        True, description="`vllm`: send `ignore_eos` so every request generates exactly `max_new_tokens` tokens."
+    ignore_eos: bool | None = Field(
+        None,
+        description="`vllm`: send `ignore_eos` (every request generates exactly `max_new_tokens` tokens). Unset: only "
+        "for a fixed length (`min_new_tokens == max_new_tokens`); otherwise `min_tokens` is sent and the model stops "
+        "at its end-of-sequence token.",
     )
     scrape_metrics: bool = Field(
         True, description="`vllm`: scrape the server's Prometheus `/metrics` every second during the run."
@@ -295,9 +301,13 @@ class InputShapes(_Section):
     batch_size: int = Field(1, ge=1, description="Prompts per forward pass (PyTorch backend); left padding.")
 
 
-class GenerateKwargs(_Section):
+class GenerateKwargs(_Section, Mapping[str, Any]):
     """Generation parameters. Known keys are typed; any other key is passed to the backend unchanged
-    (a near miss of a known key, such as `max_new_token`, is an error)."""
+    (a near miss of a known key, such as `max_new_token`, is an error).
+
+    Also a read-only Mapping of the keys that are set (``["max_new_tokens"]``, ``.get()``, ``dict(...)``), as 0.0.4's
+    plain dict was read by callers such as AIEnergyScore.
+    """
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
 
@@ -340,6 +350,16 @@ class GenerateKwargs(_Section):
     def as_kwargs(self) -> dict[str, Any]:
         """The keyword arguments to pass to the backend (unset optional keys left out)."""
         return {k: v for k, v in self.model_dump().items() if v is not None}
+
+    # -- read-only Mapping over as_kwargs() ------------------------------------------------------------------------
+    def __getitem__(self, key: str) -> Any:
+        return self.as_kwargs()[key]
+
+    def __iter__(self) -> Iterator[str]:  # type: ignore[override]  # BaseModel iterates (name, value) pairs
+        return iter(self.as_kwargs())
+
+    def __len__(self) -> int:
+        return len(self.as_kwargs())
 
 
 #: Keys of ``scenario.reasoning_params`` that switch reasoning on or off (the same meaning as ``scenario.reasoning``).

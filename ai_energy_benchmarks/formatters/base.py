@@ -139,3 +139,19 @@ class ThinkPrefixFormatter(Formatter):
         self._refuse_budget(reasoning_params)
         prefix = str(self.options.get("prefix", "<think>\n")) if reasoning else ""
         return FormattedPrompt(messages=[{"role": "user", "content": prompt}], assistant_prefix=prefix)
+
+    def can_render(self) -> bool:
+        """Whether this family knows its model's template text for a completions endpoint (``completions_text``)."""
+        return bool(self.options.get("completions_text"))
+
+    def render(self, prompt: str, reasoning: bool = False, reasoning_params: dict[str, Any] | None = None) -> str:
+        """The prompt as the model's chat template writes one user turn, then the ``<think>`` prefix when reasoning,
+        for a completions endpoint (the prefix is never glued to the bare prompt)."""
+        template = self.options.get("completions_text")
+        if not template:
+            raise ConfigError(
+                "scenario.reasoning: the think_prefix format has no completions text for this model (its chat "
+                "template is needed to place the <think> prefix); set backend.api=chat or auto"
+            )
+        formatted = self.format(prompt, reasoning, reasoning_params)
+        return str(template).replace("{prompt}", prompt) + formatted.assistant_prefix

@@ -32,15 +32,22 @@ def _rules_file() -> Path:
 
 
 class FormatterRegistry:
-    """Maps model ids to formatters (``FormatterRegistry().get_formatter("openai/gpt-oss-20b")``)."""
+    """Maps model ids to formatters.
+
+    Our backends call :meth:`formatter_for`, which always returns a formatter (the plain one when the model has no
+    reasoning format). :meth:`get_formatter` keeps ai_energy_benchmarks 0.0.4's contract for callers that branch on
+    it (AIEnergyScore): it returns None for a model 0.0.4 had no formatter for, and caches per model id.
+    """
 
     def __init__(self, rules_path: str | Path | None = None) -> None:
         path = Path(rules_path) if rules_path else _rules_file()
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         self.rules: list[dict[str, Any]] = list(data.get("formats", []))
+        self.compat_rules: list[dict[str, Any]] = list(data.get("compat_0_0_4", []))
         for rule in self.rules:
             if rule.get("family") not in FAMILIES:
                 raise ConfigError(f"{path}: unknown formatter family {rule.get('family')!r}")
+        self._formatters: dict[str, Formatter | None] = {}
 
     def rule_for(self, model_id: str) -> dict[str, Any]:
         """The first rule whose ``match`` is found in ``model_id`` (case-insensitive)."""
@@ -49,7 +56,7 @@ class FormatterRegistry:
                 return rule
         return {"match": ".*", "family": "plain"}
 
-    def get_formatter(self, model_id: str, family: str | None = None) -> Formatter:
+    def formatter_for(self, model_id: str, family: str | None = None) -> Formatter:
         """The formatter for ``model_id``; ``family`` (``scenario.reasoning_format``) overrides the rules."""
         if family is not None:
             if family not in FAMILIES:
@@ -61,3 +68,22 @@ class FormatterRegistry:
         rule = self.rule_for(model_id)
         options = {k: v for k, v in rule.items() if k not in ("match", "family")}
         return FAMILIES[rule["family"]](options)
+
+    def _find_model_config(self, model_id: str) -> dict[str, Any] | None:
+        """0.0.4's entry for ``model_id`` (``{"match": ..., "type": ...}``; type None: known, no formatter), or None
+        when 0.0.4 did not know the model (AIEnergyScore calls this to tell the two apart)."""
+        lowered = model_id.lower()
+        for rule in self.compat_rules:
+            if re.search(str(rule["match"]), lowered):
+                return dict(rule)
+        return None
+
+    def get_formatter(self, model_id: str) -> Formatter | None:
+        """0.0.4's contract: a formatter for a model 0.0.4 had one for, None otherwise (cached per model id).
+
+        The formatter returned is ours for that model (:meth:`formatter_for`).
+        """
+        if model_id not in self._formatters:
+            rule = self._find_model_config(model_id)
+            self._formatters[model_id] = None if rule is None or rule.get("type") is None else self.formatter_for(model_id)
+        return self._formatters[model_id]
