@@ -336,9 +336,14 @@ def csv_row(result: dict[str, Any]) -> dict[str, Any]:
         "device_ids": json.dumps(config["device_ids"]),
         "generate_kwargs": json.dumps(config["generate_kwargs"], sort_keys=True),
     }
-    row.update(result["summary"])
+    row.update({k: v for k, v in result["summary"].items() if k != "zero_filled"})
     for key in _CSV_ENERGY_KEYS:
         row[key] = energy.get(key)
+    # 0.0.4's keys that hold 0.0 only because they may not be null (results/contract.py): unknown, not zero.
+    row["zero_filled"] = " ".join(
+        [f"summary.{k}" for k in result["summary"].get("zero_filled") or []]
+        + [f"energy.{k}" for k in energy.get("zero_filled") or []]
+    )
     for device in ("gpu", "cpu", "ram"):
         row[f"{device}_energy_source"] = (energy.get("sources") or {}).get(device)
     row["synthetic_model"] = bool(result["model"].get("synthetic"))

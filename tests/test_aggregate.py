@@ -108,7 +108,8 @@ def test_used_gpu_without_any_gpu_reading_is_missing_not_zero() -> None:
         name="generate-0", duration_s=2.0, readings=[reading("cpu", 10.0, "measured:rapl", "rapl")]
     )
     result = build([window], gpu_ids=[1])
-    assert result["energy"]["gpu_energy_wh"] is None
+    assert result["energy"]["gpu_energy_j"] is None
+    assert result["energy"]["gpu_energy_wh"] == 0.0 and "gpu_energy_wh" in result["energy"]["zero_filled"]
     assert "gpu-not-metered" in result["energy"]["flags"]
 
 
@@ -145,7 +146,8 @@ def test_a_remote_servers_gpu_energy_is_not_measured_not_zero() -> None:
     scope = {"server_on_this_host": False, "note": "the endpoint is not on this host"}
     result = build([window], gpu_ids=[], model_info={"energy_scope": scope})
     energy = result["energy"]
-    assert energy["gpu_energy_wh"] is None
+    assert energy["gpu_energy_j"] is None and energy["gpu_energy_wh"] == 0.0  # 0.0.4's key is never null
+    assert {"gpu_energy_wh", "energy_wh"} <= set(energy["zero_filled"])
     assert energy["sources"]["gpu"] == "not-measured:remote-server"
     assert "the endpoint is not on this host" in result["warnings"]
     assert energy["total_energy_wh"] == pytest.approx(10 / 3600)
@@ -187,7 +189,8 @@ def test_a_meter_that_missed_a_window_is_not_summed_over_fewer_windows() -> None
     for gpu_ids in ([0], None):
         result = build([first, second], gpu_ids=gpu_ids)
         energy = result["energy"]
-        assert energy["gpu_energy_wh"] is None and energy["sources"]["gpu"] is None
+        assert energy["gpu_energy_j"] is None and energy["sources"]["gpu"] is None
+        assert energy["gpu_energy_wh"] == 0.0 and "gpu_energy_wh" in energy["zero_filled"]
         assert "gpu-incomplete" in energy["flags"]
         assert any(
             "gpu energy is missing: no meter read it in every measured window (generate-1" in w

@@ -147,7 +147,11 @@ def test_aggregator_figures_from_the_written_report(aienergyscore_run: tuple[dic
     assert figures["total_completion_tokens"] == NUM_SAMPLES * NEW_TOKENS
     assert figures["total_tokens"] == figures["total_prompt_tokens"] + figures["total_completion_tokens"]
     assert figures["total_duration_seconds"] > 0
+    # 0.0.4's meaning, which AIEnergyScore's column keeps: prompt + output tokens per second.
     assert figures["throughput_tokens_per_second"] == pytest.approx(
+        figures["total_tokens"] / figures["total_duration_seconds"]
+    )
+    assert result["summary"]["throughput_output_tokens_per_second"] == pytest.approx(
         figures["total_completion_tokens"] / figures["total_duration_seconds"]
     )
     for key, value in figures.items():

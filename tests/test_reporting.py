@@ -398,9 +398,9 @@ def expected_figures(report: dict[str, Any]) -> dict[str, tuple[float | None, tu
         "joules_per_output_token": (energy["joules_per_output_token"], interval(stats["joules_per_output_token"])),
         "total_energy_wh": (energy["total_energy_wh"], None),
         "emissions_g_per_pass": (energy["emissions_g_co2eq"] / reps, None),
-        "throughput_tokens_per_second": (
-            summary["throughput_tokens_per_second"],
-            interval(stats["throughput_tokens_per_second"]),
+        "output_tokens_per_second": (
+            summary["throughput_output_tokens_per_second"],
+            interval(stats["output_tokens_per_second"]),
         ),
         "prompts_per_second": (summary["successful_prompts"] / summary["total_duration_seconds"], None),
         "latency_mean_s": (report["latency"]["latency_s"]["mean"], interval(report["latency"]["latency_s"])),

@@ -81,7 +81,7 @@ def test_result_has_contract_keys(run: tuple[dict[str, Any], Path]) -> None:
     assert {"name", "backend", "model", "dataset", "num_samples", "device_ids"} <= set(result["config"])
     assert set(result["summary"]) >= set(SUMMARY_KEYS)
     assert set(result["energy"]) >= set(ENERGY_KEYS)
-    assert result["schema_version"] == "1.0"
+    assert result["schema_version"] == "1.1"
     assert result["status"] == "completed"
     assert result["config"]["model"] == "packaged:tiny-llama"
 
@@ -125,8 +125,11 @@ def test_speed_figures_agree_with_records(run: tuple[dict[str, Any], Path]) -> N
     result, _ = run
     summary = result["summary"]
     assert summary["total_duration_seconds"] > 0
-    assert summary["throughput_tokens_per_second"] == pytest.approx(
+    assert summary["throughput_output_tokens_per_second"] == pytest.approx(
         summary["total_completion_tokens"] / summary["total_duration_seconds"]
+    )
+    assert summary["throughput_tokens_per_second"] == pytest.approx(  # 0.0.4's meaning: prompt + output tokens
+        summary["total_tokens"] / summary["total_duration_seconds"]
     )
     assert 0 < summary["avg_time_to_first_token"] < summary["avg_latency_seconds"]
     assert result["latency"]["latency_s"]["count"] == 12
@@ -254,7 +257,10 @@ def test_metrics_disabled_keeps_keys_without_inventing_energy(tmp_path: Path) ->
     config.metrics.enabled = False
     result = BenchmarkRunner(config).run()
     assert result["energy"]["enabled"] is False
-    assert all(result["energy"][key] is None for key in ENERGY_KEYS)
+    # 0.0.4's keys stay numbers, each listed as zero-filled (unknown, not zero); our own keys are null.
+    assert all(result["energy"][key] == 0.0 for key in ENERGY_KEYS)
+    assert set(result["energy"]["zero_filled"]) == set(ENERGY_KEYS)
+    assert result["energy"]["total_energy_j"] is None and result["energy"]["emissions_estimated_g_co2eq"] is None
     assert result["summary"]["total_completion_tokens"] == 2 * NEW_TOKENS
 
 

@@ -149,12 +149,12 @@ METRICS: tuple[Metric, ...] = (
     Metric("total_energy_wh", "total energy (all repetitions)", "Wh", "lower", _field("energy.total_energy_wh")),
     Metric("emissions_g_per_pass", "emissions per pass", "g CO2eq", "lower", _per_pass("emissions_g_co2eq")),
     Metric(
-        "throughput_tokens_per_second",
+        "output_tokens_per_second",
         "output throughput",
         "tokens/s",
         "higher",
-        _field("summary.throughput_tokens_per_second"),
-        _stat_interval("repetition_statistics.throughput_tokens_per_second"),
+        _field("summary.throughput_output_tokens_per_second"),
+        _stat_interval("repetition_statistics.output_tokens_per_second"),
     ),
     Metric("prompts_per_second", "prompts per second", "1/s", "higher", prompts_per_second),
     Metric(

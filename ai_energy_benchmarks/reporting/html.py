@@ -204,8 +204,8 @@ def _key_figures(report: Mapping[str, Any], samples: Mapping[str, Sequence[float
         ),
         (
             "Output throughput",
-            num(summary.get("throughput_tokens_per_second"), 4, "tokens/s"),
-            _ci(statistics.get("throughput_tokens_per_second")),
+            num(summary.get("throughput_output_tokens_per_second"), 4, "tokens/s"),
+            _ci(statistics.get("output_tokens_per_second")),
         ),
         ("Requests per second", num(summary.get("requests_per_second"), 4), ""),
         (
@@ -398,7 +398,7 @@ def _repetition_table(report: Mapping[str, Any]) -> str:
             _e(num(row.get("duration_s"), 4, "s")),
             _e(num(row.get("total_energy_wh"), 4, "Wh")),
             _e(num(row.get("joules_per_output_token"), 4, "J")),
-            _e(num(row.get("throughput_tokens_per_second"), 4)),
+            _e(num(row.get("output_tokens_per_second"), 4)),
         ]
         for row in report.get("repetitions") or []
     ]
@@ -409,7 +409,7 @@ def _repetition_table(report: Mapping[str, Any]) -> str:
     for key, label in (
         ("total_energy_wh", "energy per repetition (Wh)"),
         ("joules_per_output_token", "J per output token"),
-        ("throughput_tokens_per_second", "throughput (tokens/s)"),
+        ("output_tokens_per_second", "output throughput (tokens/s)"),
     ):
         block = statistics.get(key)
         if isinstance(block, Mapping) and block.get("mean") is not None:

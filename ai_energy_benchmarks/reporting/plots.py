@@ -380,12 +380,12 @@ def repetitions(result: Mapping[str, Any], path: Path) -> Path:
             "Energy per output token",
             "J / output token",
         )
-        speed = _column(rows, "throughput_tokens_per_second")
+        speed = _column(rows, "output_tokens_per_second")
         _interval_panel(
             speed_axes,
             labels,
             [_Stack(speed, "#9ecae1")] if speed else [],
-            statistics.get("throughput_tokens_per_second"),
+            statistics.get("output_tokens_per_second"),
             "Output throughput",
             "tokens / s",
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ai_energy_benchmarks.reporting import ReportError
+from ai_energy_benchmarks.results.contract import reader_view
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def load_run(path: str | Path, label: str | None = None) -> Run:
     if not isinstance(report, dict) or "summary" not in report or "config" not in report:
         raise ReportError(f"{report_path}: not a benchmark report (no 'summary' and 'config' keys)")
     directory = report_path.parent
-    return Run(directory=directory, report=report, label=label or directory.name)
+    return Run(directory=directory, report=reader_view(report), label=label or directory.name)
 
 
 def unique_labels(paths: list[Path]) -> list[str]:

@@ -38,6 +38,7 @@ from typing import Any
 from ai_energy_benchmarks.exceptions import BenchmarkError, ConfigError
 from ai_energy_benchmarks.reporting import require_matplotlib
 from ai_energy_benchmarks.reporting.runs import REPORT_FILE, dig, prompts_per_second, source_kind
+from ai_energy_benchmarks.results.contract import reader_view
 from ai_energy_benchmarks.results.writers import write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -220,7 +221,7 @@ def read_report(run_dir: Path) -> dict[str, Any] | None:
         report = json.loads((run_dir / REPORT_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return report if isinstance(report, dict) else None
+    return reader_view(report) if isinstance(report, dict) else None
 
 
 class Sweep:
@@ -404,7 +405,7 @@ class Sweep:
             return PointOutcome(point, run_dir, "failed", read_report(run_dir), ran_now=True, message=message)
         status = str(result.get("status"))
         message = "" if status == "completed" else "no request succeeded"
-        return PointOutcome(point, run_dir, status, result, ran_now=True, message=message)
+        return PointOutcome(point, run_dir, status, reader_view(result), ran_now=True, message=message)
 
     # -- summary ------------------------------------------------------------------------------------------------------
 
@@ -444,7 +445,7 @@ class Sweep:
                     "joules_per_output_token": dig(report, "energy.joules_per_output_token"),
                     "joules_per_output_token_ci95_low": jpt_ci.get("ci95_low"),
                     "joules_per_output_token_ci95_high": jpt_ci.get("ci95_high"),
-                    "throughput_tokens_per_second": dig(report, "summary.throughput_tokens_per_second"),
+                    "output_tokens_per_second": dig(report, "summary.throughput_output_tokens_per_second"),
                     "prompts_per_second": prompts_per_second(report),
                     "latency_p50_s": dig(report, "latency.latency_s.p50"),
                     "latency_p99_s": dig(report, "latency.latency_s.p99"),
@@ -556,7 +557,7 @@ class Sweep:
                 str(row["status"]),
                 jpt,
                 _fmt(row["wh_per_1000_queries"]),
-                _fmt(row["throughput_tokens_per_second"]),
+                _fmt(row["output_tokens_per_second"]),
                 _fmt(row["latency_p50_s"]),
                 _fmt(row["latency_p99_s"]),
                 _fmt(row["ttft_p99_s"]),

@@ -17,8 +17,12 @@ from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.datasets.loader import PromptSet
 from ai_energy_benchmarks.energy.base import EnergyReading, IntervalReading, WindowMeasurement
 from ai_energy_benchmarks.results import stats
+from ai_energy_benchmarks.results.contract import apply_0_0_4_types
 
-SCHEMA_VERSION = "1.0"
+#: 1.1: 0.0.4's keys are never null (``zero_filled``), ``summary.throughput_tokens_per_second`` is prompt + output
+#: tokens per second again (``throughput_output_tokens_per_second``: output only), repetitions'
+#: ``output_tokens_per_second`` (was ``throughput_tokens_per_second``), ``mean_latency_s``, ``mean_ttft_s``.
+SCHEMA_VERSION = "1.1"
 _J_PER_WH = 3600.0
 _J_PER_KWH = 3.6e6
 _DEVICES = ("gpu", "cpu", "ram")
@@ -51,18 +55,24 @@ def _summary(records: Sequence[RequestRecord], duration_s: float) -> dict[str, A
     prompt_tokens = sum(r.prompt_tokens for r in ok)
     completion_tokens = sum(r.completion_tokens for r in ok)
     ttft = [(r.ttft_s, r.num_prompts) for r in ok if r.ttft_s is not None]
+    mean_latency_s = _weighted_mean([(r.latency_s, r.num_prompts) for r in ok])
+    mean_ttft_s = _weighted_mean([(v, w) for v, w in ttft if v is not None])
     return {
         "total_prompts": sum(r.num_prompts for r in records),
         "successful_prompts": sum(r.num_prompts for r in ok),
         "failed_prompts": sum(r.num_prompts for r in records if not r.ok),
         "total_duration_seconds": duration_s,
-        "avg_latency_seconds": _weighted_mean([(r.latency_s, r.num_prompts) for r in ok]),
-        "avg_time_to_first_token": _weighted_mean([(v, w) for v, w in ttft if v is not None]),
+        "avg_latency_seconds": mean_latency_s,
+        "avg_time_to_first_token": mean_ttft_s,
         "total_tokens": prompt_tokens + completion_tokens,
         "total_prompt_tokens": prompt_tokens,
         "total_completion_tokens": completion_tokens,
-        "throughput_tokens_per_second": _ratio(completion_tokens, duration_s),
+        # 0.0.4's meaning: prompt + output tokens per second (results/contract.py)
+        "throughput_tokens_per_second": _ratio(prompt_tokens + completion_tokens, duration_s),
         "throughput_total_tokens_per_second": _ratio(prompt_tokens + completion_tokens, duration_s),
+        "throughput_output_tokens_per_second": _ratio(completion_tokens, duration_s),
+        "mean_latency_s": mean_latency_s,
+        "mean_ttft_s": mean_ttft_s,
         **_reasoning_split(ok, completion_tokens),
         "requests_per_second": _ratio(len(ok), duration_s),
     }
@@ -426,7 +436,7 @@ def _repetitions(
                 "ram_energy_wh": _wh(joules["ram"]),
                 "total_energy_wh": _wh(total_j),
                 "completion_tokens": completion,
-                "throughput_tokens_per_second": _ratio(completion, window.duration_s),
+                "output_tokens_per_second": _ratio(completion, window.duration_s),
                 "joules_per_output_token": _ratio(total_j, completion),
                 "meter_errors": window.errors,
             }
@@ -442,7 +452,7 @@ def _repetitions(
         "total_energy_wh": column("total_energy_wh"),
         "gpu_energy_wh": column("gpu_energy_wh"),
         "joules_per_output_token": column("joules_per_output_token"),
-        "throughput_tokens_per_second": column("throughput_tokens_per_second"),
+        "output_tokens_per_second": column("output_tokens_per_second"),
         "duration_s": column("duration_s"),
     }
 
@@ -620,7 +630,7 @@ def aggregate(
         energy["flags"].append("meter-error")
     if model_info.get("synthetic"):
         all_warnings.append(str(model_info.get("note", "synthetic model (random weights)")))
-    return {
+    result = {
         "schema_version": SCHEMA_VERSION,
         "status": status,
         "config": {
@@ -656,3 +666,5 @@ def aggregate(
         "warnings": all_warnings,
         "energy_notes": energy["notes"],
     }
+    all_warnings += apply_0_0_4_types(result)
+    return result

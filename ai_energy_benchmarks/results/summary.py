@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ai_energy_benchmarks.results.contract import honest
+
 
 def _num(value: Any, digits: int = 4, unit: str = "") -> str:
     if value is None:
@@ -58,6 +60,14 @@ def _dataset(dataset: dict[str, Any]) -> str:
     return f"{dataset['source']} ({', '.join(p for p in parts if p)})"
 
 
+def _output_rate(result: dict[str, Any]) -> Any:
+    """Output tokens per second (a schema 1.0 report kept them in ``throughput_tokens_per_second``)."""
+    summary = result["summary"]
+    if "throughput_output_tokens_per_second" in summary:
+        return summary["throughput_output_tokens_per_second"]
+    return summary.get("throughput_tokens_per_second")
+
+
 def format_summary(result: dict[str, Any], report_path: str | None = None) -> str:
     """Multi-line text: workload, speed, energy with the source of each figure, and warnings."""
     config, summary, energy = result["config"], result["summary"], result.get("energy", {})
@@ -69,9 +79,9 @@ def format_summary(result: dict[str, Any], report_path: str | None = None) -> st
         f", {summary['failed_prompts']} failed; dataset {_dataset(result['dataset'])}",
         f"  tokens        {summary['total_prompt_tokens']} prompt + {summary['total_completion_tokens']} generated",
         f"  duration      {_num(summary['total_duration_seconds'], 3, 's')} measured"
-        f"; throughput {_num(summary['throughput_tokens_per_second'], 1, 'tokens/s')}",
-        f"  latency       mean {_num(summary['avg_latency_seconds'], 4, 's')}"
-        f"; TTFT mean {_num(summary['avg_time_to_first_token'], 4, 's')}",
+        f"; throughput {_num(_output_rate(result), 1, 'output tokens/s')}",
+        f"  latency       mean {_num(honest(result, 'summary.avg_latency_seconds'), 4, 's')}"
+        f"; TTFT mean {_num(honest(result, 'summary.avg_time_to_first_token'), 4, 's')}",
     ]
     http = model.get("http") or {}
     measured = http.get("measured") or {}
@@ -84,14 +94,14 @@ def format_summary(result: dict[str, Any], report_path: str | None = None) -> st
     if energy.get("enabled"):
         sources = energy.get("sources", {})
         lines += [
-            f"  energy        total {_num(energy['total_energy_wh'], 6, 'Wh')}"
+            f"  energy        total {_num(honest(result, 'energy.total_energy_wh'), 6, 'Wh')}"
             f" = {_num(energy['total_energy_j'], 3, 'J')}",
-            f"    gpu         {_num(energy['gpu_energy_wh'], 6, 'Wh')}  {_kind(sources.get('gpu'))}",
-            f"    cpu         {_num(energy['cpu_energy_wh'], 6, 'Wh')}  {_kind(sources.get('cpu'))}",
-            f"    ram         {_num(energy['ram_energy_wh'], 6, 'Wh')}  {_kind(sources.get('ram'))}",
+            f"    gpu         {_num(honest(result, 'energy.gpu_energy_wh'), 6, 'Wh')}  {_kind(sources.get('gpu'))}",
+            f"    cpu         {_num(honest(result, 'energy.cpu_energy_wh'), 6, 'Wh')}  {_kind(sources.get('cpu'))}",
+            f"    ram         {_num(honest(result, 'energy.ram_energy_wh'), 6, 'Wh')}  {_kind(sources.get('ram'))}",
             f"  per 1000 q    {_num(energy['total_wh_per_1000_queries'], 4, 'Wh')} total"
             f"; {_num(energy['joules_per_output_token'], 4, 'J')}/output token",
-            f"  emissions     {_num(energy['emissions_g_co2eq'], 4, 'g CO2eq')}"
+            f"  emissions     {_num(honest(result, 'energy.emissions_g_co2eq'), 4, 'g CO2eq')}"
             f" at {_num(energy['carbon_intensity_g_per_kwh'], 1, 'g/kWh')}"
             + (" (ESTIMATE: grid intensity x energy)" if energy.get("emissions_source") else ""),
         ]
