@@ -499,6 +499,45 @@ def test_empty_variable_falls_back_to_its_default(tmp_path: Path, monkeypatch: p
     assert load_config(path).backend.model == "fallback-model"
 
 
+def test_omegaconf_env_references_of_a_0_0_4_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A YAML file written for 0.0.4 (loaded by OmegaConf there) uses ${oc.env:VAR,default}: it loads unchanged."""
+    path = write(
+        tmp_path,
+        "old.yaml",
+        """\
+        name: ${oc.env:AIEB_TEST_NAME}
+        output_dir: ${oc.env:AIEB_TEST_ROOT,'/data'}/out
+        backend:
+          type: ${oc.env:AIEB_TEST_BACKEND,vllm}
+          model: ${oc.env:AIEB_TEST_MODEL, fallback-model}
+          endpoint: ${oc.env:AIEB_TEST_ENDPOINT,http://localhost:8000/v1}
+        scenario:
+          num_samples: ${oc.env:AIEB_TEST_SAMPLES,7}
+          dataset_config: ${oc.env:AIEB_TEST_SUBSET,null}
+        """,
+    )
+    monkeypatch.setenv("AIEB_TEST_NAME", "from-env")
+    for name in ("AIEB_TEST_ROOT", "AIEB_TEST_BACKEND", "AIEB_TEST_MODEL", "AIEB_TEST_ENDPOINT", "AIEB_TEST_SUBSET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AIEB_TEST_SAMPLES", "25")
+    config = load_config(path)
+    assert (config.name, config.output_dir, config.backend.type) == ("from-env", "/data/out", "vllm")
+    assert config.backend.model == "fallback-model" and config.backend.endpoint == "http://localhost:8000/v1"
+    assert config.scenario.num_samples == 25 and config.scenario.dataset_config is None
+    # As in OmegaConf, a variable set to "" is a value (the shell-style ${VAR:-x} treats it as unset).
+    monkeypatch.setenv("AIEB_TEST_ROOT", "")
+    assert load_config(path).output_dir == "/out"
+    monkeypatch.delenv("AIEB_TEST_NAME")
+    with pytest.raises(ConfigError, match=r"name: environment variable AIEB_TEST_NAME is not set .*oc\.env"):
+        load_config(path)
+
+
+def test_other_omegaconf_interpolations_are_named_not_kept_as_text(tmp_path: Path) -> None:
+    path = write(tmp_path, "node.yaml", "name: run-${backend.model}\nbackend:\n  model: m\n")
+    with pytest.raises(ConfigError, match=r"name: interpolation \$\{backend\.model\} is not supported"):
+        load_config(path)
+
+
 def test_whole_string_reference_is_typed_like_yaml(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIEB_TEST_N", "10")
     monkeypatch.setenv("AIEB_TEST_FLAG", "false")

@@ -1,4 +1,8 @@
-"""Load a benchmark config: YAML with `defaults:` composition, ${VAR:-default} interpolation and overrides.
+"""Load a benchmark config: YAML with `defaults:` composition, environment interpolation and overrides.
+
+Environment references: shell style ``${VAR}`` / ``${VAR:-default}`` (the default also replaces an empty value),
+and OmegaConf's ``${oc.env:VAR}`` / ``${oc.env:VAR,default}`` (the default replaces an unset variable only), so a
+YAML file written for 0.0.4 (which AIEnergyScore loads with OmegaConf) loads unchanged.
 
 Order of application (later wins):
 
@@ -26,7 +30,21 @@ from ai_energy_benchmarks.config.errors import format_validation_error
 from ai_energy_benchmarks.config.schema import BenchmarkConfig, parse_scalar_string, to_plain
 from ai_energy_benchmarks.exceptions import ConfigError
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+_VAR = re.compile(
+    r"\$\{(?:oc\.env:\s*(?P<oc_name>[A-Za-z_][A-Za-z0-9_]*)\s*(?:,\s*(?P<oc_default>[^}]*?))?\s*"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>.*?))?)\}"
+)
+#: Other OmegaConf interpolations (``${other.key}``, ``${resolver:...}``), which this loader does not resolve.
+_UNSUPPORTED = re.compile(r"\$\{[^}]*[.:][^}]*\}")
+
+
+def _unquote(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
 _MAX_DEFAULTS_DEPTH = 16
 
 Overrides = Mapping[str, Any] | Iterable[str] | None
@@ -140,9 +158,10 @@ def compose(path: Path, _depth: int = 0) -> dict[str, Any]:
 
 
 def interpolate_env(value: Any, origin: str, key_path: str = "") -> Any:
-    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of ``value`` from the environment.
+    """Replace ``${VAR}``, ``${VAR:-default}``, ``${oc.env:VAR}`` and ``${oc.env:VAR,default}`` in every string of
+    ``value`` from the environment.
 
-    A string that is exactly one reference is typed like YAML ('10' -> 10, 'false' -> False).
+    A string that is exactly one reference is typed like YAML ('10' -> 10, 'false' -> False, 'null' -> None).
     """
     if isinstance(value, dict):
         return {k: interpolate_env(v, origin, f"{key_path}.{k}" if key_path else str(k)) for k, v in value.items()}
@@ -152,7 +171,18 @@ def interpolate_env(value: Any, origin: str, key_path: str = "") -> Any:
         return value
 
     def substitute(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
+        if match.group("oc_name") is not None:
+            name, default = match.group("oc_name"), match.group("oc_default")
+            env_value = os.environ.get(name)
+            if env_value is not None:
+                return env_value
+            if default is not None:
+                return _unquote(default)
+            raise ConfigError(
+                f"{origin}: {key_path}: environment variable {name} is not set "
+                f"(set it, or write ${{oc.env:{name},default}} to give a default)"
+            )
+        name, default = match.group("name"), match.group("default")
         env_value = os.environ.get(name)
         if env_value is not None and (env_value != "" or default is None):
             return env_value
@@ -164,6 +194,12 @@ def interpolate_env(value: Any, origin: str, key_path: str = "") -> Any:
         )
 
     whole = _VAR.fullmatch(value) is not None
+    unsupported = _UNSUPPORTED.search(_VAR.sub("", value))
+    if unsupported:
+        raise ConfigError(
+            f"{origin}: {key_path}: interpolation {unsupported.group(0)} is not supported (only environment "
+            "variables: ${VAR}, ${VAR:-default}, ${oc.env:VAR} and ${oc.env:VAR,default})"
+        )
     substituted = _VAR.sub(substitute, value)
     return parse_scalar_string(substituted) if whole else substituted
 
