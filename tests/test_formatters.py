@@ -58,7 +58,7 @@ def test_aienergyscore_import_names() -> None:
     ],
 )
 def test_get_formatter_returns_none_where_0_0_4_did(model: str, has_formatter: bool) -> None:
-    """AIEnergyScore branches on ``get_formatter(model) is None`` (and on ``_find_model_config``), as 0.0.4 taught it."""
+    """AIEnergyScore branches on ``get_formatter(model) is None`` (and ``_find_model_config``), as 0.0.4 taught it."""
     registry = FormatterRegistry()
     formatter = registry.get_formatter(model)
     assert (formatter is not None) is has_formatter

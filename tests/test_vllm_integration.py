@@ -34,6 +34,14 @@ from ai_energy_benchmarks.runner import BenchmarkRunner
 
 VLLM_PYTHON = os.environ.get("AIEB_VLLM_PYTHON")
 SERVED_NAME = "tiny-llama"
+#: The same model served under reasoning models' hub ids too (vLLM answers to every --served-model-name), so that
+#: AIEnergyScore's rows choose their reasoning format from the name as they do for the real models.
+AIENERGYSCORE_ROWS = {
+    "Qwen/Qwen3-0.6B": {"enable_thinking": True},
+    "HuggingFaceTB/SmolLM3-3B": {"enable_thinking": True},
+    "openai/gpt-oss-20b": {"reasoning_effort": "high"},
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B": {"enable_thinking": True},
+}
 START_TIMEOUT_S = float(os.environ.get("AIEB_VLLM_START_TIMEOUT_S", "300"))
 
 pytestmark = pytest.mark.skipif(
@@ -104,6 +112,7 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         str(weights),
         "--served-model-name",
         SERVED_NAME,
+        *AIENERGYSCORE_ROWS,
         "--host",
         "127.0.0.1",
         "--port",
@@ -303,3 +312,23 @@ def test_reasoning_switch_reaches_the_servers_chat_template(vllm_server: str) ->
         assert record.ok and record.completion_tokens == 4
         prompt_tokens[reasoning] = record.prompt_tokens
     assert prompt_tokens[True] > prompt_tokens[False] + 5
+
+
+@pytest.mark.parametrize("model", sorted(AIENERGYSCORE_ROWS))
+def test_aienergyscore_reasoning_rows_on_the_real_server(vllm_server: str, tmp_path: Path, model: str) -> None:
+    """AIEnergyScore's vLLM path against real vLLM: its classes with `api` unset, `validate()` then `run()`, its
+    post-processing on the written report. The reasoning budget is scaled to this model's 512-token context (at most
+    64 new tokens, at least 1): no `ignore_eos`, and vLLM accepts every family's request fields."""
+    from test_aienergyscore_vllm import NUM_PROMPTS, aienergyscore_config, assert_0_0_4_types, post_process, run_row
+
+    config = aienergyscore_config(vllm_server + "/v1", model, AIENERGYSCORE_ROWS[model], tmp_path)
+    config.scenario.generate_kwargs = {"max_new_tokens": 64, "min_new_tokens": 1}  # type: ignore[assignment]
+    results = run_row(config)
+    summary = results["summary"]
+    assert results["status"] == "completed", results["warnings"]
+    assert summary["successful_prompts"] == NUM_PROMPTS and summary["failed_prompts"] == 0
+    assert NUM_PROMPTS <= summary["total_completion_tokens"] <= NUM_PROMPTS * 64
+    assert results["model"]["api"] == "chat" and results["model"]["load"]["ignore_eos"] is False
+    assert_0_0_4_types(results)
+    figures = post_process(tmp_path / "benchmark_report.json")
+    assert float(figures["GPU_ENERGY_WH.txt"]) == pytest.approx(results["energy"]["gpu_energy_wh"], abs=0.005)

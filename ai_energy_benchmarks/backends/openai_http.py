@@ -156,9 +156,7 @@ def resolve_ignore_eos(configured: bool | None, generate_kwargs: Mapping[str, An
     return fixed_length(generate_kwargs) if configured is None else configured
 
 
-def build_base_body(
-    api: str, model: str, generate_kwargs: dict[str, Any], ignore_eos: bool | None
-) -> dict[str, Any]:
+def build_base_body(api: str, model: str, generate_kwargs: dict[str, Any], ignore_eos: bool | None) -> dict[str, Any]:
     """The request body without the prompt: streaming with usage, ``max_tokens``/``min_tokens`` from
     max/min_new_tokens, ``ignore_eos`` (unset: only for a fixed length, so a model with a length range stops at its
     end-of-sequence token), temperature 0 unless ``do_sample``, other keys passed through top-level."""
@@ -352,8 +350,8 @@ class OpenAIHTTPBackend:
             )
         if not self._chat and scenario.reasoning and formatter.family in ("system_flag", "template_param"):
             raise ConfigError(
-                f"scenario.reasoning: the {formatter.family} reasoning switch needs chat messages; set backend.api=chat "
-                "(or leave it auto)"
+                f"scenario.reasoning: the {formatter.family} reasoning switch needs chat messages; "
+                "set backend.api=chat (or leave it auto)"
             )
         if (
             not self._chat
@@ -429,10 +427,16 @@ class OpenAIHTTPBackend:
         return redact_url(self._base_url)
 
     # -- loading ---------------------------------------------------------------------------------------------------
+    def _server_is_local(self) -> bool:
+        """``backend.server_on_this_host``, or (unset) whether the endpoint's address belongs to this host."""
+        if self._backend.server_on_this_host is not None:
+            return self._backend.server_on_this_host
+        return host_is_local(urllib.parse.urlsplit(self._base_url).hostname or "")
+
     def load(self) -> None:
         """Wait for the server, check the model is served, try one request and open the connection pool."""
         backend = self._backend
-        self._on_this_host = host_is_local(urllib.parse.urlsplit(self._base_url).hostname or "")
+        self._on_this_host = self._server_is_local()
         headers = {"Content-Type": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -700,7 +704,7 @@ class OpenAIHTTPBackend:
         given (or N for ``device: cuda:N``), else every GPU visible here (None) for ``device`` auto or cuda; none
         (an empty list) for ``device: cpu`` or a server on another host."""
         if self._on_this_host is None:
-            self._on_this_host = host_is_local(urllib.parse.urlsplit(self._base_url).hostname or "")
+            self._on_this_host = self._server_is_local()
         if not self._on_this_host:
             return []
         device = self._backend.device

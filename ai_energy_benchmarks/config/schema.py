@@ -208,6 +208,12 @@ class BackendConfig(_Section):
         "for a fixed length (`min_new_tokens == max_new_tokens`); otherwise `min_tokens` is sent and the model stops "
         "at its end-of-sequence token.",
     )
+    server_on_this_host: bool | None = Field(
+        None,
+        description="`vllm`: whether the server runs on this host, so that this host's GPUs are its GPUs. Unset: "
+        "detected from the endpoint's address (loopback or an address of this host). Set false for a tunnel or "
+        "port-forward to a remote server (`ssh -L`, `kubectl port-forward`), whose loopback address is not its host.",
+    )
     scrape_metrics: bool = Field(
         True, description="`vllm`: scrape the server's Prometheus `/metrics` every second during the run."
     )
@@ -275,6 +281,7 @@ _HTTP_ONLY = frozenset(
         "retry_backoff_s",
         "max_consecutive_failures",
         "ignore_eos",
+        "server_on_this_host",
         "scrape_metrics",
         "slo_ttft_s",
         "slo_tpot_s",

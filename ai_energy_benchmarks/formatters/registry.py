@@ -85,5 +85,6 @@ class FormatterRegistry:
         """
         if model_id not in self._formatters:
             rule = self._find_model_config(model_id)
-            self._formatters[model_id] = None if rule is None or rule.get("type") is None else self.formatter_for(model_id)
+            known = rule is not None and rule.get("type") is not None
+            self._formatters[model_id] = self.formatter_for(model_id) if known else None
         return self._formatters[model_id]

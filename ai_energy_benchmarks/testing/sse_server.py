@@ -80,8 +80,9 @@ def unaccepting_listener(fill: int = 4) -> Iterator[int]:
 class FakeOpenAIServer:
     """An OpenAI-compatible streaming test server on 127.0.0.1 (see the module docstring for fault markers).
 
-    Each request generates ``max_tokens`` tokens (as with ``ignore_eos``), ``tokens_per_chunk`` per streamed chunk,
-    ``token_delay_s`` seconds apart after ``first_token_delay_s`` (a chat stream's role chunk comes first, at once);
+    Each request generates ``max_tokens`` tokens (as with ``ignore_eos``; see ``eos_after_tokens``),
+    ``tokens_per_chunk`` per streamed chunk, ``token_delay_s`` seconds apart after ``first_token_delay_s`` (a chat
+    stream's role chunk comes first, at once);
     a body with a key in ``rejected_fields`` is answered 400. Observations for tests: ``max_concurrent`` (most
     streams open at once), ``bodies`` (every request body received), ``auth_headers``, ``attempts`` (per prompt),
     and the token counters behind ``/metrics``.
@@ -104,6 +105,7 @@ class FakeOpenAIServer:
         default_max_tokens: int = 16,
         rejected_fields: Sequence[str] = (),
         reasoning_tokens: int = 0,
+        eos_after_tokens: int | None = None,
     ) -> None:
         self.models = list(models)
         self.api_key = api_key
@@ -121,6 +123,9 @@ class FakeOpenAIServer:
         #: Chat streams send their first ``reasoning_tokens`` tokens as ``delta.reasoning_content`` (like vLLM with a
         #: reasoning parser) and report them in ``usage.completion_tokens_details.reasoning_tokens``.
         self.reasoning_tokens = reasoning_tokens
+        #: When set, a request without ``ignore_eos`` ends at the model's end-of-sequence token after this many tokens
+        #: (never before ``min_tokens``, never past ``max_tokens``), as a real model answers in its own length.
+        self.eos_after_tokens = eos_after_tokens
         self.bodies: list[dict[str, Any]] = []
         self.auth_headers: list[str | None] = []
         self.attempts: Counter[str] = Counter()
@@ -295,6 +300,8 @@ class FakeOpenAIServer:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         prompt_tokens = len(prompt.split()) + (3 if chat else 0)
         tokens = 0 if fault == "empty" else max_tokens
+        if tokens and self.eos_after_tokens is not None and not body.get("ignore_eos"):
+            tokens = min(max_tokens, max(int(body.get("min_tokens") or 0), self.eos_after_tokens))
         if not stream:
             self._count(prompt_tokens, tokens)
             return web.json_response(_full_response(chat, model, tokens, prompt_tokens))
