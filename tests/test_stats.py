@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+from welch_reference import EXAMPLE_1, EXAMPLE_2, mean_std, welch_by_hand
 
 from ai_energy_benchmarks.results import stats
 
@@ -92,55 +93,14 @@ def statistics_stdev(values: list[float]) -> float:
 
 
 # -- Welch's t-test -----------------------------------------------------------------------------------------------
-# Wikipedia, "Welch's t-test", Examples 1 and 2: samples, and the published Welch t, df and p (rounded).
-EXAMPLE_1 = (
-    [27.5, 21.0, 19.0, 23.6, 17.0, 17.9, 16.9, 20.1, 21.9, 22.6, 23.1, 19.6, 19.0, 21.7, 21.4],
-    [27.1, 22.0, 20.8, 23.4, 23.4, 23.5, 25.8, 22.0, 24.8, 20.2, 21.9, 22.1, 22.9, 20.5, 24.4],
-    (-2.46, 24.99, 0.021),
-)
-EXAMPLE_2 = (
-    [17.2, 20.9, 22.6, 18.1, 21.7, 21.4, 23.5, 24.2, 14.7, 21.8],
-    [
-        *(21.5, 22.8, 21.0, 23.0, 21.6, 23.6, 22.5, 20.7, 23.4, 21.8),
-        *(20.7, 21.7, 21.5, 22.5, 23.6, 21.5, 22.5, 23.5, 21.5, 21.8),
-    ],
-    (-1.57, 9.90, 0.149),
-)
-
-
-def _two_sided_p_by_integration(t: float, dof: float) -> float:
-    """2 * integral of the t density from |t| to infinity, by Simpson's rule after u = 1 / (1 + x): independent of
-    the incomplete beta function the package uses."""
-    norm = math.gamma((dof + 1) / 2) / (math.sqrt(dof * math.pi) * math.gamma(dof / 2))
-
-    def integrand(u: float) -> float:  # x = 1/u - 1, dx = -du / u^2
-        if u <= 0:
-            return 0.0
-        x = 1 / u - 1
-        return norm * (1 + x * x / dof) ** (-(dof + 1) / 2) / (u * u)
-
-    upper = 1 / (1 + abs(t))
-    steps = 20_000
-    h = upper / steps
-    total = integrand(0) + integrand(upper)
-    total += sum((4 if k % 2 else 2) * integrand(k * h) for k in range(1, steps))
-    return 2 * total * h / 3
-
-
 @pytest.mark.parametrize(("a", "b", "published"), [EXAMPLE_1, EXAMPLE_2])
 def test_welch_matches_hand_computation_and_the_published_example(
     a: list[float], b: list[float], published: tuple[float, float, float]
 ) -> None:
-    n_a, n_b = len(a), len(b)
-    mean_a, mean_b = sum(a) / n_a, sum(b) / n_b
-    var_a = sum((x - mean_a) ** 2 for x in a) / (n_a - 1)
-    var_b = sum((x - mean_b) ** 2 for x in b) / (n_b - 1)
-    se_a, se_b = var_a / n_a, var_b / n_b
-    t = (mean_a - mean_b) / math.sqrt(se_a + se_b)
-    dof = (se_a + se_b) ** 2 / (se_a**2 / (n_a - 1) + se_b**2 / (n_b - 1))
-    p = _two_sided_p_by_integration(t, dof)
+    (mean_a, std_a), (mean_b, std_b) = mean_std(a), mean_std(b)
+    t, dof, p = welch_by_hand(mean_a, std_a, len(a), mean_b, std_b, len(b))
 
-    result = stats.welch_t_test(mean_b, math.sqrt(var_b), n_b, mean_a, math.sqrt(var_a), n_a)  # tests a - b
+    result = stats.welch_t_test(mean_b, std_b, len(b), mean_a, std_a, len(a))  # tests a - b
     assert result is not None
     assert result.t == pytest.approx(t, rel=1e-12)
     assert result.dof == pytest.approx(dof, rel=1e-12)
