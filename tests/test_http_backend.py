@@ -642,6 +642,57 @@ def test_parse_prometheus_sums_series_of_the_model_only() -> None:
     }
 
 
+def test_parse_prometheus_reads_escaped_label_values_whole() -> None:
+    """A served name with a quote, a backslash and a comma (escaped in the text) is matched by its unescaped value."""
+    model = 'org/m"x\\y,z'  # org/m"x\y,z
+    text = "\n".join(
+        [
+            "# TYPE vllm:num_requests_running gauge",
+            'vllm:num_requests_running{engine="0",model_name="org/m\\"x\\\\y,z"} 3.0',
+            'vllm:num_requests_running{engine="0",model_name="org/m"} 100.0',
+        ]
+    )
+    assert parse_prometheus(text, model) == {"vllm:num_requests_running": 3.0}
+    assert parse_prometheus(text, "org/m") == {"vllm:num_requests_running": 100.0}
+
+
+def test_parse_prometheus_matches_the_model_label_not_a_substring() -> None:
+    """Another label whose value (or name) contains 'model_name="a"' does not make model b's series model a's."""
+    text = "\n".join(
+        [
+            'vllm:generation_tokens_total{engine="model_name=\\"a\\"",model_name="b"} 7.0',
+            'vllm:generation_tokens_total{served_model_name="a",model_name="b"} 11.0',
+            'vllm:generation_tokens_total{model_name="a",engine="0"} 2.0',
+            'vllm:generation_tokens_total{model_name="a",engine="1"} 3.0',
+        ]
+    )
+    assert parse_prometheus(text, "a") == {"vllm:generation_tokens_total": 5.0}
+    assert parse_prometheus(text, "b") == {"vllm:generation_tokens_total": 18.0}
+    assert parse_prometheus(text) == {"vllm:generation_tokens_total": 23.0}
+
+
+def test_parse_prometheus_sums_label_sets_of_histograms_and_refuses_garbage() -> None:
+    text = "\n".join(
+        [
+            "# TYPE vllm:e2e_request_latency_seconds histogram",
+            'vllm:e2e_request_latency_seconds_bucket{le="1.0",model_name="a"} 4.0',
+            'vllm:e2e_request_latency_seconds_bucket{le="+Inf",model_name="a"} 5.0',
+            'vllm:e2e_request_latency_seconds_sum{model_name="a"} 2.5',
+            'vllm:e2e_request_latency_seconds_count{model_name="a"} 5.0',
+            'vllm:e2e_request_latency_seconds_bucket{le="+Inf",model_name="a",engine="1"} 1.0',
+            'vllm:e2e_request_latency_seconds_sum{model_name="a",engine="1"} 0.5',
+            'vllm:e2e_request_latency_seconds_count{model_name="a",engine="1"} 1.0',
+            'vllm:kv_cache_usage_perc{model_name="a"} NaN',
+        ]
+    )
+    assert parse_prometheus(text, "a") == {
+        "vllm:e2e_request_latency_seconds_sum": 3.0,
+        "vllm:e2e_request_latency_seconds_count": 6.0,
+    }
+    with pytest.raises(ValueError):
+        parse_prometheus("vllm:num_requests_running{model_name=a} 1\n", "a")
+
+
 # -- model, readiness, keys ----------------------------------------------------------------------------------------
 def test_a_model_that_is_not_served_is_an_error_listing_the_served_models(server: FakeOpenAIServer) -> None:
     config = make_config(server.url + "/v1").model_copy(deep=True)

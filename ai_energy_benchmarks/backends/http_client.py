@@ -504,7 +504,13 @@ class HttpClient:
             if state is not None:
                 state.scrape_errors += 1
             return None
-        return parse_prometheus(body.decode("utf-8", "replace"), self.model)
+        try:
+            return parse_prometheus(body.decode("utf-8", "replace"), self.model)
+        except ValueError as exc:  # not the Prometheus text format: count it as a failed scrape
+            logger.debug("unparsable /metrics: %s", exc)
+            if state is not None:
+                state.scrape_errors += 1
+            return None
 
     async def _scrape_loop(self, state: RunState, interval_s: float) -> None:
         next_s = time.perf_counter() + interval_s

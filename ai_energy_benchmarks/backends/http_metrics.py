@@ -276,33 +276,24 @@ def schedule_drift(drift_s: Sequence[float], late_for_slot: int) -> dict[str, An
 def parse_prometheus(text: str, model: str | None = None) -> dict[str, float]:
     """Sum every ``vllm:`` series over its label sets (only those of ``model`` when series carry ``model_name``).
 
-    Histogram buckets and ``_created`` timestamps are skipped; ``_sum`` and ``_count`` are kept.
+    The text is parsed by ``prometheus_client``'s exposition-format parser, so label values are unescaped and labels
+    are matched by name and whole value. Histogram buckets and ``_created`` timestamps are skipped; ``_sum`` and
+    ``_count`` are kept; NaN samples are ignored. Raises ``ValueError`` for text that is not in the format.
     """
+    from prometheus_client.parser import text_string_to_metric_families
+
     values: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line.startswith("vllm:"):
-            continue
-        brace = line.find("{")
-        if brace >= 0:
-            close = line.rfind("}")
-            name, labels, rest = line[:brace], line[brace + 1 : close], line[close + 1 :]
-        else:
-            name, _, rest = line.partition(" ")
-            labels = ""
-        if name.endswith(("_bucket", "_created")):
-            continue
-        if model is not None and 'model_name="' in labels and f'model_name="{model}"' not in labels:
-            continue
-        parts = rest.split()
-        if not parts:
-            continue
-        try:
-            value = float(parts[0])
-        except ValueError:
-            continue
-        if math.isnan(value):
-            continue
-        values[name] = values.get(name, 0.0) + value
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            name = sample.name
+            if not name.startswith("vllm:") or name.endswith(("_bucket", "_created")):
+                continue
+            served = sample.labels.get("model_name")
+            if model is not None and served is not None and served != model:
+                continue
+            if math.isnan(sample.value):
+                continue
+            values[name] = values.get(name, 0.0) + sample.value
     return values
 
 
