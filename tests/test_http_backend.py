@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import logging
+import random
 import statistics
 import subprocess
 import sys
@@ -472,8 +473,83 @@ def test_429_is_retried_with_exponential_backoff(server: FakeOpenAIServer) -> No
         (record,) = run_all(backend, ["[fault:retry429:2]"], config)
         retries = backend.describe()["http"]["runs"][0]["retries_by_class"]
     assert record.ok and record.completion_tokens == 8
-    assert record.latency_s >= 0.1 + 0.2  # waited 0.1 s, then 0.2 s
+    assert record.latency_s >= 0.05 + 0.1  # waited 0.05..0.1 s, then 0.1..0.2 s (equal jitter)
     assert retries == {hc.HTTP_429: 2}
+
+
+def test_retry_waits_are_jittered_within_their_bounds() -> None:
+    rng = random.Random(7)
+    for retry in range(1, 7):
+        delay = 0.5 * 2 ** (retry - 1)
+        waits = [hc.retry_delay_s(retry, 0.5, None, rng) for _ in range(2000)]
+        assert all(delay / 2 <= w <= min(delay, hc.MAX_RETRY_WAIT_S) for w in waits)
+        assert max(waits) - min(waits) > 0.9 * (min(delay, hc.MAX_RETRY_WAIT_S) - delay / 2)  # spread, not a constant
+        after = [hc.retry_delay_s(retry, 0.5, 2.0, rng) for _ in range(2000)]  # Retry-After: 2 beats the backoff
+        assert all(2.0 <= w <= 3.0 for w in after) and max(after) - min(after) > 0.9
+    assert hc.retry_delay_s(1, 0.5, 0.0, rng) == 0.0  # "Retry-After: 0" means now
+    assert hc.retry_delay_s(20, 0.5, None, rng) == hc.MAX_RETRY_WAIT_S
+    assert hc.retry_delay_s(1, 0.5, 500.0, rng) == hc.MAX_RETRY_WAIT_S
+
+
+def test_retry_jitter_is_seeded_for_tests_and_differs_between_clients() -> None:
+    def waits(client: hc.HttpClient) -> list[float]:
+        return [hc.retry_delay_s(1 + i % 3, 0.5, None, client._retry_rng) for i in range(6)]
+
+    def client(seed: int | None) -> hc.HttpClient:
+        return hc.HttpClient("http://127.0.0.1:1", "/v1/completions", MODEL, {}, 1.0, 1.0, 1, retry_seed=seed)
+
+    assert waits(client(3)) == waits(client(3))
+    assert waits(client(3)) != waits(client(4))
+    first, second = waits(client(None)), waits(client(None))  # the default: seeded by the OS
+    assert all(abs(a - b) > 0 for a, b in zip(first, second, strict=True))
+
+
+def test_two_clients_rate_limited_together_do_not_retry_in_lockstep() -> None:
+    """Two clients get 503 together, three times, from the server (Retry-After: 0.2): the server sees their
+    retries apart, each at least 0.2 s after the previous attempt."""
+    prompts = {"a": "[fault:retry503:3] a", "b": "[fault:retry503:3] b"}
+
+    async def both(url: str) -> list[hc.RunState]:
+        clients = [
+            hc.HttpClient(url, "/v1/completions", MODEL, {}, 2.0, 5.0, connections=2, retry_seed=seed)
+            for seed in (20, 21)
+        ]
+        for c in clients:
+            await c.open()
+        try:
+            plans = [
+                hc.RunPlan(
+                    label="generate-0",
+                    prompts=[prompts[name]],
+                    base_body={"model": MODEL, "stream": True, "max_tokens": 2},
+                    chat=False,
+                    concurrency=1,
+                    max_retries=3,
+                    retry_backoff_s=0.5,
+                )
+                for name in ("a", "b")
+            ]
+            return list(
+                await asyncio.gather(*(c.execute(p, lambda r: None) for c, p in zip(clients, plans, strict=True)))
+            )
+        finally:
+            for c in clients:
+                await c.close()
+
+    with FakeOpenAIServer(models=[MODEL], retry_after="0.2") as fake:
+        states = asyncio.run(both(fake.url))
+        times = {name: fake.attempt_times[prompt] for name, prompt in prompts.items()}
+    assert all(state.records[0].ok for state in states)
+    for state in states:
+        assert len(state.retry_waits_s) == 3 and all(0.2 <= w <= 0.3 for w in state.retry_waits_s)
+    assert abs(times["a"][0] - times["b"][0]) < 0.05  # rate limited together...
+    for name in ("a", "b"):
+        assert all(later - earlier >= 0.2 for earlier, later in itertools.pairwise(times[name]))
+    # ...but retried apart: the seeds' waits differ by at least 50 ms at every retry (checked here), and so does what
+    # the server saw, within scheduling noise.
+    drawn = [list(itertools.accumulate(state.retry_waits_s)) for state in states]
+    assert all(abs(x - y) >= 0.05 for x, y in zip(*drawn, strict=True)), drawn
+    assert all(abs(x - y) >= 0.025 for x, y in zip(times["a"][1:], times["b"][1:], strict=True)), times
 
 
 def test_retries_give_up_after_max_retries(server: FakeOpenAIServer) -> None:

@@ -1,7 +1,8 @@
 """The asyncio + aiohttp engine of the OpenAI-compatible backend.
 
 One :class:`HttpClient` lives on one event loop (the backend runs that loop in a background thread). It streams
-requests with server-sent events, classifies every failure, retries 429/503 with exponential backoff, sends on an
+requests with server-sent events, classifies every failure, retries 429/503 with jittered exponential backoff (or
+a jittered ``Retry-After``), sends on an
 arrival schedule under a concurrency limit, and scrapes the server's Prometheus ``/metrics`` while a run is going.
 
 Times are ``time.perf_counter()`` seconds (the clock of the measured windows); durations are seconds.
@@ -70,6 +71,8 @@ ERROR_CLASSES = (
 RETRY_STATUSES = frozenset({429, 503})
 #: Longest single wait before a retry (s), whatever Retry-After says.
 MAX_RETRY_WAIT_S = 60.0
+#: A Retry-After of R seconds is waited as a uniform draw from [R, (1 + RETRY_AFTER_SPREAD) * R].
+RETRY_AFTER_SPREAD = 0.5
 #: Client keep-alive for idle pooled connections (s); below uvicorn's 5 s so that the client never reuses a
 #: connection the server is closing.
 KEEPALIVE_S = 4.0
@@ -78,6 +81,21 @@ KEEPALIVE_S = 4.0
 #: microseconds) so that arrivals keep their schedule without spinning.
 PRECISE_WAIT_S = 0.002
 _CHAT_OUTPUT_KEYS = ("content", "reasoning_content", "reasoning", "tool_calls")
+
+
+def retry_delay_s(retry: int, backoff_s: float, retry_after_s: float | None, rng: random.Random) -> float:
+    """The wait (s) before retry number ``retry`` (1 for the first), jittered so that clients do not retry in lockstep.
+
+    Without ``Retry-After``: "equal jitter" on the exponential delay d = ``backoff_s`` * 2^(retry - 1), a uniform draw
+    from [d / 2, d]. With ``Retry-After: R``: a uniform draw from [R, (1 + :data:`RETRY_AFTER_SPREAD`) R], never
+    earlier than the server asked. Both capped at :data:`MAX_RETRY_WAIT_S`.
+    """
+    if retry_after_s is not None:
+        low, high = retry_after_s, retry_after_s * (1.0 + RETRY_AFTER_SPREAD)
+    else:
+        high = backoff_s * 2.0 ** (retry - 1)
+        low = high / 2.0
+    return min(rng.uniform(low, high), MAX_RETRY_WAIT_S)
 
 
 def arrival_offsets(rate: float | None, arrival: str, burstiness: float, seed: int) -> Iterator[float]:
@@ -138,6 +156,8 @@ class RunState:
     drift_s: list[float] = field(default_factory=list)
     held_for_slot: int = 0
     retries: Counter[str] = field(default_factory=Counter)
+    #: Every wait before a retry (s), in the order they were drawn.
+    retry_waits_s: list[float] = field(default_factory=list)
     consecutive_failures: int = 0
     stop_reason: str | None = None
     usage_missing: int = 0
@@ -213,7 +233,10 @@ class HttpClient:
         read_timeout_s: float,
         connections: int,
         redact: Callable[[str], str] = lambda text: text,
+        retry_seed: int | None = None,
     ) -> None:
+        """``retry_seed`` seeds the jitter of retry waits (for tests); None draws it from the OS, so that two
+        clients (two benchmark processes with one config) never retry in lockstep."""
         self.base_url = base_url
         self.url = base_url + api_path
         self.model = model
@@ -222,6 +245,7 @@ class HttpClient:
         self._read_timeout_s = read_timeout_s
         self._connections = connections
         self._redact = redact
+        self._retry_rng = random.Random(retry_seed)
         self._session: aiohttp.ClientSession | None = None
         self._timer: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -488,10 +512,9 @@ class HttpClient:
                 return result
             retries += 1
             state.retries[result.error_class or CLIENT_ERROR] += 1
-            wait = result.retry_after_s
-            if wait is None:
-                wait = plan.retry_backoff_s * 2 ** (retries - 1)
-            await asyncio.sleep(min(wait, MAX_RETRY_WAIT_S))
+            wait = retry_delay_s(retries, plan.retry_backoff_s, result.retry_after_s, self._retry_rng)
+            state.retry_waits_s.append(wait)
+            await asyncio.sleep(wait)
 
     # -- Prometheus ------------------------------------------------------------------------------------------------
     async def scrape(self, state: RunState | None = None) -> dict[str, float] | None:

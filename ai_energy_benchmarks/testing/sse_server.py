@@ -11,7 +11,8 @@ A prompt chooses its own failure with a marker, so one run can mix good and bad 
 
 - ``[fault:http_400]``: answer 400 (also ``http_401``, ``http_404``, ``http_429``, ``http_500``, ``http_503``;
   429 comes with ``Retry-After: 0``)
-- ``[fault:retry429:N]``: answer 429 (no Retry-After) to the first N attempts of this prompt, then stream
+- ``[fault:retry429:N]``: answer 429 to the first N attempts of this prompt, then stream (with the server's
+  ``retry_after`` as ``Retry-After``, none by default)
 - ``[fault:retry503:N]``: the same with 503
 - ``[fault:reset]``: stream two chunks, then abort the connection (reset mid-stream)
 - ``[fault:drop]``: close the connection before answering
@@ -104,6 +105,7 @@ class FakeOpenAIServer:
         default_max_tokens: int = 16,
         rejected_fields: Sequence[str] = (),
         reasoning_tokens: int = 0,
+        retry_after: str | None = None,
     ) -> None:
         self.models = list(models)
         self.api_key = api_key
@@ -121,9 +123,13 @@ class FakeOpenAIServer:
         #: Chat streams send their first ``reasoning_tokens`` tokens as ``delta.reasoning_content`` (like vLLM with a
         #: reasoning parser) and report them in ``usage.completion_tokens_details.reasoning_tokens``.
         self.reasoning_tokens = reasoning_tokens
+        #: ``Retry-After`` header value sent with the ``retry429`` / ``retry503`` faults' answers (None: no header).
+        self.retry_after = retry_after
         self.bodies: list[dict[str, Any]] = []
         self.auth_headers: list[str | None] = []
         self.attempts: Counter[str] = Counter()
+        #: ``time.perf_counter()`` of every generation request's arrival, by prompt.
+        self.attempt_times: dict[str, list[float]] = {}
         self.active = 0
         self.max_concurrent = 0
         self.generation_tokens_total = 0
@@ -175,6 +181,7 @@ class FakeOpenAIServer:
         self.bodies.clear()
         self.auth_headers.clear()
         self.attempts.clear()
+        self.attempt_times.clear()
         self.max_concurrent = 0
 
     def _main(self) -> None:
@@ -286,6 +293,7 @@ class FakeOpenAIServer:
         if max_tokens >= self.max_model_len:
             return _error(400, f"max_tokens={max_tokens} cannot be greater than max_model_len", "BadRequestError")
         self.attempts[prompt] += 1
+        self.attempt_times.setdefault(prompt, []).append(time.perf_counter())
         match = _FAULT.search(prompt)
         fault, argument = (match.group(1), match.group(2)) if match else (None, None)
         early = await self._early_fault(request, fault, argument, prompt)
@@ -321,7 +329,8 @@ class FakeOpenAIServer:
             return _error(code, f"injected HTTP {code}", "InjectedError", retry_after="0" if code == 429 else None)
         if fault in ("retry429", "retry503") and self.attempts[prompt] <= int(float(argument or 1)):
             code = int(fault[-3:])
-            return _error(code, f"injected HTTP {code} (attempt {self.attempts[prompt]})", "Retry")
+            message = f"injected HTTP {code} (attempt {self.attempts[prompt]})"
+            return _error(code, message, "Retry", retry_after=self.retry_after)
         if fault == "drop":
             if request.transport is not None:
                 request.transport.abort()
