@@ -67,6 +67,20 @@ ERROR_CLASSES = (
     CLIENT_ERROR,
 )
 
+# -- contradictions in an answer that succeeded (the request stays ok; flagged and counted) -------------------------
+#: ``usage.completion_tokens`` above the request's ``max_tokens``: impossible, the stream-derived count is used.
+USAGE_OVER_MAX_TOKENS = "usage_over_max_tokens"
+#: ``usage.completion_tokens`` below the number of content chunks (each carries a token): the stream's count is used.
+USAGE_BELOW_CHUNKS = "usage_below_chunks"
+#: Fewer output tokens than the request's ``min_tokens`` (or ``max_tokens`` with ``ignore_eos``): not fixed length.
+BELOW_MIN_TOKENS = "below_min_tokens"
+#: More content chunks than ``max_tokens``: the stream itself contradicts the request.
+CHUNKS_OVER_MAX_TOKENS = "chunks_over_max_tokens"
+#: The response names another model than the one requested.
+WRONG_MODEL = "wrong_model"
+
+CONTRADICTIONS = (USAGE_OVER_MAX_TOKENS, USAGE_BELOW_CHUNKS, BELOW_MIN_TOKENS, CHUNKS_OVER_MAX_TOKENS, WRONG_MODEL)
+
 #: Statuses retried with backoff (rate limited, temporarily unavailable).
 RETRY_STATUSES = frozenset({429, 503})
 #: Longest single wait before a retry (s), whatever Retry-After says.
@@ -158,6 +172,8 @@ class RunState:
     retries: Counter[str] = field(default_factory=Counter)
     #: Every wait before a retry (s), in the order they were drawn.
     retry_waits_s: list[float] = field(default_factory=list)
+    #: Requests whose answer contradicted the request or the stream, by contradiction.
+    contradictions: Counter[str] = field(default_factory=Counter)
     consecutive_failures: int = 0
     stop_reason: str | None = None
     usage_missing: int = 0
@@ -181,6 +197,8 @@ class _Attempt:
     usage: dict[str, Any] | None = None
     done: bool = False
     reasoning_chunks: int = 0
+    #: Every distinct ``model`` named in the response's events.
+    models: set[str] = field(default_factory=set)
 
 
 class _ReadWatchdog:
@@ -482,13 +500,15 @@ class HttpClient:
                     raise
                 result = _Attempt(error_class=ABORTED, error=f"aborted: {state.stop_reason}")
             end = time.perf_counter()
-            record = _record(index, start, end, result, state)
+            record = _record(index, start, end, result, state, self.model)
         finally:
             if task is not None:
                 state.tasks.discard(task)
             state.trace.events.append((time.perf_counter(), len(state.tasks)))
             slots.release()
         state.records.append(record)
+        if record.contradictions:
+            _note_contradictions(state, record)
         emit(record)
         if record.error_class == ABORTED:
             return
@@ -597,6 +617,9 @@ def _handle_line(line: bytes, now: float, result: _Attempt, chat: bool) -> bool:
         usage = event.get("usage")
         if usage:
             result.usage = usage
+        model = event.get("model")
+        if isinstance(model, str):
+            result.models.add(model)
     except (ValueError, TypeError, AttributeError, KeyError, IndexError):
         result.error_class = MALFORMED_JSON
         result.error = f"event data is not the expected JSON object: {payload[:80]!r}"
@@ -634,13 +657,70 @@ def _reasoning_tokens(usage: dict[str, Any] | None, result: _Attempt) -> tuple[i
     return None, None
 
 
-def _record(index: int, start: float, end: float, result: _Attempt, state: RunState) -> RequestRecord:
+def _limits(body: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(least, most) output tokens the request asked for: ``min_tokens`` (``max_tokens`` with ``ignore_eos``) and
+    ``max_tokens``; None where it set none."""
+    most = _int(body.get("max_tokens"))
+    if most is None:
+        most = _int(body.get("max_completion_tokens"))
+    least = most if body.get("ignore_eos") is True else _int(body.get("min_tokens"))
+    return least, most
+
+
+def check_answer(
+    claimed: int | None, chunks: int, models: set[str], body: dict[str, Any], model: str
+) -> tuple[int, list[str]]:
+    """The output token count to believe and what in the answer contradicts the request or the stream.
+
+    ``claimed`` is ``usage.completion_tokens`` (None when absent), ``chunks`` the number of streamed content chunks
+    (each carries at least one token), ``models`` the ``model`` names in the response, ``body`` the request. A claim
+    above ``max_tokens`` or below ``chunks`` is not believed: the count is then ``chunks`` (a lower bound).
+    """
+    least, most = _limits(body)
+    flags: list[str] = []
+    count = chunks if claimed is None else claimed
+    if claimed is not None and most is not None and claimed > most:
+        flags.append(USAGE_OVER_MAX_TOKENS)
+        count = chunks
+    if claimed is not None and claimed < chunks:
+        flags.append(USAGE_BELOW_CHUNKS)
+        count = chunks
+    if most is not None and chunks > most:
+        flags.append(CHUNKS_OVER_MAX_TOKENS)
+    if least is not None and 0 < count < least:
+        flags.append(BELOW_MIN_TOKENS)
+    if any(name != model for name in models):
+        flags.append(WRONG_MODEL)
+    return count, flags
+
+
+def _note_contradictions(state: RunState, record: RequestRecord) -> None:
+    """Count a record's contradictions; log the first of each kind in a run as a warning."""
+    for flag in record.contradictions or ():
+        if not state.contradictions[flag]:
+            logger.warning(
+                "run '%s', request %d: the server's answer contradicts %s (%s); flagged in requests.jsonl%s",
+                state.plan.label,
+                record.index,
+                "the stream" if flag == USAGE_BELOW_CHUNKS else "the request",
+                flag,
+                f", usage claimed {record.usage_completion_tokens} output tokens, {record.completion_tokens} counted "
+                "from the stream"
+                if record.usage_completion_tokens is not None
+                else "",
+            )
+        state.contradictions[flag] += 1
+
+
+def _record(index: int, start: float, end: float, result: _Attempt, state: RunState, model: str) -> RequestRecord:
     usage = result.usage if isinstance(result.usage, dict) else None
     if usage is None and result.error_class is None:
         state.usage_missing += 1
-    completion = _int(usage.get("completion_tokens")) if usage else None
-    if completion is None:
-        completion = len(result.chunk_times)
+    claimed = _int(usage.get("completion_tokens")) if usage else None
+    completion, flags = check_answer(claimed, len(result.chunk_times), result.models, state.plan.base_body, model)
+    if result.error_class is not None:  # a broken stream is short by nature: only what it said is checked
+        flags = [flag for flag in flags if flag != BELOW_MIN_TOKENS]
+    believed = not (USAGE_OVER_MAX_TOKENS in flags or USAGE_BELOW_CHUNKS in flags)
     prompt_tokens = (_int(usage.get("prompt_tokens")) if usage else None) or 0
     reasoning_tokens, reasoning_from = _reasoning_tokens(usage, result)
     error_class, error = result.error_class, result.error
@@ -659,6 +739,8 @@ def _record(index: int, start: float, end: float, result: _Attempt, state: RunSt
         error_class=error_class,
         reasoning_tokens=reasoning_tokens,
         reasoning_tokens_from=reasoning_from,
+        contradictions=flags or None,
+        usage_completion_tokens=None if believed else claimed,
     )
 
 

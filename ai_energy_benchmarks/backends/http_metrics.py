@@ -134,6 +134,36 @@ def request_metrics(
         "itl_s": distribution(itl),
         "e2e_s": distribution([r.latency_s for r in ok]),
         "goodput": goodput(records, duration_s, slo_ttft_s, slo_tpot_s, slo_e2e_s),
+        "answer_checks": answer_checks(records),
+    }
+
+
+def answer_checks(records: Sequence[RequestRecord]) -> dict[str, Any]:
+    """How many answers contradicted their request or their stream (``RequestRecord.contradictions``), by kind, and
+    a warning when any did (None otherwise)."""
+    flagged = [r for r in records if r.contradictions]
+    counts = Counter(flag for r in flagged for flag in r.contradictions or ())
+    recounted = sum(1 for r in flagged if r.usage_completion_tokens is not None)
+    warning = None
+    if flagged:
+        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(counts.items()))
+        warning = (
+            f"{len(flagged)} of {len(records)} server answers contradicted the request or the stream ({kinds})"
+            + (
+                f"; the usage count of {recounted} was not believed, their output tokens are counted from the stream"
+                if recounted
+                else ""
+            )
+            + "; see 'contradictions' in requests.jsonl"
+        )
+    return {
+        "checked": len(records),
+        "contradicted": len(flagged),
+        "by_kind": dict(sorted(counts.items())),
+        "usage_not_believed": recounted,
+        "warning": warning,
+        "rules": "usage.completion_tokens must be <= max_tokens and >= the number of content chunks (else the chunks "
+        "are counted); output >= min_tokens (max_tokens with ignore_eos); the response's model is the one requested",
     }
 
 

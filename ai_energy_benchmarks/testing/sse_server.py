@@ -24,6 +24,8 @@ A prompt chooses its own failure with a marker, so one run can mix good and bad 
 - ``[fault:empty]``: stream no output token (usage says 0)
 - ``[fault:truncated]``: end the response without ``data: [DONE]``
 - ``[fault:no_usage]``: leave out the usage chunk
+- ``[fault:lying_usage:N]``: stream as usual but claim N completion tokens in the usage block
+- ``[fault:wrong_model]``: answer with another model's name (``impostor-model``) in every event
 
 :func:`refused_port` gives a port where nothing listens; :func:`unaccepting_listener` a port whose accept queue is
 full, so that connecting times out. Everything binds to 127.0.0.1 only.
@@ -303,6 +305,8 @@ class FakeOpenAIServer:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         prompt_tokens = len(prompt.split()) + (3 if chat else 0)
         tokens = 0 if fault == "empty" else max_tokens
+        if fault == "wrong_model":
+            model = "impostor-model"
         if not stream:
             self._count(prompt_tokens, tokens)
             return web.json_response(_full_response(chat, model, tokens, prompt_tokens))
@@ -389,10 +393,11 @@ class FakeOpenAIServer:
             if self.token_delay_s and sent < tokens:
                 await asyncio.sleep(self.token_delay_s)
         if include_usage and fault != "no_usage":
+            claimed = int(float(argument or 0)) if fault == "lying_usage" else tokens
             usage: dict[str, Any] = {
                 "prompt_tokens": prompt_tokens,
-                "total_tokens": prompt_tokens + tokens,
-                "completion_tokens": tokens,
+                "total_tokens": prompt_tokens + claimed,
+                "completion_tokens": claimed,
             }
             if chat and self.reasoning_tokens:
                 usage["completion_tokens_details"] = {"reasoning_tokens": min(self.reasoning_tokens, tokens)}
