@@ -1171,10 +1171,11 @@ def test_check_answer_believes_only_what_the_request_and_the_stream_allow() -> N
     assert hc.check_answer(100_000, 1, {MODEL}, body, MODEL) == (1, [hc.USAGE_OVER_MAX_TOKENS, hc.BELOW_MIN_TOKENS])
     assert hc.check_answer(3, 8, {MODEL}, body, MODEL) == (8, [hc.USAGE_BELOW_CHUNKS])
     assert hc.check_answer(5, 5, {MODEL}, body, MODEL) == (5, [hc.BELOW_MIN_TOKENS])
-    assert hc.check_answer(9, 9, {MODEL}, body, MODEL) == (
-        9,
+    assert hc.check_answer(10, 10, {MODEL}, body, MODEL) == (
+        10,
         [hc.USAGE_OVER_MAX_TOKENS, hc.CHUNKS_OVER_MAX_TOKENS],
     )
+    assert hc.check_answer(8, 9, {MODEL}, body, MODEL) == (8, [])  # a last chunk with only a finish_reason
     assert hc.check_answer(8, 8, {MODEL, "other"}, body, MODEL) == (8, [hc.WRONG_MODEL])
     assert hc.check_answer(None, 6, set(), body, MODEL) == (6, [hc.BELOW_MIN_TOKENS])
     free = {"model": MODEL, "max_tokens": 8}  # the model may stop early: no lower bound

@@ -79,6 +79,10 @@ CHUNKS_OVER_MAX_TOKENS = "chunks_over_max_tokens"
 #: The response names another model than the one requested.
 WRONG_MODEL = "wrong_model"
 
+#: Content chunks that may carry no token: some servers end a stream with an empty-text chunk holding only the
+#: ``finish_reason``. The chunk checks allow this many.
+CHUNK_SLACK = 1
+
 CONTRADICTIONS = (USAGE_OVER_MAX_TOKENS, USAGE_BELOW_CHUNKS, BELOW_MIN_TOKENS, CHUNKS_OVER_MAX_TOKENS, WRONG_MODEL)
 
 #: Statuses retried with backoff (rate limited, temporarily unavailable).
@@ -673,8 +677,9 @@ def check_answer(
     """The output token count to believe and what in the answer contradicts the request or the stream.
 
     ``claimed`` is ``usage.completion_tokens`` (None when absent), ``chunks`` the number of streamed content chunks
-    (each carries at least one token), ``models`` the ``model`` names in the response, ``body`` the request. A claim
-    above ``max_tokens`` or below ``chunks`` is not believed: the count is then ``chunks`` (a lower bound).
+    (each carries at least one token, but for :data:`CHUNK_SLACK`), ``models`` the ``model`` names in the response,
+    ``body`` the request. A claim above ``max_tokens`` or below ``chunks - CHUNK_SLACK`` is not believed: the count
+    is then ``chunks`` (a lower bound).
     """
     least, most = _limits(body)
     flags: list[str] = []
@@ -682,10 +687,10 @@ def check_answer(
     if claimed is not None and most is not None and claimed > most:
         flags.append(USAGE_OVER_MAX_TOKENS)
         count = chunks
-    if claimed is not None and claimed < chunks:
+    if claimed is not None and claimed < chunks - CHUNK_SLACK:
         flags.append(USAGE_BELOW_CHUNKS)
         count = chunks
-    if most is not None and chunks > most:
+    if most is not None and chunks > most + CHUNK_SLACK:
         flags.append(CHUNKS_OVER_MAX_TOKENS)
     if least is not None and 0 < count < least:
         flags.append(BELOW_MIN_TOKENS)
