@@ -380,15 +380,15 @@ def _cell_text(cell: Cell, first: bool) -> str:
     if not first and cell.ratio is not None:
         text += f" ×{_fmt(cell.ratio, 3)}"
     if not first and cell.p_value is not None:
-        text += f" p={_fmt_p(cell.p_value)}"
+        text += f" p{_fmt_p(cell.p_value)}"
         if cell.significant:
             text += " *"
     return text
 
 
 def _fmt_p(p_value: float) -> str:
-    """A p-value to two significant digits; below 1e-4 as ``<0.0001``."""
-    return "<0.0001" if p_value < 1e-4 else _fmt(p_value, 2)
+    """``=`` and a p-value to two significant digits; below 1e-4 ``<0.0001``."""
+    return "<0.0001" if p_value < 1e-4 else "=" + _fmt(p_value, 2)
 
 
 def _legend(comparison: Comparison) -> list[str]:
@@ -397,8 +397,8 @@ def _legend(comparison: Comparison) -> list[str]:
     ]
     if comparison.has_tests:
         lines.append(
-            f"p: {TEST_NAME} of each run against {comparison.labels[0]}; "
-            f"* the difference is significant (p < {SIGNIFICANCE_LEVEL:g})"
+            f"p: {TEST_NAME}, each run against {comparison.labels[0]}; "
+            f"* marks a significant difference (p < {SIGNIFICANCE_LEVEL:g})"
         )
     else:
         lines.append(
