@@ -1,9 +1,9 @@
 """The asyncio + aiohttp engine of the OpenAI-compatible backend.
 
 One :class:`HttpClient` lives on one event loop (the backend runs that loop in a background thread). It streams
-requests with server-sent events, classifies every failure, retries 429/503 with jittered exponential backoff (or
-a jittered ``Retry-After``), sends on an
-arrival schedule under a concurrency limit, and scrapes the server's Prometheus ``/metrics`` while a run is going.
+requests with server-sent events, classifies every failure, checks each answer against its request and stream,
+retries 429/503 with jittered exponential backoff (or a jittered ``Retry-After``), sends on an arrival schedule
+under a concurrency limit, and scrapes the server's Prometheus ``/metrics`` while a run is going.
 
 Times are ``time.perf_counter()`` seconds (the clock of the measured windows); durations are seconds.
 """
