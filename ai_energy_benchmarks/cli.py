@@ -258,8 +258,8 @@ def compare_command(
 ) -> None:
     """Compare the key figures of runs side by side, with ratios to the first run.
 
-    Differences beyond both runs' 95% confidence intervals are marked with *. Runs whose prompts or output lengths
-    differ are refused (exit 2) unless --force is given.
+    Each run is tested against the first with Welch's t-test (p-value shown; * when p < 0.05). Runs whose prompts or
+    output lengths differ are refused (exit 2) unless --force is given.
     """
     _setup_logging(verbose, quiet)
     if len(run_dirs) < 2:

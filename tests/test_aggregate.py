@@ -129,8 +129,8 @@ def test_confidence_interval_uses_student_t() -> None:
     described = stats.describe(values)
     assert described["mean"] == pytest.approx(11.0)
     assert described["std"] == pytest.approx(1.5811388, rel=1e-6)
-    # t(0.975, 4) = 2.776
-    assert described["ci95_half_width"] == pytest.approx(2.776 * 1.5811388 / 5**0.5, rel=1e-4)
+    # t(0.975, 4) = 2.7764451052 (published tables)
+    assert described["ci95_half_width"] == pytest.approx(2.7764451052 * 1.5811388 / 5**0.5, rel=1e-6)
     assert described["cv"] == pytest.approx(1.5811388 / 11.0, rel=1e-6)
     assert described["p50"] == 11.0
     assert stats.describe([5.0])["std"] is None

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import logging
+import random
 import statistics
 import subprocess
 import sys
@@ -516,8 +517,83 @@ def test_429_is_retried_with_exponential_backoff(server: FakeOpenAIServer) -> No
         (record,) = run_all(backend, ["[fault:retry429:2]"], config)
         retries = backend.describe()["http"]["runs"][0]["retries_by_class"]
     assert record.ok and record.completion_tokens == 8
-    assert record.latency_s >= 0.1 + 0.2  # waited 0.1 s, then 0.2 s
+    assert record.latency_s >= 0.05 + 0.1  # waited 0.05..0.1 s, then 0.1..0.2 s (equal jitter)
     assert retries == {hc.HTTP_429: 2}
+
+
+def test_retry_waits_are_jittered_within_their_bounds() -> None:
+    rng = random.Random(7)
+    for retry in range(1, 7):
+        delay = 0.5 * 2 ** (retry - 1)
+        waits = [hc.retry_delay_s(retry, 0.5, None, rng) for _ in range(2000)]
+        assert all(delay / 2 <= w <= min(delay, hc.MAX_RETRY_WAIT_S) for w in waits)
+        assert max(waits) - min(waits) > 0.9 * (min(delay, hc.MAX_RETRY_WAIT_S) - delay / 2)  # spread, not a constant
+        after = [hc.retry_delay_s(retry, 0.5, 2.0, rng) for _ in range(2000)]  # Retry-After: 2 beats the backoff
+        assert all(2.0 <= w <= 3.0 for w in after) and max(after) - min(after) > 0.9
+    assert hc.retry_delay_s(1, 0.5, 0.0, rng) == 0.0  # "Retry-After: 0" means now
+    assert hc.retry_delay_s(20, 0.5, None, rng) == hc.MAX_RETRY_WAIT_S
+    assert hc.retry_delay_s(1, 0.5, 500.0, rng) == hc.MAX_RETRY_WAIT_S
+
+
+def test_retry_jitter_is_seeded_for_tests_and_differs_between_clients() -> None:
+    def waits(client: hc.HttpClient) -> list[float]:
+        return [hc.retry_delay_s(1 + i % 3, 0.5, None, client._retry_rng) for i in range(6)]
+
+    def client(seed: int | None) -> hc.HttpClient:
+        return hc.HttpClient("http://127.0.0.1:1", "/v1/completions", MODEL, {}, 1.0, 1.0, 1, retry_seed=seed)
+
+    assert waits(client(3)) == waits(client(3))
+    assert waits(client(3)) != waits(client(4))
+    first, second = waits(client(None)), waits(client(None))  # the default: seeded by the OS
+    assert all(abs(a - b) > 0 for a, b in zip(first, second, strict=True))
+
+
+def test_two_clients_rate_limited_together_do_not_retry_in_lockstep() -> None:
+    """Two clients get 503 together, three times, from the server (Retry-After: 0.2): the server sees their
+    retries apart, each at least 0.2 s after the previous attempt."""
+    prompts = {"a": "[fault:retry503:3] a", "b": "[fault:retry503:3] b"}
+
+    async def both(url: str) -> list[hc.RunState]:
+        clients = [
+            hc.HttpClient(url, "/v1/completions", MODEL, {}, 2.0, 5.0, connections=2, retry_seed=seed)
+            for seed in (20, 21)
+        ]
+        for c in clients:
+            await c.open()
+        try:
+            plans = [
+                hc.RunPlan(
+                    label="generate-0",
+                    prompts=[prompts[name]],
+                    base_body={"model": MODEL, "stream": True, "max_tokens": 2},
+                    chat=False,
+                    concurrency=1,
+                    max_retries=3,
+                    retry_backoff_s=0.5,
+                )
+                for name in ("a", "b")
+            ]
+            return list(
+                await asyncio.gather(*(c.execute(p, lambda r: None) for c, p in zip(clients, plans, strict=True)))
+            )
+        finally:
+            for c in clients:
+                await c.close()
+
+    with FakeOpenAIServer(models=[MODEL], retry_after="0.2") as fake:
+        states = asyncio.run(both(fake.url))
+        times = {name: fake.attempt_times[prompt] for name, prompt in prompts.items()}
+    assert all(state.records[0].ok for state in states)
+    for state in states:
+        assert len(state.retry_waits_s) == 3 and all(0.2 <= w <= 0.3 for w in state.retry_waits_s)
+    assert abs(times["a"][0] - times["b"][0]) < 0.05  # rate limited together...
+    for name in ("a", "b"):
+        assert all(later - earlier >= 0.2 for earlier, later in itertools.pairwise(times[name]))
+    # ...but retried apart: the seeds' waits differ by at least 50 ms at every retry (checked here), and so does what
+    # the server saw, within scheduling noise.
+    drawn = [list(itertools.accumulate(state.retry_waits_s)) for state in states]
+    assert all(abs(x - y) >= 0.05 for x, y in zip(*drawn, strict=True)), drawn
+    assert all(abs(x - y) >= 0.025 for x, y in zip(times["a"][1:], times["b"][1:], strict=True)), times
 
 
 def test_retries_give_up_after_max_retries(server: FakeOpenAIServer) -> None:
@@ -684,6 +760,57 @@ def test_parse_prometheus_sums_series_of_the_model_only() -> None:
         "vllm:time_to_first_token_seconds_sum": 0.25,
         "vllm:num_requests_running": 2.0,
     }
+
+
+def test_parse_prometheus_reads_escaped_label_values_whole() -> None:
+    """A served name with a quote, a backslash and a comma (escaped in the text) is matched by its unescaped value."""
+    model = 'org/m"x\\y,z'  # org/m"x\y,z
+    text = "\n".join(
+        [
+            "# TYPE vllm:num_requests_running gauge",
+            'vllm:num_requests_running{engine="0",model_name="org/m\\"x\\\\y,z"} 3.0',
+            'vllm:num_requests_running{engine="0",model_name="org/m"} 100.0',
+        ]
+    )
+    assert parse_prometheus(text, model) == {"vllm:num_requests_running": 3.0}
+    assert parse_prometheus(text, "org/m") == {"vllm:num_requests_running": 100.0}
+
+
+def test_parse_prometheus_matches_the_model_label_not_a_substring() -> None:
+    """Another label whose value (or name) contains 'model_name="a"' does not make model b's series model a's."""
+    text = "\n".join(
+        [
+            'vllm:generation_tokens_total{engine="model_name=\\"a\\"",model_name="b"} 7.0',
+            'vllm:generation_tokens_total{served_model_name="a",model_name="b"} 11.0',
+            'vllm:generation_tokens_total{model_name="a",engine="0"} 2.0',
+            'vllm:generation_tokens_total{model_name="a",engine="1"} 3.0',
+        ]
+    )
+    assert parse_prometheus(text, "a") == {"vllm:generation_tokens_total": 5.0}
+    assert parse_prometheus(text, "b") == {"vllm:generation_tokens_total": 18.0}
+    assert parse_prometheus(text) == {"vllm:generation_tokens_total": 23.0}
+
+
+def test_parse_prometheus_sums_label_sets_of_histograms_and_refuses_garbage() -> None:
+    text = "\n".join(
+        [
+            "# TYPE vllm:e2e_request_latency_seconds histogram",
+            'vllm:e2e_request_latency_seconds_bucket{le="1.0",model_name="a"} 4.0',
+            'vllm:e2e_request_latency_seconds_bucket{le="+Inf",model_name="a"} 5.0',
+            'vllm:e2e_request_latency_seconds_sum{model_name="a"} 2.5',
+            'vllm:e2e_request_latency_seconds_count{model_name="a"} 5.0',
+            'vllm:e2e_request_latency_seconds_bucket{le="+Inf",model_name="a",engine="1"} 1.0',
+            'vllm:e2e_request_latency_seconds_sum{model_name="a",engine="1"} 0.5',
+            'vllm:e2e_request_latency_seconds_count{model_name="a",engine="1"} 1.0',
+            'vllm:kv_cache_usage_perc{model_name="a"} NaN',
+        ]
+    )
+    assert parse_prometheus(text, "a") == {
+        "vllm:e2e_request_latency_seconds_sum": 3.0,
+        "vllm:e2e_request_latency_seconds_count": 6.0,
+    }
+    with pytest.raises(ValueError):
+        parse_prometheus("vllm:num_requests_running{model_name=a} 1\n", "a")
 
 
 # -- model, readiness, keys ----------------------------------------------------------------------------------------
@@ -1082,3 +1209,140 @@ def test_without_reasoning_marks_the_split_is_unknown(server: FakeOpenAIServer, 
     with loaded(config) as backend:
         records = run_all(backend, ["a", "b"], config)
     assert all(r.reasoning_tokens is None for r in records)
+
+
+# -- the server's answers are checked, not believed ------------------------------------------------------------------
+def test_check_answer_believes_only_what_the_request_and_the_stream_allow() -> None:
+    body = {"model": MODEL, "max_tokens": 8, "min_tokens": 8}
+    assert hc.check_answer(8, 8, {MODEL}, body, MODEL) == (8, [])
+    assert hc.check_answer(8, 2, {MODEL}, body, MODEL) == (8, [])  # several tokens per chunk is normal
+    assert hc.check_answer(100_000, 1, {MODEL}, body, MODEL) == (1, [hc.USAGE_OVER_MAX_TOKENS, hc.BELOW_MIN_TOKENS])
+    assert hc.check_answer(3, 8, {MODEL}, body, MODEL) == (8, [hc.USAGE_BELOW_CHUNKS])
+    assert hc.check_answer(5, 5, {MODEL}, body, MODEL) == (5, [hc.BELOW_MIN_TOKENS])
+    assert hc.check_answer(10, 10, {MODEL}, body, MODEL) == (
+        10,
+        [hc.USAGE_OVER_MAX_TOKENS, hc.CHUNKS_OVER_MAX_TOKENS],
+    )
+    assert hc.check_answer(8, 9, {MODEL}, body, MODEL) == (8, [])  # a last chunk with only a finish_reason
+    assert hc.check_answer(8, 8, {MODEL, "other"}, body, MODEL) == (8, [hc.WRONG_MODEL])
+    assert hc.check_answer(None, 6, set(), body, MODEL) == (6, [hc.BELOW_MIN_TOKENS])
+    free = {"model": MODEL, "max_tokens": 8}  # the model may stop early: no lower bound
+    assert hc.check_answer(3, 3, {MODEL}, free, MODEL) == (3, [])
+    assert hc.check_answer(3, 3, {MODEL}, free | {"ignore_eos": True}, MODEL) == (3, [hc.BELOW_MIN_TOKENS])
+
+
+def test_lying_usage_and_a_wrong_model_from_the_test_server_are_flagged_and_counted(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.txt"
+    lines = ["fine one", "[fault:lying_usage:100000] big", "[fault:wrong_model] who", "[fault:lying_usage:2] small"]
+    prompts.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with FakeOpenAIServer(models=[MODEL]) as fake:
+        config = runner_config(
+            tmp_path,
+            fake.url + "/v1",
+            scenario={
+                "dataset_name": str(prompts),
+                "num_samples": 4,
+                "generate_kwargs": {"max_new_tokens": 8, "min_new_tokens": 8},
+                "warmup_runs": 0,
+                "measure_prefill": False,
+            },
+        )
+        result = BenchmarkRunner(config).run()
+    rows = {
+        row["index"]: row
+        for row in map(json.loads, (tmp_path / "out" / "requests.jsonl").read_text(encoding="utf-8").splitlines())
+    }
+    assert rows[0]["contradictions"] is None and rows[0]["completion_tokens"] == 8
+    assert rows[1]["contradictions"] == [hc.USAGE_OVER_MAX_TOKENS]
+    assert rows[1]["usage_completion_tokens"] == 100_000 and rows[1]["completion_tokens"] == 8  # eight chunks
+    assert rows[2]["contradictions"] == [hc.WRONG_MODEL] and rows[2]["completion_tokens"] == 8
+    assert rows[3]["contradictions"] == [hc.USAGE_BELOW_CHUNKS] and rows[3]["usage_completion_tokens"] == 2
+    assert all(row["error"] is None for row in rows.values())
+    # Throughput counts what streamed, not the claim: 4 x 8 tokens.
+    assert result["summary"]["total_completion_tokens"] == 32
+    checks = result["model"]["http"]["measured"]["answer_checks"]
+    assert checks["contradicted"] == 3 and checks["usage_not_believed"] == 2
+    assert checks["by_kind"] == {hc.USAGE_BELOW_CHUNKS: 1, hc.USAGE_OVER_MAX_TOKENS: 1, hc.WRONG_MODEL: 1}
+    assert checks["warning"] in result["warnings"]
+    assert "3 of 4 server answers contradicted" in checks["warning"]
+
+
+def test_a_lying_server_of_our_own_cannot_inflate_throughput(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A server written here (not the package's): one chunk, usage claiming 100,000 tokens, another model's name,
+    for max_tokens 8. The run reports what streamed and says what was wrong."""
+    import threading
+
+    from aiohttp import web
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": MODEL, "object": "model"}]})
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        events: list[dict[str, Any]] = [
+            {"object": "text_completion", "model": "liar-70b", "choices": [{"index": 0, "text": " hi"}]},
+            {
+                "object": "text_completion",
+                "model": "liar-70b",
+                "choices": [],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 100_000, "total_tokens": 100_003},
+            },
+        ]
+        if body.get("max_tokens") == 1:  # the backend's check request before measuring: answer it honestly
+            events = [{"object": "text_completion", "model": MODEL, "choices": [{"index": 0, "text": " x"}]}]
+        for event in events:
+            await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    ready = threading.Event()
+    holder: dict[str, Any] = {}
+
+    def serve() -> None:
+        loop = asyncio.new_event_loop()
+        app = web.Application()
+        app.router.add_get("/v1/models", models)
+        app.router.add_post("/v1/completions", completions)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        loop.run_until_complete(site.start())
+        holder["port"] = runner.addresses[0][1]
+        holder["loop"], holder["runner"] = loop, runner
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        config = runner_config(
+            tmp_path,
+            f"http://127.0.0.1:{holder['port']}/v1",
+            backend={"ready_timeout_s": 5, "ignore_eos": False, "api": "completions"},
+            scenario={
+                "num_samples": 3,
+                "generate_kwargs": {"max_new_tokens": 8, "min_new_tokens": 1},
+                "warmup_runs": 0,
+                "measure_prefill": False,
+            },
+        )
+        with caplog.at_level(logging.WARNING, logger="ai_energy_benchmarks.backends.http_client"):
+            result = BenchmarkRunner(config).run()
+    finally:
+        holder["loop"].call_soon_threadsafe(holder["loop"].stop)
+        thread.join(10)
+    summary = result["summary"]
+    assert summary["total_completion_tokens"] == 3  # one streamed chunk each, not 300,000
+    assert summary["throughput_output_tokens_per_second"] <= 3 / summary["total_duration_seconds"] + 1e-9
+    rows = [json.loads(line) for line in (tmp_path / "out" / "requests.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert all(row["contradictions"] == [hc.USAGE_OVER_MAX_TOKENS, hc.WRONG_MODEL] for row in rows)
+    assert all(row["usage_completion_tokens"] == 100_000 and row["completion_tokens"] == 1 for row in rows)
+    checks = result["model"]["http"]["measured"]["answer_checks"]
+    assert checks["contradicted"] == 3 and checks["by_kind"] == {hc.USAGE_OVER_MAX_TOKENS: 3, hc.WRONG_MODEL: 3}
+    assert any("contradicted the request or the stream" in w for w in result["warnings"])
+    assert any("usage claimed 100000 output tokens, 1 counted from the stream" in r.message for r in caplog.records)

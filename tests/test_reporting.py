@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import io
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from welch_reference import EXAMPLE_1, EXAMPLE_2, mean_std, welch_by_hand
 
 from ai_energy_benchmarks.runner import create_benchmark
 
@@ -412,6 +414,27 @@ def expected_figures(report: dict[str, Any]) -> dict[str, tuple[float | None, tu
     }
 
 
+def expected_samples(report: dict[str, Any]) -> dict[str, tuple[float, float, int] | None]:
+    """(mean, std, count) of each compared figure's samples where the report has them (None otherwise)."""
+    reps = len(report["repetitions"])
+    stats = report["repetition_statistics"]
+    per_1000 = 1000.0 / (report["summary"]["successful_prompts"] / reps)
+
+    def sample(block: dict[str, Any] | None, factor: float = 1.0) -> tuple[float, float, int] | None:
+        if not block or block.get("std") is None or block["count"] < 2:
+            return None
+        return (block["mean"] * factor, block["std"] * factor, block["count"])
+
+    samples = dict.fromkeys(expected_figures(report))
+    samples["energy_per_pass_wh"] = sample(stats["total_energy_wh"])
+    samples["wh_per_1000_queries"] = sample(stats["total_energy_wh"], per_1000)
+    samples["joules_per_output_token"] = sample(stats["joules_per_output_token"])
+    samples["output_tokens_per_second"] = sample(stats["output_tokens_per_second"])
+    samples["latency_mean_s"] = sample(report["latency"]["latency_s"])
+    samples["ttft_mean_s"] = sample(report["latency"]["ttft_s"])
+    return samples
+
+
 def test_compare_figures_and_ratios_match_the_reports(run_a: Path, run_b: Path, tmp_path: Path) -> None:
     md, csv_path = tmp_path / "cmp.md", tmp_path / "cmp.csv"
     done = run_cli("compare", str(run_a), str(run_b), "--markdown", str(md), "--csv", str(csv_path))
@@ -423,8 +446,8 @@ def test_compare_figures_and_ratios_match_the_reports(run_a: Path, run_b: Path, 
     expected = {label: expected_figures(report) for label, report in reports.items()}
     # No GPU was metered: "GPU energy per pass" is no figure at all, not a zero.
     assert {metric for metric, _ in got} == set(expected["bs1"])
-    significant = 0
-    for metric, (base_value, base_interval) in expected["bs1"].items():
+    significant = tested = 0
+    for metric, (base_value, _) in expected["bs1"].items():
         for label in ("bs1", "bs4"):
             value, interval = expected[label][metric]
             row = got[(metric, label)]
@@ -435,19 +458,28 @@ def test_compare_figures_and_ratios_match_the_reports(run_a: Path, run_b: Path, 
             else:
                 assert (float(row["ci95_low"]), float(row["ci95_high"])) == pytest.approx(interval, rel=1e-12)
         row = got[(metric, "bs4")]
-        bs4_value, bs4_interval = expected["bs4"][metric]
+        bs4_value, _ = expected["bs4"][metric]
         assert float(row["ratio_to_first"]) == pytest.approx(bs4_value / base_value, rel=1e-12)
         assert got[(metric, "bs1")]["ratio_to_first"] == ""
-        if base_interval is None or bs4_interval is None:
-            assert row["exceeds_ci"] == ""
-        else:
-            apart = bs4_interval[0] > base_interval[1] or bs4_interval[1] < base_interval[0]
-            assert row["exceeds_ci"] == str(apart).lower(), metric
-            significant += apart
-    # The terminal table and the Markdown say the same: one line per figure, ratios, the * marks and the legend.
+        base_sample, bs4_sample = expected_samples(reports["bs1"])[metric], expected_samples(reports["bs4"])[metric]
+        if base_sample is None or bs4_sample is None:
+            assert row["p_value"] == row["significant"] == row["test"] == ""
+            continue
+        t, dof, p = welch_by_hand(*bs4_sample, *base_sample)
+        assert float(row["t"]) == pytest.approx(t, rel=1e-9), metric
+        assert float(row["dof"]) == pytest.approx(dof, rel=1e-9), metric
+        assert float(row["p_value"]) == pytest.approx(p, rel=1e-6, abs=1e-12), metric
+        assert row["significant"] == str(p < 0.05).lower(), metric
+        assert row["test"].startswith("Welch's t-test")
+        significant += p < 0.05
+        tested += 1
+    # The terminal table and the Markdown say the same: one line per figure, ratios, p-values, the * marks and the
+    # legend, which names the test.
     table_lines = [line for line in done.stdout.splitlines() if " ×" in line]
     assert len(table_lines) == len(expected["bs1"])
     assert sum(line.endswith(" *") for line in table_lines) == significant
+    assert sum(" p=" in line or " p<" in line for line in table_lines) == tested
+    assert "Welch's t-test (unequal variances, Welch-Satterthwaite df)" in done.stdout
     ratio = expected["bs4"]["joules_per_output_token"][0] / expected["bs1"]["joules_per_output_token"][0]
     assert f"×{float(f'{ratio:.3g}'):g}" in done.stdout
     assert "ratios (×) are to the first run, bs1" in done.stdout
@@ -466,27 +498,43 @@ def report_copy(source: Path, target: Path, change: Any) -> Path:
     return target
 
 
-def test_compare_marks_only_differences_beyond_the_intervals(run_a: Path, tmp_path: Path) -> None:
-    from ai_energy_benchmarks.reporting.compare import compare_runs, format_text
+def test_compare_tests_differences_with_welch_and_prints_the_p_value(run_a: Path, tmp_path: Path) -> None:
+    """Textbook samples as the per-repetition J/token of two runs: Welch's t, df and p as computed by hand (and as
+    published, rounded); example 1's 95% intervals overlap, yet the difference is significant (p = 0.021)."""
+    from ai_energy_benchmarks.reporting.compare import compare_runs, format_csv, format_markdown, format_text
+    from ai_energy_benchmarks.results.stats import describe
 
-    def scaled(factor: float, half_width: float) -> Any:
+    def with_samples(values: list[float]) -> Any:
         def change(report: dict[str, Any]) -> None:
-            block = report["repetition_statistics"]["joules_per_output_token"]
-            block["mean"] = report["energy"]["joules_per_output_token"] = 0.1 * factor
-            block["ci95_low"], block["ci95_high"] = 0.1 * factor - half_width, 0.1 * factor + half_width
+            report["repetition_statistics"]["joules_per_output_token"] = describe(values)
+            report["energy"]["joules_per_output_token"] = sum(values) / len(values)
 
         return change
 
-    base = report_copy(run_a, tmp_path / "base", scaled(1.0, 0.01))
-    far = report_copy(run_a, tmp_path / "far", scaled(2.0, 0.01))  # [0.19, 0.21] vs [0.09, 0.11]
-    near = report_copy(run_a, tmp_path / "near", scaled(1.15, 0.01))  # [0.105, 0.125] overlaps [0.09, 0.11]
-    comparison = compare_runs([base, far, near])
-    row = next(r for r in comparison.rows if r.metric.key == "joules_per_output_token")
-    assert [c.exceeds_ci for c in row.cells] == [None, True, False]
-    assert [c.ratio for c in row.cells] == [None, pytest.approx(2.0), pytest.approx(1.15)]
-    line = next(line for line in format_text(comparison).splitlines() if line.startswith("energy per output token"))
-    assert line.split("  ")[-1].strip().endswith("×1.15")
-    assert "×2 *" in line
+    for name, (first, second, published) in (("one", EXAMPLE_1), ("two", EXAMPLE_2)):
+        base = report_copy(run_a, tmp_path / name / "base", with_samples(first))
+        other = report_copy(run_a, tmp_path / name / "other", with_samples(second))
+        comparison = compare_runs([base, other])
+        cell = next(r for r in comparison.rows if r.metric.key == "joules_per_output_token").cells[1]
+        t, dof, p = welch_by_hand(*mean_std(second), len(second), *mean_std(first), len(first))
+        assert cell.welch is not None
+        assert (cell.welch.t, cell.welch.dof) == (pytest.approx(t, rel=1e-12), pytest.approx(dof, rel=1e-12))
+        assert cell.p_value == pytest.approx(p, rel=1e-6)
+        published_t, published_dof, published_p = published
+        assert round(-cell.welch.t, 2) == published_t and round(cell.welch.dof, 2) == pytest.approx(published_dof)
+        assert round(p, 3) == published_p
+        assert cell.significant is (published_p < 0.05)
+        line = next(x for x in format_text(comparison).splitlines() if x.startswith("energy per output token"))
+        shown = f"p={float(f'{p:.2g}'):g}"
+        assert line.endswith(shown + (" *" if published_p < 0.05 else "")), line
+        assert shown in format_markdown(comparison)
+        rows = list(csv.DictReader(io.StringIO(format_csv(comparison))))
+        row = next(r for r in rows if r["metric"] == "joules_per_output_token" and r["run"] == "other")
+        assert float(row["p_value"]) == pytest.approx(p, rel=1e-6)
+        if name == "one":  # the old rule (non-overlapping intervals) missed this difference
+            base_cell = next(r for r in comparison.rows if r.metric.key == "joules_per_output_token").cells[0]
+            assert cell.interval is not None and base_cell.interval is not None
+            assert cell.interval[0] <= base_cell.interval[1]
 
 
 def test_compare_refuses_different_workloads_unless_forced(run_a: Path, run_c: Path, tmp_path: Path) -> None:

@@ -329,6 +329,9 @@ def test_aienergyscore_reasoning_rows_on_the_real_server(vllm_server: str, tmp_p
     assert summary["successful_prompts"] == NUM_PROMPTS and summary["failed_prompts"] == 0
     assert NUM_PROMPTS <= summary["total_completion_tokens"] <= NUM_PROMPTS * 64
     assert results["model"]["api"] == "chat" and results["model"]["load"]["ignore_eos"] is False
+    # vLLM answers with its first served name for every alias: that is this model, not a wrong one.
+    assert results["model"]["http"]["measured"]["answer_checks"]["contradicted"] == 0
+    assert results["model"]["http"]["runs"][-1]["prometheus"]["cross_check"]["agrees"]
     assert_0_0_4_types(results)
     figures = post_process(tmp_path / "benchmark_report.json")
     assert float(figures["GPU_ENERGY_WH.txt"]) == pytest.approx(results["energy"]["gpu_energy_wh"], abs=0.005)

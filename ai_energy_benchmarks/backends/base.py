@@ -33,6 +33,12 @@ class RequestRecord:
     #: count comes from the server's ``usage`` or from counting reasoning chunks (a lower bound).
     reasoning_tokens: int | None = None
     reasoning_tokens_from: str | None = None
+    #: What in the server's answer contradicted the request or the stream (streaming backends; None when nothing
+    #: did), e.g. ``usage_over_max_tokens``, ``wrong_model``; see ``backends/http_client.py``. Where the server's
+    #: ``usage`` count was not believed, ``completion_tokens`` is the number of streamed content chunks and
+    #: ``usage_completion_tokens`` keeps what the server claimed.
+    contradictions: list[str] | None = None
+    usage_completion_tokens: int | None = None
 
     @property
     def ok(self) -> bool:

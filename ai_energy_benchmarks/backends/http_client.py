@@ -1,8 +1,9 @@
 """The asyncio + aiohttp engine of the OpenAI-compatible backend.
 
 One :class:`HttpClient` lives on one event loop (the backend runs that loop in a background thread). It streams
-requests with server-sent events, classifies every failure, retries 429/503 with exponential backoff, sends on an
-arrival schedule under a concurrency limit, and scrapes the server's Prometheus ``/metrics`` while a run is going.
+requests with server-sent events, classifies every failure, checks each answer against its request and stream,
+retries 429/503 with jittered exponential backoff (or a jittered ``Retry-After``), sends on an arrival schedule
+under a concurrency limit, and scrapes the server's Prometheus ``/metrics`` while a run is going.
 
 Times are ``time.perf_counter()`` seconds (the clock of the measured windows); durations are seconds.
 """
@@ -16,7 +17,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,10 +67,30 @@ ERROR_CLASSES = (
     CLIENT_ERROR,
 )
 
+# -- contradictions in an answer that succeeded (the request stays ok; flagged and counted) -------------------------
+#: ``usage.completion_tokens`` above the request's ``max_tokens``: impossible, the stream-derived count is used.
+USAGE_OVER_MAX_TOKENS = "usage_over_max_tokens"
+#: ``usage.completion_tokens`` below the number of content chunks (each carries a token): the stream's count is used.
+USAGE_BELOW_CHUNKS = "usage_below_chunks"
+#: Fewer output tokens than the request's ``min_tokens`` (or ``max_tokens`` with ``ignore_eos``): not fixed length.
+BELOW_MIN_TOKENS = "below_min_tokens"
+#: More content chunks than ``max_tokens``: the stream itself contradicts the request.
+CHUNKS_OVER_MAX_TOKENS = "chunks_over_max_tokens"
+#: The response names another model than the one requested.
+WRONG_MODEL = "wrong_model"
+
+#: Content chunks that may carry no token: some servers end a stream with an empty-text chunk holding only the
+#: ``finish_reason``. The chunk checks allow this many.
+CHUNK_SLACK = 1
+
+CONTRADICTIONS = (USAGE_OVER_MAX_TOKENS, USAGE_BELOW_CHUNKS, BELOW_MIN_TOKENS, CHUNKS_OVER_MAX_TOKENS, WRONG_MODEL)
+
 #: Statuses retried with backoff (rate limited, temporarily unavailable).
 RETRY_STATUSES = frozenset({429, 503})
 #: Longest single wait before a retry (s), whatever Retry-After says.
 MAX_RETRY_WAIT_S = 60.0
+#: A Retry-After of R seconds is waited as a uniform draw from [R, (1 + RETRY_AFTER_SPREAD) * R].
+RETRY_AFTER_SPREAD = 0.5
 #: Client keep-alive for idle pooled connections (s); below uvicorn's 5 s so that the client never reuses a
 #: connection the server is closing.
 KEEPALIVE_S = 4.0
@@ -78,6 +99,21 @@ KEEPALIVE_S = 4.0
 #: microseconds) so that arrivals keep their schedule without spinning.
 PRECISE_WAIT_S = 0.002
 _CHAT_OUTPUT_KEYS = ("content", "reasoning_content", "reasoning", "tool_calls")
+
+
+def retry_delay_s(retry: int, backoff_s: float, retry_after_s: float | None, rng: random.Random) -> float:
+    """The wait (s) before retry number ``retry`` (1 for the first), jittered so that clients do not retry in lockstep.
+
+    Without ``Retry-After``: "equal jitter" on the exponential delay d = ``backoff_s`` * 2^(retry - 1), a uniform draw
+    from [d / 2, d]. With ``Retry-After: R``: a uniform draw from [R, (1 + :data:`RETRY_AFTER_SPREAD`) R], never
+    earlier than the server asked. Both capped at :data:`MAX_RETRY_WAIT_S`.
+    """
+    if retry_after_s is not None:
+        low, high = retry_after_s, retry_after_s * (1.0 + RETRY_AFTER_SPREAD)
+    else:
+        high = backoff_s * 2.0 ** (retry - 1)
+        low = high / 2.0
+    return min(rng.uniform(low, high), MAX_RETRY_WAIT_S)
 
 
 def arrival_offsets(rate: float | None, arrival: str, burstiness: float, seed: int) -> Iterator[float]:
@@ -138,6 +174,10 @@ class RunState:
     drift_s: list[float] = field(default_factory=list)
     held_for_slot: int = 0
     retries: Counter[str] = field(default_factory=Counter)
+    #: Every wait before a retry (s), in the order they were drawn.
+    retry_waits_s: list[float] = field(default_factory=list)
+    #: Requests whose answer contradicted the request or the stream, by contradiction.
+    contradictions: Counter[str] = field(default_factory=Counter)
     consecutive_failures: int = 0
     stop_reason: str | None = None
     usage_missing: int = 0
@@ -161,6 +201,8 @@ class _Attempt:
     usage: dict[str, Any] | None = None
     done: bool = False
     reasoning_chunks: int = 0
+    #: Every distinct ``model`` named in the response's events.
+    models: set[str] = field(default_factory=set)
 
 
 class _ReadWatchdog:
@@ -213,15 +255,22 @@ class HttpClient:
         read_timeout_s: float,
         connections: int,
         redact: Callable[[str], str] = lambda text: text,
+        retry_seed: int | None = None,
     ) -> None:
+        """``retry_seed`` seeds the jitter of retry waits (for tests); None draws it from the OS, so that two
+        clients (two benchmark processes with one config) never retry in lockstep."""
         self.base_url = base_url
         self.url = base_url + api_path
         self.model = model
+        #: Names the server may answer for this model: the requested one and its aliases (vLLM answers with the first
+        #: of its --served-model-name list whichever alias was asked for); set by the backend from /v1/models.
+        self.model_names: frozenset[str] = frozenset({model})
         self._headers = headers
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s
         self._connections = connections
         self._redact = redact
+        self._retry_rng = random.Random(retry_seed)
         self._session: aiohttp.ClientSession | None = None
         self._timer: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -458,13 +507,15 @@ class HttpClient:
                     raise
                 result = _Attempt(error_class=ABORTED, error=f"aborted: {state.stop_reason}")
             end = time.perf_counter()
-            record = _record(index, start, end, result, state)
+            record = _record(index, start, end, result, state, self.model_names)
         finally:
             if task is not None:
                 state.tasks.discard(task)
             state.trace.events.append((time.perf_counter(), len(state.tasks)))
             slots.release()
         state.records.append(record)
+        if record.contradictions:
+            _note_contradictions(state, record)
         emit(record)
         if record.error_class == ABORTED:
             return
@@ -488,10 +539,9 @@ class HttpClient:
                 return result
             retries += 1
             state.retries[result.error_class or CLIENT_ERROR] += 1
-            wait = result.retry_after_s
-            if wait is None:
-                wait = plan.retry_backoff_s * 2 ** (retries - 1)
-            await asyncio.sleep(min(wait, MAX_RETRY_WAIT_S))
+            wait = retry_delay_s(retries, plan.retry_backoff_s, result.retry_after_s, self._retry_rng)
+            state.retry_waits_s.append(wait)
+            await asyncio.sleep(wait)
 
     # -- Prometheus ------------------------------------------------------------------------------------------------
     async def scrape(self, state: RunState | None = None) -> dict[str, float] | None:
@@ -504,7 +554,13 @@ class HttpClient:
             if state is not None:
                 state.scrape_errors += 1
             return None
-        return parse_prometheus(body.decode("utf-8", "replace"), self.model)
+        try:
+            return parse_prometheus(body.decode("utf-8", "replace"), self.model_names)
+        except ValueError as exc:  # not the Prometheus text format: count it as a failed scrape
+            logger.debug("unparsable /metrics: %s", exc)
+            if state is not None:
+                state.scrape_errors += 1
+            return None
 
     async def _scrape_loop(self, state: RunState, interval_s: float) -> None:
         next_s = time.perf_counter() + interval_s
@@ -568,6 +624,9 @@ def _handle_line(line: bytes, now: float, result: _Attempt, chat: bool) -> bool:
         usage = event.get("usage")
         if usage:
             result.usage = usage
+        model = event.get("model")
+        if isinstance(model, str):
+            result.models.add(model)
     except (ValueError, TypeError, AttributeError, KeyError, IndexError):
         result.error_class = MALFORMED_JSON
         result.error = f"event data is not the expected JSON object: {payload[:80]!r}"
@@ -605,13 +664,74 @@ def _reasoning_tokens(usage: dict[str, Any] | None, result: _Attempt) -> tuple[i
     return None, None
 
 
-def _record(index: int, start: float, end: float, result: _Attempt, state: RunState) -> RequestRecord:
+def _limits(body: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(least, most) output tokens the request asked for: ``min_tokens`` (``max_tokens`` with ``ignore_eos``) and
+    ``max_tokens``; None where it set none."""
+    most = _int(body.get("max_tokens"))
+    if most is None:
+        most = _int(body.get("max_completion_tokens"))
+    least = most if body.get("ignore_eos") is True else _int(body.get("min_tokens"))
+    return least, most
+
+
+def check_answer(
+    claimed: int | None, chunks: int, models: set[str], body: dict[str, Any], model: str | Collection[str]
+) -> tuple[int, list[str]]:
+    """The output token count to believe and what in the answer contradicts the request or the stream.
+
+    ``claimed`` is ``usage.completion_tokens`` (None when absent), ``chunks`` the number of streamed content chunks
+    (each carries at least one token, but for :data:`CHUNK_SLACK`), ``models`` the ``model`` names in the response,
+    ``body`` the request. A claim above ``max_tokens`` or below ``chunks - CHUNK_SLACK`` is not believed: the count
+    is then ``chunks`` (a lower bound).
+    """
+    least, most = _limits(body)
+    flags: list[str] = []
+    count = chunks if claimed is None else claimed
+    if claimed is not None and most is not None and claimed > most:
+        flags.append(USAGE_OVER_MAX_TOKENS)
+        count = chunks
+    if claimed is not None and claimed < chunks - CHUNK_SLACK:
+        flags.append(USAGE_BELOW_CHUNKS)
+        count = chunks
+    if most is not None and chunks > most + CHUNK_SLACK:
+        flags.append(CHUNKS_OVER_MAX_TOKENS)
+    if least is not None and 0 < count < least:
+        flags.append(BELOW_MIN_TOKENS)
+    expected = {model} if isinstance(model, str) else set(model)
+    if any(name not in expected for name in models):
+        flags.append(WRONG_MODEL)
+    return count, flags
+
+
+def _note_contradictions(state: RunState, record: RequestRecord) -> None:
+    """Count a record's contradictions; log the first of each kind in a run as a warning."""
+    for flag in record.contradictions or ():
+        if not state.contradictions[flag]:
+            logger.warning(
+                "run '%s', request %d: the server's answer contradicts %s (%s); flagged in requests.jsonl%s",
+                state.plan.label,
+                record.index,
+                "the stream" if flag == USAGE_BELOW_CHUNKS else "the request",
+                flag,
+                f", usage claimed {record.usage_completion_tokens} output tokens, {record.completion_tokens} counted "
+                "from the stream"
+                if record.usage_completion_tokens is not None
+                else "",
+            )
+        state.contradictions[flag] += 1
+
+
+def _record(
+    index: int, start: float, end: float, result: _Attempt, state: RunState, model: str | Collection[str]
+) -> RequestRecord:
     usage = result.usage if isinstance(result.usage, dict) else None
     if usage is None and result.error_class is None:
         state.usage_missing += 1
-    completion = _int(usage.get("completion_tokens")) if usage else None
-    if completion is None:
-        completion = len(result.chunk_times)
+    claimed = _int(usage.get("completion_tokens")) if usage else None
+    completion, flags = check_answer(claimed, len(result.chunk_times), result.models, state.plan.base_body, model)
+    if result.error_class is not None:  # a broken stream is short by nature: only what it said is checked
+        flags = [flag for flag in flags if flag != BELOW_MIN_TOKENS]
+    believed = not (USAGE_OVER_MAX_TOKENS in flags or USAGE_BELOW_CHUNKS in flags)
     prompt_tokens = (_int(usage.get("prompt_tokens")) if usage else None) or 0
     reasoning_tokens, reasoning_from = _reasoning_tokens(usage, result)
     error_class, error = result.error_class, result.error
@@ -630,6 +750,8 @@ def _record(index: int, start: float, end: float, result: _Attempt, state: RunSt
         error_class=error_class,
         reasoning_tokens=reasoning_tokens,
         reasoning_tokens_from=reasoning_from,
+        contradictions=flags or None,
+        usage_completion_tokens=None if believed else claimed,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +134,36 @@ def request_metrics(
         "itl_s": distribution(itl),
         "e2e_s": distribution([r.latency_s for r in ok]),
         "goodput": goodput(records, duration_s, slo_ttft_s, slo_tpot_s, slo_e2e_s),
+        "answer_checks": answer_checks(records),
+    }
+
+
+def answer_checks(records: Sequence[RequestRecord]) -> dict[str, Any]:
+    """How many answers contradicted their request or their stream (``RequestRecord.contradictions``), by kind, and
+    a warning when any did (None otherwise)."""
+    flagged = [r for r in records if r.contradictions]
+    counts = Counter(flag for r in flagged for flag in r.contradictions or ())
+    recounted = sum(1 for r in flagged if r.usage_completion_tokens is not None)
+    warning = None
+    if flagged:
+        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(counts.items()))
+        warning = (
+            f"{len(flagged)} of {len(records)} server answers contradicted the request or the stream ({kinds})"
+            + (
+                f"; the usage count of {recounted} was not believed, their output tokens are counted from the stream"
+                if recounted
+                else ""
+            )
+            + "; see 'contradictions' in requests.jsonl"
+        )
+    return {
+        "checked": len(records),
+        "contradicted": len(flagged),
+        "by_kind": dict(sorted(counts.items())),
+        "usage_not_believed": recounted,
+        "warning": warning,
+        "rules": "usage.completion_tokens must be <= max_tokens and >= the number of content chunks (else the chunks "
+        "are counted); output >= min_tokens (max_tokens with ignore_eos); the response's model is the one requested",
     }
 
 
@@ -273,36 +303,29 @@ def schedule_drift(drift_s: Sequence[float], late_for_slot: int) -> dict[str, An
 
 
 # -- Prometheus ----------------------------------------------------------------------------------------------------
-def parse_prometheus(text: str, model: str | None = None) -> dict[str, float]:
-    """Sum every ``vllm:`` series over its label sets (only those of ``model`` when series carry ``model_name``).
+def parse_prometheus(text: str, model: str | Collection[str] | None = None) -> dict[str, float]:
+    """Sum every ``vllm:`` series over its label sets (only those of ``model``, a name or the model's names, when
+    series carry ``model_name``).
 
-    Histogram buckets and ``_created`` timestamps are skipped; ``_sum`` and ``_count`` are kept.
+    The text is parsed by ``prometheus_client``'s exposition-format parser, so label values are unescaped and labels
+    are matched by name and whole value. Histogram buckets and ``_created`` timestamps are skipped; ``_sum`` and
+    ``_count`` are kept; NaN samples are ignored. Raises ``ValueError`` for text that is not in the format.
     """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    names = None if model is None else ({model} if isinstance(model, str) else set(model))
     values: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line.startswith("vllm:"):
-            continue
-        brace = line.find("{")
-        if brace >= 0:
-            close = line.rfind("}")
-            name, labels, rest = line[:brace], line[brace + 1 : close], line[close + 1 :]
-        else:
-            name, _, rest = line.partition(" ")
-            labels = ""
-        if name.endswith(("_bucket", "_created")):
-            continue
-        if model is not None and 'model_name="' in labels and f'model_name="{model}"' not in labels:
-            continue
-        parts = rest.split()
-        if not parts:
-            continue
-        try:
-            value = float(parts[0])
-        except ValueError:
-            continue
-        if math.isnan(value):
-            continue
-        values[name] = values.get(name, 0.0) + value
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            name = sample.name
+            if not name.startswith("vllm:") or name.endswith(("_bucket", "_created")):
+                continue
+            served = sample.labels.get("model_name")
+            if names is not None and served is not None and served not in names:
+                continue
+            if math.isnan(sample.value):
+                continue
+            values[name] = values.get(name, 0.0) + sample.value
     return values
 
 

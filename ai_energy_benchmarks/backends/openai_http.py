@@ -539,6 +539,14 @@ class OpenAIHTTPBackend:
             )
         info = served[self._backend.model]
         self._server["served_model"] = self._backend.model
+        # vLLM serves one model under several names (--served-model-name a b c) and answers, in responses and in its
+        # metrics' model_name label, with the first: names with the same root are this model's.
+        root = info.get("root")
+        aliases = {name for name, entry in served.items() if root and entry.get("root") == root} - {self._backend.model}
+        if aliases:
+            self._server["model_aliases"] = sorted(aliases)
+        if self._client is not None:
+            self._client.model_names = frozenset({self._backend.model, *aliases})
         self._server["model_root"] = info.get("root")
         max_len = info.get("max_model_len")
         self._server["max_model_len"] = max_len if isinstance(max_len, int) else None

@@ -198,7 +198,11 @@ class BackendConfig(_Section):
         60.0, ge=0, description="`vllm`: wait this long for the server to answer `/health` or `/v1/models` (s)."
     )
     max_retries: int = Field(3, ge=0, description="`vllm`: retries of a request answered 429 or 503.")
-    retry_backoff_s: float = Field(0.5, ge=0, description="`vllm`: first retry delay, doubled each retry (s).")
+    retry_backoff_s: float = Field(
+        0.5,
+        ge=0,
+        description="`vllm`: retry backoff (s): retry n waits a random draw from [d/2, d], d = this * 2^(n-1).",
+    )
     max_consecutive_failures: int = Field(
         50, ge=0, description="`vllm`: stop the run after this many failures in a row (0: never)."
     )

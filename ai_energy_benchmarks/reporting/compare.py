@@ -3,9 +3,10 @@
     comparison = compare_runs(["runs/bs1", "runs/bs4"])
     print(format_text(comparison))
 
-A difference *exceeds the confidence intervals* when both runs carry a 95% interval for the figure (from
-``scenario.repetitions`` >= 2 for energy and throughput, from the per-request latencies for mean latency and TTFT)
-and the two intervals do not overlap: a conservative test, so a marked difference is very unlikely to be noise.
+A difference is *significant* when both runs carry the statistics of the figure's samples (mean, standard
+deviation, count: from ``scenario.repetitions`` >= 2 for energy and throughput, from the per-request latencies for
+mean latency and TTFT) and Welch's t-test (unequal variances, Welch-Satterthwaite degrees of freedom, two-sided) of
+the run against the first run gives p < :data:`SIGNIFICANCE_LEVEL`. The p-value is printed beside the ratio.
 
 Runs are comparable only when they measured the same workload: the same prompts (``dataset.prompts_sha256``) and
 the same output lengths (``generate_kwargs.max_new_tokens`` / ``min_new_tokens``). Otherwise
@@ -32,10 +33,18 @@ from ai_energy_benchmarks.reporting.runs import (
     source_kind,
     unique_labels,
 )
+from ai_energy_benchmarks.results.stats import WelchResult, welch_t_test
 
 logger = logging.getLogger(__name__)
 
 Interval = tuple[float, float]
+#: A figure's samples as a report summarises them: mean, sample standard deviation, count.
+Sample = tuple[float, float, int]
+
+#: Two-sided p-value below which a difference is marked significant.
+SIGNIFICANCE_LEVEL = 0.05
+#: The test, as the outputs name it.
+TEST_NAME = "Welch's t-test (unequal variances, Welch-Satterthwaite df), two-sided"
 
 
 class WorkloadMismatchError(ReportError):
@@ -88,6 +97,24 @@ def _stat_interval(
     return interval
 
 
+def _stat_sample(
+    path: str, scale: Callable[[Mapping[str, Any]], float | None] | None = None
+) -> Callable[[Mapping[str, Any]], Sample | None]:
+    """``(mean, std, count)`` of the statistics block at ``path`` (mean and std optionally scaled)."""
+
+    def sample(report: Mapping[str, Any]) -> Sample | None:
+        centre, spread = _number(dig(report, f"{path}.mean")), _number(dig(report, f"{path}.std"))
+        count = _number(dig(report, f"{path}.count"))
+        if centre is None or spread is None or count is None or count < 2:
+            return None
+        factor = 1.0 if scale is None else scale(report)
+        if factor is None:
+            return None
+        return (centre * factor, abs(spread * factor), int(count))
+
+    return sample
+
+
 def _per_1000_queries_factor(report: Mapping[str, Any]) -> float | None:
     """Converts energy per repetition (Wh) into Wh per 1,000 successful queries."""
     successful = _number(dig(report, "summary.successful_prompts"))
@@ -102,7 +129,8 @@ def _field(path: str) -> Callable[[Mapping[str, Any]], float | None]:
 
 @dataclass(frozen=True)
 class Metric:
-    """A key figure: how to read it (and its 95% interval) from a report, its unit, and which way is better."""
+    """A key figure: how to read it (with its 95% interval and its samples' statistics) from a report, its unit,
+    and which way is better."""
 
     key: str
     label: str
@@ -110,6 +138,7 @@ class Metric:
     better: str
     value: Callable[[Mapping[str, Any]], float | None]
     interval: Callable[[Mapping[str, Any]], Interval | None] = field(default=lambda report: None)
+    sample: Callable[[Mapping[str, Any]], Sample | None] = field(default=lambda report: None)
 
 
 #: The figures compared, in table order. Energy per pass and per token carry repetition CIs.
@@ -121,6 +150,7 @@ METRICS: tuple[Metric, ...] = (
         "lower",
         _per_pass("total_energy_wh"),
         _stat_interval("repetition_statistics.total_energy_wh"),
+        _stat_sample("repetition_statistics.total_energy_wh"),
     ),
     Metric(
         "wh_per_1000_queries",
@@ -129,6 +159,7 @@ METRICS: tuple[Metric, ...] = (
         "lower",
         _field("energy.total_wh_per_1000_queries"),
         _stat_interval("repetition_statistics.total_energy_wh", _per_1000_queries_factor),
+        _stat_sample("repetition_statistics.total_energy_wh", _per_1000_queries_factor),
     ),
     Metric(
         "joules_per_output_token",
@@ -137,6 +168,7 @@ METRICS: tuple[Metric, ...] = (
         "lower",
         _field("energy.joules_per_output_token"),
         _stat_interval("repetition_statistics.joules_per_output_token"),
+        _stat_sample("repetition_statistics.joules_per_output_token"),
     ),
     Metric(
         "gpu_energy_per_pass_wh",
@@ -145,6 +177,7 @@ METRICS: tuple[Metric, ...] = (
         "lower",
         _per_pass("gpu_energy_wh", "gpu"),
         _stat_interval("repetition_statistics.gpu_energy_wh"),
+        _stat_sample("repetition_statistics.gpu_energy_wh"),
     ),
     Metric("total_energy_wh", "total energy (all repetitions)", "Wh", "lower", _field("energy.total_energy_wh")),
     Metric("emissions_g_per_pass", "emissions per pass", "g CO2eq", "lower", _per_pass("emissions_g_co2eq")),
@@ -155,6 +188,7 @@ METRICS: tuple[Metric, ...] = (
         "higher",
         _field("summary.throughput_output_tokens_per_second"),
         _stat_interval("repetition_statistics.output_tokens_per_second"),
+        _stat_sample("repetition_statistics.output_tokens_per_second"),
     ),
     Metric("prompts_per_second", "prompts per second", "1/s", "higher", prompts_per_second),
     Metric(
@@ -164,6 +198,7 @@ METRICS: tuple[Metric, ...] = (
         "lower",
         _field("latency.latency_s.mean"),
         _stat_interval("latency.latency_s"),
+        _stat_sample("latency.latency_s"),
     ),
     Metric("latency_p50_s", "end-to-end latency, p50", "s", "lower", _field("latency.latency_s.p50")),
     Metric("latency_p99_s", "end-to-end latency, p99", "s", "lower", _field("latency.latency_s.p99")),
@@ -174,6 +209,7 @@ METRICS: tuple[Metric, ...] = (
         "lower",
         _field("latency.ttft_s.mean"),
         _stat_interval("latency.ttft_s"),
+        _stat_sample("latency.ttft_s"),
     ),
     Metric("ttft_p50_s", "time to first token, p50", "s", "lower", _field("latency.ttft_s.p50")),
     Metric("ttft_p99_s", "time to first token, p99", "s", "lower", _field("latency.ttft_s.p99")),
@@ -182,15 +218,26 @@ METRICS: tuple[Metric, ...] = (
 
 @dataclass
 class Cell:
-    """One run's figure: value, 95% interval, ratio to the first run, and whether the difference is beyond noise.
+    """One run's figure: value, 95% interval, ratio to the first run, and Welch's t-test against the first run.
 
-    ``exceeds_ci`` is None when either run has no interval for this figure (and always for the first run).
+    ``welch`` (and so ``p_value`` and ``significant``) is None when either run lacks the samples' statistics for
+    this figure, or they cannot be tested (fewer than two samples, no spread at all), and always for the first run.
     """
 
     value: float | None
     interval: Interval | None
     ratio: float | None
-    exceeds_ci: bool | None
+    welch: WelchResult | None = None
+
+    @property
+    def p_value(self) -> float | None:
+        """Two-sided p-value of Welch's t-test against the first run."""
+        return None if self.welch is None else self.welch.p_value
+
+    @property
+    def significant(self) -> bool | None:
+        """True when p < :data:`SIGNIFICANCE_LEVEL`; None when untested."""
+        return None if self.welch is None else self.welch.p_value < SIGNIFICANCE_LEVEL
 
 
 @dataclass
@@ -216,9 +263,9 @@ class Comparison:
         return [run.label for run in self.runs]
 
     @property
-    def has_intervals(self) -> bool:
-        """True when at least one difference could be tested against confidence intervals."""
-        return any(cell.exceeds_ci is not None for row in self.rows for cell in row.cells)
+    def has_tests(self) -> bool:
+        """True when at least one difference could be tested (Welch's t-test)."""
+        return any(cell.welch is not None for row in self.rows for cell in row.cells)
 
 
 def _workload(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -241,10 +288,6 @@ def workload_differences(runs: Sequence[Run]) -> list[str]:
                 shown = (lambda v: str(v)[:12] if v is not None else "none") if key == "prompts_sha256" else str
                 differences.append(f"{run.label} has {key} {shown(value)} where {runs[0].label} has {shown(base[key])}")
     return differences
-
-
-def _overlap(a: Interval, b: Interval) -> bool:
-    return a[0] <= b[1] and b[0] <= a[1]
 
 
 def _notes(runs: Sequence[Run]) -> list[str]:
@@ -291,14 +334,15 @@ def compare(runs: Sequence[Run], force: bool = False) -> Comparison:
         if all(v is None for v in values):
             continue
         intervals = [metric.interval(run.report) for run in runs]
-        base, base_interval = values[0], intervals[0]
+        samples = [metric.sample(run.report) for run in runs]
+        base, base_sample = values[0], samples[0]
         cells = []
-        for index, (value, interval) in enumerate(zip(values, intervals, strict=True)):
+        for index, (value, interval, sample) in enumerate(zip(values, intervals, samples, strict=True)):
             ratio = value / base if index and value is not None and base else None
-            exceeds = None
-            if index and interval is not None and base_interval is not None:
-                exceeds = not _overlap(interval, base_interval)
-            cells.append(Cell(value=value, interval=interval, ratio=ratio, exceeds_ci=exceeds))
+            welch = None
+            if index and sample is not None and base_sample is not None:
+                welch = welch_t_test(*base_sample, *sample)
+            cells.append(Cell(value=value, interval=interval, ratio=ratio, welch=welch))
         rows.append(Row(metric=metric, cells=cells))
     notes = _notes(runs)
     if differences:
@@ -335,20 +379,31 @@ def _cell_text(cell: Cell, first: bool) -> str:
         text += f" ±{_fmt((cell.interval[1] - cell.interval[0]) / 2, 2)}"
     if not first and cell.ratio is not None:
         text += f" ×{_fmt(cell.ratio, 3)}"
-        if cell.exceeds_ci:
+    if not first and cell.p_value is not None:
+        text += f" p{_fmt_p(cell.p_value)}"
+        if cell.significant:
             text += " *"
     return text
+
+
+def _fmt_p(p_value: float) -> str:
+    """``=`` and a p-value to two significant digits; below 1e-4 ``<0.0001``."""
+    return "<0.0001" if p_value < 1e-4 else "=" + _fmt(p_value, 2)
 
 
 def _legend(comparison: Comparison) -> list[str]:
     lines = [
         f"ratios (×) are to the first run, {comparison.labels[0]}; ± is the half-width of the 95% confidence interval",
     ]
-    if comparison.has_intervals:
-        lines.append("* the difference exceeds both runs' 95% confidence intervals (the intervals do not overlap)")
+    if comparison.has_tests:
+        lines.append(
+            f"p: {TEST_NAME}, each run against {comparison.labels[0]}; "
+            f"* marks a significant difference (p < {SIGNIFICANCE_LEVEL:g})"
+        )
     else:
         lines.append(
-            "no difference could be tested: no run pair has confidence intervals (set scenario.repetitions >= 2)"
+            f"no difference could be tested ({TEST_NAME}): no run pair has per-repetition or per-request "
+            "statistics (set scenario.repetitions >= 2)"
         )
     return lines
 
@@ -414,7 +469,11 @@ CSV_COLUMNS = (
     "ci95_low",
     "ci95_high",
     "ratio_to_first",
-    "exceeds_ci",
+    "test",
+    "t",
+    "dof",
+    "p_value",
+    "significant",
 )
 
 
@@ -437,7 +496,11 @@ def format_csv(comparison: Comparison) -> str:
                     "" if cell.interval is None else repr(cell.interval[0]),
                     "" if cell.interval is None else repr(cell.interval[1]),
                     "" if cell.ratio is None else repr(cell.ratio),
-                    "" if cell.exceeds_ci is None else str(cell.exceeds_ci).lower(),
+                    "" if cell.welch is None else TEST_NAME,
+                    "" if cell.welch is None else repr(cell.welch.t),
+                    "" if cell.welch is None else repr(cell.welch.dof),
+                    "" if cell.welch is None else repr(cell.welch.p_value),
+                    "" if cell.significant is None else str(cell.significant).lower(),
                 ]
             )
     return buffer.getvalue()
@@ -446,6 +509,8 @@ def format_csv(comparison: Comparison) -> str:
 __all__ = [
     "CSV_COLUMNS",
     "METRICS",
+    "SIGNIFICANCE_LEVEL",
+    "TEST_NAME",
     "Cell",
     "Comparison",
     "Metric",

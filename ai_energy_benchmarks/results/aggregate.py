@@ -558,6 +558,9 @@ def _backend_warnings(model_info: dict[str, Any]) -> list[str]:
                 f"run '{run.get('label')}': the server counted {check['server_output_tokens']} output tokens, the "
                 f"client {check['client_output_tokens']} ({check.get('note', '')})"
             )
+    checks = (http.get("measured") or {}).get("answer_checks") or {}
+    if checks.get("warning"):
+        warnings.append(str(checks["warning"]))
     errors = http.get("errors_by_class") or {}
     if errors:
         warnings.append("failed requests by class: " + ", ".join(f"{k} {v}" for k, v in sorted(errors.items())))

@@ -11,7 +11,8 @@ A prompt chooses its own failure with a marker, so one run can mix good and bad 
 
 - ``[fault:http_400]``: answer 400 (also ``http_401``, ``http_404``, ``http_429``, ``http_500``, ``http_503``;
   429 comes with ``Retry-After: 0``)
-- ``[fault:retry429:N]``: answer 429 (no Retry-After) to the first N attempts of this prompt, then stream
+- ``[fault:retry429:N]``: answer 429 to the first N attempts of this prompt, then stream (with the server's
+  ``retry_after`` as ``Retry-After``, none by default)
 - ``[fault:retry503:N]``: the same with 503
 - ``[fault:reset]``: stream two chunks, then abort the connection (reset mid-stream)
 - ``[fault:drop]``: close the connection before answering
@@ -23,6 +24,8 @@ A prompt chooses its own failure with a marker, so one run can mix good and bad 
 - ``[fault:empty]``: stream no output token (usage says 0)
 - ``[fault:truncated]``: end the response without ``data: [DONE]``
 - ``[fault:no_usage]``: leave out the usage chunk
+- ``[fault:lying_usage:N]``: stream as usual but claim N completion tokens in the usage block
+- ``[fault:wrong_model]``: answer with another model's name (``impostor-model``) in every event
 
 :func:`refused_port` gives a port where nothing listens; :func:`unaccepting_listener` a port whose accept queue is
 full, so that connecting times out. Everything binds to 127.0.0.1 only.
@@ -106,6 +109,7 @@ class FakeOpenAIServer:
         rejected_fields: Sequence[str] = (),
         reasoning_tokens: int = 0,
         eos_after_tokens: int | None = None,
+        retry_after: str | None = None,
     ) -> None:
         self.models = list(models)
         self.api_key = api_key
@@ -126,9 +130,13 @@ class FakeOpenAIServer:
         #: When set, a request without ``ignore_eos`` ends at the model's end-of-sequence token after this many tokens
         #: (never before ``min_tokens``, never past ``max_tokens``), as a real model answers in its own length.
         self.eos_after_tokens = eos_after_tokens
+        #: ``Retry-After`` header value sent with the ``retry429`` / ``retry503`` faults' answers (None: no header).
+        self.retry_after = retry_after
         self.bodies: list[dict[str, Any]] = []
         self.auth_headers: list[str | None] = []
         self.attempts: Counter[str] = Counter()
+        #: ``time.perf_counter()`` of every generation request's arrival, by prompt.
+        self.attempt_times: dict[str, list[float]] = {}
         self.active = 0
         self.max_concurrent = 0
         self.generation_tokens_total = 0
@@ -180,6 +188,7 @@ class FakeOpenAIServer:
         self.bodies.clear()
         self.auth_headers.clear()
         self.attempts.clear()
+        self.attempt_times.clear()
         self.max_concurrent = 0
 
     def _main(self) -> None:
@@ -291,6 +300,7 @@ class FakeOpenAIServer:
         if max_tokens >= self.max_model_len:
             return _error(400, f"max_tokens={max_tokens} cannot be greater than max_model_len", "BadRequestError")
         self.attempts[prompt] += 1
+        self.attempt_times.setdefault(prompt, []).append(time.perf_counter())
         match = _FAULT.search(prompt)
         fault, argument = (match.group(1), match.group(2)) if match else (None, None)
         early = await self._early_fault(request, fault, argument, prompt)
@@ -302,6 +312,8 @@ class FakeOpenAIServer:
         tokens = 0 if fault == "empty" else max_tokens
         if tokens and self.eos_after_tokens is not None and not body.get("ignore_eos"):
             tokens = min(max_tokens, max(int(body.get("min_tokens") or 0), self.eos_after_tokens))
+        if fault == "wrong_model":
+            model = "impostor-model"
         if not stream:
             self._count(prompt_tokens, tokens)
             return web.json_response(_full_response(chat, model, tokens, prompt_tokens))
@@ -328,7 +340,8 @@ class FakeOpenAIServer:
             return _error(code, f"injected HTTP {code}", "InjectedError", retry_after="0" if code == 429 else None)
         if fault in ("retry429", "retry503") and self.attempts[prompt] <= int(float(argument or 1)):
             code = int(fault[-3:])
-            return _error(code, f"injected HTTP {code} (attempt {self.attempts[prompt]})", "Retry")
+            message = f"injected HTTP {code} (attempt {self.attempts[prompt]})"
+            return _error(code, message, "Retry", retry_after=self.retry_after)
         if fault == "drop":
             if request.transport is not None:
                 request.transport.abort()
@@ -387,10 +400,11 @@ class FakeOpenAIServer:
             if self.token_delay_s and sent < tokens:
                 await asyncio.sleep(self.token_delay_s)
         if include_usage and fault != "no_usage":
+            claimed = int(float(argument or 0)) if fault == "lying_usage" else tokens
             usage: dict[str, Any] = {
                 "prompt_tokens": prompt_tokens,
-                "total_tokens": prompt_tokens + tokens,
-                "completion_tokens": tokens,
+                "total_tokens": prompt_tokens + claimed,
+                "completion_tokens": claimed,
             }
             if chat and self.reasoning_tokens:
                 usage["completion_tokens_details"] = {"reasoning_tokens": min(self.reasoning_tokens, tokens)}
