@@ -64,7 +64,7 @@ def _nvidia_gpu_source(gpu_item: Any) -> str:
 
 
 def _unreadable_gpus(gpu_item: Any, gpu_ids: list[int] | None) -> list[str]:
-    """The selected GPUs CodeCarbon cannot read now (its own power read fails), as "GPU i (error)".
+    """The selected GPUs CodeCarbon cannot read now (neither its energy counter nor its power), as "GPU i (error)".
 
     CodeCarbon counts a GPU whose reads fail as 0 W (after falling back from the counter to power samples), so a
     GPU that stopped answering would read 0 Wh: probing it at the window's end tells a dead GPU from an idle one.
@@ -73,11 +73,14 @@ def _unreadable_gpus(gpu_item: Any, gpu_ids: list[int] | None) -> list[str]:
     failed: list[str] = []
     for device in devices:
         index = getattr(device, "gpu_index", None)
-        probe = getattr(device, "_get_power_usage", None)
-        if (gpu_ids and index not in gpu_ids) or not callable(probe):
+        counter = getattr(device, "_get_total_energy_consumption", None)
+        power = getattr(device, "_get_power_usage", None)
+        if (gpu_ids and index not in gpu_ids) or not callable(power):
             continue
         try:
-            probe()
+            if callable(counter) and counter() is not None:  # CodeCarbon returns None when the read fails
+                continue
+            power()
         except Exception as exc:
             failed.append(f"GPU {index} ({exc or type(exc).__name__})")
     return failed

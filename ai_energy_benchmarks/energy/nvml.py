@@ -485,9 +485,11 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
                 continue
             when_s = gpu.failed_at_s if gpu.failed_at_s is not None else end.time_s
             failed_at.append(when_s)
+            offset_s = when_s - start.time_s
+            when = f"{offset_s:.3f} s into the window" if offset_s >= 0 else f"{-offset_s:.3f} s before the window"
             problems.append(
-                f"GPU {gpu.index} ({gpu.uuid}) stopped answering NVML ({gpu.failure or 'no reading'}) "
-                f"{when_s - start.time_s:.3f} s into the window: its energy for the window is unknown, not zero"
+                f"GPU {gpu.index} ({gpu.uuid}) stopped answering NVML ({gpu.failure or 'no reading'}) {when}: its "
+                "energy for the window is unknown, not zero"
             )
         if problems:
             raise IncompleteWindowError(

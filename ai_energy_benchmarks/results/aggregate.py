@@ -670,11 +670,13 @@ def _steady_state(
     generate: Sequence[WindowMeasurement],
     chosen: dict[str, str],
     readings_by_window: dict[str, list[IntervalReading]],
+    expected: Expected | None = None,
 ) -> dict[str, Any] | None:
     """Energy of the backend's steady-state intervals (all load slots busy), where the backend reports them.
 
     Per device class: read back over the interval itself where the chosen meter keeps a counter record (NVML, RAPL),
-    otherwise estimated as the window's energy times the interval's share of the window.
+    otherwise estimated as the window's energy times the interval's share of the window. A window in which a
+    reported class was not fully read gives no steady-state energy (``incomplete`` names the classes).
     """
     entries = ((model_info.get("http") or {}).get("steady_state")) or []
     if not entries:
@@ -689,12 +691,15 @@ def _steady_state(
             continue
         share = float(entry["duration_s"]) / window.duration_s
         interval = readings_by_window.get(label, [])
+        incomplete = [
+            d for d in _DEVICES if (meter := chosen.get(d)) and _class_readings(window, d, meter, expected) is None
+        ]
         devices = {
             device: block
             for device in _DEVICES
             if (block := _steady_device(window, device, chosen.get(device), share, interval)) is not None
         }
-        energy_j = sum(b["energy_wh"] for b in devices.values()) * _J_PER_WH if devices else None
+        energy_j = sum(b["energy_wh"] for b in devices.values()) * _J_PER_WH if devices and not incomplete else None
         tokens = float(entry.get("output_tokens") or 0)
         rows.append(
             {
@@ -706,6 +711,7 @@ def _steady_state(
                 "energy_wh": _wh(energy_j),
                 "joules_per_output_token": _ratio(energy_j, tokens),
                 "devices": devices,
+                "incomplete": incomplete,
             }
         )
     reached = [r for r in rows if r["reached"] and r["energy_wh"] is not None]
@@ -796,7 +802,7 @@ def aggregate(
         else None
     )
     if metered:
-        energy["steady_state"] = _steady_state(model_info, generate, chosen, steady_state_readings or {})
+        energy["steady_state"] = _steady_state(model_info, generate, chosen, steady_state_readings or {}, expected)
     all_warnings = list(warnings) + list(prompt_set.warnings) + energy_warnings + _backend_warnings(model_info)
     if metered:
         periods = [
