@@ -193,9 +193,12 @@ def test_a_meter_that_missed_a_window_is_not_summed_over_fewer_windows() -> None
         assert energy["gpu_energy_wh"] == 0.0 and "gpu_energy_wh" in energy["zero_filled"]
         assert "gpu-incomplete" in energy["flags"]
         assert any(
-            "gpu energy is missing: no meter read it in every measured window (generate-1" in w
+            "gpu energy is unknown (null, not zero): no meter read all of it in every measured window (generate-1" in w
             for w in result["warnings"]
         )
+        # No figure derived from the GPU's energy silently shrinks to the other classes' share.
+        assert energy["total_energy_j"] is None and energy["joules_per_output_token"] is None
+        assert energy["total_wh_per_1000_queries"] is None
 
 
 def test_cross_check_names_every_source_of_a_meter() -> None:
@@ -252,3 +255,22 @@ def test_short_windows_are_judged_by_the_reported_meters_update_period() -> None
         [window], gpu_ids=[0], meters_info={"nvml": {"update_period_s": None}, "codecarbon": {"update_period_s": 1.0}}
     )
     assert any("less than ten meter periods (10.0 s)" in w for w in with_codecarbon["warnings"])
+
+
+def test_steady_state_of_a_window_missing_a_gpu_is_null() -> None:
+    """Two GPUs read in one window, one of them in the next: that window's steady state must not shrink to one GPU."""
+
+    def window(name: str, rep: int, gpus: list[int]) -> WindowMeasurement:
+        readings = [reading(f"gpu:{i}", 100.0, "measured:nvml-energy-counter", "nvml") for i in gpus]
+        return WindowMeasurement(name=name, duration_s=1.0, repetition=rep, readings=readings)
+
+    entries = [{"label": name, "reached": True, "duration_s": 0.5, "output_tokens": 10} for name in ("g-0", "g-1")]
+    result = build(
+        [window("g-0", 0, [0, 1]), window("g-1", 1, [0])],
+        gpu_ids=[0, 1],
+        model_info={"http": {"steady_state": entries}},
+    )
+    rows = {r["label"]: r for r in result["energy"]["steady_state"]["windows"]}
+    assert rows["g-0"]["energy_wh"] == pytest.approx(100.0 / 3600)  # a time share of both GPUs' 200 J
+    assert rows["g-1"]["energy_wh"] is None and rows["g-1"]["incomplete"] == ["gpu"]
+    assert result["energy"]["gpu_energy_j"] is None and "gpu-incomplete" in result["energy"]["flags"]

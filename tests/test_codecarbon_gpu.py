@@ -147,7 +147,7 @@ def test_codecarbon_without_a_counter_is_labelled_an_estimate(tmp_path: Path) ->
     assert cc_gpu["is_measured"] is False
     assert "averaged" in cc_gpu["note"]
     (nv_gpu,) = result["nvml"]
-    assert nv_gpu["source"] == "measured:nvml-power-integrated"
+    assert nv_gpu["source"] == "estimated:nvml-power-integrated"
     assert nv_gpu["energy_j"] == pytest.approx(result["truth_nvml_j"], rel=TOLERANCE)
 
 

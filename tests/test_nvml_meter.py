@@ -33,8 +33,8 @@ from ai_energy_benchmarks.testing.fake_nvml import (
 
 TOLERANCE = 0.005  # the acceptance bound: 0.5% of ground truth for windows >= 1 s
 
-# GPU 2's counter wraps at 2**24 mJ, 0.8 s after the simulation starts (200 W = 200,000 mJ/s).
-WRAP_MODULUS_MJ = 2**24
+# GPU 2's counter wraps at NVML's real modulus, 2**64 mJ, 0.8 s after the simulation starts (200 W = 200,000 mJ/s).
+NVML_MODULUS_MJ = 2**64
 WRAP_AT_S = 0.8
 
 
@@ -52,12 +52,8 @@ def _scenario_gpus() -> list[FakeGpu]:
                 [(0.0, 100.0), (0.3, 100.0), (0.8, 300.0), (1.45, 300.0), (1.45, 50.0), (1.9, 50.0), (1.9, 250.0)]
             )
         ),
-        # 2: 200 W, counter wraps inside the first windows
-        FakeGpu(
-            power=200.0,
-            counter_modulus_mj=WRAP_MODULUS_MJ,
-            counter_offset_mj=WRAP_MODULUS_MJ - round(200_000 * WRAP_AT_S),
-        ),
+        # 2: 200 W, the 64-bit counter wraps inside the first windows
+        FakeGpu(power=200.0, counter_offset_mj=NVML_MODULUS_MJ - round(200_000 * WRAP_AT_S)),
         # 3: no energy counter: polled fallback, 80 W ramping to 260 W over 3 s
         FakeGpu(power=ramp_trace(80.0, 260.0, 0.0, 3.0), has_energy_counter=False),
         # 4: present but not selected
@@ -205,10 +201,13 @@ def test_gpu_without_counter_uses_polled_power(scenario: Scenario, window: str) 
     truth = scenario.truth_j(window, 3)
     error = _relative_error(reading.energy_j, truth)
     print(f"gpu 3 (no counter) window {window}: {reading.energy_j:.4f} J vs truth {truth:.4f} J ({error:+.4%})")
-    assert reading.source == POLLED_SOURCE
-    assert reading.is_measured
-    assert "no energy counter" in reading.note and "50 ms" in reading.note
+    assert reading.source == POLLED_SOURCE == "estimated:nvml-power-integrated"
+    assert not reading.is_measured
+    assert "no energy counter" in reading.note and "averaging 50 ms" in reading.note
+    assert "about 1 s on Ampere" in reading.note
     assert abs(error) < TOLERANCE
+    assert reading.lower_j is not None and reading.upper_j is not None
+    assert reading.lower_j <= truth <= reading.upper_j
 
 
 def test_counter_reset_falls_back_to_polled_power(scenario: Scenario) -> None:
@@ -386,7 +385,8 @@ def test_past_interval_is_bounded_and_close_to_ground_truth(scenario: Scenario, 
     reading = scenario.interval_readings[interval][f"gpu:{gpu}"]
     bounds = f"[{reading.lower_j:.3f}, {reading.upper_j:.3f}]"
     print(f"gpu {gpu} {interval}: {reading.energy_j:.3f} J {bounds} vs {truth:.3f}")
-    assert reading.source == (POLLED_SOURCE if gpu == 3 else COUNTER_SOURCE) and reading.is_measured
+    assert reading.source == (POLLED_SOURCE if gpu == 3 else COUNTER_SOURCE)
+    assert reading.is_measured == (gpu != 3)
     assert reading.lower_j <= truth * (1 + 1e-4) and truth <= reading.upper_j * (1 + 1e-4) + 1e-3
     assert abs(_relative_error(reading.energy_j, truth)) < 0.002
     # The bounds are one poll's energy or so on each side, not the whole window.

@@ -4,11 +4,17 @@ A meter measures named windows. Each window yields readings: energy in joules fo
 ``cpu``, ``ram``, or a single device such as ``gpu:0``), each labelled with where the number came from. A source
 starts with ``measured:`` (a hardware counter or power sensor) or ``estimated:`` (a model such as a TDP times load);
 nothing else may call itself measured.
+
+A reading may carry ``lower_j``/``upper_j`` bounds that cover its own error (the sampling error of polled power,
+the edges of an interval read back from a record), and ``start_s``/``end_s``: the ``time.perf_counter()`` instants
+the meter actually read at the window's edges, so a power derived from it divides by the meter's own interval.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +40,12 @@ class EnergyReading:
     source: str
     meter: str
     note: str = ""
+    #: Bounds (J) that cover the reading's own error; None when the meter gives none (a model estimate).
+    lower_j: float | None = field(default=None, kw_only=True)
+    upper_j: float | None = field(default=None, kw_only=True)
+    #: ``time.perf_counter()`` instants (s) the meter read at the window's edges; None when it does not say.
+    start_s: float | None = field(default=None, kw_only=True)
+    end_s: float | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         # Every label says which it is: aggregation relies on it (a joined label is measured only if all parts are).
@@ -42,6 +54,17 @@ class EnergyReading:
                 f"meter '{self.meter}': energy source '{self.source}' must start with "
                 f"'{MEASURED_PREFIX}' or '{ESTIMATED_PREFIX}'"
             )
+        if (self.lower_j is None) != (self.upper_j is None) or (
+            self.lower_j is not None and self.upper_j is not None and self.lower_j > self.upper_j
+        ):
+            raise ValueError(f"meter '{self.meter}': bounds {self.lower_j}..{self.upper_j} J are not an interval")
+
+    @property
+    def meter_duration_s(self) -> float | None:
+        """The meter's own interval (s) between its reads at the window's edges, when it says."""
+        if self.start_s is None or self.end_s is None or self.end_s <= self.start_s:
+            return None
+        return self.end_s - self.start_s
 
     @property
     def is_measured(self) -> bool:
@@ -81,6 +104,23 @@ class IntervalReading(EnergyReading):
         )
         source = measured_source if estimate.mostly_read else INTERPOLATED_SOURCE
         return cls(device, estimate.energy_j, source, meter, note, lower_j=estimate.lower_j, upper_j=estimate.upper_j)
+
+
+class IncompleteWindowError(MeterError):
+    """A meter could read only part of a window: ``readings`` holds what it could read (possibly nothing), the
+    message says what failed, and ``failed_at_s`` (``time.perf_counter()``) when the failure was first seen."""
+
+    def __init__(
+        self,
+        message: str,
+        readings: list[EnergyReading] | None = None,
+        emissions_kg: float | None = None,
+        failed_at_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.readings = list(readings or [])
+        self.emissions_kg = emissions_kg
+        self.failed_at_s = failed_at_s
 
 
 @runtime_checkable
@@ -159,6 +199,7 @@ class SnapshotWindows(Generic[SnapshotT]):
 
     def _init_windows(self) -> None:
         self._open: dict[str, SnapshotT] = {}
+        self._open_at: dict[str, float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -168,16 +209,23 @@ class SnapshotWindows(Generic[SnapshotT]):
     def _poll(self) -> None:
         """One background read (subclasses that poll override it)."""
 
-    def _start_polling(self, interval_s: float) -> None:
-        """Call :meth:`_poll` every ``interval_s`` seconds in a daemon thread until :meth:`_stop_polling`."""
+    def _start_polling(self, interval_s: float, jitter: random.Random | None = None) -> None:
+        """Call :meth:`_poll` every ``interval_s`` seconds in a daemon thread until :meth:`_stop_polling`.
+
+        With ``jitter``, each wait is drawn uniformly from 0.5-1.5 x ``interval_s`` (same mean rate), so samples
+        of a signal that repeats at the polling rate fall at random phases instead of always the same one.
+        """
         self._stop.clear()
         self._poller = threading.Thread(
-            target=self._poll_loop, args=(interval_s,), name=f"{self.name}-meter-poller", daemon=True
+            target=self._poll_loop, args=(interval_s, jitter), name=f"{self.name}-meter-poller", daemon=True
         )
         self._poller.start()
 
-    def _poll_loop(self, interval_s: float) -> None:
-        next_s = time.monotonic() + interval_s
+    def _poll_loop(self, interval_s: float, jitter: random.Random | None = None) -> None:
+        def step_s() -> float:
+            return interval_s * jitter.uniform(0.5, 1.5) if jitter is not None else interval_s
+
+        next_s = time.monotonic() + step_s()
         while not self._stop.wait(max(0.0, next_s - time.monotonic())):
             try:
                 self._poll()
@@ -185,10 +233,10 @@ class SnapshotWindows(Generic[SnapshotT]):
                 logger.debug("%s meter: background read failed: %s", self.name, exc)
             except Exception:  # the poller must outlive a bad sample
                 logger.exception("%s meter: background read failed", self.name)
-            next_s += interval_s
+            next_s += step_s()
             now = time.monotonic()
             if next_s < now:  # fell behind (e.g. a stalled driver call): skip, do not burst
-                next_s = now + interval_s
+                next_s = now + step_s()
 
     def _stop_polling(self) -> bool:
         """Stop the background reader; False when none was running."""
@@ -217,19 +265,32 @@ class SnapshotWindows(Generic[SnapshotT]):
             raise MeterError(f"{self.name} meter used before prepare()")
         if name in self._open:
             raise MeterError(f"{self.name} meter: window '{name}' is already open")
+        before_s = time.perf_counter()
         self._open[name] = self._snapshot()
+        self._open_at[name] = (before_s + time.perf_counter()) / 2.0
 
     def stop_window(self, name: str) -> tuple[list[EnergyReading], float | None]:
-        """Close window ``name``; counters know no emissions (None)."""
+        """Close window ``name``; counters know no emissions (None).
+
+        Readings that do not say when the meter read their edges get the times of the two snapshots.
+        """
         start = self._open.pop(name, None)
+        start_s = self._open_at.pop(name, None)
         if start is None:
             raise MeterError(f"{self.name} meter: window '{name}' was not started")
-        return self._readings(start, self._snapshot()), None
+        before_s = time.perf_counter()
+        end = self._snapshot()
+        end_s = (before_s + time.perf_counter()) / 2.0
+        return [
+            r if r.start_s is not None else dataclasses.replace(r, start_s=start_s, end_s=end_s)
+            for r in self._readings(start, end)
+        ], None
 
     def _drop_open_windows(self) -> None:
         if self._open:
             logger.warning("%s meter closed with open windows: %s", self.name, ", ".join(self._open))
             self._open.clear()
+            self._open_at.clear()
 
 
 class MeterSet:
@@ -239,9 +300,12 @@ class MeterSet:
         self.meters = meters
         self._synchronize = synchronize or (lambda: None)
         self.windows: list[WindowMeasurement] = []
+        #: ``time.perf_counter()`` when the meters were prepared: failures are reported relative to it.
+        self.origin_s = time.perf_counter()
 
     def prepare(self) -> None:
         """Prepare every meter (outside the measured windows)."""
+        self.origin_s = time.perf_counter()
         for meter in self.meters:
             meter.prepare()
 
@@ -272,11 +336,20 @@ class MeterSet:
             self._stop_started(started, name, measurement)
             self.windows.append(measurement)
 
-    @staticmethod
-    def _stop_started(started: list[EnergyMeter], name: str, measurement: WindowMeasurement) -> None:
+    def _stop_started(self, started: list[EnergyMeter], name: str, measurement: WindowMeasurement) -> None:
         for meter in reversed(started):
             try:
                 readings, emissions_kg = meter.stop_window(name)
+            except IncompleteWindowError as exc:  # part of the window was read: keep that part, say what failed
+                when = (
+                    f" (first failure {exc.failed_at_s - self.origin_s:.3f} s after the meters started)"
+                    if exc.failed_at_s is not None
+                    else ""
+                )
+                message = f"meter '{meter.name}' could not read all of window '{name}': {exc}{when}"
+                logger.error(message)
+                measurement.errors.append(message)
+                readings, emissions_kg = exc.readings, exc.emissions_kg
             except Exception as exc:
                 message = f"meter '{meter.name}' failed to stop window '{name}': {exc}"
                 logger.error(message)

@@ -11,11 +11,12 @@ distinction in its ``source``.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
-from ai_energy_benchmarks.energy.base import EnergyReading
+from ai_energy_benchmarks.energy.base import EnergyReading, IncompleteWindowError
 from ai_energy_benchmarks.exceptions import MeterError
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,29 @@ def _nvidia_gpu_source(gpu_item: Any) -> str:
         getattr(d, "_use_power_fallback", False) or getattr(d, "_has_counter", True) is False for d in devices
     )
     return _POWER_AVERAGE_SOURCE if fallback else "measured:codecarbon-nvml-energy-counter"
+
+
+def _unreadable_gpus(gpu_item: Any, gpu_ids: list[int] | None) -> list[str]:
+    """The selected GPUs CodeCarbon cannot read now (neither its energy counter nor its power), as "GPU i (error)".
+
+    CodeCarbon counts a GPU whose reads fail as 0 W (after falling back from the counter to power samples), so a
+    GPU that stopped answering would read 0 Wh: probing it at the window's end tells a dead GPU from an idle one.
+    """
+    devices = getattr(getattr(gpu_item, "devices", None), "devices", None) or []
+    failed: list[str] = []
+    for device in devices:
+        index = getattr(device, "gpu_index", None)
+        counter = getattr(device, "_get_total_energy_consumption", None)
+        power = getattr(device, "_get_power_usage", None)
+        if (gpu_ids and index not in gpu_ids) or not callable(power):
+            continue
+        try:
+            if callable(counter) and counter() is not None:  # CodeCarbon returns None when the read fails
+                continue
+            power()
+        except Exception as exc:
+            failed.append(f"GPU {index} ({exc or type(exc).__name__})")
+    return failed
 
 
 class CodeCarbonMeter:
@@ -202,6 +226,15 @@ class CodeCarbonMeter:
             gpu_item = next((h for h in getattr(self._tracker, "_hardware", []) if type(h).__name__ == "GPU"), None)
             if gpu_item is not None:
                 self._hardware["gpu"] = _nvidia_gpu_source(gpu_item)
+                unreadable = _unreadable_gpus(gpu_item, self._gpu_ids)
+                if unreadable:  # a GPU that does not answer is not a GPU at 0 W: no GPU figure for this window
+                    raise IncompleteWindowError(
+                        f"CodeCarbon cannot read {', '.join(unreadable)} at the end of window '{name}': its GPU "
+                        "energy for the window is unknown, not zero",
+                        readings,
+                        emissions_kg,
+                        time.perf_counter(),
+                    )
             readings.append(
                 EnergyReading(
                     device="gpu",

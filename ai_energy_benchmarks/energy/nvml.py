@@ -2,10 +2,14 @@
 
 Per selected GPU, a window's energy is the difference of ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since the
 driver loaded) between the window's edges (``measured:nvml-energy-counter``). GPUs without that counter (pre-Volta,
-many vGPUs) are measured by polling ``nvmlDeviceGetPowerUsage`` every ``metrics.nvml_poll_interval_s`` and
-integrating with the trapezoid rule (``measured:nvml-power-integrated``); a power sample is also taken at each window
-edge, so the integral covers the window exactly. The same poller records a power, clock, temperature and utilisation
+many vGPUs) are estimated by polling ``nvmlDeviceGetPowerUsage`` at random intervals averaging
+``metrics.nvml_poll_interval_s`` (jittered, so a load that repeats at the polling rate is not sampled at one phase) and
+integrating with the trapezoid rule (``estimated:nvml-power-integrated``), with bounds that cover the sampling error;
+a power sample is also taken at each window edge. The same poller records a power, clock, temperature and utilisation
 timeline, written to ``<output_dir>/timeline.csv``.
+
+A GPU that stops answering NVML is never read as zero: the window it failed in, and every later one, gives no
+reading for it, and :class:`IncompleteWindowError` says which GPU failed, with what error, and when.
 
 Windows may nest and overlap: each open window keeps its own start snapshot. The meter also keeps a record of each
 GPU's cumulative energy (the unwrapped counter, or the running power integral) at every poll and window edge, so the
@@ -19,21 +23,27 @@ The bindings are nvidia-ml-py (module ``pynvml``), imported only when the meter 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
+import math
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
-from ai_energy_benchmarks.energy.base import EnergyReading, IntervalReading, SnapshotWindows
+from ai_energy_benchmarks.energy.base import EnergyReading, IncompleteWindowError, IntervalReading, SnapshotWindows
 from ai_energy_benchmarks.energy.record import CumulativeRecord
 from ai_energy_benchmarks.exceptions import MeterError, MissingDependencyError
 
 logger = logging.getLogger(__name__)
 
 COUNTER_SOURCE = "measured:nvml-energy-counter"
-POLLED_SOURCE = "measured:nvml-power-integrated"
+#: Polled power is an estimate: the power between samples is not read, and NVML's reading is itself an average.
+POLLED_SOURCE = "estimated:nvml-power-integrated"
+#: Half-width of a polled figure's bounds, in estimated standard errors of the sampling (see :func:`_bounds`).
+SAMPLING_BOUND_SIGMAS = 4.0
 
 #: NVML's energy counter is an unsigned 64-bit count of millijoules.
 NVML_COUNTER_MODULUS_MJ = 2**64
@@ -62,6 +72,26 @@ _NVML_ERROR_LIBRARY_NOT_FOUND = 12
 # the GPU can have drawn: the counter was reset (driver reload) rather than wrapped.
 _COUNTER_SLACK_S = 1.0
 _DEFAULT_LIMIT_W = 1000.0
+
+
+def _plausible_j(limit_w: float | None, duration_s: float) -> float:
+    """The most energy (J) a GPU with power limit ``limit_w`` can draw in ``duration_s``, with a wide margin."""
+    return 2.0 * (limit_w or _DEFAULT_LIMIT_W) * (max(duration_s, 0.0) + _COUNTER_SLACK_S)
+
+
+def _bounds(energy_j: float, variance_j2: float) -> tuple[float, float]:
+    """Bounds (J) of a polled integral: ``SAMPLING_BOUND_SIGMAS`` standard errors each side, never below 0.
+
+    The variance is the sum over sampling gaps of ``h**2 * dP**2 / 2`` (``h`` the gap in s, ``dP`` the change of
+    power across it in W): the trapezoid's error over a gap is about ``h`` times how far the power strays between its
+    two samples, estimated from how much it changed across the gap. With jittered sampling the gaps' errors are
+    nearly independent, so their variances add. A window whose few samples happen to agree says little about the
+    variation between them, so the variance is at least the window's squared gaps times the run's mean
+    ``dP**2 / 2`` per gap (:meth:`_Gpu.variance_j2_between`).
+    """
+    half_j = SAMPLING_BOUND_SIGMAS * math.sqrt(max(variance_j2, 0.0))
+    return max(0.0, energy_j - half_j), energy_j + half_j
+
 
 _PERMISSION_HINT = (
     "the user needs read access to /dev/nvidia* (e.g. membership of the group that owns them), "
@@ -106,30 +136,66 @@ class _Gpu:
     last_sample_s: float | None = None
     last_power_w: float | None = None
     integrated_j: float = 0.0
+    #: Running sampling variance (J^2) of ``integrated_j`` (see :func:`_bounds`), the running sum of squared gaps
+    #: (s^2), and the run's count of gaps and sum of ``dP**2 / 2`` (W^2) for the variance floor.
+    variance_j2: float = 0.0
+    gap_s2: float = 0.0
+    gaps: int = 0
+    spread_w2: float = 0.0
     power_error_logged: bool = False
     #: Cumulative energy (J) over perf_counter time: the unwrapped counter, or the power integral without one.
     record: CumulativeRecord = field(default_factory=CumulativeRecord)
+    #: The running sampling variance (J^2) and squared gaps (s^2) at the same times as ``record`` (polled GPUs).
+    variance_record: CumulativeRecord = field(default_factory=CumulativeRecord)
+    gap_record: CumulativeRecord = field(default_factory=CumulativeRecord)
     last_raw_mj: int | None = None
+    last_raw_s: float | None = None
+    #: The first raw counter value: the record holds energy since then (small numbers keep float precision).
+    base_mj: int | None = None
     wrap_offset_mj: int = 0
     #: perf_counter times at which the counter was seen to restart (driver reload): no interval may span one.
     resets_s: list[float] = field(default_factory=list)
+    #: When (perf_counter s) the GPU stopped answering, and NVML's error; None while it answers.
+    failed_at_s: float | None = None
+    failure: str = ""
 
     def remember(self, time_s: float, raw_mj: int | None) -> None:
         """Append a cumulative-energy sample: the counter (``raw_mj``) or, without one, the power integral."""
         if raw_mj is None:
             if self.last_sample_s is not None:  # the integral is current as of the last power sample, not now
                 self.record.add(self.last_sample_s, self.integrated_j)
+                self.variance_record.add(self.last_sample_s, self.variance_j2)
+                self.gap_record.add(self.last_sample_s, self.gap_s2)
             return
         if self.last_raw_mj is not None and raw_mj < self.last_raw_mj:
-            if self.counter_modulus_mj < NVML_COUNTER_MODULUS_MJ:
-                self.wrap_offset_mj += self.counter_modulus_mj  # a (simulated) counter with a short range wrapped
+            # Backwards: a wraparound of the counter's range if the wrapped difference is energy the GPU can have
+            # drawn since the last read, otherwise a restart (driver reload). Continue from the last value and
+            # remember when, so no interval spans it.
+            wrapped_j = (raw_mj + self.counter_modulus_mj - self.last_raw_mj) / 1000.0
+            if wrapped_j <= _plausible_j(self.power_limit_w, time_s - (self.last_raw_s or time_s)):
+                self.wrap_offset_mj += self.counter_modulus_mj
             else:
-                # A 64-bit millijoule counter never wraps in practice: it restarted. Continue from the last value
-                # (keeping the record's values small and precise) and remember when, so no interval spans it.
                 self.wrap_offset_mj += self.last_raw_mj
                 self.resets_s.append(time_s)
-        self.last_raw_mj = raw_mj
-        self.record.add(time_s, (raw_mj + self.wrap_offset_mj) / 1000.0)
+        if self.base_mj is None:
+            self.base_mj = raw_mj
+        self.last_raw_mj, self.last_raw_s = raw_mj, time_s
+        self.record.add(time_s, (raw_mj + self.wrap_offset_mj - self.base_mj) / 1000.0)
+
+    def variance_j2_between(self, variance_j2: float, gap_s2: float) -> float:
+        """The sampling variance (J^2) of an integral over gaps whose local variance sums to ``variance_j2`` and
+        whose squared lengths sum to ``gap_s2``: at least the run's mean variation per gap (see :func:`_bounds`)."""
+        rate_w2 = self.spread_w2 / self.gaps if self.gaps else 0.0
+        return max(variance_j2, gap_s2 * rate_w2)
+
+    def failed(self, at_s: float, error: object) -> None:
+        """Note that a read failed at ``at_s`` (the first failure of a run of them is kept)."""
+        if self.failed_at_s is None:
+            self.failed_at_s, self.failure = at_s, str(error) or type(error).__name__
+
+    def answered(self) -> None:
+        """A read succeeded: the GPU answers again."""
+        self.failed_at_s, self.failure = None, ""
 
     @property
     def source(self) -> str:
@@ -138,11 +204,17 @@ class _Gpu:
 
 @dataclass(frozen=True)
 class _Snapshot:
-    """Cumulative values at one window edge."""
+    """Cumulative values at one window edge, per GPU index; a GPU that did not answer is missing."""
 
     time_s: float
     counter_mj: dict[int, int] = field(default_factory=dict)
+    #: When each counter value was read (perf_counter s).
+    counter_s: dict[int, float] = field(default_factory=dict)
     integrated_j: dict[int, float | None] = field(default_factory=dict)
+    #: When the last power sample of each integral was taken, and the integral's sampling variance (J^2) then.
+    integrated_s: dict[int, float] = field(default_factory=dict)
+    variance_j2: dict[int, float] = field(default_factory=dict)
+    gap_s2: dict[int, float] = field(default_factory=dict)
 
 
 class NvmlMeter(SnapshotWindows[_Snapshot]):
@@ -150,7 +222,21 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
 
     name = "nvml"
 
-    def __init__(self, config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        config: MetricsConfig,
+        output_dir: Path,
+        gpu_ids: list[int] | None = None,
+        *,
+        counter_modulus_mj: int = NVML_COUNTER_MODULUS_MJ,
+        poll_seed: int | None = None,
+    ) -> None:
+        """``counter_modulus_mj``: where the energy counter wraps (NVML: 2^64 mJ; tests of a simulated short counter
+        may set less). ``poll_seed`` seeds the random polling intervals (None: a fresh seed)."""
+        if counter_modulus_mj <= 0:
+            raise ValueError("counter_modulus_mj must be positive")
+        self._counter_modulus_mj = int(counter_modulus_mj)
+        self._poll_seed = poll_seed
         self._poll_interval_s = float(config.nvml_poll_interval_s)
         self._output_dir = Path(output_dir)
         self._requested = list(gpu_ids) if gpu_ids is not None else None
@@ -194,7 +280,8 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
                 self._sample_power(gpu, strict=not gpu.has_counter)
                 if not gpu.has_counter:
                     gpu.remember(time.perf_counter(), None)
-        self._start_polling(self._poll_interval_s)
+        polled = any(not gpu.has_counter for gpu in self._gpus)
+        self._start_polling(self._poll_interval_s, random.Random(self._poll_seed) if polled else None)
         logger.debug("nvml meter ready: %s", self.describe())
 
     @staticmethod
@@ -224,7 +311,6 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
                 raise MeterError(
                     f"NVML: GPU index {index} out of range: {self._visible_count} GPU(s) visible ({visible})"
                 )
-        modulus_of = getattr(nvml, "fake_energy_counter_modulus_mj", None)
         for index in dict.fromkeys(indices):
             handle = nvml.nvmlDeviceGetHandleByIndex(index)
             try:
@@ -241,12 +327,13 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
                     uuid=_text(nvml.nvmlDeviceGetUUID(handle)),
                     power_limit_w=limit_w,
                     has_counter=has_counter,
-                    counter_modulus_mj=int(modulus_of(handle)) if callable(modulus_of) else NVML_COUNTER_MODULUS_MJ,
+                    counter_modulus_mj=self._counter_modulus_mj,
                 )
             )
             if not has_counter:
                 logger.warning(
-                    "GPU %d has no NVML energy counter: its energy is power polled every %.0f ms and integrated (%s)",
+                    "GPU %d has no NVML energy counter: its energy is estimated from power polled every %.0f ms on "
+                    "average and integrated (%s)",
                     index,
                     self._poll_interval_s * 1000.0,
                     POLLED_SOURCE,
@@ -277,6 +364,8 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
         try:
             power_w = self._nvml.nvmlDeviceGetPowerUsage(gpu.handle) / 1000.0
         except Exception as exc:
+            if not gpu.has_counter:
+                gpu.failed(before, exc)
             if strict:
                 hint = f"; {_PERMISSION_HINT}" if _code(exc) == _NVML_ERROR_NO_PERMISSION else ""
                 raise MeterError(f"NVML: cannot read GPU {gpu.index}'s power ({exc}){hint}") from exc
@@ -286,8 +375,16 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
             return None
         now = (before + time.perf_counter()) / 2.0
         if gpu.last_sample_s is not None and gpu.last_power_w is not None:
-            gpu.integrated_j += (now - gpu.last_sample_s) * (power_w + gpu.last_power_w) / 2.0
+            gap_s = now - gpu.last_sample_s
+            gpu.integrated_j += gap_s * (power_w + gpu.last_power_w) / 2.0
+            spread_w2 = (power_w - gpu.last_power_w) ** 2 / 2.0
+            gpu.variance_j2 += gap_s * gap_s * spread_w2
+            gpu.gap_s2 += gap_s * gap_s
+            gpu.gaps += 1
+            gpu.spread_w2 += spread_w2
         gpu.last_sample_s, gpu.last_power_w = now, power_w
+        if not gpu.has_counter:
+            gpu.answered()
         return power_w
 
     def _optional(self, function: str, *args: Any) -> Any:
@@ -325,10 +422,14 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
             self._flush_timeline()
 
     def _read_counter(self, gpu: _Gpu) -> int:
+        before = time.perf_counter()
         try:
-            return int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle))
+            value = int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle))
         except Exception as exc:
+            gpu.failed(before, exc)
             raise MeterError(f"NVML: cannot read GPU {gpu.index}'s energy counter: {exc}") from exc
+        gpu.answered()
+        return value
 
     def _remember(self, gpu: _Gpu, strict: bool) -> int | None:
         """Read ``gpu``'s counter (if it has one) into its record; return the raw value. The caller holds the lock."""
@@ -346,16 +447,23 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
         return raw_mj
 
     def _snapshot(self) -> _Snapshot:
-        counters: dict[int, int] = {}
-        integrated: dict[int, float | None] = {}
+        """Every GPU's cumulative values now; a GPU that does not answer is left out (and noted on the GPU)."""
+        snapshot = _Snapshot(time_s=0.0)
         with self._lock:
             for gpu in self._gpus:
-                power_w = self._sample_power(gpu, strict=not gpu.has_counter)
-                integrated[gpu.index] = gpu.integrated_j if power_w is not None else None
-                raw_mj = self._remember(gpu, strict=True)
+                power_w = self._sample_power(gpu, strict=False)
+                if power_w is not None and gpu.last_sample_s is not None:
+                    snapshot.integrated_j[gpu.index] = gpu.integrated_j
+                    snapshot.integrated_s[gpu.index] = gpu.last_sample_s
+                    snapshot.variance_j2[gpu.index] = gpu.variance_j2
+                    snapshot.gap_s2[gpu.index] = gpu.gap_s2
+                else:
+                    snapshot.integrated_j[gpu.index] = None
+                raw_mj = self._remember(gpu, strict=False)
                 if raw_mj is not None:
-                    counters[gpu.index] = raw_mj
-        return _Snapshot(time_s=time.perf_counter(), counter_mj=counters, integrated_j=integrated)
+                    snapshot.counter_mj[gpu.index] = raw_mj
+                    snapshot.counter_s[gpu.index] = gpu.last_raw_s or time.perf_counter()
+        return dataclasses.replace(snapshot, time_s=time.perf_counter())
 
     # -- windows -----------------------------------------------------------------------------------------------------
 
@@ -363,42 +471,92 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
         return self._initialized
 
     def _readings(self, start: _Snapshot, end: _Snapshot) -> list[EnergyReading]:
-        """One reading per GPU, in J."""
+        """One reading per GPU, in J; raises :class:`IncompleteWindowError` (with the other GPUs' readings) when a
+        GPU could not be read at an edge or stopped answering inside the window."""
         duration_s = end.time_s - start.time_s
-        return [self._reading(gpu, start, end, duration_s) for gpu in self._gpus]
+        readings: list[EnergyReading] = []
+        problems: list[str] = []
+        failed_at: list[float] = []
+        for gpu in self._gpus:
+            reading = self._reading(gpu, start, end, duration_s)
+            failed_inside = gpu.failed_at_s is not None and gpu.failed_at_s <= end.time_s
+            if reading is not None and not failed_inside:
+                readings.append(reading)
+                continue
+            when_s = gpu.failed_at_s if gpu.failed_at_s is not None else end.time_s
+            failed_at.append(when_s)
+            offset_s = when_s - start.time_s
+            when = f"{offset_s:.3f} s into the window" if offset_s >= 0 else f"{-offset_s:.3f} s before the window"
+            problems.append(
+                f"GPU {gpu.index} ({gpu.uuid}) stopped answering NVML ({gpu.failure or 'no reading'}) {when}: its "
+                "energy for the window is unknown, not zero"
+            )
+        if problems:
+            raise IncompleteWindowError(
+                "nvml meter: " + "; ".join(problems), readings, None, min(failed_at) if failed_at else None
+            )
+        return readings
 
-    def _reading(self, gpu: _Gpu, start: _Snapshot, end: _Snapshot, duration_s: float) -> EnergyReading:
-        start_j, end_j = start.integrated_j.get(gpu.index), end.integrated_j.get(gpu.index)
-        integrated_j = end_j - start_j if start_j is not None and end_j is not None else None
-        polled_note = (
-            f"no energy counter on this GPU: power polled every {self._poll_interval_s * 1000:.0f} ms "
-            "and integrated (trapezoid)"
+    def _polled_note(self, prefix: str) -> str:
+        return (
+            f"{prefix}: power polled at random intervals averaging {self._poll_interval_s * 1000:.0f} ms and "
+            f"integrated (trapezoid); bounds: {SAMPLING_BOUND_SIGMAS:g} estimated standard errors of the sampling. "
+            "NVML documents this power reading as an average over about 1 s on Ampere and newer GPUs (except "
+            "GA100), which also blurs the window's edges by up to about 1 s"
         )
+
+    def _polled_reading(self, gpu: _Gpu, start: _Snapshot, end: _Snapshot, note: str) -> EnergyReading | None:
+        start_j, end_j = start.integrated_j.get(gpu.index), end.integrated_j.get(gpu.index)
+        if start_j is None or end_j is None:
+            return None
+        energy_j = end_j - start_j
+        variance_j2 = gpu.variance_j2_between(
+            end.variance_j2[gpu.index] - start.variance_j2[gpu.index], end.gap_s2[gpu.index] - start.gap_s2[gpu.index]
+        )
+        lower_j, upper_j = _bounds(energy_j, variance_j2)
+        return EnergyReading(
+            f"gpu:{gpu.index}",
+            energy_j,
+            POLLED_SOURCE,
+            self.name,
+            note,
+            lower_j=lower_j,
+            upper_j=upper_j,
+            start_s=start.integrated_s[gpu.index],
+            end_s=end.integrated_s[gpu.index],
+        )
+
+    def _reading(self, gpu: _Gpu, start: _Snapshot, end: _Snapshot, duration_s: float) -> EnergyReading | None:
+        """``gpu``'s reading for the window, None when it could not be read at both edges."""
         if not gpu.has_counter:
-            return EnergyReading(f"gpu:{gpu.index}", integrated_j or 0.0, POLLED_SOURCE, self.name, polled_note)
+            return self._polled_reading(gpu, start, end, self._polled_note("no energy counter on this GPU"))
+        if gpu.index not in start.counter_mj or gpu.index not in end.counter_mj:
+            return None
         delta_mj = end.counter_mj[gpu.index] - start.counter_mj[gpu.index]
         note = ""
         if delta_mj < 0:
             delta_mj += gpu.counter_modulus_mj
             note = "energy counter wrapped around during the window"
         energy_j = delta_mj / 1000.0
-        limit_w = gpu.power_limit_w or _DEFAULT_LIMIT_W
-        if energy_j > 2.0 * limit_w * (duration_s + _COUNTER_SLACK_S):
+        if energy_j > _plausible_j(gpu.power_limit_w, duration_s):
             message = (
                 f"GPU {gpu.index}'s energy counter jumped by {energy_j:.3g} J in {duration_s:.2f} s "
                 "(counter reset, e.g. a driver reload)"
             )
-            if integrated_j is None:
+            fallback = self._polled_reading(gpu, start, end, self._polled_note(f"{message}; instead"))
+            if fallback is None:
                 raise MeterError(f"nvml meter: {message}, and no power samples to fall back on")
             logger.warning("%s; using integrated polled power for this window", message)
-            return EnergyReading(
-                f"gpu:{gpu.index}",
-                integrated_j,
-                POLLED_SOURCE,
-                self.name,
-                f"{message}: power polled every {self._poll_interval_s * 1000:.0f} ms and integrated instead",
-            )
-        return EnergyReading(f"gpu:{gpu.index}", energy_j, COUNTER_SOURCE, self.name, note)
+            return fallback
+        return EnergyReading(
+            f"gpu:{gpu.index}",
+            energy_j,
+            COUNTER_SOURCE,
+            self.name,
+            note,
+            start_s=start.counter_s[gpu.index],
+            end_s=end.counter_s[gpu.index],
+        )
 
     # -- past intervals ----------------------------------------------------------------------------------------------
 
@@ -411,16 +569,25 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
         if not self._initialized or end_s <= start_s:
             return []
         with self._lock:
-            records = [(gpu, gpu.record.copy(), list(gpu.resets_s)) for gpu in self._gpus]
+            records = [
+                (gpu, gpu.record.copy(), (gpu.variance_record.copy(), gpu.gap_record.copy()), list(gpu.resets_s))
+                for gpu in self._gpus
+            ]
         readings: list[IntervalReading] = []
-        for gpu, record, resets_s in records:
-            reading = self._interval_reading(gpu, record, resets_s, start_s, end_s)
+        for gpu, record, spread, resets_s in records:
+            reading = self._interval_reading(gpu, record, spread, resets_s, start_s, end_s)
             if reading is not None:
                 readings.append(reading)
         return readings
 
     def _interval_reading(
-        self, gpu: _Gpu, record: CumulativeRecord, resets_s: list[float], start_s: float, end_s: float
+        self,
+        gpu: _Gpu,
+        record: CumulativeRecord,
+        spread: tuple[CumulativeRecord, CumulativeRecord],
+        resets_s: list[float],
+        start_s: float,
+        end_s: float,
     ) -> IntervalReading | None:
         estimate = record.interval(start_s, end_s)
         if estimate is None:
@@ -428,9 +595,8 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
                 "nvml meter: GPU %d's record does not cover %.3f-%.3f s; no interval reading", gpu.index, start_s, end_s
             )
             return None
-        limit_w = gpu.power_limit_w or _DEFAULT_LIMIT_W
         restarted = any(estimate.covering_from_s < t <= estimate.covering_to_s for t in resets_s)
-        implausible_j = 2.0 * limit_w * (estimate.covering_s + _COUNTER_SLACK_S)
+        implausible_j = _plausible_j(gpu.power_limit_w, estimate.covering_s)
         if restarted or estimate.upper_j < 0 or estimate.upper_j > implausible_j:
             logger.warning(
                 "nvml meter: GPU %d's energy counter restarted or jumped (%.3g J) within %.3f-%.3f s (driver "
@@ -442,7 +608,22 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
             )
             return None
         what = "the energy counter" if gpu.has_counter else "the integrated polled power"
-        return IntervalReading.from_estimate(f"gpu:{gpu.index}", estimate, gpu.source, self.name, what)
+        reading = IntervalReading.from_estimate(f"gpu:{gpu.index}", estimate, gpu.source, self.name, what)
+        if gpu.has_counter:
+            return reading
+        # Polled power: widen the edge bounds by the sampling error over the span of samples that covers the interval.
+        local, gaps = spread[0].interval(start_s, end_s), spread[1].interval(start_s, end_s)
+        variance_j2 = gpu.variance_j2_between(
+            local.upper_j if local is not None else 0.0, gaps.upper_j if gaps is not None else 0.0
+        )
+        lower_j, _ = _bounds(estimate.lower_j, variance_j2)
+        _, upper_j = _bounds(estimate.upper_j, variance_j2)
+        return dataclasses.replace(
+            reading,
+            lower_j=min(lower_j, reading.energy_j),
+            upper_j=max(upper_j, reading.energy_j),
+            note=f"{reading.note}; {self._polled_note('no energy counter on this GPU')}",
+        )
 
     # -- description and shutdown ------------------------------------------------------------------------------------
 
@@ -459,6 +640,9 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
             "gpu_ids": [gpu.index for gpu in self._gpus] if discovered else self._requested,
             "driver_version": self._driver_version,
             "poll_interval_s": self._poll_interval_s,
+            # Polled GPUs are sampled at random intervals (uniform 0.5-1.5 x the period) so nothing aliases.
+            "poll_jitter": "uniform 0.5-1.5 x poll_interval_s" if any(not g.has_counter for g in self._gpus) else None,
+            "sampling_bound_sigmas": SAMPLING_BOUND_SIGMAS,
             # Counter readings are exact at window edges; only polled power (no counter) has an update period.
             "update_period_s": self._poll_interval_s if any(not g.has_counter for g in self._gpus) else None,
             "timeline": str(self.timeline_path),

@@ -5,10 +5,16 @@ Only this module combines the two streams: backends produce records, meters prod
 Windows have a kind: ``idle`` (baseline), ``prefill`` (one new token per prompt) and ``generate`` (the full
 workload). The headline figures (``summary``, ``energy``) come from the generate windows; the prefill windows give
 the per-phase split (decode = generate - prefill) and the idle window the baseline power.
+
+Honesty rules: a device class whose reported meter did not read every device it reads elsewhere in every window
+is null (flag ``<class>-incomplete``), and so is every figure derived from it (totals, J/token, per-1000-queries,
+per-phase splits); a negative energy is never reported (null and flag ``negative-energy``); bounds are given where
+the meters give them (``energy_bounds_wh``); an estimate is never ranked above a measurement.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -103,11 +109,32 @@ def _latency(records: Sequence[RequestRecord]) -> dict[str, Any]:
 
 
 # -- choosing one meter per device class ----------------------------------------------------------------------
-def _meter_rank(readings: Sequence[EnergyReading]) -> tuple[int, int]:
-    """Lower is better: measured before estimated, a direct meter before CodeCarbon's view of the same counter."""
+def _bounded(reading: EnergyReading) -> bool:
+    """Whether the reading's error is known: it gives bounds, or it is a counter difference (exact at its reads)."""
+    return reading.lower_j is not None or reading.is_measured
+
+
+def _meter_rank(readings: Sequence[EnergyReading]) -> tuple[int, int, int]:
+    """Lower is better: measured before estimated, an estimate with bounds that cover its error before one without
+    (the label alone never decides between two estimates), then a direct meter before CodeCarbon's view of the same
+    sensor."""
     measured = all(r.is_measured for r in readings)
+    bounded = all(_bounded(r) for r in readings)
     direct = all(r.meter != "codecarbon" for r in readings)
-    return (0 if measured else 1, 0 if direct else 1)
+    return (0 if measured else 1, 0 if bounded else 1, 0 if direct else 1)
+
+
+#: (device class, meter) -> every device (``gpu:0``, ``gpu``...) that meter read for the class in any window.
+Expected = dict[tuple[str, str], frozenset[str]]
+
+
+def expected_devices(windows: Sequence[WindowMeasurement]) -> Expected:
+    """What each meter read for each class over all ``windows``: a window missing one of them is incomplete."""
+    seen: dict[tuple[str, str], set[str]] = {}
+    for window in windows:
+        for reading in window.readings:
+            seen.setdefault((_device_class(reading), reading.meter), set()).add(reading.device)
+    return {key: frozenset(devices) for key, devices in seen.items()}
 
 
 def _meters_by_window(windows: Sequence[WindowMeasurement]) -> dict[str, dict[str, set[str]]]:
@@ -119,42 +146,108 @@ def _meters_by_window(windows: Sequence[WindowMeasurement]) -> dict[str, dict[st
     return read
 
 
-def choose_meters(windows: Sequence[WindowMeasurement]) -> dict[str, str]:
+def choose_meters(windows: Sequence[WindowMeasurement], expected: Expected | None = None) -> dict[str, str]:
     """For each device class read in ``windows``, the meter whose readings are reported.
 
-    A meter that read the class in every window is preferred to one that missed a window (it failed there), then
-    measured before estimated, then a direct meter before CodeCarbon's view of the same counter.
+    A meter that read the class (every device of it, see :func:`expected_devices`) in every window is preferred to
+    one that missed a window or a device there (it failed), then measured before estimated, then an estimate with
+    bounds before one without, then a direct meter before CodeCarbon's view of the same counter.
     """
+    expected = expected if expected is not None else expected_devices(windows)
     by_class: dict[str, dict[str, list[EnergyReading]]] = {}
     for window in windows:
         for reading in window.readings:
             by_class.setdefault(_device_class(reading), {}).setdefault(reading.meter, []).append(reading)
-    read_in = _meters_by_window(windows)
-    every = {w.name for w in windows}
-    return {
-        device: min(sorted(meters), key=lambda meter: (read_in[device][meter] != every, _meter_rank(meters[meter])))
-        for device, meters in by_class.items()
-    }
+
+    def key(device: str, meter: str) -> tuple[bool, tuple[int, int, int]]:
+        complete = all(_class_readings(w, device, meter, expected) is not None for w in windows)
+        return (not complete, _meter_rank(by_class[device][meter]))
+
+    chosen: dict[str, str] = {}
+    for device, meters in by_class.items():
+        chosen[device] = min(sorted(meters), key=functools.partial(key, device))
+    return chosen
 
 
-def _window_joules(window: WindowMeasurement, device: str, meter: str | None) -> float | None:
-    return None if meter is None else window.energy_j(device, meter)
+def _class_readings(
+    window: WindowMeasurement, device: str, meter: str | None, expected: Expected | None
+) -> list[EnergyReading] | None:
+    """The readings of ``device``'s class by ``meter`` in ``window``; None unless every device the meter reads for
+    the class elsewhere is there (one GPU of two missing is not "the GPUs' energy") and none is negative."""
+    if meter is None:
+        return None
+    readings = [r for r in window.readings if _device_class(r) == device and r.meter == meter]
+    if not readings:
+        return None
+    if expected is not None and {r.device for r in readings} != expected.get((device, meter), frozenset()):
+        return None
+    if any(r.energy_j < 0 for r in readings):
+        return None
+    return readings
 
 
-def _joules(windows: Sequence[WindowMeasurement], chosen: dict[str, str]) -> dict[str, float | None]:
-    """Energy per device class over ``windows`` (J); None when the chosen meter missed any of them (a sum over
-    fewer windows than the measured duration would understate the energy)."""
+def _window_joules(
+    window: WindowMeasurement, device: str, meter: str | None, expected: Expected | None = None
+) -> float | None:
+    readings = _class_readings(window, device, meter, expected)
+    return None if readings is None else sum(r.energy_j for r in readings)
+
+
+def _window_bounds(
+    window: WindowMeasurement, device: str, meter: str | None, expected: Expected | None
+) -> tuple[float, float] | None:
+    """Bounds (J) of the class's energy in ``window``: a counter difference counts as exact, an estimate without
+    bounds makes them unknown (None)."""
+    readings = _class_readings(window, device, meter, expected)
+    if readings is None or not all(_bounded(r) for r in readings):
+        return None
+    lower = sum(r.energy_j if r.lower_j is None else r.lower_j for r in readings)
+    upper = sum(r.energy_j if r.upper_j is None else r.upper_j for r in readings)
+    return lower, upper
+
+
+def _bounds_j(
+    windows: Sequence[WindowMeasurement], chosen: dict[str, str], expected: Expected | None
+) -> dict[str, tuple[float, float] | None]:
+    """Per device class, bounds (J) of its energy over ``windows`` (the windows' bounds added: conservative)."""
+    result: dict[str, tuple[float, float] | None] = {}
+    for device in _DEVICES:
+        parts = [_window_bounds(w, device, chosen.get(device), expected) for w in windows]
+        known = [p for p in parts if p is not None]
+        result[device] = (
+            (sum(p[0] for p in known), sum(p[1] for p in known)) if known and len(known) == len(parts) else None
+        )
+    return result
+
+
+def _bounds_wh(bounds: dict[str, tuple[float, float] | None]) -> dict[str, list[float] | None]:
+    return {d: None if b is None else [b[0] / _J_PER_WH, b[1] / _J_PER_WH] for d, b in bounds.items()}
+
+
+def _joules(
+    windows: Sequence[WindowMeasurement], chosen: dict[str, str], expected: Expected | None = None
+) -> dict[str, float | None]:
+    """Energy per device class over ``windows`` (J); None when the chosen meter missed any of them, or a device in
+    any of them (a sum over fewer windows or devices than were measured would understate the energy)."""
     totals: dict[str, float | None] = {}
     for device in _DEVICES:
-        values = [_window_joules(w, device, chosen.get(device)) for w in windows]
+        values = [_window_joules(w, device, chosen.get(device), expected) for w in windows]
         present = [v for v in values if v is not None]
         totals[device] = sum(present) if present and len(present) == len(values) else None
     return totals
 
 
-def _total(joules: dict[str, float | None]) -> float | None:
+def _total(joules: dict[str, float | None], required: Sequence[str] = ()) -> float | None:
+    """The sum of the classes' energies; None when one of the ``required`` classes is unknown (a total that
+    silently leaves a class out would look smaller, not missing)."""
+    if any(joules.get(d) is None for d in required):
+        return None
     present = [v for v in joules.values() if v is not None]
     return sum(present) if present else None
+
+
+def _required(chosen: dict[str, str]) -> list[str]:
+    return [d for d in _DEVICES if chosen.get(d)]
 
 
 def _sources(windows: Sequence[WindowMeasurement], chosen: dict[str, str]) -> dict[str, str | None]:
@@ -175,6 +268,7 @@ def _sources(windows: Sequence[WindowMeasurement], chosen: dict[str, str]) -> di
 # -- energy -------------------------------------------------------------------------------------------------------
 def _cross_checks(windows: Sequence[WindowMeasurement], tolerance: float) -> tuple[list[dict[str, Any]], list[str]]:
     per_meter: dict[str, dict[str, float]] = {}
+    bounds: dict[tuple[str, str], list[float] | None] = {}
     sources: dict[tuple[str, str], set[str]] = {}
     read_in = _meters_by_window(windows)
     for window in windows:
@@ -185,6 +279,12 @@ def _cross_checks(windows: Sequence[WindowMeasurement], tolerance: float) -> tup
                 continue
             per_meter.setdefault(device, {}).setdefault(reading.meter, 0.0)
             per_meter[device][reading.meter] += reading.energy_j
+            known = bounds.setdefault((device, reading.meter), [0.0, 0.0])
+            if known is not None and _bounded(reading):
+                known[0] += reading.energy_j if reading.lower_j is None else reading.lower_j
+                known[1] += reading.energy_j if reading.upper_j is None else reading.upper_j
+            else:
+                bounds[(device, reading.meter)] = None
             sources.setdefault((device, reading.meter), set()).add(reading.source)
     checks, warnings = [], []
     for device, meters in sorted(per_meter.items()):
@@ -199,6 +299,11 @@ def _cross_checks(windows: Sequence[WindowMeasurement], tolerance: float) -> tup
                 "device": device,
                 "energy_wh": {meter: joules / _J_PER_WH for meter, joules in sorted(meters.items())},
                 "sources": {meter: "+".join(sorted(sources[(device, meter)])) for meter in sorted(meters)},
+                # Bounds (Wh) where a meter gives them (a counter's are its figure); None for a model estimate.
+                "bounds_wh": {
+                    meter: None if (b := bounds[(device, meter)]) is None else [b[0] / _J_PER_WH, b[1] / _J_PER_WH]
+                    for meter in sorted(meters)
+                },
                 "relative_difference": difference,
                 "tolerance": tolerance,
                 "flagged": flagged,
@@ -212,43 +317,92 @@ def _cross_checks(windows: Sequence[WindowMeasurement], tolerance: float) -> tup
     return checks, warnings
 
 
+def _meter_seconds(window: WindowMeasurement, readings: Sequence[EnergyReading]) -> float:
+    """The meter's own interval for ``readings`` (s): the mean of their read-to-read spans where they give them,
+    else the window's duration as the harness timed it."""
+    spans = [r.meter_duration_s for r in readings]
+    known = [s for s in spans if s is not None]
+    return sum(known) / len(known) if known and len(known) == len(spans) else window.duration_s
+
+
+def _power_w(
+    window: WindowMeasurement, device: str, meter: str | None, expected: Expected | None
+) -> tuple[float, tuple[float, float] | None] | None:
+    """Mean power (W) of the class in ``window``, each device's energy divided by its meter's own interval (the
+    energy was read between the meter's edges, not the harness's timer), with bounds (W) where known."""
+    readings = _class_readings(window, device, meter, expected)
+    if readings is None:
+        return None
+    seconds = [_meter_seconds(window, [r]) for r in readings]
+    if any(s <= 0 for s in seconds):
+        return None
+    power = sum(r.energy_j / s for r, s in zip(readings, seconds, strict=True))
+    if not all(_bounded(r) for r in readings):
+        return power, None
+    lower = sum((r.energy_j if r.lower_j is None else r.lower_j) / s for r, s in zip(readings, seconds, strict=True))
+    upper = sum((r.energy_j if r.upper_j is None else r.upper_j) / s for r, s in zip(readings, seconds, strict=True))
+    return power, (lower, upper)
+
+
 def _idle_baseline(
     idle: WindowMeasurement | None,
     chosen: dict[str, str],
     joules: dict[str, float | None],
-    duration_s: float,
-) -> tuple[dict[str, Any] | None, list[str]]:
+    generate: Sequence[WindowMeasurement],
+    expected: Expected | None,
+) -> tuple[dict[str, Any] | None, list[str], list[str]]:
     if idle is None or idle.duration_s <= 0:
-        return None, []
+        return None, [], []
     warnings: list[str] = []
+    flags: list[str] = []
     power_w: dict[str, float | None] = {}
+    power_bounds_w: dict[str, list[float] | None] = {}
     idle_j: dict[str, float | None] = {}
     active_j: dict[str, float | None] = {}
     for device in _DEVICES:
-        idle_energy = _window_joules(idle, device, chosen.get(device))
-        power_w[device] = None if idle_energy is None else idle_energy / idle.duration_s
-        power = power_w[device]
+        meter = chosen.get(device)
+        measured_power = _power_w(idle, device, meter, expected)
+        power = None if measured_power is None else measured_power[0]
+        power_w[device] = power
+        power_bounds_w[device] = None if measured_power is None or not measured_power[1] else list(measured_power[1])
         total = joules[device]
-        idle_j[device] = None if power is None else power * duration_s
-        active_j[device] = None if total is None or power is None else total - power * duration_s
+        # The workload's energy was read between the meter's edges too: multiply by the meter's measured seconds.
+        seconds = sum(
+            _meter_seconds(w, _class_readings(w, device, meter, expected) or []) if meter else w.duration_s
+            for w in generate
+        )
+        idle_j[device] = None if power is None else power * seconds
+        active_j[device] = None if total is None or power is None else total - power * seconds
         active = active_j[device]
-        # Constant-power estimates (RAM) give an active energy of ~0 that rounding can push a hair below zero.
-        if active is not None and total is not None and active < -0.01 * abs(total):
+        if active is not None and total is not None and -0.01 * abs(total) <= active < 0:
+            # Constant-power estimates (RAM) give an active energy of ~0 that rounding can push a hair below zero.
+            active_j[device] = 0.0
+        elif active is not None and active < 0:
+            # Never a negative energy: the baseline drew more than the workload (or one of them is wrong).
+            active_j[device] = None
+            if "negative-energy" not in flags:
+                flags.append("negative-energy")
             warnings.append(
-                f"{device} active energy is negative ({active:.3g} J): the idle baseline drew more power than "
-                "the workload; the baseline or the measurement is unreliable"
+                f"{device} active energy would be negative ({active:.3g} J): the idle baseline drew more power than "
+                "the workload; the baseline or the measurement is unreliable, so the active energy is null"
             )
     total_j = _total(joules)
     total_idle_j = _total(idle_j)
-    return {
-        "duration_s": idle.duration_s,
-        "power_w": power_w,
-        "idle_energy_wh_over_measured_duration": {d: _wh(v) for d, v in idle_j.items()},
-        "active_energy_wh": {d: _wh(v) for d, v in active_j.items()},
-        "total_active_energy_wh": _wh(_total(active_j)),
-        "idle_share": _ratio(total_idle_j, total_j),
-        "method": "active = total - idle power x measured duration, per device",
-    }, warnings
+    return (
+        {
+            "duration_s": idle.duration_s,
+            "power_w": power_w,
+            "power_bounds_w": power_bounds_w,
+            "idle_energy_wh_over_measured_duration": {d: _wh(v) for d, v in idle_j.items()},
+            "active_energy_wh": {d: _wh(v) for d, v in active_j.items()},
+            "total_active_energy_wh": _wh(_total(active_j, [d for d in _DEVICES if power_w[d] is not None])),
+            "idle_share": _ratio(total_idle_j, total_j),
+            "method": "active = total - idle power x measured duration, per device (0 when within 1% below "
+            "zero, null further below); idle power = idle energy / the meter's own interval between its reads",
+        },
+        warnings,
+        flags,
+    )
 
 
 def _energy(
@@ -259,21 +413,23 @@ def _energy(
     gpu_ids_used: list[int] | None,
     tolerance: float,
     model_info: dict[str, Any],
+    expected: Expected,
 ) -> tuple[dict[str, Any], list[str]]:
     notes: list[str] = [] if metered else ["energy measurement disabled (metrics.enabled=false)"]
     warnings: list[str] = []
-    chosen = choose_meters(generate)
-    joules = _joules(generate, chosen)
+    chosen = choose_meters(generate, expected)
+    joules = _joules(generate, chosen, expected)
     sources = _sources(generate, chosen)
     flags: list[str] = []
     incomplete = [d for d in _DEVICES if joules[d] is None and chosen.get(d)]
     for device in incomplete:  # read in some windows only: a total over fewer windows would understate it
         sources[device] = None
-        missed = [w.name for w in generate if _window_joules(w, device, chosen[device]) is None]
+        missed = [w.name for w in generate if _window_joules(w, device, chosen[device], expected) is None]
         flags.append(f"{device}-incomplete")
         warnings.append(
-            f"{device} energy is missing: no meter read it in every measured window ({', '.join(missed)} not read "
-            f"by {chosen[device]})"
+            f"{device} energy is unknown (null, not zero): no meter read all of it in every measured window "
+            f"({', '.join(missed)} not fully read by {chosen[device]}); totals and figures per token, request or "
+            "phase that need it are null too"
         )
     scope = model_info.get("energy_scope") or {}
     if metered and scope.get("server_on_this_host") is False:
@@ -300,7 +456,7 @@ def _energy(
     if metered and gpu_ids_used and sources["gpu"] and not sources["gpu"].startswith("measured:"):
         flags.append("gpu-estimated")
         warnings.append(f"GPU energy is not measured but {sources['gpu']}")
-    total_j = _total(joules) if metered else None
+    total_j = _total(joules, incomplete) if metered else None
     # Emissions: the grid intensity of the meter that knows it (CodeCarbon: emissions over its own energy) applied
     # to the energy reported here, which may come from other meters. Always an estimate.
     emitting = [w for w in generate if w.emissions_kg is not None]
@@ -315,8 +471,9 @@ def _energy(
     warnings += check_warnings
     if any(c["flagged"] for c in checks):
         flags.append("meter-disagreement")
-    baseline, idle_warnings = _idle_baseline(idle, chosen, joules, summary["total_duration_seconds"])
+    baseline, idle_warnings, idle_flags = _idle_baseline(idle, chosen, joules, generate, expected)
     warnings += idle_warnings
+    flags += idle_flags
     energy: dict[str, Any] = {
         "gpu_energy_wh": _wh(joules["gpu"]),
         "cpu_energy_wh": _wh(joules["cpu"]),
@@ -331,6 +488,11 @@ def _energy(
         "cpu_energy_j": joules["cpu"],
         "ram_energy_j": joules["ram"],
         "total_energy_j": total_j,
+        # Per class [lower, upper] Wh covering the meters' own errors (polled power's sampling error); a counter
+        # difference counts as exact; null where a model estimate gives no bound, or the figure is null.
+        "energy_bounds_wh": _bounds_wh(_bounds_j(generate, chosen, expected))
+        if metered
+        else {d: None for d in _DEVICES},
         "sources": sources,
         "meters_used": chosen,
         "measured_energy_wh": _wh(measured_j) if metered else None,
@@ -360,11 +522,14 @@ def _energy(
 
 # -- phases and repetitions ----------------------------------------------------------------------------------------
 def _phase_block(
-    windows: Sequence[WindowMeasurement], records: Sequence[RequestRecord], chosen: dict[str, str]
+    windows: Sequence[WindowMeasurement],
+    records: Sequence[RequestRecord],
+    chosen: dict[str, str],
+    expected: Expected,
 ) -> dict[str, Any]:
     ok = [r for r in records if r.ok]
-    joules = _joules(windows, chosen)
-    total_j = _total(joules)
+    joules = _joules(windows, chosen, expected)
+    total_j = _total(joules, _required(chosen))
     duration_s = sum(w.duration_s for w in windows)
     return {
         "duration_s": duration_s,
@@ -384,14 +549,30 @@ def _phases(
     generate: Sequence[WindowMeasurement],
     records: Sequence[RequestRecord],
     chosen: dict[str, str],
+    expected: Expected,
+    flags: list[str],
+    warnings: list[str],
 ) -> dict[str, Any] | None:
+    """Prefill, generate and decode (= generate - prefill); a negative decode energy is null, flagged and warned of
+    (appended to ``flags`` and ``warnings``)."""
     if not prefill:
         return None
-    pre = _phase_block(prefill, [r for r in records if r.phase == "prefill"], chosen)
-    gen = _phase_block(generate, [r for r in records if r.phase == "generate"], chosen)
+    pre = _phase_block(prefill, [r for r in records if r.phase == "prefill"], chosen, expected)
+    gen = _phase_block(generate, [r for r in records if r.phase == "generate"], chosen, expected)
     pre_j, gen_j = pre.pop("_joules"), gen.pop("_joules")
-    decode_j = {d: None if gen_j[d] is None or pre_j[d] is None else gen_j[d] - pre_j[d] for d in _DEVICES}
-    decode_total = _total(decode_j)
+    decode_j: dict[str, float | None] = {}
+    for d in _DEVICES:
+        pre_d, gen_d = pre_j[d], gen_j[d]
+        decode_j[d] = None if gen_d is None or pre_d is None else gen_d - pre_d
+        if pre_d is not None and gen_d is not None and gen_d - pre_d < 0:
+            decode_j[d] = None
+            if "negative-energy" not in flags:
+                flags.append("negative-energy")
+            warnings.append(
+                f"decode {d} energy would be negative (generate {gen_d:.4g} J < prefill {pre_d:.4g} J): it is null; "
+                "the two windows' measurements are not consistent"
+            )
+    decode_total = _total(decode_j, [d for d in _required(chosen) if pre_j[d] is not None or gen_j[d] is not None])
     decode_tokens = gen["output_tokens"] - pre["output_tokens"]
     decode_s = gen["duration_s"] - pre["duration_s"]
     pre["samples_per_kwh"] = _ratio(pre["prompts"], None if pre["energy_wh"] is None else pre["energy_wh"] / 1000)
@@ -418,14 +599,17 @@ def _phases(
 
 
 def _repetitions(
-    generate: Sequence[WindowMeasurement], records: Sequence[RequestRecord], chosen: dict[str, str]
+    generate: Sequence[WindowMeasurement],
+    records: Sequence[RequestRecord],
+    chosen: dict[str, str],
+    expected: Expected,
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     rows: list[dict[str, Any]] = []
     for window in generate:
         rep_records = [r for r in records if r.repetition == window.repetition and r.phase == "generate" and r.ok]
         completion = sum(r.completion_tokens for r in rep_records)
-        joules = _joules([window], chosen)
-        total_j = _total(joules)
+        joules = _joules([window], chosen, expected)
+        total_j = _total(joules, _required(chosen))
         rows.append(
             {
                 "repetition": window.repetition,
@@ -435,6 +619,7 @@ def _repetitions(
                 "cpu_energy_wh": _wh(joules["cpu"]),
                 "ram_energy_wh": _wh(joules["ram"]),
                 "total_energy_wh": _wh(total_j),
+                "energy_bounds_wh": _bounds_wh(_bounds_j([window], chosen, expected)),
                 "completion_tokens": completion,
                 "output_tokens_per_second": _ratio(completion, window.duration_s),
                 "joules_per_output_token": _ratio(total_j, completion),
@@ -495,11 +680,13 @@ def _steady_state(
     generate: Sequence[WindowMeasurement],
     chosen: dict[str, str],
     readings_by_window: dict[str, list[IntervalReading]],
+    expected: Expected | None = None,
 ) -> dict[str, Any] | None:
     """Energy of the backend's steady-state intervals (all load slots busy), where the backend reports them.
 
     Per device class: read back over the interval itself where the chosen meter keeps a counter record (NVML, RAPL),
-    otherwise estimated as the window's energy times the interval's share of the window.
+    otherwise estimated as the window's energy times the interval's share of the window. A window in which a
+    reported class was not fully read gives no steady-state energy (``incomplete`` names the classes).
     """
     entries = ((model_info.get("http") or {}).get("steady_state")) or []
     if not entries:
@@ -514,12 +701,15 @@ def _steady_state(
             continue
         share = float(entry["duration_s"]) / window.duration_s
         interval = readings_by_window.get(label, [])
+        incomplete = [
+            d for d in _DEVICES if (meter := chosen.get(d)) and _class_readings(window, d, meter, expected) is None
+        ]
         devices = {
             device: block
             for device in _DEVICES
             if (block := _steady_device(window, device, chosen.get(device), share, interval)) is not None
         }
-        energy_j = sum(b["energy_wh"] for b in devices.values()) * _J_PER_WH if devices else None
+        energy_j = sum(b["energy_wh"] for b in devices.values()) * _J_PER_WH if devices and not incomplete else None
         tokens = float(entry.get("output_tokens") or 0)
         rows.append(
             {
@@ -531,6 +721,7 @@ def _steady_state(
                 "energy_wh": _wh(energy_j),
                 "joules_per_output_token": _ratio(energy_j, tokens),
                 "devices": devices,
+                "incomplete": incomplete,
             }
         )
     reached = [r for r in rows if r["reached"] and r["energy_wh"] is not None]
@@ -612,13 +803,19 @@ def aggregate(
     generate_records = [r for r in records if r.phase == "generate"]
     duration_s = sum(w.duration_s for w in generate)
     summary = _summary(generate_records, duration_s)
+    expected = expected_devices(windows)
     energy, energy_warnings = _energy(
-        generate, idle, summary, metered, gpu_ids_used, config.metrics.cross_check_tolerance, model_info
+        generate, idle, summary, metered, gpu_ids_used, config.metrics.cross_check_tolerance, model_info, expected
     )
     chosen: dict[str, str] = energy["meters_used"]
-    repetitions, repetition_stats = _repetitions(generate, records, chosen)
+    repetitions, repetition_stats = _repetitions(generate, records, chosen, expected)
+    phases = (
+        _phases(prefill, generate, records, chosen, expected, energy["flags"], energy_warnings)
+        if metered or prefill
+        else None
+    )
     if metered:
-        energy["steady_state"] = _steady_state(model_info, generate, chosen, steady_state_readings or {})
+        energy["steady_state"] = _steady_state(model_info, generate, chosen, steady_state_readings or {}, expected)
     all_warnings = list(warnings) + list(prompt_set.warnings) + energy_warnings + _backend_warnings(model_info)
     if metered:
         periods = [
@@ -649,7 +846,7 @@ def aggregate(
         },
         "summary": summary,
         "energy": energy | {"enabled": metered},
-        "phases": _phases(prefill, generate, records, chosen) if metered or prefill else None,
+        "phases": phases,
         "latency": _latency(generate_records),
         "repetitions": repetitions,
         "repetition_statistics": repetition_stats,

@@ -13,9 +13,11 @@ exact ground truth::
 Each GPU draws power following a trace of elapsed seconds since :meth:`FakeNvml.install` (``time.perf_counter()``
 based). Its cumulative energy counter (mJ, what ``nvmlDeviceGetTotalEnergyConsumption`` returns) is computed from
 the trace exactly for piecewise-linear traces (constants, steps, ramps) and by composite Simpson integration with
-steps of at most 1 ms for arbitrary callables. Counters may start at an offset and wrap at a modulus (advertised to
-meters through the module attribute ``fake_energy_counter_modulus_mj(handle)``); a GPU may lack the counter
-(``NVMLError_NotSupported``, as on pre-Volta GPUs and many vGPUs) or deny reads (``NVMLError_NoPermission``).
+steps of at most 1 ms for arbitrary callables. Counters may start at an offset and wrap at a modulus (NVML's real
+2^64 mJ unless a test sets a shorter one, which the meter under test must then be told: nothing in the module
+advertises it); a GPU may lack the counter (``NVMLError_NotSupported``, as on pre-Volta GPUs and many vGPUs) or deny
+reads (``NVMLError_NoPermission``). :attr:`FakeNvml.lost_after_s` makes every NVML call fail from a given elapsed
+time on (``NVMLError_GpuIsLost``), as when a GPU falls off the bus mid-run.
 
 Units follow NVML: power in mW (integers), energy in mJ (integers), clocks in MHz, temperatures in °C.
 """
@@ -366,7 +368,8 @@ class FakeNvml:
 
     ``calls`` counts every NVML call as ``(function name, gpu index or None)``, so a test can check which GPUs a
     meter touched. ``permission_denied`` makes ``nvmlInit`` raise ``NVMLError_NoPermission``; ``driver_missing``
-    makes it raise ``NVMLError_LibraryNotFound``.
+    makes it raise ``NVMLError_LibraryNotFound``. With ``lost_after_s`` (elapsed seconds since installation; may be
+    set at any time), every NVML call from then on raises ``NVMLError_GpuIsLost``.
     """
 
     def __init__(
@@ -377,6 +380,7 @@ class FakeNvml:
         cuda_driver_version: int = 12040,
         permission_denied: bool = False,
         driver_missing: bool = False,
+        lost_after_s: float | None = None,
     ) -> None:
         self.gpus: list[FakeGpu] = list(gpus) if gpus is not None else [FakeGpu()]
         for index, gpu in enumerate(self.gpus):
@@ -386,6 +390,7 @@ class FakeNvml:
         self.cuda_driver_version = cuda_driver_version
         self.permission_denied = permission_denied
         self.driver_missing = driver_missing
+        self.lost_after_s = lost_after_s
         self.calls: Counter[tuple[str, int | None]] = Counter()
         self.init_count = 0
         self._lock = threading.Lock()
@@ -455,6 +460,8 @@ class FakeNvml:
     def _record(self, function: str, index: int | None = None) -> None:
         with self._lock:
             self.calls[(function, index)] += 1
+        if self.lost_after_s is not None and self.elapsed_s() >= self.lost_after_s:
+            raise NVMLError_GpuIsLost(NVML_ERROR_GPU_IS_LOST)
 
     def _require_init(self) -> None:
         if self.init_count <= 0:
@@ -593,12 +600,6 @@ class FakeNvml:
             gpu = fake._gpu("nvmlDeviceGetMaxClockInfo", handle)[1]
             return gpu.mem_clock_mhz if clock_type == 2 else gpu.sm_clock_mhz
 
-        def fake_energy_counter_modulus_mj(handle: Any) -> int:
-            """The simulation's counter modulus in mJ (real NVML: 2**64); read by our meter when present."""
-            if not isinstance(handle, _FakeHandle) or not 0 <= handle.index < len(fake.gpus):
-                raise NVMLError_InvalidArgument(NVML_ERROR_INVALID_ARGUMENT)
-            return fake.gpus[handle.index].counter_modulus_mj
-
         for function in (
             nvmlInit,
             nvmlInitWithFlags,
@@ -625,7 +626,6 @@ class FakeNvml:
             nvmlDeviceGetGraphicsRunningProcesses,
             nvmlDeviceGetClockInfo,
             nvmlDeviceGetMaxClockInfo,
-            fake_energy_counter_modulus_mj,
         ):
             setattr(module, function.__name__, function)
         for name, value in _CONSTANTS.items():
