@@ -360,3 +360,16 @@ def test_a_newer_minor_schema_version_is_read(tmp_path: Path, run_dir: Path) -> 
     result = run_cli("compare", str(run_dir), str(run), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "is newer than" in result.stderr
+
+
+def test_sweep_points_over_secrets_are_named_without_them() -> None:
+    from ai_energy_benchmarks.reporting.sweep import build_grid, parse_param
+
+    endpoints = f"http://u:{URL_PASSWORD}@h1/v1,http://h2/v1"
+    grid = build_grid(
+        [parse_param(f"backend.api_key={API_KEY},sk-other"), parse_param(f"backend.endpoint={endpoints}")]
+    )
+    shown = [(point.name, point.label, point.public_settings) for point in grid]
+    assert API_KEY not in repr(shown) and URL_PASSWORD not in repr(shown)
+    assert len({point.name for point in grid}) == 4  # still one directory per point
+    assert grid[0].settings[0] == ("backend.api_key", API_KEY)  # the run itself gets the real value
