@@ -37,6 +37,7 @@ from ai_energy_benchmarks.backends.http_metrics import (
     schedule_drift,
     steady_state,
 )
+from ai_energy_benchmarks.config.redact import redact_text, url_without_credentials
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.exceptions import BackendError, ConfigError
 from ai_energy_benchmarks.formatters.base import Formatter, ThinkPrefixFormatter
@@ -86,19 +87,7 @@ def normalize_endpoint(endpoint: str) -> str:
 
 def redact_url(url: str) -> str:
     """``url`` without user name, password, query or fragment (safe to log and report)."""
-    try:
-        parts = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
-        host = parts.hostname or ""
-    except ValueError:
-        return "<invalid URL>"
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = host + (f":{port}" if port else "")
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return url_without_credentials(url)
 
 
 def host_is_local(host: str) -> bool:
@@ -307,6 +296,17 @@ class OpenAIHTTPBackend:
         self._base_url = normalize_endpoint(self._backend.endpoint)
         secret = self._backend.api_key.get_secret_value() if self._backend.api_key is not None else None
         self._api_key, self._api_key_source = resolve_api_key(secret)
+        self._url_password = urllib.parse.urlsplit(self._base_url).password
+        if "@" in urllib.parse.urlsplit(self._base_url).netloc:
+            # Both would go in the Authorization header (Basic from the URL, Bearer from the key).
+            if self._api_key_source == "config":
+                raise ConfigError(
+                    "backend.endpoint carries credentials (user:password@host) and backend.api_key is set: both "
+                    "would be sent as the Authorization header; give one of them"
+                )
+            if self._api_key:
+                logger.info("the endpoint carries credentials: OPENAI_API_KEY from the environment is not sent")
+            self._api_key, self._api_key_source = None, "endpoint"
         self._api, self._api_reason = resolve_api(self._backend.api, self._scenario.chat_template)
         if self._backend.api == "auto":
             logger.info("using the %s API (%s)", self._api, self._api_reason)
@@ -419,7 +419,7 @@ class OpenAIHTTPBackend:
     def _redact(self, text: str) -> str:
         if self._api_key and self._api_key in text:
             text = text.replace(self._api_key, _REDACTED)
-        return text
+        return redact_text(text, (self._url_password or "",))
 
     @property
     def public_endpoint(self) -> str:
@@ -509,6 +509,7 @@ class OpenAIHTTPBackend:
             "config": "backend.api_key",
             "env:OPENAI_API_KEY": "the OPENAI_API_KEY environment variable",
             "none": "no key (set backend.api_key or OPENAI_API_KEY)",
+            "endpoint": "the credentials in backend.endpoint",
         }[self._api_key_source]
         return (
             f"backend.api_key: the server at {self.public_endpoint} refused the request (HTTP {status}); "

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ai_energy_benchmarks.config.redact import redact_text, redact_value
+
 _EXPECTED_BY_TYPE = {
     "int_parsing": "an integer",
     "int_type": "an integer",
@@ -46,11 +48,11 @@ def _short(value: Any) -> str:
 
 
 def describe_error(root: type[BaseModel], error: Any) -> str:
-    """One readable clause for one pydantic error entry."""
+    """One readable clause for one pydantic error entry (a secret value, or a URL's credentials, never shown)."""
     loc = tuple(error.get("loc", ()))
     kind = error.get("type", "")
     path = ".".join(str(p) for p in loc)
-    got = error.get("input")
+    got = redact_value(str(loc[-1]) if loc else "", error.get("input"))
     if kind == "extra_forbidden":
         parent = _section_model(root, loc[:-1])
         choices = list(parent.model_fields) if parent is not None else []
@@ -62,7 +64,7 @@ def describe_error(root: type[BaseModel], error: Any) -> str:
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "one of the allowed values")
         return f"{path}: expected {expected}, got {_short(got)}"
-    message = str(error.get("msg", "invalid value"))
+    message = redact_text(str(error.get("msg", "invalid value")))
     message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
     where = f"{path}: " if path else ""
     if kind in ("value_error", "assertion_error") and isinstance(got, dict):

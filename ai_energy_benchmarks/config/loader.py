@@ -27,6 +27,7 @@ import yaml
 from pydantic import ValidationError
 
 from ai_energy_benchmarks.config.errors import format_validation_error
+from ai_energy_benchmarks.config.redact import redact_override, redact_text
 from ai_energy_benchmarks.config.schema import BenchmarkConfig, parse_scalar_string, to_plain
 from ai_energy_benchmarks.exceptions import ConfigError
 
@@ -92,6 +93,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not a UTF-8 text file (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "a config is YAML saved as UTF-8"
+        ) from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: a binary file (NUL byte at offset {text.index(chr(0))}), not a YAML config")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -242,10 +250,11 @@ def apply_overrides(data: dict[str, Any], overrides: Overrides) -> tuple[dict[st
     keys: list[str] = []
     for item in overrides:
         if not isinstance(item, str) or "=" not in item:
-            raise ConfigError(f"override '{item}': expected key=value (e.g. backend.model=gpt2)")
+            shown = redact_text(item) if isinstance(item, str) else repr(item)
+            raise ConfigError(f"override '{shown}': expected key=value (e.g. backend.model=gpt2)")
         key, _, raw = item.partition("=")
         key = key.strip().lstrip("+")
-        _set_dotted(result, key, _override_value(raw), item)
+        _set_dotted(result, key, _override_value(raw), redact_override(item))
         keys.append(key)
     return result, keys
 

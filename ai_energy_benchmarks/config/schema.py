@@ -121,6 +121,42 @@ def _int_list(value: Any) -> Any:
     return to_plain(value)
 
 
+_HOST_NAME = re.compile(r"[A-Za-z0-9_~%-]+(\.[A-Za-z0-9_~%-]+)*\.?")
+
+
+def endpoint_problem(url: str) -> str | None:
+    """What is wrong with ``url`` as a server endpoint (an http/https URL with a host), or None when it is fine.
+
+    The message never repeats the URL (it may carry credentials).
+    """
+    import ipaddress
+    import urllib.parse
+
+    usage = "expected an http:// or https:// URL with a host (e.g. http://localhost:8000/v1)"
+    text = url.strip()
+    if not text or any(ch.isspace() for ch in text):
+        return usage + ("" if not text else "; a URL holds no spaces")
+    try:
+        parts = urllib.parse.urlsplit(text)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        return f"{usage}; {exc}"
+    if parts.scheme.lower() not in ("http", "https"):
+        return usage + (f"; scheme '{parts.scheme}' is not http or https" if "://" in text else "; no scheme")
+    if not host:
+        return usage + "; no host"
+    if "[" in parts.netloc:
+        try:
+            ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            return f"{usage}; '{host}' is not an IPv6 address"
+    elif not _HOST_NAME.fullmatch(host):
+        return f"{usage}; '{host}' is not a host name"
+    if port == 0:
+        return f"{usage}; port 0"
+    return None
+
+
 class BackendConfig(_Section):
     """How the model is run: in-process with PyTorch, or over HTTP against a vLLM / OpenAI-compatible server."""
 
@@ -253,6 +289,16 @@ class BackendConfig(_Section):
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", value):
             raise ValueError("must be one of auto, cpu, cuda, cuda:N, mps")
         return value
+
+    @field_validator("endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        problem = endpoint_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value.strip()
 
     @model_validator(mode="after")
     def _check_combinations(self) -> BackendConfig:
@@ -537,8 +583,32 @@ class MetricsConfig(_Section):
     def _check_country(cls, value: str) -> str:
         value = value.strip().upper()
         if not re.fullmatch(r"[A-Z]{3}", value):
-            raise ValueError("must be a three-letter ISO 3166-1 alpha-3 code such as USA or FRA")
+            hint = _alpha2_hint(value)
+            raise ValueError(f"must be a three-letter ISO 3166-1 alpha-3 code such as USA or FRA{hint}")
+        if not _is_iso3166_alpha3(value):
+            raise ValueError("is not an ISO 3166-1 alpha-3 country code (e.g. USA, FRA, DEU, IND)")
         return value
+
+
+def _is_iso3166_alpha3(code: str) -> bool:
+    """Whether ``code`` is an ISO 3166-1 alpha-3 country code (pycountry's list, which CodeCarbon also uses)."""
+    try:
+        import pycountry
+    except ImportError:  # pragma: no cover - pycountry comes with codecarbon, a base dependency
+        return True
+    return pycountry.countries.get(alpha_3=code) is not None
+
+
+def _alpha2_hint(code: str) -> str:
+    """`` (did you mean 'USA'?)`` for a two-letter code such as ``US``, else an empty string."""
+    if not re.fullmatch(r"[A-Z]{2}", code):
+        return ""
+    try:
+        import pycountry
+    except ImportError:  # pragma: no cover
+        return ""
+    country = pycountry.countries.get(alpha_2=code)
+    return f" (did you mean '{country.alpha_3}'?)" if country is not None else ""
 
 
 class ReporterConfig(_Section):
@@ -565,8 +635,8 @@ class BenchmarkConfig(_Section):
     reporter: ReporterConfig = Field(default_factory=ReporterConfig, description="Results file.")
 
     def to_public_dict(self) -> dict[str, Any]:
-        """The resolved config as plain data with secrets redacted (safe to save and to print)."""
-        data = self.model_dump(mode="json")
-        if self.backend.api_key is not None:
-            data["backend"]["api_key"] = "***redacted***"
-        return data
+        """The resolved config as plain data with secrets redacted (safe to save and to print): the API key and any
+        other secret-named key, and the credentials in URLs (``http://user:KEY@host``, ``?api_key=``)."""
+        from ai_energy_benchmarks.config.redact import redact_data
+
+        return redact_data(self.model_dump(mode="json"))

@@ -112,17 +112,35 @@ def _read_json(path: Path, column: str) -> list[str]:
     return [t if isinstance(t, str) else _column(t, column, f"{path}[{i}]") for i, t in enumerate(data)]
 
 
+#: Longest CSV cell read (characters): Python's csv module stops at 128 Ki by default, shorter than a long-context
+#: prompt; 16 Mi characters (about 4 M tokens of English) is far beyond any model's context.
+MAX_CSV_FIELD_CHARS = 16 * 1024 * 1024
+
+
 def _read_csv(path: Path, column: str) -> list[str]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None:
-            return []
-        if column not in reader.fieldnames:
-            raise DatasetError(
-                f"{path}: column '{column}' not found (columns: {', '.join(reader.fieldnames)}); "
-                "set scenario.text_column_name"
-            )
-        return [_text(row[column], f"{path}:{reader.line_num}") for row in reader]
+    previous_limit = csv.field_size_limit(MAX_CSV_FIELD_CHARS)
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            try:
+                if reader.fieldnames is None:
+                    return []
+                if column not in reader.fieldnames:
+                    raise DatasetError(
+                        f"{path}: column '{column}' not found (columns: {', '.join(reader.fieldnames)}); "
+                        "set scenario.text_column_name"
+                    )
+                return [_text(row[column], f"{path}:{reader.line_num}") for row in reader]
+            except csv.Error as exc:
+                line = reader.line_num + 1  # the record being read when it failed
+                if "field larger" in str(exc):
+                    raise DatasetError(
+                        f"{path}:{line}: a CSV field is longer than {MAX_CSV_FIELD_CHARS:,} characters (16 MiB); "
+                        "a prompt that long is no prompt (is a quote left open?); use JSON Lines for huge texts"
+                    ) from None
+                raise DatasetError(f"{path}:{line}: not a readable CSV file ({exc})") from None
+    finally:
+        csv.field_size_limit(previous_limit)
 
 
 def _read_parquet(path: Path, column: str) -> list[str]:

@@ -429,12 +429,15 @@ def _repetition_table(report: Mapping[str, Any]) -> str:
 def _configuration(report: Mapping[str, Any]) -> str:
     import yaml
 
+    from ai_energy_benchmarks.config.redact import redact_data, redact_text
+
     provenance = report.get("provenance", {}) or {}
     config = provenance.get("config")
-    text = yaml.safe_dump(config, sort_keys=False) if isinstance(config, Mapping) else "(not recorded)"
+    # Redacted again: a report written by an older version may hold a key or a URL's credentials.
+    text = yaml.safe_dump(redact_data(config), sort_keys=False) if isinstance(config, Mapping) else "(not recorded)"
     return (
         '<section id="configuration"><h2>Configuration</h2>'
-        f"<p>source: {_e(provenance.get('config_source'))}"
+        f"<p>source: {_e(redact_text(str(provenance.get('config_source'))))}"
         f"<br>sha256: <code>{_e(provenance.get('config_sha256'))}</code>"
         f"<br>prompts sha256: <code>{_e(dig(report, 'dataset.prompts_sha256'))}</code></p>"
         f"<pre>{_e(text)}</pre>"

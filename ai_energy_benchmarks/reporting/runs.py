@@ -12,12 +12,14 @@ import itertools
 import json
 import logging
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ai_energy_benchmarks.reporting import ReportError
+from ai_energy_benchmarks.results.aggregate import SCHEMA_VERSION
 from ai_energy_benchmarks.results.contract import reader_view
 
 logger = logging.getLogger(__name__)
@@ -78,8 +80,31 @@ def load_run(path: str | Path, label: str | None = None) -> Run:
         raise ReportError(f"{report_path}: not valid JSON ({exc})") from None
     if not isinstance(report, dict) or "summary" not in report or "config" not in report:
         raise ReportError(f"{report_path}: not a benchmark report (no 'summary' and 'config' keys)")
+    check_schema_version(report, report_path)
     directory = report_path.parent
     return Run(directory=directory, report=reader_view(report), label=label or directory.name)
+
+
+def check_schema_version(report: Mapping[str, Any], where: Path | str) -> None:
+    """Refuse a report whose ``schema_version`` this version cannot read.
+
+    A reader knows its own major version: a minor version only adds keys, so ``1.x`` reads as ``1.0`` (the keys it
+    does not know are left out, with a warning for a newer minor version). Another major version, or none, is a
+    :class:`ReportError`.
+    """
+    version = report.get("schema_version")
+    major, _, minor = str(SCHEMA_VERSION).partition(".")
+    match = re.fullmatch(r"(\d+)\.(\d+)", version) if isinstance(version, str) else None
+    if match is None or match.group(1) != major:
+        found = "no schema_version" if version is None else f"schema_version {version!r}"
+        raise ReportError(
+            f"{where}: {found}, but this version of ai_energy_benchmarks reads reports of schema {major}.x "
+            f"(it writes {SCHEMA_VERSION}); use the version that wrote the report"
+        )
+    if int(match.group(2)) > int(minor):
+        logger.warning(
+            "%s: schema_version %s is newer than %s: figures it added are not shown", where, version, SCHEMA_VERSION
+        )
 
 
 def unique_labels(paths: list[Path]) -> list[str]:
@@ -94,21 +119,41 @@ def unique_labels(paths: list[Path]) -> list[str]:
 
 
 def read_requests(path: Path) -> list[dict[str, Any]]:
-    """JSON Lines records; a line that is not JSON is skipped with a warning (a partial write)."""
+    """JSON Lines records; a line that is not JSON is skipped with a warning (a partial write).
+
+    Raises :class:`ReportError` (exit code 2) for a file that is not UTF-8 text (a binary or otherwise damaged file;
+    only its last line may be cut short, as by an interrupted write).
+    """
     if not path.is_file():
         return []
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if b"\x00" in data:
+        raise ReportError(f"{path}: a binary file (NUL byte at offset {data.index(0)}), not JSON Lines")
+    lines = data.split(b"\n")
     rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                logger.warning("%s:%d: not JSON, skipped", path, number)
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
+    for number, raw in enumerate(lines, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if number < len(lines) - (1 if lines[-1] == b"" else 0):
+                raise ReportError(
+                    f"{path}:{number}: not UTF-8 text (byte 0x{raw[exc.start]:02x}), not a requests.jsonl this tool "
+                    "wrote"
+                ) from None
+            logger.warning("%s:%d: a cut-short last line, skipped", path, number)
+            continue
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            logger.warning("%s:%d: not JSON, skipped", path, number)
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
     return rows
 
 
@@ -199,6 +244,7 @@ __all__ = [
     "REQUESTS_FILE",
     "TIMELINE_FILE",
     "Run",
+    "check_schema_version",
     "dig",
     "generate_records",
     "latency_samples",

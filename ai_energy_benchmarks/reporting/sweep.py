@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ai_energy_benchmarks.config.redact import redact_override, redact_text
 from ai_energy_benchmarks.exceptions import BenchmarkError, ConfigError
 from ai_energy_benchmarks.reporting import require_matplotlib
 from ai_energy_benchmarks.reporting.runs import REPORT_FILE, dig, prompts_per_second, source_kind
@@ -87,6 +88,11 @@ def parse_param(text: str) -> SweepParam:
     return SweepParam(key=key, values=values)
 
 
+def _public_value(key: str, value: str) -> str:
+    """A swept or overridden value as it may be shown (secrets redacted, see ``redact_override``)."""
+    return redact_override(f"{key}={value}").partition("=")[2]
+
+
 @dataclass(frozen=True)
 class SweepPoint:
     """One point of the grid: its 1-based index, the (key, value) pairs it sets and its directory name."""
@@ -96,9 +102,14 @@ class SweepPoint:
     name: str
 
     @property
+    def public_settings(self) -> tuple[tuple[str, str], ...]:
+        """The settings as they may be shown and written: a secret's value, or a URL's credentials, redacted."""
+        return tuple((key, _public_value(key, value)) for key, value in self.settings)
+
+    @property
     def label(self) -> str:
-        """Short human label, e.g. ``batch_size=4`` or ``batch_size=4, concurrency=8``."""
-        return ", ".join(f"{key.rsplit('.', 1)[-1]}={value}" for key, value in self.settings)
+        """Short human label, e.g. ``batch_size=4`` or ``batch_size=4, concurrency=8`` (secrets redacted)."""
+        return ", ".join(f"{key.rsplit('.', 1)[-1]}={value}" for key, value in self.public_settings)
 
     @property
     def overrides(self) -> list[str]:
@@ -124,7 +135,8 @@ def build_grid(params: Sequence[SweepParam]) -> list[SweepPoint]:
     points = []
     for index, values in enumerate(itertools.product(*(param.values for param in params)), start=1):
         settings = tuple(zip(keys, values, strict=True))
-        name = "__".join(f"{_SAFE.sub('_', s)}-{_SAFE.sub('_', v)}" for s, v in zip(short, values, strict=True))
+        shown = [_public_value(key, value) for key, value in settings]  # a directory name holds no secret
+        name = "__".join(f"{_SAFE.sub('_', s)}-{_SAFE.sub('_', v)}" for s, v in zip(short, shown, strict=True))
         points.append(SweepPoint(index=index, settings=settings, name=name))
     names = [point.name for point in points]
     return [
@@ -261,7 +273,9 @@ class Sweep:
         for override in self.overrides:
             key = override.partition("=")[0].strip()
             if key in swept:
-                raise ConfigError(f"{key} is both swept (--param) and overridden ({override}); keep one")
+                raise ConfigError(
+                    f"{key} is both swept (--param) and overridden ({redact_override(override)}); keep one"
+                )
             if key == "output_dir":
                 raise ConfigError("output_dir: use --output-dir for the sweep directory (each point gets its own)")
         self._user_sets_reporter = any(o.partition("=")[0].strip().startswith("reporter.") for o in self.overrides)
@@ -271,6 +285,11 @@ class Sweep:
             base = create_benchmark(config_path=self.config_path, overrides=self.overrides, config_name=config_name)
             output_dir = Path(base.config.output_dir) / "sweep"
         self.directory = Path(output_dir)
+
+    @property
+    def public_overrides(self) -> list[str]:
+        """The common overrides as they may be shown and written (secrets redacted)."""
+        return [redact_override(override) for override in self.overrides]
 
     # -- per-point configuration --------------------------------------------------------------------------------------
 
@@ -397,11 +416,14 @@ class Sweep:
         try:
             result = runner.run()
         except BenchmarkError as exc:
-            logger.warning("sweep point %d (%s) failed: %s", point.index, point.label, exc)
-            return PointOutcome(point, run_dir, "failed", read_report(run_dir), ran_now=True, message=str(exc))
+            message = redact_text(str(exc))
+            logger.warning("sweep point %d (%s) failed: %s", point.index, point.label, message)
+            return PointOutcome(point, run_dir, "failed", read_report(run_dir), ran_now=True, message=message)
         except Exception as exc:  # an unforeseen failure of one point must not lose the others
-            logger.exception("sweep point %d (%s) failed", point.index, point.label)
-            message = f"unexpected {type(exc).__name__}: {exc}"
+            message = redact_text(f"unexpected {type(exc).__name__}: {exc}")
+            # The traceback only at debug level: its text may hold what the message redacts.
+            logger.warning("sweep point %d (%s) failed: %s", point.index, point.label, message)
+            logger.debug("sweep point %d failed", point.index, exc_info=True)
             return PointOutcome(point, run_dir, "failed", read_report(run_dir), ran_now=True, message=message)
         status = str(result.get("status"))
         message = "" if status == "completed" else "no request succeeded"
@@ -432,7 +454,7 @@ class Sweep:
         for outcome in outcomes:
             report = outcome.report if outcome.status == "completed" else None
             row: dict[str, Any] = {"point": outcome.point.index, "name": outcome.point.name}
-            row.update(dict(outcome.point.settings))
+            row.update(dict(outcome.point.public_settings))
             jpt_ci = dig(report, "repetition_statistics.joules_per_output_token") or {}
             sources = dig(report, "energy.sources", {}) or {}
             row.update(
@@ -540,7 +562,7 @@ class Sweep:
             f"# Sweep over {', '.join(keys)}",
             "",
             f"Base config: {self.config_path or f'preset {self.config_name}'}"
-            + (f"; common overrides: `{' '.join(self.overrides)}`" if self.overrides else ""),
+            + (f"; common overrides: `{' '.join(self.public_overrides)}`" if self.overrides else ""),
             "",
             "| " + " | ".join(headers) + " |",
             "|" + "|".join("---" for _ in headers) + "|",
@@ -588,14 +610,17 @@ class Sweep:
             "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "config": self.config_path,
             "config_name": self.config_name,
-            "overrides": self.overrides,
-            "params": [{"key": param.key, "values": list(param.values)} for param in self.params],
+            "overrides": self.public_overrides,
+            "params": [
+                {"key": param.key, "values": [_public_value(param.key, value) for value in param.values]}
+                for param in self.params
+            ],
             "slo": {"p99_latency_s": self.slo_p99_s, "p99_ttft_s": self.slo_ttft_p99_s},
             "points": [
                 {
                     "index": outcome.point.index,
                     "name": outcome.point.name,
-                    "settings": dict(outcome.point.settings),
+                    "settings": dict(outcome.point.public_settings),
                     "run_dir": str(outcome.run_dir),
                     "status": outcome.status,
                     "ran_now": outcome.ran_now,
