@@ -11,6 +11,7 @@ distinction in its ``source``.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -47,20 +48,76 @@ def _csv_output_kwargs() -> dict[str, Any]:
     return {"output_methods": [OutputMethod.CSV]}
 
 
+# -- CodeCarbon releases ------------------------------------------------------------------------------------------
+# Supported: codecarbon>=3.0.4,<4 (pyproject.toml), tested in CI with 3.0.4 (AIEnergyScore's pin) and the latest 3.x
+# (.ci/compat-matrix). Which path CodeCarbon took for an NVIDIA GPU shows only in private attributes of its device
+# objects (``tracker._hardware[GPU].devices.devices``), and they differ between releases:
+# - every 3.x: ``handle``, ``gpu_index`` and ``last_energy`` (the last counter reading, kWh) on each device;
+# - 3.3.2 and later: a GPU without the NVML energy counter (or whose counter fails or jumps back) is read by averaging
+#   its ~1 s power samples, and ``_use_power_fallback`` / ``_has_counter`` say so;
+# - 3.0.x to 3.3.1: such a GPU reads 0 kWh (CodeCarbon issue #1316) and nothing on the device says so, so the counter
+#   is read here through the pynvml module that CodeCarbon bound (the module of its device class).
+_COUNTER_SOURCE = "measured:codecarbon-nvml-energy-counter"
 _POWER_AVERAGE_SOURCE = "estimated:codecarbon-nvml-power-average"
+# Not an EnergyReading label: no GPU reading is given, so the result says the GPU energy is missing, not 0.
+NO_COUNTER_SOURCE = "not-measured:codecarbon-gpu-without-energy-counter"
 _GPU_NOTES = {
     _POWER_AVERAGE_SOURCE: "the GPU's energy counter is missing or went backwards: CodeCarbon averaged its ~1 s "
     "power samples, which misjudges bursts (use metrics.type=[codecarbon, nvml] for 20 Hz integration)",
 }
 
 
-def _nvidia_gpu_source(gpu_item: Any) -> str:
-    """Counter-based unless CodeCarbon fell back to averaged power samples for any selected GPU."""
-    devices = getattr(getattr(gpu_item, "devices", None), "devices", None) or []
-    fallback = any(
-        getattr(d, "_use_power_fallback", False) or getattr(d, "_has_counter", True) is False for d in devices
-    )
-    return _POWER_AVERAGE_SOURCE if fallback else "measured:codecarbon-nvml-energy-counter"
+def _nvidia_devices(tracker: Any, gpu_ids: list[int] | None) -> list[Any]:
+    """CodeCarbon's NVIDIA device objects for the selected GPUs (all of them when ``gpu_ids`` is None)."""
+    gpu_item = next((h for h in getattr(tracker, "_hardware", None) or [] if type(h).__name__ == "GPU"), None)
+    devices = list(getattr(getattr(gpu_item, "devices", None), "devices", None) or [])
+    if gpu_ids:
+        devices = [d for d in devices if getattr(d, "gpu_index", None) in gpu_ids]
+    return devices
+
+
+def _counter_readable(device: Any) -> bool:
+    """Whether the NVML energy counter of CodeCarbon's ``device`` answers now, asked through CodeCarbon's pynvml."""
+    pynvml = getattr(sys.modules.get(type(device).__module__), "pynvml", None)
+    if pynvml is None:
+        return False
+    try:
+        pynvml.nvmlDeviceGetTotalEnergyConsumption(device.handle)
+    except Exception:
+        return False
+    return True
+
+
+def _nvidia_gpu_source(devices: list[Any]) -> str:
+    """The label of CodeCarbon's figure for ``devices``: the counter, averaged power samples (3.3.2+), or nothing
+    (3.0.x-3.3.1 report 0 kWh for a GPU whose counter does not answer)."""
+    if any(hasattr(d, "_use_power_fallback") for d in devices):  # 3.3.2 and later
+        fallback = any(
+            getattr(d, "_use_power_fallback", False) or getattr(d, "_has_counter", True) is False for d in devices
+        )
+        return _POWER_AVERAGE_SOURCE if fallback else _COUNTER_SOURCE
+    return _COUNTER_SOURCE if devices and all(_counter_readable(d) for d in devices) else NO_COUNTER_SOURCE
+
+
+def _counter_kwh(devices: list[Any]) -> float | None:
+    """The selected GPUs' last counter readings added up (kWh), None unless every one is read by its counter."""
+    if not devices:
+        return None
+    total = 0.0
+    for device in devices:
+        last = getattr(device, "last_energy", None)
+        if last is None or getattr(device, "_use_power_fallback", False):
+            return None
+        if not hasattr(device, "_use_power_fallback") and not _counter_readable(device):
+            return None  # before 3.3.2 a failed read keeps the previous reading: ``last_energy`` is stale
+        total += float(last.kWh)
+    return total
+
+
+def _codecarbon_version() -> str:
+    import codecarbon
+
+    return str(getattr(codecarbon, "__version__", "unknown"))
 
 
 def _unreadable_gpus(gpu_item: Any, gpu_ids: list[int] | None) -> list[str]:
@@ -100,6 +157,11 @@ class CodeCarbonMeter:
         self._open: dict[str, list[float]] = {}  # window -> [cpu kWh, ram kWh, gpu kWh, emissions kg]
         self._segment: str | None = None
         self._segments = 0
+        # CodeCarbon's GPU counter (kWh) when its last segment closed, and the grid intensity (kg CO2eq per kWh) it
+        # applied: the energy between one segment's last reading and the next one's first is in neither.
+        self._counter_at_close_kwh: float | None = None
+        self._kg_per_kwh = 0.0
+        self._warned_no_counter = False
 
     def prepare(self) -> None:
         """Create the tracker and take its first (slow, ~1.4 s) hardware reading outside the windows."""
@@ -156,7 +218,7 @@ class CodeCarbonMeter:
             elif kind == "RAM":
                 found["ram"] = "estimated:codecarbon-ram"
             elif kind == "GPU":
-                found["gpu"] = _nvidia_gpu_source(item)
+                found["gpu"] = _nvidia_gpu_source(_nvidia_devices(self._tracker, self._gpu_ids))
             elif kind == "AMDGPU":
                 found["gpu"] = "measured:codecarbon-amdsmi"
             elif kind == "AppleSiliconChip":
@@ -177,12 +239,31 @@ class CodeCarbonMeter:
         for totals in self._open.values():
             for i, value in enumerate(deltas):
                 totals[i] += value
+        if sum(deltas[:3]) > 0:
+            self._kg_per_kwh = deltas[3] / sum(deltas[:3])
+        self._counter_at_close_kwh = self._gpu_counter_kwh()
 
     def _open_segment(self) -> None:
         if self._open:
             self._segments += 1
             self._segment = f"segment-{self._segments}"
             self._tracker.start_task(self._segment)
+            # CodeCarbon's tasks leave out the GPU energy between one task's last counter reading and the next one's
+            # first (2-13 ms of its bookkeeping per window edge, measured with 3.0.4 and 3.3.2): add it back.
+            now_kwh = self._gpu_counter_kwh()
+            if now_kwh is not None and self._counter_at_close_kwh is not None:
+                gap_kwh = now_kwh - self._counter_at_close_kwh
+                if gap_kwh > 0:
+                    for totals in self._open.values():
+                        totals[2] += gap_kwh
+                        totals[3] += gap_kwh * self._kg_per_kwh
+        self._counter_at_close_kwh = None
+
+    def _gpu_counter_kwh(self) -> float | None:
+        """CodeCarbon's last counter reading of the metered GPUs (kWh); None when not read by the counter."""
+        if self._gpu_ids == [] or self._hardware.get("gpu") != _COUNTER_SOURCE:
+            return None
+        return _counter_kwh(_nvidia_devices(self._tracker, self._gpu_ids))
 
     def start_window(self, name: str) -> None:
         """Open window ``name`` (windows may nest and overlap)."""
@@ -222,19 +303,34 @@ class CodeCarbonMeter:
             ),
         ]
         if "gpu" in self._hardware and self._gpu_ids != []:
-            # CodeCarbon switches a GPU to averaged power samples when it has no counter or the counter jumps back.
-            gpu_item = next((h for h in getattr(self._tracker, "_hardware", []) if type(h).__name__ == "GPU"), None)
-            if gpu_item is not None:
-                self._hardware["gpu"] = _nvidia_gpu_source(gpu_item)
-                unreadable = _unreadable_gpus(gpu_item, self._gpu_ids)
-                if unreadable:  # a GPU that does not answer is not a GPU at 0 W: no GPU figure for this window
-                    raise IncompleteWindowError(
-                        f"CodeCarbon cannot read {', '.join(unreadable)} at the end of window '{name}': its GPU "
-                        "energy for the window is unknown, not zero",
-                        readings,
-                        emissions_kg,
-                        time.perf_counter(),
-                    )
+            # A GPU that does not answer (neither counter nor power) is not a GPU at 0 W: no GPU figure for the window.
+            gpu_item = next(
+                (h for h in getattr(self._tracker, "_hardware", None) or [] if type(h).__name__ == "GPU"), None
+            )
+            unreadable = _unreadable_gpus(gpu_item, self._gpu_ids) if gpu_item is not None else []
+            if unreadable:
+                raise IncompleteWindowError(
+                    f"CodeCarbon cannot read {', '.join(unreadable)} at the end of window '{name}': its GPU "
+                    "energy for the window is unknown, not zero",
+                    readings,
+                    emissions_kg,
+                    time.perf_counter(),
+                )
+            # CodeCarbon switches a GPU to averaged power samples (3.3.2+) or reads 0 (older releases) when it has no
+            # counter or the counter fails or jumps back: label this window by what CodeCarbon did in it.
+            devices = _nvidia_devices(self._tracker, self._gpu_ids)
+            if devices:
+                self._hardware["gpu"] = _nvidia_gpu_source(devices)
+        if self._hardware.get("gpu") == NO_COUNTER_SOURCE and self._gpu_ids != []:
+            if not self._warned_no_counter:
+                self._warned_no_counter = True
+                logger.warning(
+                    "CodeCarbon %s reads 0 kWh for a GPU whose NVML energy counter does not answer (CodeCarbon "
+                    "issue #1316): its GPU energy is not measured; add the nvml meter (metrics.type=[codecarbon, "
+                    "nvml]) or install codecarbon>=3.3.2",
+                    _codecarbon_version(),
+                )
+        elif "gpu" in self._hardware and self._gpu_ids != []:
             readings.append(
                 EnergyReading(
                     device="gpu",
@@ -248,10 +344,8 @@ class CodeCarbonMeter:
 
     def describe(self) -> dict[str, Any]:
         """Configuration and detected hardware."""
-        import codecarbon
-
         return {
-            "version": getattr(codecarbon, "__version__", "unknown"),
+            "version": _codecarbon_version(),
             "tracker": "EmissionsTracker (online)" if self._config.online else "OfflineEmissionsTracker",
             "country_iso_code": self._config.country_iso_code,
             "region": self._config.region,
