@@ -58,18 +58,25 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 
 
 def _install_signal_handlers() -> None:
-    """SIGINT and SIGTERM stop the run cleanly (meters stopped, partial report written); a second one exits at once."""
+    """SIGINT and SIGTERM stop the run cleanly (meters stopped, partial report written); a second one exits at once.
 
-    def leave_now(signum: int, frame: Any) -> None:
-        os._exit(128 + signum)
+    A signal that arrives once the results are written no longer changes them (see ai_energy_benchmarks.interrupts).
+    """
+    from ai_energy_benchmarks import interrupts
 
-    def stop_run(signum: int, frame: Any) -> None:
-        for other in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(other, leave_now)
-        raise Interrupted(signum)
+    interrupts.install_handlers()
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, stop_run)
+
+def _note_late_signal() -> None:
+    """Say so when a signal arrived after the results were written (they stand; the exit code follows them)."""
+    from ai_energy_benchmarks import interrupts
+
+    signum = interrupts.received()
+    if signum is not None:
+        click.echo(
+            f"note: {signal.Signals(signum).name} arrived after the results were written; they stand as written",
+            err=True,
+        )
 
 
 @contextmanager
@@ -177,6 +184,7 @@ def run_command(
         finally:
             close_progress()
         click.echo(format_summary(result, result.get("files", {}).get("report")))
+        _note_late_signal()
         if result["status"] != "completed":
             sys.exit(EXIT_FAILED)
 

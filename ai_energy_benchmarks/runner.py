@@ -9,25 +9,35 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ai_energy_benchmarks import interrupts
 from ai_energy_benchmarks.backends.base import Backend, RequestRecord
 from ai_energy_benchmarks.backends.registry import create_backend
 from ai_energy_benchmarks.config.loader import Overrides, build_config, load_config
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.datasets.loader import PromptSet, load_prompts, prompt_source
-from ai_energy_benchmarks.energy.base import IntervalReading, MeterSet
+from ai_energy_benchmarks.energy.base import IntervalReading, MeterSet, WindowMeasurement
 from ai_energy_benchmarks.energy.registry import check_meter_names, create_meters
 from ai_energy_benchmarks.environment import collect_environment
-from ai_energy_benchmarks.exceptions import BenchmarkError, ConfigError
+from ai_energy_benchmarks.exceptions import BenchmarkError, ConfigError, Interrupted
 from ai_energy_benchmarks.results.aggregate import aggregate
-from ai_energy_benchmarks.results.writers import append_csv_row, write_json_atomic, write_jsonl_atomic
+from ai_energy_benchmarks.results.writers import (
+    append_csv_row_to,
+    exclusive_lock,
+    repoint_csv_report,
+    write_json_atomic,
+    write_jsonl_atomic,
+    write_text_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +48,10 @@ REPORT_FILE = "benchmark_report.json"
 REQUESTS_FILE = "requests.jsonl"
 PROMPTS_FILE = "prompts.jsonl"
 RESOLVED_CONFIG_FILE = "resolved_config.yaml"
+#: Held (locked) by the run writing to an output_dir; removed when it ends.
+RUN_LOCK_FILE = ".benchmark_run.lock"
+#: Where a run puts its files when another run holds its output_dir: ``<output_dir>/concurrent_runs/<stamp>-<pid>``.
+CONCURRENT_RUNS_DIR = "concurrent_runs"
 
 _CSV_ENERGY_KEYS = (
     "gpu_energy_wh",
@@ -89,6 +103,11 @@ class BenchmarkRunner:
         self.config_source = config_source
         self._progress = progress or (lambda stage, done, total: None)
         self.output_dir = Path(self.config.output_dir)
+        #: Where the latest :meth:`run` wrote its files: ``output_dir``, or a directory of its own under it when
+        #: another run held ``output_dir``.
+        self.run_dir = self.output_dir
+        #: The result as written by the latest :meth:`run` (None until its report and CSV row are written).
+        self.result: dict[str, Any] | None = None
         #: The backend of the latest :meth:`run` (None before): callers such as AIEnergyScore's batch runner reach
         #: it after the run for clean-up. It is closed (model released) when :meth:`run` returns or raises.
         self.backend: Backend | None = None
@@ -128,44 +147,63 @@ class BenchmarkRunner:
     def run(self) -> dict[str, Any]:
         """Run the benchmark and write its reports; return the result dict (JSON-serialisable).
 
-        Loading, connecting and warm-up happen outside the measured windows. If the run fails after measuring
-        started, the partial result is written (status ``failed``) before the error propagates.
+        Loading, connecting and warm-up happen outside the measured windows. Once anything has been measured (the
+        idle baseline or a measured window), a run that fails or is interrupted at any later point still writes its
+        partial result (status ``failed`` or ``interrupted``) before the error propagates; the exception then
+        carries the report's path as ``partial_report``. A run whose output_dir another run holds writes its files
+        to a directory of its own under it (``concurrent_runs/<start time>-<pid>``).
         """
+        interrupts.begin_run()
         backend = self._checked_backend()
         config = self.config
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        _archive_previous_run(self.output_dir)
+        self.result = None
+        with ExitStack() as held:
+            self.run_dir = _claim_run_dir(self.output_dir, held)
+            return self._run(backend, config)
+
+    def _run(self, backend: Backend, config: BenchmarkConfig) -> dict[str, Any]:
         started_at = _now()
         prompt_set = load_prompts(config.scenario)
         logger.info("loaded %d prompts from %s", len(prompt_set.prompts), prompt_set.source)
+        interrupts.check()
 
         self.backend = backend
         meter_set: MeterSet | None = None
         records: list[RequestRecord] = []
         try:
             backend.load()
+            interrupts.check()  # a signal whose exception was dropped during heavy imports or the model load
             meter_set = MeterSet(
-                create_meters(config.metrics, self.output_dir, backend.metered_gpu_ids()), backend.synchronize
+                create_meters(config.metrics, self.run_dir, backend.metered_gpu_ids()), backend.synchronize
             )
             meter_set.prepare()
             prepare_prompts = getattr(backend, "prepare_prompts", None)
             if callable(prepare_prompts):  # chat templates and the like, never inside a measured window
                 prepare_prompts(prompt_set.prompts)
+            interrupts.check()
             self._idle(meter_set)
+            interrupts.check()
             self._warmup(backend, prompt_set)
-            try:
-                self._measure(backend, meter_set, prompt_set, records)
-            except BaseException as exc:
-                status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-                logger.warning("run %s after %d measured requests; writing what was measured", status, len(records))
-                try:
-                    self._finish(backend, meter_set, prompt_set, records, started_at, status=status)
-                except Exception as write_error:  # the run's own error is the one to report
-                    logger.error("could not write the partial report: %s", write_error)
-                else:
-                    exc.partial_report = str(self.output_dir / REPORT_FILE)  # type: ignore[attr-defined]
-                raise
+            interrupts.check()
+            self._measure(backend, meter_set, prompt_set, records)
+            interrupts.check()
             return self._finish(backend, meter_set, prompt_set, records, started_at, status=None)
+        except BaseException as exc:
+            if self.result is not None or meter_set is None or not (meter_set.windows or records):
+                raise  # written already, or nothing measured yet
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            logger.warning("run %s after %d measured requests; writing what was measured", status, len(records))
+            # A failed run's partial result is written whole (a signal meanwhile is delivered after it); after a
+            # signal, a second one still ends the process at once.
+            hold = interrupts.deferred() if status == "failed" else nullcontext()
+            try:
+                with hold:
+                    self._finish(backend, meter_set, prompt_set, records, started_at, status=status)
+            except Exception as write_error:  # the run's own error is the one to report
+                logger.error("could not write the partial report: %s", write_error)
+            else:
+                exc.partial_report = str(self.run_dir / REPORT_FILE)  # type: ignore[attr-defined]
+            raise
         finally:
             if meter_set is not None:
                 meter_set.close()
@@ -185,16 +223,17 @@ class BenchmarkRunner:
             self._progress("warmup", done, count)
             if not record.ok:
                 logger.warning("warm-up request failed: %s", record.error)
+            interrupts.check()
 
     def _idle(self, meter_set: MeterSet) -> None:
         """Measure the idle baseline: the loaded system doing nothing for ``metrics.idle_seconds``."""
         idle_s = self.config.metrics.idle_seconds
         if not meter_set.meters or idle_s <= 0:
             return
-        logger.info("measuring %.1f s of idle baseline", idle_s)
         self._progress("idle", 0, 1)
-        with meter_set.window("idle", kind="idle"):
-            time.sleep(idle_s)
+        with _untorn_window(meter_set, "idle", kind="idle"):
+            logger.info("measuring %.1f s of idle baseline", idle_s)
+            _sleep_checked(idle_s)
         self._progress("idle", 1, 1)
 
     def _measure(
@@ -212,7 +251,7 @@ class BenchmarkRunner:
         done = 0
         for repetition in range(scenario.repetitions):
             for phase, phase_kwargs in passes:
-                with meter_set.window(f"{phase}-{repetition}", kind=phase, repetition=repetition):
+                with _untorn_window(meter_set, f"{phase}-{repetition}", kind=phase, repetition=repetition):
                     logger.info("measuring window '%s-%d'", phase, repetition)
                     _label_pass(backend, f"{phase}-{repetition}")
                     for record in backend.run(prompt_set.prompts, phase_kwargs):
@@ -221,6 +260,7 @@ class BenchmarkRunner:
                         records.append(record)
                         done += record.num_prompts
                         self._progress("measure", done, total)
+                        interrupts.check()
 
     def _finish(
         self,
@@ -231,8 +271,10 @@ class BenchmarkRunner:
         started_at: str,
         status: str | None,
     ) -> dict[str, Any]:
+        failures: list[str] = []
         if status is None:
-            status = "completed" if any(r.ok for r in records) else "failed"
+            failures = _failed_passes(meter_set.windows, records)
+            status = "failed" if failures else "completed"
         config = self.config
         result = aggregate(
             config=config,
@@ -252,6 +294,7 @@ class BenchmarkRunner:
             },
             timestamps={"started_at": started_at, "finished_at": _now()},
             status=status,
+            warnings=failures,
         )
         self._write_reports(result, records, self._sent_prompts(backend, prompt_set))
         return result
@@ -291,32 +334,53 @@ class BenchmarkRunner:
             self._write_report_files(result, records, sent_prompts)
         except OSError as exc:
             raise BenchmarkError(
-                f"cannot write the results to {self.output_dir} ({exc.strerror or exc}); the measured result is "
+                f"cannot write the results to {self.run_dir} ({exc.strerror or exc}); the measured result is "
                 "still returned to Python callers"
             ) from exc
 
     def _write_report_files(
         self, result: dict[str, Any], records: list[RequestRecord], sent_prompts: list[dict[str, Any]]
     ) -> None:
-        out = self.output_dir
+        out = self.run_dir
         report_path = out / REPORT_FILE
+        csv_path = Path(self.config.reporter.output_file)
         result["files"] = {
             "report": str(report_path),
             "requests": str(out / REQUESTS_FILE),
             "prompts": str(out / PROMPTS_FILE),
             "resolved_config": str(out / RESOLVED_CONFIG_FILE),
-            "csv": str(Path(self.config.reporter.output_file)),
+            "csv": str(csv_path),
         }
-        (out / RESOLVED_CONFIG_FILE).write_text(
+        write_text_atomic(
+            out / RESOLVED_CONFIG_FILE,
             f"# resolved config, sha256 {result['provenance']['config_sha256']}\n"
             + yaml.safe_dump(self.config.to_public_dict(), sort_keys=False),
-            encoding="utf-8",
         )
         write_jsonl_atomic(out / REQUESTS_FILE, (r.to_dict() for r in records))
         write_jsonl_atomic(out / PROMPTS_FILE, sent_prompts)
-        write_json_atomic(report_path, result)
-        append_csv_row(Path(self.config.reporter.output_file), csv_row(result))
+        # The CSV row and the report are written together: a signal arriving meanwhile is delivered afterwards, so
+        # the two never disagree and the status written is the one the command's exit code follows.
+        dropped: int | None = None
+        with interrupts.deferred():
+            if result["status"] == "completed":
+                dropped = interrupts.received()  # a signal whose exception Python dropped: the run was stopped
+                if dropped is not None:
+                    result["status"] = "interrupted"
+            appended = append_csv_row_to(csv_path, csv_row(result))
+            if appended.refused:
+                result["files"]["csv"] = str(appended.path)
+                result["warnings"].append(
+                    f"the results CSV {csv_path} cannot take a row ({appended.refused[str(csv_path)]}): this run's "
+                    f"row is in {appended.path}"
+                )
+            write_json_atomic(report_path, result)
+            self.result = result
+            interrupts.settle()
         logger.info("report written to %s", report_path)
+        if dropped is not None:
+            stop = Interrupted(dropped)
+            stop.partial_report = str(report_path)  # type: ignore[attr-defined]
+            raise stop
 
 
 def csv_row(result: dict[str, Any]) -> dict[str, Any]:
@@ -353,6 +417,48 @@ def csv_row(result: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _failed_passes(windows: list[WindowMeasurement], records: list[RequestRecord]) -> list[str]:
+    """Why a run whose passes all ran must still fail: each measured pass (window) without one successful request."""
+    reasons = []
+    for window in windows:
+        if window.kind not in ("prefill", "generate"):
+            continue
+        mine = [r for r in records if r.phase == window.kind and r.repetition == window.repetition]
+        if not any(r.ok for r in mine):
+            reasons.append(
+                f"measured pass '{window.name}': none of its {sum(r.num_prompts for r in mine)} requests succeeded"
+            )
+    if not any(w.kind in ("prefill", "generate") for w in windows):
+        reasons.append("no measured pass ran")
+    return reasons
+
+
+@contextmanager
+def _untorn_window(meter_set: MeterSet, name: str, **kwargs: Any) -> Iterator[None]:
+    """``meter_set.window(...)`` whose opening and closing a signal does not tear: one that arrives while the meters
+    start or stop is delivered once the window is open, or once it is closed and recorded."""
+    stack = ExitStack()
+    try:
+        with interrupts.deferred():
+            stack.enter_context(meter_set.window(name, **kwargs))
+        yield
+    except BaseException:
+        with interrupts.deferred():
+            if not stack.__exit__(*sys.exc_info()):
+                raise
+    else:
+        with interrupts.deferred():
+            stack.close()
+
+
+def _sleep_checked(duration_s: float) -> None:
+    """Sleep ``duration_s`` seconds in short steps, stopping at once for a signal whose exception was dropped."""
+    end_s = time.monotonic() + duration_s
+    while (left_s := end_s - time.monotonic()) > 0:
+        time.sleep(min(left_s, 0.1))
+        interrupts.check()
+
+
 def _label_pass(backend: Backend, label: str) -> None:
     """Tell a backend that can use it which pass comes next (``warmup``, ``prefill-0``, ``generate-0``, ...)."""
     set_phase = getattr(backend, "set_phase", None)
@@ -365,13 +471,38 @@ _RUN_FILES = (REPORT_FILE, REQUESTS_FILE, PROMPTS_FILE, RESOLVED_CONFIG_FILE, "t
 _RUN_FILE_PATTERNS = ("emissions_base_*.csv",)
 
 
+def _claim_run_dir(output_dir: Path, held: ExitStack) -> Path:
+    """The directory this run writes to: ``output_dir`` itself, held (locked) for the run, with an earlier run's
+    files moved aside; or, when another run holds it, a new directory of this run's own under it."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if held.enter_context(exclusive_lock(output_dir / RUN_LOCK_FILE, blocking=False)):
+        with interrupts.deferred():  # files are moved whole, and their CSV rows follow them
+            _archive_previous_run(output_dir)
+        return output_dir
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for attempt in range(1, 1000):
+        run_dir = output_dir / CONCURRENT_RUNS_DIR / (f"{stamp}-{os.getpid()}" + (f"~{attempt}" if attempt > 1 else ""))
+        try:
+            run_dir.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        logger.warning("another run is using %s: this run's files go to %s", output_dir, run_dir)
+        return run_dir
+    raise BenchmarkError(f"output_dir: cannot make a run directory under {output_dir / CONCURRENT_RUNS_DIR}")
+
+
 def _archive_previous_run(out: Path) -> None:
-    """Move an earlier run's files out of the way (into ``previous_runs/<its finish time>/``), never overwrite them."""
+    """Move an earlier run's files out of the way (into ``previous_runs/<its finish time>/``), never overwrite them.
+
+    The moved report's ``files`` and the ``report`` cell of its CSV row are pointed at the new place.
+    """
     report = out / REPORT_FILE
     if not report.is_file():
         return
+    previous: dict[str, Any] = {}
     try:
-        stamp = json.loads(report.read_text(encoding="utf-8"))["timestamps"]["finished_at"]
+        previous = json.loads(report.read_text(encoding="utf-8"))
+        stamp = previous["timestamps"]["finished_at"]
     except (OSError, ValueError, KeyError, TypeError):
         stamp = datetime.fromtimestamp(report.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
     target = out / "previous_runs" / str(stamp).replace(":", "-")
@@ -387,6 +518,17 @@ def _archive_previous_run(out: Path) -> None:
         for path in out.glob(pattern):
             path.replace(target / path.name)
     logger.info("kept the previous run's files in %s", target)
+    files = previous.get("files") if isinstance(previous, dict) else None
+    if not isinstance(files, dict):
+        return
+    moved = {key: str(target / Path(value).name) for key, value in files.items() if key != "csv" and value}
+    old_report = files.get("report")
+    try:
+        write_json_atomic(target / REPORT_FILE, previous | {"files": files | moved})
+        if isinstance(files.get("csv"), str) and isinstance(old_report, str):
+            repoint_csv_report(Path(files["csv"]), old_report, moved["report"], str(stamp))
+    except (OSError, BenchmarkError) as exc:  # the files are kept either way
+        logger.warning("cannot point the previous run's report and CSV row at %s: %s", target, exc)
 
 
 def _check_writable(directory: Path, key: str) -> None:

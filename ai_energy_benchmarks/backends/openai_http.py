@@ -679,6 +679,9 @@ class OpenAIHTTPBackend:
                 concurrent.futures.wait([future], timeout=30)
         try:
             state = future.result()
+        except KeyboardInterrupt:  # a signal while the generator hands over its end: the run is interrupted
+            future.cancel()
+            raise
         except BaseException as exc:
             raise BackendError(f"the HTTP load generator failed: {_describe_exception(exc)}") from exc
         self._runs.append((label, state))
