@@ -195,13 +195,15 @@ def test_past_interval_read_back_with_bounds(tmp_path: Path) -> None:
             before = time.perf_counter()
             meter._snapshot()  # what the background reader does
             read_at.append((before + time.perf_counter()) / 2)
-        # From halfway between the first two reads to halfway between the last two.
-        start, end = (read_at[0] + read_at[1]) / 2, (read_at[2] + read_at[3]) / 2
+        # From a quarter of a gap before the second read to a quarter after the third: two thirds of the interval
+        # lies between reads (mostly read, however the 50 ms sleeps stretch; halfway points sat at the threshold).
+        start = read_at[1] - 0.25 * (read_at[1] - read_at[0])
+        end = read_at[2] + 0.25 * (read_at[3] - read_at[2])
         (reading,) = meter.energy_between(start, end)
         assert reading.device == "cpu:0" and reading.source == PACKAGE_SOURCE and reading.is_measured
         assert reading.lower_j == pytest.approx(2.0)  # between the reads inside: 1 J -> 3 J
         assert reading.upper_j == pytest.approx(6.0)  # between the reads around it: 0 J -> 6 J
-        assert reading.energy_j == pytest.approx(0.5 + 2.0 + 1.5, abs=0.1)  # half of each edge's step
+        assert reading.energy_j == pytest.approx(0.25 + 2.0 + 0.75, abs=0.1)  # a quarter of each edge's step
         assert "interpolated" in reading.note
         # An interval between two reads is interpolation, not a reading: labelled an estimate, bounds kept.
         (between,) = meter.energy_between(read_at[2] + 0.01, read_at[2] + 0.03)
