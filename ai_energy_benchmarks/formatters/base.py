@@ -11,6 +11,7 @@ A formatter turns one prompt into the same request for every backend:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,27 @@ class FormattedPrompt:
         return fields
 
 
-class Formatter:
+class ReasoningFormatter(ABC):
+    """ai_energy_benchmarks 0.0.4's formatter interface (kept for callers that subclass or check it).
+
+    Every formatter here is one: ours (:class:`Formatter` and its families) and 0.0.4's own classes
+    (``formatters.parameter``, ``formatters.prefix``, ``formatters.system_prompt``; see docs/compat-0.0.4.md).
+    """
+
+    @abstractmethod
+    def format_prompt(self, prompt: str, reasoning_params: dict[str, Any] | None = None) -> str:
+        """The prompt as one string with the reasoning instructions applied."""
+
+    @abstractmethod
+    def get_generation_params(self, reasoning_params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Extra parameters for generation (``model.generate()`` or the server request)."""
+
+    def supports_backend(self, backend_type: str) -> bool:
+        """Whether this formatter works with ``backend_type`` (``pytorch`` or ``vllm``): all do, as in 0.0.4."""
+        return True
+
+
+class Formatter(ReasoningFormatter):
     """The plain family: one user message, no reasoning switch."""
 
     family = "plain"
