@@ -451,3 +451,16 @@ def _gpu_memory(torch: Any, device_ids: list[int]) -> dict[int | str, str]:
 
 def _memory_key(key: str) -> int | str:
     return int(key) if key.isdigit() else key
+
+
+def _new_pytorch_backend(cls: type[PyTorchBackend], *args: Any, **kwargs: Any) -> PyTorchBackend:
+    """0.0.4's ``PyTorchBackend(model=..., device=..., ...)`` builds its adapter (backends/legacy.py); ours
+    ``PyTorchBackend(config)`` is unchanged."""
+    if cls is PyTorchBackend and not (args and isinstance(args[0], BenchmarkConfig)) and "config" not in kwargs:
+        from ai_energy_benchmarks.backends.legacy import LegacyPyTorchBackend
+
+        cls = LegacyPyTorchBackend
+    return object.__new__(cls)
+
+
+PyTorchBackend.__new__ = _new_pytorch_backend  # type: ignore[method-assign,assignment]
