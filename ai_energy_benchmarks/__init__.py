@@ -18,7 +18,27 @@ from ai_energy_benchmarks.exceptions import (
 )
 
 if TYPE_CHECKING:
+    from ai_energy_benchmarks.config.parser import BenchmarkConfig, ConfigParser
     from ai_energy_benchmarks.runner import BenchmarkRunner
+
+#: ai_energy_benchmarks 0.0.4's top-level names, imported on first use (``import ai_energy_benchmarks`` stays light).
+_LAZY_NAMES = {
+    "BenchmarkRunner": "ai_energy_benchmarks.runner",
+    "BenchmarkConfig": "ai_energy_benchmarks.config.parser",
+    "ConfigParser": "ai_energy_benchmarks.config.parser",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``from ai_energy_benchmarks import BenchmarkRunner, BenchmarkConfig, ConfigParser`` (0.0.4's exports)."""
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ai_energy_benchmarks' has no attribute '{name}'")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 def create_benchmark(
@@ -43,8 +63,11 @@ def create_benchmark(
 
 __all__ = [
     "BackendError",
+    "BenchmarkConfig",
     "BenchmarkError",
+    "BenchmarkRunner",
     "ConfigError",
+    "ConfigParser",
     "DatasetError",
     "MeterError",
     "__version__",

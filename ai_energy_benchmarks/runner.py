@@ -23,12 +23,14 @@ from ai_energy_benchmarks import interrupts
 from ai_energy_benchmarks.backends.base import Backend, RequestRecord
 from ai_energy_benchmarks.backends.registry import create_backend
 from ai_energy_benchmarks.config.loader import Overrides, build_config, load_config
+from ai_energy_benchmarks.config.parser import as_runner_config
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.datasets.loader import PromptSet, load_prompts, prompt_source
 from ai_energy_benchmarks.energy.base import IntervalReading, MeterSet, WindowMeasurement
 from ai_energy_benchmarks.energy.registry import check_meter_names, create_meters
 from ai_energy_benchmarks.environment import collect_environment
 from ai_energy_benchmarks.exceptions import BenchmarkError, ConfigError, Interrupted
+from ai_energy_benchmarks.legacy_runner import LegacyRunnerParts
 from ai_energy_benchmarks.results.aggregate import aggregate
 from ai_energy_benchmarks.results.writers import (
     append_csv_row_to,
@@ -80,7 +82,7 @@ def config_sha256(config: BenchmarkConfig) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-class BenchmarkRunner:
+class BenchmarkRunner(LegacyRunnerParts):
     """Runs one benchmark described by a :class:`BenchmarkConfig` and returns its JSON-safe result.
 
     Example::
@@ -96,6 +98,7 @@ class BenchmarkRunner:
         progress: ProgressCallback | None = None,
         config_source: str = "python",
     ) -> None:
+        config = as_runner_config(config)  # a 0.0.4-style config object (config/parser.py): its set fields
         if isinstance(config, BenchmarkConfig):
             self.config = config
         else:
@@ -108,9 +111,9 @@ class BenchmarkRunner:
         self.run_dir = self.output_dir
         #: The result as written by the latest :meth:`run` (None until its report and CSV row are written).
         self.result: dict[str, Any] | None = None
-        #: The backend of the latest :meth:`run` (None before): callers such as AIEnergyScore's batch runner reach
-        #: it after the run for clean-up. It is closed (model released) when :meth:`run` returns or raises.
-        self.backend: Backend | None = None
+        #: ``self.backend`` (legacy_runner.py): before :meth:`run`, 0.0.4's adapter built on first use (nothing
+        #: loaded); after it, the backend of the latest run, which callers such as AIEnergyScore's batch runner reach
+        #: for clean-up. It is closed (model released) when :meth:`run` returns or raises.
 
     # -- validation ------------------------------------------------------------------------------------------
     def check(self) -> None:

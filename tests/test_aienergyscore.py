@@ -96,7 +96,8 @@ def aienergyscore_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[st
     base = tmp_path_factory.mktemp("aienergyscore")
     cfg = aienergyscore_config(base / "results")
     runner = BenchmarkRunner(cfg)
-    assert runner.backend is None  # batch_runner.py probes runner.backend when validate() fails: it must exist
+    # batch_runner.py probes runner.backend when validate() fails: it exists (0.0.4's adapter), nothing loaded yet
+    assert runner.backend is not None and runner.backend.model is None
     assert runner.validate() is True
     result = runner.run()
     # batch_runner.py's clean-up after a run: drop the backend's model and tokenizer, then the backend.

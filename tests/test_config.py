@@ -27,7 +27,7 @@ from ai_energy_benchmarks.cli import main
 from ai_energy_benchmarks.config import load_config
 from ai_energy_benchmarks.config.docs import render_markdown
 from ai_energy_benchmarks.config.loader import build_config, interpolate_env, load_config_data
-from ai_energy_benchmarks.config.parser import (
+from ai_energy_benchmarks.config.schema import (  # typed; config.parser's 0.0.4 classes: test_compat_0_0_4.py
     BackendConfig,
     BenchmarkConfig,
     MetricsConfig,

@@ -20,9 +20,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from ai_energy_benchmarks.config.parser import BackendConfig, MetricsConfig
 from ai_energy_benchmarks.config.redact import REDACTED, redact_override, redact_text, redact_url
-from ai_energy_benchmarks.config.schema import ScenarioConfig
+from ai_energy_benchmarks.config.schema import BackendConfig, MetricsConfig, ScenarioConfig
 from ai_energy_benchmarks.datasets.loader import MAX_CSV_FIELD_CHARS, load_prompts
 from ai_energy_benchmarks.exceptions import DatasetError
 from ai_energy_benchmarks.results.aggregate import SCHEMA_VERSION

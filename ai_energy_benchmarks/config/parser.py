@@ -1,47 +1,406 @@
-"""Compatibility module: the names AIEnergyScore (and older callers) import.
+"""ai_energy_benchmarks 0.0.4's config names, as code written against it (AIEnergyScore among it) uses them.
 
-``from ai_energy_benchmarks.config.parser import BenchmarkConfig, BackendConfig, ScenarioConfig, MetricsConfig,
-ReporterConfig`` keeps working; every class is constructible by keyword and coerces command-line strings.
+``BenchmarkConfig``, ``BackendConfig``, ``ScenarioConfig``, ``MetricsConfig`` and ``ReporterConfig`` here are 0.0.4's
+mutable classes: built with no arguments or by keyword, their fields set one by one in any order
+(``config.backend.type = "vllm"`` before ``endpoint`` is set). Nothing is validated on assignment. Each object
+remembers which fields were set; when a :class:`~ai_energy_benchmarks.runner.BenchmarkRunner` is built from it (or
+:meth:`BenchmarkConfig.validate` is called), those fields, and only those, are validated into the typed config
+(:class:`ai_energy_benchmarks.config.schema.BenchmarkConfig`); a field never set takes the typed config's default.
+
+Reading a field returns what was set, typed the way the run will read it (``device_ids="0, 1"`` reads ``[0, 1]``,
+``reasoning="False"`` reads ``False``; a value that cannot be typed reads as given and is refused at validation);
+reading a field that was never set returns 0.0.4's default (:data:`DEFAULTS_0_0_4`), which the run does not use
+when ours differs (docs/compat-0.0.4.md lists both).
+
+``ConfigParser`` keeps 0.0.4's static methods. Our own API is :mod:`ai_energy_benchmarks.config` (typed, validated
+at once); these names are a compatibility layer.
 """
 
 from __future__ import annotations
 
+import copy
 import os
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from ai_energy_benchmarks.config.loader import load_config
-from ai_energy_benchmarks.config.schema import (
-    BackendConfig,
-    BenchmarkConfig,
-    MetricsConfig,
-    ReporterConfig,
-    ScenarioConfig,
-)
+from pydantic import BaseModel, ValidationError
+
+from ai_energy_benchmarks.config.loader import build_config, load_config, load_config_data
+from ai_energy_benchmarks.config.schema import BenchmarkConfig as TypedBenchmarkConfig
+from ai_energy_benchmarks.config.schema import to_plain
+from ai_energy_benchmarks.exceptions import ConfigError
+
+#: 0.0.4's defaults, read back for a field that was never set (the run uses the typed config's defaults).
+DEFAULTS_0_0_4: dict[str | None, dict[str, Any]] = {
+    None: {"name": "benchmark", "output_dir": "./benchmark_output"},
+    "backend": {
+        "type": "vllm",
+        "device": "cuda",
+        "device_ids": [0],
+        "model": "openai/gpt-oss-120b",
+        "endpoint": "http://localhost:8000/v1",
+        "task": "text-generation",
+    },
+    "scenario": {
+        "dataset_name": "AIEnergyScore/text_generation",
+        "text_column_name": "text",
+        "num_samples": 10,
+        "truncation": True,
+        "reasoning": False,
+        "reasoning_params": None,
+        "input_shapes": {"batch_size": 1},
+        "generate_kwargs": {"max_new_tokens": 100, "min_new_tokens": 50},
+    },
+    "metrics": {
+        "type": "codecarbon",
+        "enabled": True,
+        "project_name": "ai_energy_benchmarks",
+        "output_dir": "./emissions",
+        "country_iso_code": "USA",
+        "region": None,
+    },
+    "reporter": {"type": "csv", "output_file": "./results/benchmark_results.csv"},
+}
+
+#: Fields whose value is a mapping: kept as an :class:`AttrDict` (item and attribute access, changes kept).
+_MAPPING_FIELDS = frozenset({"generate_kwargs", "input_shapes", "reasoning_params"})
+#: Placeholders that let one field be typed on its own (never part of a config that runs).
+_PLACEHOLDER_MODEL = "placeholder-model"
+_PLACEHOLDER_ENDPOINT = "http://localhost:8000/v1"
+
+
+class ConfigFileNotFoundError(ConfigError, FileNotFoundError):
+    """A config file that does not exist (both our :class:`ConfigError` and the built-in, as 0.0.4 raised)."""
+
+
+class ConfigValueError(ConfigError, ValueError):
+    """An invalid config from :meth:`ConfigParser.validate_config` (a ValueError, as in 0.0.4, and a ConfigError)."""
+
+
+def _typed_value(section: str | None, name: str, value: Any, backend_values: Mapping[str, Any]) -> Any:
+    """``value`` of ``section.name`` typed as the run reads it; ``value`` itself when it cannot be typed alone."""
+    backend: dict[str, Any] = {"model": _PLACEHOLDER_MODEL}
+    if "type" in backend_values:
+        backend["type"] = backend_values["type"]
+    data: dict[str, Any] = {"backend": backend}
+    if section is None:
+        data[name] = value
+    elif section == "backend":
+        backend[name] = value
+    else:
+        data[section] = {name: value}
+    if backend.get("type") == "vllm" and "endpoint" not in backend:
+        backend["endpoint"] = _PLACEHOLDER_ENDPOINT
+    try:
+        typed: Any = TypedBenchmarkConfig.model_validate(data)
+    except (ValidationError, ValueError, TypeError):
+        return value
+    owner = typed if section is None else getattr(typed, section)
+    return getattr(owner, name, value)
+
+
+class AttrDict(dict[str, Any]):
+    """A dict (0.0.4's ``generate_kwargs``, ``input_shapes``, ``reasoning_params``) whose known keys also read as
+    attributes, typed as the run reads them (``generate_kwargs.max_new_tokens``)."""
+
+    def __init__(self, data: Mapping[str, Any] | None = None, path: tuple[str, str] = ("scenario", "")) -> None:
+        super().__init__(to_plain(data) if data is not None else {})
+        self._path = path
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_") or key not in self:
+            raise AttributeError(key)
+        section, field = self._path
+        typed = _typed_value(section, field, dict(self), {})
+        if isinstance(typed, Mapping):
+            return typed.get(key, self[key])
+        return getattr(typed, key, self[key])
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> AttrDict:
+        return AttrDict(copy.deepcopy(dict(self), memo), self._path)
+
+
+class _Section:
+    """One 0.0.4 config section: fields set in any order, remembered, validated later (see the module docstring)."""
+
+    _section: ClassVar[str | None] = None
+
+    def __init__(self, **fields: Any) -> None:
+        object.__setattr__(self, "_values", {})
+        object.__setattr__(self, "_handed_out", {})
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    # -- fields ------------------------------------------------------------------------------------------------
+    @classmethod
+    def _defaults(cls) -> dict[str, Any]:
+        return DEFAULTS_0_0_4[cls._section]
+
+    def _wrap(self, name: str, value: Any) -> Any:
+        if name in _MAPPING_FIELDS and isinstance(value, Mapping) and not isinstance(value, BaseModel):
+            return AttrDict(value, (self._section or "", name))
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+            return
+        self._values[name] = self._wrap(name, value)
+        self._handed_out.pop(name, None)
+
+    def __delattr__(self, name: str) -> None:
+        if name not in self._values:
+            raise AttributeError(name)
+        del self._values[name]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        values = self.__dict__.get("_values", {})
+        if name in values:
+            value = values[name]
+            if isinstance(value, (AttrDict, _Section)):
+                return value
+            return _typed_value(self._section, name, value, self._backend_values())
+        defaults = self._defaults()
+        if name not in defaults:
+            raise AttributeError(f"{type(self).__name__} has no field '{name}'")
+        handed_out = self.__dict__["_handed_out"]
+        if name not in handed_out:
+            # A mutable default handed out is kept: a change made to it in place counts as setting the field.
+            handed_out[name] = self._wrap(name, copy.deepcopy(defaults[name]))
+        return handed_out[name]
+
+    def _backend_values(self) -> Mapping[str, Any]:
+        return self._values if self._section == "backend" else {}
+
+    def is_set(self, name: str) -> bool:
+        """Whether ``name`` was given (or a default handed out was changed in place)."""
+        return name in self.set_fields()
+
+    def set_fields(self) -> dict[str, Any]:
+        """The fields given so far, as plain data (a default handed out and changed in place counts as given)."""
+        data = {name: to_plain(value) for name, value in self._values.items()}
+        for name, value in self._handed_out.items():
+            if isinstance(value, (dict, list)) and to_plain(value) != self._defaults()[name]:
+                data[name] = to_plain(value)
+        return data
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in self.set_fields().items())
+        return f"{type(self).__name__}({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, _Section)
+        return self.set_fields() == other.set_fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as 0.0.4's dataclasses
+
+
+class BackendConfig(_Section):
+    """0.0.4's backend section (type, model, device, device_ids, endpoint, task) plus every key of ours."""
+
+    _section = "backend"
+
+    def set_fields(self) -> dict[str, Any]:
+        data = super().set_fields()
+        if data.get("task") == "text-generation":  # 0.0.4's only task: nothing to configure
+            del data["task"]
+        return data
+
+
+class ScenarioConfig(_Section):
+    """0.0.4's scenario section plus every key of ours."""
+
+    _section = "scenario"
+
+
+class MetricsConfig(_Section):
+    """0.0.4's metrics section plus every key of ours."""
+
+    _section = "metrics"
+
+
+class ReporterConfig(_Section):
+    """0.0.4's reporter section."""
+
+    _section = "reporter"
+
+
+_SECTIONS: dict[str, type[_Section]] = {
+    "backend": BackendConfig,
+    "scenario": ScenarioConfig,
+    "metrics": MetricsConfig,
+    "reporter": ReporterConfig,
+}
+
+
+class BenchmarkConfig(_Section):
+    """0.0.4's whole config: ``BenchmarkConfig()`` then fields set one by one, or every section by keyword.
+
+    A section may be given as its class here, as a typed section of :mod:`ai_energy_benchmarks.config.schema` or as
+    a mapping. :meth:`to_typed_config` (called by the runner) validates what was set.
+    """
+
+    _section = None
+
+    def __init__(self, **fields: Any) -> None:
+        object.__setattr__(self, "_values", {})
+        object.__setattr__(self, "_handed_out", {})
+        for name, section_cls in _SECTIONS.items():
+            self._values[name] = section_cls()
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        section_cls = _SECTIONS.get(name)
+        if section_cls is None or name.startswith("_"):
+            super().__setattr__(name, value)
+            return
+        if isinstance(value, section_cls):
+            section = value
+        elif isinstance(value, BaseModel):
+            section = section_cls(**value.model_dump(exclude_unset=True))
+        elif isinstance(value, Mapping):
+            section = section_cls(**{str(k): v for k, v in value.items()})
+        else:
+            raise TypeError(f"{name}: expected a {section_cls.__name__} or a mapping, got {type(value).__name__}")
+        self._values[name] = section
+
+    def __delattr__(self, name: str) -> None:
+        if name in _SECTIONS:
+            self._values[name] = _SECTIONS[name]()
+            return
+        super().__delattr__(name)
+
+    def set_fields(self) -> dict[str, Any]:
+        """Everything given so far as nested plain data (sections with nothing set left out)."""
+        data: dict[str, Any] = {}
+        for name, value in self._values.items():
+            if isinstance(value, _Section):
+                fields = value.set_fields()
+                if fields:
+                    data[name] = fields
+            else:
+                data[name] = to_plain(value)
+        return data
+
+    def to_typed_config(self, origin: str = "python") -> TypedBenchmarkConfig:
+        """The typed, validated config of the fields that were set.
+
+        Raises:
+            ConfigError: one line naming ``origin``, the key path, what was expected and what was found.
+        """
+        return build_config(self.set_fields(), origin)
+
+    def validate(self) -> bool:
+        """Validate what was set (raises :class:`ConfigError`); True when valid."""
+        self.to_typed_config()
+        return True
+
+    def to_public_dict(self) -> dict[str, Any]:
+        """The typed config as plain data with secrets redacted (see the typed config's ``to_public_dict``)."""
+        return self.to_typed_config().to_public_dict()
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> BenchmarkConfig:
+        """A config whose set fields are ``data`` (nested mappings, as a YAML file holds them)."""
+        return cls(**{str(k): v for k, v in to_plain(data).items()})
+
+
+def as_runner_config(config: Any) -> Any:
+    """What the runner builds from: a 0.0.4-style :class:`BenchmarkConfig` becomes the plain data of its set fields
+    (validated by the runner, with its errors); anything else is returned as it is."""
+    return config.set_fields() if isinstance(config, BenchmarkConfig) else config
+
+
+def _backend_types() -> set[str]:
+    from importlib import metadata
+
+    from ai_energy_benchmarks.backends.registry import available_backends
+
+    names = set(available_backends())
+    names.update(entry.name for entry in metadata.entry_points(group="ai_energy_benchmarks.backends"))
+    return names
 
 
 class ConfigParser:
-    """Loads a YAML config file into a :class:`BenchmarkConfig` (kept for callers of the old API)."""
+    """0.0.4's config loader: static methods, callable on the class or on an instance."""
 
+    @staticmethod
     def load_config(
-        self, config_path: str | os.PathLike[str], overrides: dict[str, Any] | list[str] | None = None
+        config_path: str | os.PathLike[str], overrides: Mapping[str, Any] | list[str] | None = None
     ) -> BenchmarkConfig:
-        """Load and validate ``config_path`` with optional overrides."""
-        return load_config(config_path, overrides)
+        """Load ``config_path`` (YAML, with ``defaults:`` and ``${VAR:-x}``) and optional overrides; validate it.
+
+        Raises:
+            FileNotFoundError: (a :class:`ConfigFileNotFoundError`) when the file does not exist.
+            ConfigError: when the file's content is invalid (one line naming the file and the key).
+        """
+        if not os.path.exists(config_path):
+            raise ConfigFileNotFoundError(f"Config file not found: {config_path}")
+        data, origin = load_config_data(config_path, dict(overrides) if isinstance(overrides, Mapping) else overrides)
+        config = BenchmarkConfig.from_data(data)
+        config.to_typed_config(origin)  # the same errors as our loader, at load time
+        return config
+
+    @staticmethod
+    def load_config_with_overrides(
+        config_path: str | os.PathLike[str], overrides: Mapping[str, Any] | list[str] | None = None
+    ) -> BenchmarkConfig:
+        """:meth:`load_config` with ``overrides``: a nested dict (``{"scenario": {"num_samples": 20}}``) or
+        ``key=value`` strings."""
+        return ConfigParser.load_config(config_path, overrides)
+
+    @staticmethod
+    def validate_config(config: BenchmarkConfig | TypedBenchmarkConfig) -> bool:
+        """True when ``config`` is valid; otherwise a ValueError (a :class:`ConfigValueError`) with 0.0.4's message
+        for the checks 0.0.4 made, then ours for everything else."""
+        backend_type = config.backend.type
+        if backend_type not in _backend_types():
+            raise ConfigValueError(f"Invalid backend type: {backend_type}")
+        if backend_type == "vllm" and not config.backend.endpoint:
+            raise ConfigValueError("vLLM backend requires endpoint configuration")
+        num_samples = config.scenario.num_samples
+        if isinstance(num_samples, int) and not isinstance(num_samples, bool) and num_samples < 1:
+            raise ConfigValueError("num_samples must be >= 1")
+        metrics_type = config.metrics.type
+        try:
+            from ai_energy_benchmarks.energy.registry import check_meter_names
+
+            check_meter_names([metrics_type] if isinstance(metrics_type, str) else list(metrics_type))
+        except (ConfigError, TypeError):
+            raise ConfigValueError(f"Invalid metrics type: {metrics_type}") from None
+        if config.reporter.type != "csv":
+            raise ConfigValueError(f"Invalid reporter type: {config.reporter.type}")
+        if isinstance(config, BenchmarkConfig):
+            try:
+                config.to_typed_config()
+            except ConfigError as exc:
+                raise ConfigValueError(str(exc)) from None
+        return True
 
 
 def parse_config(
     config_path: str | os.PathLike[str], overrides: dict[str, Any] | list[str] | None = None
-) -> BenchmarkConfig:
-    """Load and validate ``config_path`` with optional overrides."""
+) -> TypedBenchmarkConfig:
+    """Load and validate ``config_path`` with optional overrides (the typed config)."""
     return load_config(config_path, overrides)
 
 
 __all__ = [
+    "DEFAULTS_0_0_4",
+    "AttrDict",
     "BackendConfig",
     "BenchmarkConfig",
+    "ConfigFileNotFoundError",
     "ConfigParser",
+    "ConfigValueError",
     "MetricsConfig",
     "ReporterConfig",
     "ScenarioConfig",
+    "as_runner_config",
     "parse_config",
 ]
