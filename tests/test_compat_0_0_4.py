@@ -157,6 +157,37 @@ def test_sections_accept_mappings_and_typed_sections_and_changes_in_place() -> N
     assert typed.scenario.generate_kwargs.max_new_tokens == 60 and typed.metrics.enabled is False
 
 
+def test_an_endpoint_without_a_type_is_vllm_as_in_0_0_4() -> None:
+    from ai_energy_benchmarks.config.parser import BackendConfig, BenchmarkConfig
+
+    config = BenchmarkConfig(backend=BackendConfig(model="m", endpoint="http://127.0.0.1:8000/v1"))
+    assert config.backend.type == "vllm" and config.to_typed_config().backend.type == "vllm"
+    assert BenchmarkConfig(backend=BackendConfig(model="m")).to_typed_config().backend.type == "pytorch"
+
+
+def test_a_list_read_back_is_the_one_stored() -> None:
+    from ai_energy_benchmarks.config.parser import BackendConfig
+
+    backend = BackendConfig(type="pytorch", model="m", device_ids=[0])
+    backend.device_ids.append(1)  # changed in place, as 0.0.4's dataclass field was
+    assert backend.device_ids == [0, 1] and backend.set_fields()["device_ids"] == [0, 1]
+
+
+def test_configs_copy_and_pickle() -> None:
+    import copy
+    import pickle
+
+    from ai_energy_benchmarks.config.parser import BenchmarkConfig
+
+    config = BenchmarkConfig(
+        backend={"type": "pytorch", "model": "m"}, scenario={"generate_kwargs": {"max_new_tokens": 3}}
+    )
+    for clone in (copy.deepcopy(config), pickle.loads(pickle.dumps(config))):
+        assert clone == config and clone.scenario.generate_kwargs.max_new_tokens == 3
+        clone.backend.model = "other"
+        assert config.backend.model == "m"
+
+
 def test_task_text_generation_is_accepted_as_in_0_0_4() -> None:
     from ai_energy_benchmarks.config.parser import BackendConfig, BenchmarkConfig
 

@@ -161,7 +161,8 @@ class _Section:
             value = values[name]
             if isinstance(value, (AttrDict, _Section)):
                 return value
-            return _typed_value(self._section, name, value, self._backend_values())
+            typed = _typed_value(self._section, name, value, self._backend_values())
+            return value if typed == value and type(typed) is type(value) else typed  # the stored list stays live
         defaults = self._defaults()
         if name not in defaults:
             raise AttributeError(f"{type(self).__name__} has no field '{name}'")
@@ -205,9 +206,13 @@ class BackendConfig(_Section):
     _section = "backend"
 
     def set_fields(self) -> dict[str, Any]:
+        """As for every section; with an ``endpoint`` and no ``type``, the type is 0.0.4's default, ``vllm`` (the only
+        type an endpoint means); ``task: text-generation`` (0.0.4's only task) is left out."""
         data = super().set_fields()
-        if data.get("task") == "text-generation":  # 0.0.4's only task: nothing to configure
+        if data.get("task") == "text-generation":
             del data["task"]
+        if "type" not in data and data.get("endpoint"):
+            data = {"type": "vllm", **data}
         return data
 
 
