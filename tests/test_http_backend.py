@@ -936,16 +936,16 @@ def test_runner_end_to_end_with_the_fake_server(server: FakeOpenAIServer, tmp_pa
     assert len(lines) == 48 and first["error_class"] is None and len(first["chunk_times_s"]) >= 1
 
 
-def test_set_phase_names_runs_for_drivers_other_than_the_runner(server: FakeOpenAIServer) -> None:
+def test_set_phase_is_the_only_source_of_a_runs_label(server: FakeOpenAIServer) -> None:
     config = make_config(server.url + "/v1", scenario={"warmup_runs": 1, "measure_prefill": True})
     with loaded(config) as backend:
         backend.set_phase("generate-0")
         run_all(backend, ["a", "b"], config)
         backend.set_phase("custom")
         run_all(backend, ["c"], config)
-        run_all(backend, ["d"], config)  # no name given: inferred from the runner's order (here: generate-0)
+        run_all(backend, ["d"], config)  # no name given: never guessed, named by its position
         labels = [run["label"] for run in backend.describe()["http"]["runs"]]
-    assert labels == ["generate-0", "custom", "generate-0"]
+    assert labels == ["generate-0", "custom", "run-2"]
 
 
 def test_runner_writes_a_partial_report_when_a_hopeless_run_stops(server: FakeOpenAIServer, tmp_path: Path) -> None:

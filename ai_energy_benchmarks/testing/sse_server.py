@@ -1,8 +1,10 @@
 """A small OpenAI-compatible streaming server for tests, able to inject every failure the HTTP backend classifies.
 
 It serves ``/v1/completions`` and ``/v1/chat/completions`` (server-sent events shaped like vLLM's, with the usage
-chunk when ``stream_options.include_usage`` is set), ``/v1/models``, ``/health``, ``/version`` and a vLLM-style
-Prometheus ``/metrics``, on a free loopback port, from a background thread::
+chunk when ``stream_options.include_usage`` is set), ``/v1/models``, ``/health`` and Prometheus ``/metrics``, on a
+free loopback port, from a background thread. ``server`` (``vllm``, ``sglang``, ``tgi``, ``openai``) chooses whose
+manners it has (:mod:`.server_profiles`): metrics series, info endpoint (``/version``, ``/get_server_info``,
+``/info``), ``owned_by``, the request extensions it reads, and whether it refuses fields it does not know::
 
     with FakeOpenAIServer(models=["tiny"], token_delay_s=0.001) as server:
         endpoint = server.url + "/v1"
@@ -45,6 +47,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from aiohttp import web
+
+from ai_energy_benchmarks.testing.server_profiles import EXTENSIONS, SPEAKS, Counters
 
 _FAULT = re.compile(r"\[fault:([a-z0-9_]+)(?::([0-9.]+))?\]")
 HOST = "127.0.0.1"
@@ -110,8 +114,11 @@ class FakeOpenAIServer:
         reasoning_tokens: int = 0,
         eos_after_tokens: int | None = None,
         retry_after: str | None = None,
+        server: str = "vllm",
     ) -> None:
         self.models = list(models)
+        #: Whose manners this server has (see :mod:`.server_profiles`).
+        self.speaks = SPEAKS[server]
         self.api_key = api_key
         self.token_delay_s = token_delay_s
         self.first_token_delay_s = first_token_delay_s
@@ -137,11 +144,8 @@ class FakeOpenAIServer:
         self.attempts: Counter[str] = Counter()
         #: ``time.perf_counter()`` of every generation request's arrival, by prompt.
         self.attempt_times: dict[str, list[float]] = {}
-        self.active = 0
         self.max_concurrent = 0
-        self.generation_tokens_total = 0
-        self.prompt_tokens_total = 0
-        self.request_success_total = 0
+        self.counters = Counters()
         self.port = 0
         self._started_at = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -208,7 +212,8 @@ class FakeOpenAIServer:
     async def _serve(self) -> None:
         app = web.Application()
         app.router.add_get("/health", self._health)
-        app.router.add_get("/version", self._version)
+        if self.speaks.info_path is not None:
+            app.router.add_get(self.speaks.info_path, self._info)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/completions", self._completions)
@@ -230,44 +235,34 @@ class FakeOpenAIServer:
         return self.api_key is None or header == f"Bearer {self.api_key}"
 
     async def _health(self, request: web.Request) -> web.Response:
-        if not self.health:
+        if not self.health or not self.speaks.has_health:
             return web.Response(status=404)
         if time.monotonic() - self._started_at < self.not_ready_for_s:
             return web.Response(status=503)
         return web.Response(status=200)
 
-    async def _version(self, request: web.Request) -> web.Response:
-        return web.json_response({"version": "fake-0.1"})
+    async def _info(self, request: web.Request) -> web.Response:
+        return web.json_response(self.speaks.info(self.models[0], self.max_model_len))
 
     async def _models(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
             return _error(401, "Unauthorized", "AuthenticationError")
         data = [
-            {"id": m, "object": "model", "owned_by": "fake", "root": m, "max_model_len": self.max_model_len}
+            {
+                "id": m,
+                "object": "model",
+                "owned_by": self.speaks.owned_by(m),
+                "root": m,
+                "max_model_len": self.max_model_len,
+            }
             for m in self.models
         ]
         return web.json_response({"object": "list", "data": data})
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        if not self.metrics:
+        if not self.metrics or self.speaks.name == "openai":
             return web.Response(status=404)
-        lines = []
-        for model in self.models:
-            labels = f'engine="0",model_name="{model}"'
-            share = 1.0 if model == self.models[0] else 0.0
-            lines += [
-                "# TYPE vllm:num_requests_running gauge",
-                f"vllm:num_requests_running{{{labels}}} {float(self.active) * share}",
-                f"vllm:num_requests_waiting{{{labels}}} 0.0",
-                f"vllm:kv_cache_usage_perc{{{labels}}} {min(1.0, self.active / 100) * share}",
-                "# TYPE vllm:generation_tokens_total counter",
-                f"vllm:generation_tokens_total{{{labels}}} {float(self.generation_tokens_total) * share}",
-                f"vllm:generation_tokens_created{{{labels}}} 1.7e9",
-                f"vllm:prompt_tokens_total{{{labels}}} {float(self.prompt_tokens_total) * share}",
-                f'vllm:request_success_total{{engine="0",finished_reason="length",model_name="{model}"}} '
-                f"{float(self.request_success_total) * share}",
-                f'vllm:time_to_first_token_seconds_bucket{{{labels},le="0.1"}} 1.0',
-            ]
+        lines = self.speaks.metrics(self.models, self.counters)
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
     # -- generation ------------------------------------------------------------------------------------------------
@@ -296,6 +291,10 @@ class FakeOpenAIServer:
         rejected = sorted(self.rejected_fields & set(body))
         if rejected:
             return _error(400, f"unsupported field: {rejected[0]}", "BadRequestError")
+        unread = sorted((EXTENSIONS - self.speaks.reads) & set(body))
+        if unread and self.speaks.rejects_unknown:
+            return _error(400, f"Unrecognized request argument supplied: {unread[0]}", "invalid_request_error")
+        body = {key: value for key, value in body.items() if key not in unread}  # not read: as if never sent
         max_tokens = int(body.get("max_tokens") or self.default_max_tokens)
         if max_tokens >= self.max_model_len:
             return _error(400, f"max_tokens={max_tokens} cannot be greater than max_model_len", "BadRequestError")
@@ -319,14 +318,14 @@ class FakeOpenAIServer:
             return web.json_response(_full_response(chat, model, tokens, prompt_tokens))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
         await response.prepare(request)
-        self.active += 1
-        self.max_concurrent = max(self.max_concurrent, self.active)
+        self.counters.active += 1
+        self.max_concurrent = max(self.max_concurrent, self.counters.active)
         try:
             await self._stream(request, response, chat, model, tokens, prompt_tokens, include_usage, fault, argument)
         except ConnectionResetError:
             pass  # the client went away (for instance after its read timeout)
         finally:
-            self.active -= 1
+            self.counters.active -= 1
         return response
 
     async def _early_fault(
@@ -374,7 +373,7 @@ class FakeOpenAIServer:
             text = "".join("" if (sent + i == 0 and self.empty_first_token) else f" t{sent + i}" for i in range(count))
             finish = "length" if sent + count >= tokens else None
             if chunk_index == 2 and fault == "reset":
-                self.generation_tokens_total += sent
+                self.counters.generation_tokens += sent
                 if request.transport is not None:
                     request.transport.abort()
                 return
@@ -388,7 +387,7 @@ class FakeOpenAIServer:
                 )
                 if fault == "error_event":
                     await response.write(b"data: [DONE]\n\n")
-                self.generation_tokens_total += sent
+                self.counters.generation_tokens += sent
                 await response.write_eof()
                 return
             if chunk_index == 2 and fault == "stall_mid":
@@ -416,9 +415,9 @@ class FakeOpenAIServer:
         await response.write_eof()
 
     def _count(self, prompt_tokens: int, tokens: int) -> None:
-        self.prompt_tokens_total += prompt_tokens
-        self.generation_tokens_total += tokens
-        self.request_success_total += 1
+        self.counters.prompt_tokens += prompt_tokens
+        self.counters.generation_tokens += tokens
+        self.counters.successes += 1
 
 
 def _event(payload: dict[str, Any]) -> bytes:
