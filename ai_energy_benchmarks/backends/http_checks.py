@@ -208,3 +208,18 @@ class ServerChecks:
         )
         logger.info("%s", note)
         return False, note
+
+
+def check_first_answer(result: hc.Attempt, url: str) -> bool:
+    """Judge the answer to the first request (see ``OpenAIHTTPBackend._check_request``): a 4xx is a configuration
+    error, any other failure a server error; whether the stream carried a usage block (warned when not)."""
+    if result.error_class == hc.HTTP_4XX:
+        raise ConfigError(f"scenario.generate_kwargs / backend: the server rejected a request: {result.error}")
+    if result.error_class is not None:
+        raise BackendError(f"backend.endpoint: a first request to {url} failed ({result.error_class}): {result.error}")
+    if result.usage is None:
+        logger.warning(
+            "the server sent no usage block in the stream (stream_options.include_usage): output tokens are "
+            "counted as streamed chunks, which undercounts when a chunk carries several tokens"
+        )
+    return result.usage is not None

@@ -16,10 +16,7 @@ import json
 import logging
 import random
 import time
-from collections import Counter
-from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
 
 import aiohttp
 
@@ -38,6 +35,7 @@ from ai_energy_benchmarks.backends.http_answers import (  # noqa: F401 (re-expor
 )
 from ai_energy_benchmarks.backends.http_metrics import SlotTrace
 from ai_energy_benchmarks.backends.http_prometheus import parse_prometheus
+from ai_energy_benchmarks.backends.http_run import RunPlan, RunState, make_record, note_contradictions
 from ai_energy_benchmarks.backends.http_schedule import (  # noqa: F401 (re-exported)
     MAX_RETRY_WAIT_S,
     RETRY_AFTER_SPREAD,
@@ -84,53 +82,6 @@ KEEPALIVE_S = 4.0
 #: ``PRECISE_WAIT_S`` before a scheduled send are slept in a helper thread (``time.sleep`` is precise to
 #: microseconds) so that arrivals keep their schedule without spinning.
 PRECISE_WAIT_S = 0.002
-
-
-@dataclass
-class RunPlan:
-    """One call of ``Backend.run``: what to send and how."""
-
-    label: str
-    prompts: list[str]
-    base_body: dict[str, Any]
-    chat: bool
-    concurrency: int
-    render: Callable[[str], dict[str, Any]] | None = None
-    request_rate: float | None = None
-    arrival: str = "poisson"
-    burstiness: float = 1.0
-    seed: int = 0
-    duration_s: float | None = None
-    max_retries: int = 3
-    retry_backoff_s: float = 0.5
-    max_consecutive_failures: int = 0
-    scrape_interval_s: float | None = None
-
-
-@dataclass
-class RunState:
-    """What happened during one run (filled on the event loop, read by the backend afterwards)."""
-
-    plan: RunPlan
-    trace: SlotTrace
-    records: list[RequestRecord] = field(default_factory=list)
-    sent: int = 0
-    not_sent: int = 0
-    drift_s: list[float] = field(default_factory=list)
-    held_for_slot: int = 0
-    retries: Counter[str] = field(default_factory=Counter)
-    #: Every wait before a retry (s), in the order they were drawn.
-    retry_waits_s: list[float] = field(default_factory=list)
-    #: Requests whose answer contradicted the request or the stream, by contradiction.
-    contradictions: Counter[str] = field(default_factory=Counter)
-    consecutive_failures: int = 0
-    stop_reason: str | None = None
-    usage_missing: int = 0
-    prometheus_before: dict[str, float] | None = None
-    prometheus_after: dict[str, float] | None = None
-    prometheus_samples: list[tuple[float, dict[str, float]]] = field(default_factory=list)
-    scrape_errors: int = 0
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class HttpClient:
@@ -306,7 +257,7 @@ class HttpClient:
                     raise
                 result = Attempt(error_class=ABORTED, error=f"aborted: {state.stop_reason}")
             end = time.perf_counter()
-            record = _record(index, start, end, result, state, self.model_names)
+            record = make_record(index, start, end, result, state, self.model_names)
         finally:
             if task is not None:
                 state.tasks.discard(task)
@@ -314,7 +265,7 @@ class HttpClient:
             slots.release()
         state.records.append(record)
         if record.contradictions:
-            _note_contradictions(state, record)
+            note_contradictions(state, record)
         emit(record)
         if record.error_class == ABORTED:
             return
@@ -386,55 +337,3 @@ def encode_body(plan: RunPlan, prompt: str) -> bytes:
     else:
         body["prompt"] = prompt
     return json.dumps(body).encode("utf-8")
-
-
-def _note_contradictions(state: RunState, record: RequestRecord) -> None:
-    """Count a record's contradictions; log the first of each kind in a run as a warning."""
-    for flag in record.contradictions or ():
-        if not state.contradictions[flag]:
-            logger.warning(
-                "run '%s', request %d: the server's answer contradicts %s (%s); flagged in requests.jsonl%s",
-                state.plan.label,
-                record.index,
-                "the stream" if flag == USAGE_BELOW_CHUNKS else "the request",
-                flag,
-                f", usage claimed {record.usage_completion_tokens} output tokens, {record.completion_tokens} counted "
-                "from the stream"
-                if record.usage_completion_tokens is not None
-                else "",
-            )
-        state.contradictions[flag] += 1
-
-
-def _record(
-    index: int, start: float, end: float, result: Attempt, state: RunState, model: str | Collection[str]
-) -> RequestRecord:
-    usage = result.usage if isinstance(result.usage, dict) else None
-    if usage is None and result.error_class is None:
-        state.usage_missing += 1
-    claimed = _int(usage.get("completion_tokens")) if usage else None
-    completion, flags = check_answer(claimed, len(result.chunk_times), result.models, state.plan.base_body, model)
-    if result.error_class is not None:  # a broken stream is short by nature: only what it said is checked
-        flags = [flag for flag in flags if flag != BELOW_MIN_TOKENS]
-    believed = not (USAGE_OVER_MAX_TOKENS in flags or USAGE_BELOW_CHUNKS in flags)
-    prompt_tokens = (_int(usage.get("prompt_tokens")) if usage else None) or 0
-    reasoning_tokens, reasoning_from = _reasoning_tokens(usage, result)
-    error_class, error = result.error_class, result.error
-    if error_class is None and completion == 0:
-        error_class, error = EMPTY_COMPLETION, "the stream completed without any output token"
-    return RequestRecord(
-        index=index,
-        num_prompts=1,
-        start_s=start,
-        end_s=end,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion,
-        first_token_s=result.first_token_s,
-        error=error,
-        chunk_times_s=result.chunk_times,
-        error_class=error_class,
-        reasoning_tokens=reasoning_tokens,
-        reasoning_tokens_from=reasoning_from,
-        contradictions=flags or None,
-        usage_completion_tokens=None if believed else claimed,
-    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ai_energy_benchmarks.backends import http_client as hc
-from ai_energy_benchmarks.backends.http_metrics import request_metrics, schedule_drift, steady_state
+from ai_energy_benchmarks.backends.http_metrics import error_counts, request_metrics, schedule_drift, steady_state
 from ai_energy_benchmarks.backends.http_prometheus import prometheus_summary
 from ai_energy_benchmarks.backends.servers.base import MetricNames
 from ai_energy_benchmarks.config.schema import BackendConfig
@@ -75,3 +75,18 @@ def energy_scope(on_this_host: bool, gpus: list[int] | None, device: str) -> dic
             "CPU and RAM energy cover client and server together"
         )
     return {"server_on_this_host": on_this_host, "server_gpus_metered": gpus, "note": note}
+
+
+def stop_message(state: hc.RunState, public_endpoint: str) -> str:
+    """Why a run stopped early, with what succeeded, failed, was aborted and was never sent."""
+    records = state.records
+    ok = sum(1 for r in records if r.ok)
+    failed = {k: v for k, v in error_counts(records).items() if k != hc.ABORTED}
+    aborted = sum(1 for r in records if r.error_class == hc.ABORTED)
+    classes = ", ".join(f"{k}: {v}" for k, v in failed.items()) or "none"
+    return (
+        f"backend vllm: run '{state.plan.label}' against {public_endpoint} stopped: {state.stop_reason}. "
+        f"{ok} requests succeeded, {sum(failed.values())} failed ({classes}), {aborted} were aborted in flight "
+        f"and {state.not_sent} were not sent "
+        f"(backend.max_consecutive_failures={state.plan.max_consecutive_failures})"
+    )

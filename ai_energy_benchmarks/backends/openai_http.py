@@ -23,7 +23,7 @@ from typing import Any
 
 from ai_energy_benchmarks.backends import http_client as hc
 from ai_energy_benchmarks.backends.base import RequestRecord
-from ai_energy_benchmarks.backends.http_checks import ServerChecks, describe_exception
+from ai_energy_benchmarks.backends.http_checks import ServerChecks, check_first_answer, describe_exception
 from ai_energy_benchmarks.backends.http_endpoint import (
     API_PATHS,
     host_is_local,
@@ -34,7 +34,7 @@ from ai_energy_benchmarks.backends.http_endpoint import (
 )
 from ai_energy_benchmarks.backends.http_loop import Handoff, LoopThread
 from ai_energy_benchmarks.backends.http_metrics import error_counts, request_metrics
-from ai_energy_benchmarks.backends.http_report import energy_scope, run_summary
+from ai_energy_benchmarks.backends.http_report import energy_scope, run_summary, stop_message
 from ai_energy_benchmarks.backends.http_request import (  # noqa: F401 (re-exported)
     RequestShaper,
     build_base_body,
@@ -211,21 +211,8 @@ class OpenAIHTTPBackend:
             concurrency=1,
             render=self._shaper.request_fields,
         )
-        data = hc.encode_body(plan, "Hello")
-        result = self._loop.call(self._client.stream_once(data, plan.chat))
-        if result.error_class == hc.HTTP_4XX:
-            raise ConfigError(f"scenario.generate_kwargs / backend: the server rejected a request: {result.error}")
-        if result.error_class is not None:
-            raise BackendError(
-                f"backend.endpoint: a first request to {self.public_endpoint}{self._api_path} failed "
-                f"({result.error_class}): {result.error}"
-            )
-        self._server["usage_in_stream"] = result.usage is not None
-        if result.usage is None:
-            logger.warning(
-                "the server sent no usage block in the stream (stream_options.include_usage): output tokens are "
-                "counted as streamed chunks, which undercounts when a chunk carries several tokens"
-            )
+        result = self._loop.call(self._client.stream_once(hc.encode_body(plan, "Hello"), plan.chat))
+        self._server["usage_in_stream"] = check_first_answer(result, self.public_endpoint + self._api_path)
 
     # -- running ---------------------------------------------------------------------------------------------------
     def synchronize(self) -> None:
@@ -301,7 +288,7 @@ class OpenAIHTTPBackend:
         if label == "warmup":
             self._warmup_errors.update(error_counts(state.records))
         if state.stop_reason is not None:
-            raise BackendError(self._stop_message(state))
+            raise BackendError(stop_message(state, self.public_endpoint))
 
     async def _drive(self, plan: hc.RunPlan, handoff: Handoff) -> hc.RunState:
         assert self._client is not None
@@ -309,19 +296,6 @@ class OpenAIHTTPBackend:
             return await self._client.execute(plan, handoff.put)
         finally:
             handoff.close()
-
-    def _stop_message(self, state: hc.RunState) -> str:
-        records = state.records
-        ok = sum(1 for r in records if r.ok)
-        failed = {k: v for k, v in error_counts(records).items() if k != hc.ABORTED}
-        aborted = sum(1 for r in records if r.error_class == hc.ABORTED)
-        classes = ", ".join(f"{k}: {v}" for k, v in failed.items()) or "none"
-        return (
-            f"backend vllm: run '{state.plan.label}' against {self.public_endpoint} stopped: {state.stop_reason}. "
-            f"{ok} requests succeeded, {sum(failed.values())} failed ({classes}), {aborted} were aborted in flight "
-            f"and {state.not_sent} were not sent "
-            f"(backend.max_consecutive_failures={state.plan.max_consecutive_failures})"
-        )
 
     # -- reporting -------------------------------------------------------------------------------------------------
     def metered_gpu_ids(self) -> list[int] | None:
