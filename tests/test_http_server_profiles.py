@@ -245,3 +245,10 @@ def test_an_unreachable_server_is_still_a_backend_error_whatever_the_profile() -
     config = make_config("http://127.0.0.1:9/v1", server="tgi", ready_timeout_s=0.5)
     with pytest.raises(BackendError, match="not ready after"):
         OpenAIHTTPBackend(config).load()
+
+
+def test_server_is_a_setting_of_the_http_backend_only() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="server applies to backend type 'vllm' only"):
+        BenchmarkConfig.model_validate({"backend": {"type": "pytorch", "model": "gpt2", "server": "sglang"}})

@@ -338,6 +338,7 @@ _HTTP_ONLY = frozenset(
         "ignore_eos",
         "server_on_this_host",
         "scrape_metrics",
+        "server",
         "slo_ttft_s",
         "slo_tpot_s",
         "slo_e2e_s",
