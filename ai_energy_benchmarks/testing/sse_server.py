@@ -36,52 +36,28 @@ full, so that connecting times out. Everything binds to 127.0.0.1 only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import re
 import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
 
 from ai_energy_benchmarks.testing.server_profiles import EXTENSIONS, SPEAKS, Counters
+from ai_energy_benchmarks.testing.sse_parts import (
+    HOST,
+    chunk,
+    error,
+    event,
+    full_response,
+    refused_port,
+    unaccepting_listener,
+)
 
 _FAULT = re.compile(r"\[fault:([a-z0-9_]+)(?::([0-9.]+))?\]")
-HOST = "127.0.0.1"
-
-
-def refused_port() -> int:
-    """A loopback port nothing listens on (bound, then closed): connecting is refused."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
-@contextlib.contextmanager
-def unaccepting_listener(fill: int = 4) -> Iterator[int]:
-    """A loopback port that listens but never accepts, with its accept queue full: new connections time out."""
-    server = socket.socket()
-    pending: list[socket.socket] = []
-    try:
-        server.bind((HOST, 0))
-        server.listen(0)
-        port = int(server.getsockname()[1])
-        for _ in range(fill):
-            client = socket.socket()
-            client.setblocking(False)
-            with contextlib.suppress(BlockingIOError):
-                client.connect((HOST, port))
-            pending.append(client)
-        time.sleep(0.05)
-        yield port
-    finally:
-        for client in pending:
-            client.close()
-        server.close()
 
 
 class FakeOpenAIServer:
@@ -246,7 +222,7 @@ class FakeOpenAIServer:
 
     async def _models(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
-            return _error(401, "Unauthorized", "AuthenticationError")
+            return error(401, "Unauthorized", "AuthenticationError")
         data = [
             {
                 "id": m,
@@ -274,15 +250,15 @@ class FakeOpenAIServer:
 
     async def _generate(self, request: web.Request, chat: bool) -> web.StreamResponse:
         if not self._authorised(request):
-            return _error(401, "Unauthorized", "AuthenticationError")
+            return error(401, "Unauthorized", "AuthenticationError")
         try:
             body = await request.json()
         except ValueError:
-            return _error(400, "request body is not JSON", "BadRequestError")
+            return error(400, "request body is not JSON", "BadRequestError")
         self.bodies.append(body)
         model = body.get("model")
         if model not in self.models:
-            return _error(404, f"The model `{model}` does not exist.", "NotFoundError")
+            return error(404, f"The model `{model}` does not exist.", "NotFoundError")
         if chat:
             messages = body.get("messages") or [{}]
             prompt = str(messages[-1].get("content", ""))
@@ -290,14 +266,14 @@ class FakeOpenAIServer:
             prompt = str(body.get("prompt", ""))
         rejected = sorted(self.rejected_fields & set(body))
         if rejected:
-            return _error(400, f"unsupported field: {rejected[0]}", "BadRequestError")
+            return error(400, f"unsupported field: {rejected[0]}", "BadRequestError")
         unread = sorted((EXTENSIONS - self.speaks.reads) & set(body))
         if unread and self.speaks.rejects_unknown:
-            return _error(400, f"Unrecognized request argument supplied: {unread[0]}", "invalid_request_error")
+            return error(400, f"Unrecognized request argument supplied: {unread[0]}", "invalid_request_error")
         body = {key: value for key, value in body.items() if key not in unread}  # not read: as if never sent
         max_tokens = int(body.get("max_tokens") or self.default_max_tokens)
         if max_tokens >= self.max_model_len:
-            return _error(400, f"max_tokens={max_tokens} cannot be greater than max_model_len", "BadRequestError")
+            return error(400, f"max_tokens={max_tokens} cannot be greater than max_model_len", "BadRequestError")
         self.attempts[prompt] += 1
         self.attempt_times.setdefault(prompt, []).append(time.perf_counter())
         match = _FAULT.search(prompt)
@@ -315,7 +291,7 @@ class FakeOpenAIServer:
             model = "impostor-model"
         if not stream:
             self._count(prompt_tokens, tokens)
-            return web.json_response(_full_response(chat, model, tokens, prompt_tokens))
+            return web.json_response(full_response(chat, model, tokens, prompt_tokens))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
         await response.prepare(request)
         self.counters.active += 1
@@ -336,11 +312,11 @@ class FakeOpenAIServer:
         status = re.fullmatch(r"http_(\d{3})", fault)
         if status:
             code = int(status.group(1))
-            return _error(code, f"injected HTTP {code}", "InjectedError", retry_after="0" if code == 429 else None)
+            return error(code, f"injected HTTP {code}", "InjectedError", retry_after="0" if code == 429 else None)
         if fault in ("retry429", "retry503") and self.attempts[prompt] <= int(float(argument or 1)):
             code = int(fault[-3:])
             message = f"injected HTTP {code} (attempt {self.attempts[prompt]})"
-            return _error(code, message, "Retry", retry_after=self.retry_after)
+            return error(code, message, "Retry", retry_after=self.retry_after)
         if fault == "drop":
             if request.transport is not None:
                 request.transport.abort()
@@ -361,7 +337,7 @@ class FakeOpenAIServer:
     ) -> None:
         ident = f"fake-{id(response):x}"
         if chat and self.role_chunk:
-            await response.write(_event(_chunk(chat, ident, model, "", role=True)))
+            await response.write(event(chunk(chat, ident, model, "", role=True)))
         if fault == "stall":
             await asyncio.sleep(float(argument or 1))
         if self.first_token_delay_s:
@@ -382,7 +358,7 @@ class FakeOpenAIServer:
                     {
                         "bad_sse": b"this line is not an event\n\n",
                         "bad_json": b"data: {not json\n\n",
-                        "error_event": _event({"error": {"message": "injected engine error", "code": 500}}),
+                        "error_event": event({"error": {"message": "injected engine error", "code": 500}}),
                     }[fault]
                 )
                 if fault == "error_event":
@@ -393,7 +369,7 @@ class FakeOpenAIServer:
             if chunk_index == 2 and fault == "stall_mid":
                 await asyncio.sleep(float(argument or 1))
             thinking = chat and sent < self.reasoning_tokens
-            await response.write(_event(_chunk(chat, ident, model, text, finish=finish, reasoning=thinking)))
+            await response.write(event(chunk(chat, ident, model, text, finish=finish, reasoning=thinking)))
             sent += count
             chunk_index += 1
             if self.token_delay_s and sent < tokens:
@@ -408,7 +384,7 @@ class FakeOpenAIServer:
             if chat and self.reasoning_tokens:
                 usage["completion_tokens_details"] = {"reasoning_tokens": min(self.reasoning_tokens, tokens)}
             kind = "chat.completion.chunk" if chat else "text_completion"
-            await response.write(_event({"id": ident, "object": kind, "model": model, "choices": [], "usage": usage}))
+            await response.write(event({"id": ident, "object": kind, "model": model, "choices": [], "usage": usage}))
         self._count(prompt_tokens, tokens)
         if fault != "truncated":
             await response.write(b"data: [DONE]\n\n")
@@ -418,46 +394,6 @@ class FakeOpenAIServer:
         self.counters.prompt_tokens += prompt_tokens
         self.counters.generation_tokens += tokens
         self.counters.successes += 1
-
-
-def _event(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload, separators=(",", ":")).encode("utf-8") + b"\n\n"
-
-
-def _chunk(
-    chat: bool,
-    ident: str,
-    model: str,
-    text: str,
-    finish: str | None = None,
-    role: bool = False,
-    reasoning: bool = False,
-) -> dict[str, Any]:
-    if chat:
-        delta: dict[str, Any] = {"role": "assistant", "content": ""} if role else {"content": text}
-        if reasoning and not role:
-            delta = {"reasoning_content": text}
-        choice: dict[str, Any] = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return {"id": ident, "object": "chat.completion.chunk", "model": model, "choices": [choice]}
-    choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
-    return {"id": ident, "object": "text_completion", "model": model, "choices": [choice]}
-
-
-def _full_response(chat: bool, model: str, tokens: int, prompt_tokens: int) -> dict[str, Any]:
-    text = "".join(f" t{i}" for i in range(tokens))
-    usage = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + tokens, "completion_tokens": tokens}
-    if chat:
-        message = {"role": "assistant", "content": text}
-        choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": "length"}
-        return {"object": "chat.completion", "model": model, "choices": [choice], "usage": usage}
-    return {"object": "text_completion", "model": model, "choices": [{"index": 0, "text": text}], "usage": usage}
-
-
-def _error(status: int, message: str, kind: str, retry_after: str | None = None) -> web.Response:
-    headers = {"Retry-After": retry_after} if retry_after is not None else None
-    return web.json_response(
-        {"error": {"message": message, "type": kind, "code": status}}, status=status, headers=headers
-    )
 
 
 __all__ = ["FakeOpenAIServer", "refused_port", "unaccepting_listener"]
