@@ -27,12 +27,12 @@ CHUNK_SLACK = 1
 CONTRADICTIONS = (USAGE_OVER_MAX_TOKENS, USAGE_BELOW_CHUNKS, BELOW_MIN_TOKENS, CHUNKS_OVER_MAX_TOKENS, WRONG_MODEL)
 
 
-def _reasoning_tokens(usage: dict[str, Any] | None, result: Attempt) -> tuple[int | None, str | None]:
+def reasoning_token_count(usage: dict[str, Any] | None, result: Attempt) -> tuple[int | None, str | None]:
     """Reasoning tokens from ``usage.completion_tokens_details`` when the server reports them, else the number of
     reasoning chunks (a lower bound: a chunk may carry several tokens); None when the server marked none."""
     details = usage.get("completion_tokens_details") if usage else None
-    if isinstance(details, dict) and _int(details.get("reasoning_tokens")) is not None:
-        return _int(details.get("reasoning_tokens")), "usage"
+    if isinstance(details, dict) and as_int(details.get("reasoning_tokens")) is not None:
+        return as_int(details.get("reasoning_tokens")), "usage"
     if result.reasoning_chunks:
         return result.reasoning_chunks, "chunks"
     return None, None
@@ -41,10 +41,10 @@ def _reasoning_tokens(usage: dict[str, Any] | None, result: Attempt) -> tuple[in
 def _limits(body: dict[str, Any]) -> tuple[int | None, int | None]:
     """(least, most) output tokens the request asked for: ``min_tokens`` (``max_tokens`` with ``ignore_eos``) and
     ``max_tokens``; None where it set none."""
-    most = _int(body.get("max_tokens"))
+    most = as_int(body.get("max_tokens"))
     if most is None:
-        most = _int(body.get("max_completion_tokens"))
-    least = most if body.get("ignore_eos") is True else _int(body.get("min_tokens"))
+        most = as_int(body.get("max_completion_tokens"))
+    least = most if body.get("ignore_eos") is True else as_int(body.get("min_tokens"))
     return least, most
 
 
@@ -77,5 +77,6 @@ def check_answer(
     return count, flags
 
 
-def _int(value: Any) -> int | None:
+def as_int(value: Any) -> int | None:
+    """``value`` as an int when it is a JSON number (never a bool), else None."""
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

@@ -189,9 +189,9 @@ class ServerChecks:
         """Read the server's version; whether its profile's metrics are at ``/metrics`` and, if not, why."""
         if profile.version_path is not None:
             data = self._get_json(profile.version_path)
-            version = data.get("version") if data is not None else None
-            if version is not None:
-                self.server["version"] = str(version)
+            if data is not None:
+                version = data.get("version")
+                self.server["version"] = str(version) if version is not None else None
         if not self._backend.scrape_metrics:
             return False, "scraping off (backend.scrape_metrics=false)"
         if profile.metrics is None:

@@ -29,8 +29,6 @@ from ai_energy_benchmarks.backends.http_answers import (  # noqa: F401 (re-expor
     USAGE_BELOW_CHUNKS,
     USAGE_OVER_MAX_TOKENS,
     WRONG_MODEL,
-    _int,
-    _reasoning_tokens,
     check_answer,
 )
 from ai_energy_benchmarks.backends.http_metrics import SlotTrace

@@ -15,9 +15,9 @@ from ai_energy_benchmarks.backends.http_answers import (
     BELOW_MIN_TOKENS,
     USAGE_BELOW_CHUNKS,
     USAGE_OVER_MAX_TOKENS,
-    _int,
-    _reasoning_tokens,
+    as_int,
     check_answer,
+    reasoning_token_count,
 )
 from ai_energy_benchmarks.backends.http_metrics import SlotTrace
 from ai_energy_benchmarks.backends.http_stream import EMPTY_COMPLETION, Attempt
@@ -96,13 +96,13 @@ def make_record(
     usage = result.usage if isinstance(result.usage, dict) else None
     if usage is None and result.error_class is None:
         state.usage_missing += 1
-    claimed = _int(usage.get("completion_tokens")) if usage else None
+    claimed = as_int(usage.get("completion_tokens")) if usage else None
     completion, flags = check_answer(claimed, len(result.chunk_times), result.models, state.plan.base_body, model)
     if result.error_class is not None:  # a broken stream is short by nature: only what it said is checked
         flags = [flag for flag in flags if flag != BELOW_MIN_TOKENS]
     believed = not (USAGE_OVER_MAX_TOKENS in flags or USAGE_BELOW_CHUNKS in flags)
-    prompt_tokens = (_int(usage.get("prompt_tokens")) if usage else None) or 0
-    reasoning_tokens, reasoning_from = _reasoning_tokens(usage, result)
+    prompt_tokens = (as_int(usage.get("prompt_tokens")) if usage else None) or 0
+    reasoning_tokens, reasoning_from = reasoning_token_count(usage, result)
     error_class, error = result.error_class, result.error
     if error_class is None and completion == 0:
         error_class, error = EMPTY_COMPLETION, "the stream completed without any output token"
