@@ -252,3 +252,34 @@ def test_server_is_a_setting_of_the_http_backend_only() -> None:
 
     with pytest.raises(ValidationError, match="server applies to backend type 'vllm' only"):
         BenchmarkConfig.model_validate({"backend": {"type": "pytorch", "model": "gpt2", "server": "sglang"}})
+
+
+def test_a_new_server_profile_is_one_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A module defining PROFILE in the servers package is found by name and takes part in detection."""
+    import sys
+
+    from ai_energy_benchmarks.backends import servers
+
+    (tmp_path / "lmdeploy.py").write_text(
+        "from ai_energy_benchmarks.backends.servers.base import ServerFacts, ServerProfile, owned_by_reason\n"
+        "class LMDeployProfile(ServerProfile):\n"
+        "    def recognise(self, facts: ServerFacts) -> str | None:\n"
+        "        return owned_by_reason(facts, 'lmdeploy')\n"
+        "PROFILE = LMDeployProfile(name='lmdeploy', title='LMDeploy', extensions=frozenset({'ignore_eos'}),\n"
+        "                          health_path='/health', version_path=None, metrics=None)\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(servers, "__path__", [*servers.__path__, str(tmp_path)])
+    servers.profiles.cache_clear()
+    try:
+        assert get_profile("lmdeploy").supports("ignore_eos")
+        profile, reason = detect(ServerFacts(models=[{"id": "m", "owned_by": "lmdeploy"}]))
+        assert profile.name == "lmdeploy" and reason == "/v1/models says owned_by 'lmdeploy'"
+        with speaking("vllm") as fake:
+            run_once(make_config(fake.url + "/v1", server="lmdeploy"), ["hi"])
+        assert fake.bodies[-1]["ignore_eos"] is True and "min_tokens" not in fake.bodies[-1]
+    finally:
+        monkeypatch.undo()
+        servers.profiles.cache_clear()
+        sys.modules.pop("ai_energy_benchmarks.backends.servers.lmdeploy", None)
+    assert "lmdeploy" not in profiles()
