@@ -284,6 +284,10 @@ def test_benchmark_runner_end_to_end_with_energy(vllm_server: str, tmp_path: Pat
     generate = http["runs"][2]
     assert generate["prometheus"]["cross_check"]["agrees"]
     assert result["model"]["endpoint_on_this_host"] is True
+    # backend.server unset: a real vLLM is recognised by its own series, and nothing it reads is left out
+    profile = result["model"]["server_profile"]
+    assert profile["name"] == "vllm" and profile["chosen_by"] == "detected: /metrics has 'vllm:' series"
+    assert profile["not_sent"] == [] and result["model"]["server"]["version"]
     lines = (tmp_path / "out" / "requests.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 80  # prefill + generate
     steady = http["steady_state"][0]

@@ -1,4 +1,5 @@
-"""Latency statistics, goodput, the steady-state window and the server's Prometheus view for the HTTP backend.
+"""Latency statistics, goodput and the steady-state window for the HTTP backend (the server's Prometheus view is
+in ``http_prometheus``).
 
 Pure functions over :class:`RequestRecord` lists and scraped samples: no I/O here. Times are
 ``time.perf_counter()`` seconds unless a key says otherwise.
@@ -7,42 +8,22 @@ Pure functions over :class:`RequestRecord` lists and scraped samples: no I/O her
 from __future__ import annotations
 
 import itertools
-import math
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ai_energy_benchmarks.backends.base import RequestRecord
+from ai_energy_benchmarks.backends.http_prometheus import (  # noqa: F401 (re-exported)
+    COUNTER_SERIES,
+    CROSS_CHECK_TOLERANCE,
+    HISTOGRAM_SERIES,
+    SAMPLED_SERIES,
+    parse_prometheus,
+    prometheus_summary,
+    token_cross_check,
+)
 from ai_energy_benchmarks.results import stats
-
-#: Relative difference between the server's and the client's token totals above which the cross-check is flagged.
-CROSS_CHECK_TOLERANCE = 0.01
-
-#: Prometheus series kept in every 1 s sample (summed over label sets of the served model).
-SAMPLED_SERIES = (
-    "vllm:num_requests_running",
-    "vllm:num_requests_waiting",
-    "vllm:kv_cache_usage_perc",
-    "vllm:generation_tokens_total",
-    "vllm:prompt_tokens_total",
-)
-#: Counters reported as deltas over a run.
-COUNTER_SERIES = (
-    "vllm:generation_tokens_total",
-    "vllm:prompt_tokens_total",
-    "vllm:request_success_total",
-    "vllm:num_preemptions_total",
-)
-#: Histograms whose mean over a run (delta of _sum / delta of _count) is reported, by short name.
-HISTOGRAM_SERIES = {
-    "ttft_s": "vllm:time_to_first_token_seconds",
-    "itl_s": "vllm:inter_token_latency_seconds",
-    "e2e_s": "vllm:e2e_request_latency_seconds",
-    "queue_s": "vllm:request_queue_time_seconds",
-    "prefill_s": "vllm:request_prefill_time_seconds",
-    "decode_s": "vllm:request_decode_time_seconds",
-}
 
 
 def distribution(values: Sequence[float]) -> dict[str, float | int | None]:
@@ -299,102 +280,4 @@ def schedule_drift(drift_s: Sequence[float], late_for_slot: int) -> dict[str, An
         "count": len(values_ms),
         "held_for_a_slot": late_for_slot,
         "note": "send time minus scheduled time, for requests whose slot was free when they were due",
-    }
-
-
-# -- Prometheus ----------------------------------------------------------------------------------------------------
-def parse_prometheus(text: str, model: str | Collection[str] | None = None) -> dict[str, float]:
-    """Sum every ``vllm:`` series over its label sets (only those of ``model``, a name or the model's names, when
-    series carry ``model_name``).
-
-    The text is parsed by ``prometheus_client``'s exposition-format parser, so label values are unescaped and labels
-    are matched by name and whole value. Histogram buckets and ``_created`` timestamps are skipped; ``_sum`` and
-    ``_count`` are kept; NaN samples are ignored. Raises ``ValueError`` for text that is not in the format.
-    """
-    from prometheus_client.parser import text_string_to_metric_families
-
-    names = None if model is None else ({model} if isinstance(model, str) else set(model))
-    values: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            name = sample.name
-            if not name.startswith("vllm:") or name.endswith(("_bucket", "_created")):
-                continue
-            served = sample.labels.get("model_name")
-            if names is not None and served is not None and served not in names:
-                continue
-            if math.isnan(sample.value):
-                continue
-            values[name] = values.get(name, 0.0) + sample.value
-    return values
-
-
-def _gauge_summary(samples: Sequence[dict[str, float]], name: str) -> dict[str, float | None] | None:
-    values = [s[name] for s in samples if name in s]
-    if not values:
-        return None
-    return {"mean": stats.mean(values), "max": max(values)}
-
-
-def prometheus_summary(
-    before: dict[str, float] | None,
-    after: dict[str, float] | None,
-    samples: Sequence[tuple[float, dict[str, float]]],
-    run_start_s: float,
-    client_output_tokens: int,
-    client_prompt_tokens: int,
-    scrape_errors: int,
-) -> dict[str, Any]:
-    """The server's view of one run: gauges over the 1 s samples, counter deltas, histogram means, cross-check."""
-    summary: dict[str, Any] = {"scrapes": len(samples) + (before is not None) + (after is not None)}
-    summary["scrape_errors"] = scrape_errors
-    gauges = [values for _, values in samples]
-    if after is not None:
-        gauges = [*gauges, after]
-    summary["num_requests_running"] = _gauge_summary(gauges, "vllm:num_requests_running")
-    summary["num_requests_waiting"] = _gauge_summary(gauges, "vllm:num_requests_waiting")
-    summary["kv_cache_usage_perc"] = _gauge_summary(gauges, "vllm:kv_cache_usage_perc")
-    summary["samples"] = [
-        {"t_offset_s": round(t - run_start_s, 4), **{k.removeprefix("vllm:"): v for k, v in values.items()}}
-        for t, values in samples
-    ]
-    if before is None or after is None:
-        summary["deltas"] = None
-        summary["server_mean_latency_s"] = None
-        summary["cross_check"] = None
-        return summary
-    deltas = {name: after[name] - before[name] for name in COUNTER_SERIES if name in after and name in before}
-    summary["deltas"] = deltas
-    means: dict[str, float | None] = {}
-    for short, name in HISTOGRAM_SERIES.items():
-        count = after.get(f"{name}_count", 0.0) - before.get(f"{name}_count", 0.0)
-        total = after.get(f"{name}_sum", 0.0) - before.get(f"{name}_sum", 0.0)
-        means[short] = total / count if count > 0 else None
-    summary["server_mean_latency_s"] = means
-    summary["cross_check"] = token_cross_check(deltas, client_output_tokens, client_prompt_tokens)
-    return summary
-
-
-def token_cross_check(
-    deltas: dict[str, float], client_output_tokens: int, client_prompt_tokens: int
-) -> dict[str, Any] | None:
-    """Compare the server's generated / prompt token counters with the client's totals (from ``usage``)."""
-    server_output = deltas.get("vllm:generation_tokens_total")
-    if server_output is None:
-        return None
-    server_prompt = deltas.get("vllm:prompt_tokens_total")
-    difference = abs(server_output - client_output_tokens) / max(server_output, client_output_tokens, 1)
-    negative = server_output < 0 or (server_prompt is not None and server_prompt < 0)
-    return {
-        "server_output_tokens": server_output,
-        "client_output_tokens": client_output_tokens,
-        "server_prompt_tokens": server_prompt,
-        "client_prompt_tokens": client_prompt_tokens,
-        "output_relative_difference": difference,
-        "tolerance": CROSS_CHECK_TOLERANCE,
-        "agrees": (not negative) and difference <= CROSS_CHECK_TOLERANCE,
-        "note": "server counters restarted during the run"
-        if negative
-        else "server counters include every client of this server; the client counts its own requests (failed "
-        "ones too, as far as they streamed)",
     }

@@ -257,6 +257,11 @@ class BackendConfig(_Section):
     scrape_metrics: bool = Field(
         True, description="`vllm`: scrape the server's Prometheus `/metrics` every second during the run."
     )
+    server: str | None = Field(
+        None,
+        description="`vllm`: the server's profile (`vllm`, `sglang`, `tgi`, `openai`): its request extensions, "
+        "metrics and health path. Unset: detected from the server (`/metrics`, `/v1/models`, `/info`).",
+    )
     slo_ttft_s: float | None = Field(None, gt=0, description="`vllm`: time-to-first-token objective for goodput (s).")
     slo_tpot_s: float | None = Field(None, gt=0, description="`vllm`: time-per-output-token objective for goodput (s).")
     slo_e2e_s: float | None = Field(None, gt=0, description="`vllm`: end-to-end latency objective for goodput (s).")
@@ -333,6 +338,7 @@ _HTTP_ONLY = frozenset(
         "ignore_eos",
         "server_on_this_host",
         "scrape_metrics",
+        "server",
         "slo_ttft_s",
         "slo_tpot_s",
         "slo_e2e_s",

@@ -1,8 +1,10 @@
 """A small OpenAI-compatible streaming server for tests, able to inject every failure the HTTP backend classifies.
 
 It serves ``/v1/completions`` and ``/v1/chat/completions`` (server-sent events shaped like vLLM's, with the usage
-chunk when ``stream_options.include_usage`` is set), ``/v1/models``, ``/health``, ``/version`` and a vLLM-style
-Prometheus ``/metrics``, on a free loopback port, from a background thread::
+chunk when ``stream_options.include_usage`` is set), ``/v1/models``, ``/health`` and Prometheus ``/metrics``, on a
+free loopback port, from a background thread. ``server`` (``vllm``, ``sglang``, ``tgi``, ``openai``) chooses whose
+manners it has (:mod:`.server_profiles`): metrics series, info endpoint (``/version``, ``/get_server_info``,
+``/info``), ``owned_by``, the request extensions it reads, and whether it refuses fields it does not know::
 
     with FakeOpenAIServer(models=["tiny"], token_delay_s=0.001) as server:
         endpoint = server.url + "/v1"
@@ -34,50 +36,28 @@ full, so that connecting times out. Everything binds to 127.0.0.1 only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import re
 import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
 
+from ai_energy_benchmarks.testing.server_profiles import EXTENSIONS, SPEAKS, Counters
+from ai_energy_benchmarks.testing.sse_parts import (
+    HOST,
+    chunk,
+    error,
+    event,
+    full_response,
+    refused_port,
+    unaccepting_listener,
+)
+
 _FAULT = re.compile(r"\[fault:([a-z0-9_]+)(?::([0-9.]+))?\]")
-HOST = "127.0.0.1"
-
-
-def refused_port() -> int:
-    """A loopback port nothing listens on (bound, then closed): connecting is refused."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
-@contextlib.contextmanager
-def unaccepting_listener(fill: int = 4) -> Iterator[int]:
-    """A loopback port that listens but never accepts, with its accept queue full: new connections time out."""
-    server = socket.socket()
-    pending: list[socket.socket] = []
-    try:
-        server.bind((HOST, 0))
-        server.listen(0)
-        port = int(server.getsockname()[1])
-        for _ in range(fill):
-            client = socket.socket()
-            client.setblocking(False)
-            with contextlib.suppress(BlockingIOError):
-                client.connect((HOST, port))
-            pending.append(client)
-        time.sleep(0.05)
-        yield port
-    finally:
-        for client in pending:
-            client.close()
-        server.close()
 
 
 class FakeOpenAIServer:
@@ -110,8 +90,11 @@ class FakeOpenAIServer:
         reasoning_tokens: int = 0,
         eos_after_tokens: int | None = None,
         retry_after: str | None = None,
+        server: str = "vllm",
     ) -> None:
         self.models = list(models)
+        #: Whose manners this server has (see :mod:`.server_profiles`).
+        self.speaks = SPEAKS[server]
         self.api_key = api_key
         self.token_delay_s = token_delay_s
         self.first_token_delay_s = first_token_delay_s
@@ -137,11 +120,8 @@ class FakeOpenAIServer:
         self.attempts: Counter[str] = Counter()
         #: ``time.perf_counter()`` of every generation request's arrival, by prompt.
         self.attempt_times: dict[str, list[float]] = {}
-        self.active = 0
         self.max_concurrent = 0
-        self.generation_tokens_total = 0
-        self.prompt_tokens_total = 0
-        self.request_success_total = 0
+        self.counters = Counters()
         self.port = 0
         self._started_at = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -208,7 +188,8 @@ class FakeOpenAIServer:
     async def _serve(self) -> None:
         app = web.Application()
         app.router.add_get("/health", self._health)
-        app.router.add_get("/version", self._version)
+        if self.speaks.info_path is not None:
+            app.router.add_get(self.speaks.info_path, self._info)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/completions", self._completions)
@@ -230,44 +211,34 @@ class FakeOpenAIServer:
         return self.api_key is None or header == f"Bearer {self.api_key}"
 
     async def _health(self, request: web.Request) -> web.Response:
-        if not self.health:
+        if not self.health or not self.speaks.has_health:
             return web.Response(status=404)
         if time.monotonic() - self._started_at < self.not_ready_for_s:
             return web.Response(status=503)
         return web.Response(status=200)
 
-    async def _version(self, request: web.Request) -> web.Response:
-        return web.json_response({"version": "fake-0.1"})
+    async def _info(self, request: web.Request) -> web.Response:
+        return web.json_response(self.speaks.info(self.models[0], self.max_model_len))
 
     async def _models(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
-            return _error(401, "Unauthorized", "AuthenticationError")
+            return error(401, "Unauthorized", "AuthenticationError")
         data = [
-            {"id": m, "object": "model", "owned_by": "fake", "root": m, "max_model_len": self.max_model_len}
+            {
+                "id": m,
+                "object": "model",
+                "owned_by": self.speaks.owned_by(m),
+                "root": m,
+                "max_model_len": self.max_model_len,
+            }
             for m in self.models
         ]
         return web.json_response({"object": "list", "data": data})
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        if not self.metrics:
+        if not self.metrics or self.speaks.name == "openai":
             return web.Response(status=404)
-        lines = []
-        for model in self.models:
-            labels = f'engine="0",model_name="{model}"'
-            share = 1.0 if model == self.models[0] else 0.0
-            lines += [
-                "# TYPE vllm:num_requests_running gauge",
-                f"vllm:num_requests_running{{{labels}}} {float(self.active) * share}",
-                f"vllm:num_requests_waiting{{{labels}}} 0.0",
-                f"vllm:kv_cache_usage_perc{{{labels}}} {min(1.0, self.active / 100) * share}",
-                "# TYPE vllm:generation_tokens_total counter",
-                f"vllm:generation_tokens_total{{{labels}}} {float(self.generation_tokens_total) * share}",
-                f"vllm:generation_tokens_created{{{labels}}} 1.7e9",
-                f"vllm:prompt_tokens_total{{{labels}}} {float(self.prompt_tokens_total) * share}",
-                f'vllm:request_success_total{{engine="0",finished_reason="length",model_name="{model}"}} '
-                f"{float(self.request_success_total) * share}",
-                f'vllm:time_to_first_token_seconds_bucket{{{labels},le="0.1"}} 1.0',
-            ]
+        lines = self.speaks.metrics(self.models, self.counters)
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
     # -- generation ------------------------------------------------------------------------------------------------
@@ -279,15 +250,15 @@ class FakeOpenAIServer:
 
     async def _generate(self, request: web.Request, chat: bool) -> web.StreamResponse:
         if not self._authorised(request):
-            return _error(401, "Unauthorized", "AuthenticationError")
+            return error(401, "Unauthorized", "AuthenticationError")
         try:
             body = await request.json()
         except ValueError:
-            return _error(400, "request body is not JSON", "BadRequestError")
+            return error(400, "request body is not JSON", "BadRequestError")
         self.bodies.append(body)
         model = body.get("model")
         if model not in self.models:
-            return _error(404, f"The model `{model}` does not exist.", "NotFoundError")
+            return error(404, f"The model `{model}` does not exist.", "NotFoundError")
         if chat:
             messages = body.get("messages") or [{}]
             prompt = str(messages[-1].get("content", ""))
@@ -295,10 +266,14 @@ class FakeOpenAIServer:
             prompt = str(body.get("prompt", ""))
         rejected = sorted(self.rejected_fields & set(body))
         if rejected:
-            return _error(400, f"unsupported field: {rejected[0]}", "BadRequestError")
+            return error(400, f"unsupported field: {rejected[0]}", "BadRequestError")
+        unread = sorted((EXTENSIONS - self.speaks.reads) & set(body))
+        if unread and self.speaks.rejects_unknown:
+            return error(400, f"Unrecognized request argument supplied: {unread[0]}", "invalid_request_error")
+        body = {key: value for key, value in body.items() if key not in unread}  # not read: as if never sent
         max_tokens = int(body.get("max_tokens") or self.default_max_tokens)
         if max_tokens >= self.max_model_len:
-            return _error(400, f"max_tokens={max_tokens} cannot be greater than max_model_len", "BadRequestError")
+            return error(400, f"max_tokens={max_tokens} cannot be greater than max_model_len", "BadRequestError")
         self.attempts[prompt] += 1
         self.attempt_times.setdefault(prompt, []).append(time.perf_counter())
         match = _FAULT.search(prompt)
@@ -316,17 +291,17 @@ class FakeOpenAIServer:
             model = "impostor-model"
         if not stream:
             self._count(prompt_tokens, tokens)
-            return web.json_response(_full_response(chat, model, tokens, prompt_tokens))
+            return web.json_response(full_response(chat, model, tokens, prompt_tokens))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
         await response.prepare(request)
-        self.active += 1
-        self.max_concurrent = max(self.max_concurrent, self.active)
+        self.counters.active += 1
+        self.max_concurrent = max(self.max_concurrent, self.counters.active)
         try:
             await self._stream(request, response, chat, model, tokens, prompt_tokens, include_usage, fault, argument)
         except ConnectionResetError:
             pass  # the client went away (for instance after its read timeout)
         finally:
-            self.active -= 1
+            self.counters.active -= 1
         return response
 
     async def _early_fault(
@@ -337,11 +312,11 @@ class FakeOpenAIServer:
         status = re.fullmatch(r"http_(\d{3})", fault)
         if status:
             code = int(status.group(1))
-            return _error(code, f"injected HTTP {code}", "InjectedError", retry_after="0" if code == 429 else None)
+            return error(code, f"injected HTTP {code}", "InjectedError", retry_after="0" if code == 429 else None)
         if fault in ("retry429", "retry503") and self.attempts[prompt] <= int(float(argument or 1)):
             code = int(fault[-3:])
             message = f"injected HTTP {code} (attempt {self.attempts[prompt]})"
-            return _error(code, message, "Retry", retry_after=self.retry_after)
+            return error(code, message, "Retry", retry_after=self.retry_after)
         if fault == "drop":
             if request.transport is not None:
                 request.transport.abort()
@@ -362,7 +337,7 @@ class FakeOpenAIServer:
     ) -> None:
         ident = f"fake-{id(response):x}"
         if chat and self.role_chunk:
-            await response.write(_event(_chunk(chat, ident, model, "", role=True)))
+            await response.write(event(chunk(chat, ident, model, "", role=True)))
         if fault == "stall":
             await asyncio.sleep(float(argument or 1))
         if self.first_token_delay_s:
@@ -374,7 +349,7 @@ class FakeOpenAIServer:
             text = "".join("" if (sent + i == 0 and self.empty_first_token) else f" t{sent + i}" for i in range(count))
             finish = "length" if sent + count >= tokens else None
             if chunk_index == 2 and fault == "reset":
-                self.generation_tokens_total += sent
+                self.counters.generation_tokens += sent
                 if request.transport is not None:
                     request.transport.abort()
                 return
@@ -383,18 +358,18 @@ class FakeOpenAIServer:
                     {
                         "bad_sse": b"this line is not an event\n\n",
                         "bad_json": b"data: {not json\n\n",
-                        "error_event": _event({"error": {"message": "injected engine error", "code": 500}}),
+                        "error_event": event({"error": {"message": "injected engine error", "code": 500}}),
                     }[fault]
                 )
                 if fault == "error_event":
                     await response.write(b"data: [DONE]\n\n")
-                self.generation_tokens_total += sent
+                self.counters.generation_tokens += sent
                 await response.write_eof()
                 return
             if chunk_index == 2 and fault == "stall_mid":
                 await asyncio.sleep(float(argument or 1))
             thinking = chat and sent < self.reasoning_tokens
-            await response.write(_event(_chunk(chat, ident, model, text, finish=finish, reasoning=thinking)))
+            await response.write(event(chunk(chat, ident, model, text, finish=finish, reasoning=thinking)))
             sent += count
             chunk_index += 1
             if self.token_delay_s and sent < tokens:
@@ -409,56 +384,16 @@ class FakeOpenAIServer:
             if chat and self.reasoning_tokens:
                 usage["completion_tokens_details"] = {"reasoning_tokens": min(self.reasoning_tokens, tokens)}
             kind = "chat.completion.chunk" if chat else "text_completion"
-            await response.write(_event({"id": ident, "object": kind, "model": model, "choices": [], "usage": usage}))
+            await response.write(event({"id": ident, "object": kind, "model": model, "choices": [], "usage": usage}))
         self._count(prompt_tokens, tokens)
         if fault != "truncated":
             await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
 
     def _count(self, prompt_tokens: int, tokens: int) -> None:
-        self.prompt_tokens_total += prompt_tokens
-        self.generation_tokens_total += tokens
-        self.request_success_total += 1
-
-
-def _event(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload, separators=(",", ":")).encode("utf-8") + b"\n\n"
-
-
-def _chunk(
-    chat: bool,
-    ident: str,
-    model: str,
-    text: str,
-    finish: str | None = None,
-    role: bool = False,
-    reasoning: bool = False,
-) -> dict[str, Any]:
-    if chat:
-        delta: dict[str, Any] = {"role": "assistant", "content": ""} if role else {"content": text}
-        if reasoning and not role:
-            delta = {"reasoning_content": text}
-        choice: dict[str, Any] = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return {"id": ident, "object": "chat.completion.chunk", "model": model, "choices": [choice]}
-    choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
-    return {"id": ident, "object": "text_completion", "model": model, "choices": [choice]}
-
-
-def _full_response(chat: bool, model: str, tokens: int, prompt_tokens: int) -> dict[str, Any]:
-    text = "".join(f" t{i}" for i in range(tokens))
-    usage = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + tokens, "completion_tokens": tokens}
-    if chat:
-        message = {"role": "assistant", "content": text}
-        choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": "length"}
-        return {"object": "chat.completion", "model": model, "choices": [choice], "usage": usage}
-    return {"object": "text_completion", "model": model, "choices": [{"index": 0, "text": text}], "usage": usage}
-
-
-def _error(status: int, message: str, kind: str, retry_after: str | None = None) -> web.Response:
-    headers = {"Retry-After": retry_after} if retry_after is not None else None
-    return web.json_response(
-        {"error": {"message": message, "type": kind, "code": status}}, status=status, headers=headers
-    )
+        self.counters.prompt_tokens += prompt_tokens
+        self.counters.generation_tokens += tokens
+        self.counters.successes += 1
 
 
 __all__ = ["FakeOpenAIServer", "refused_port", "unaccepting_listener"]

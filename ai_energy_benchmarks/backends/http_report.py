@@ -1,0 +1,92 @@
+"""What the HTTP backend reports about its runs: each run's summary, and whose energy the meters read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ai_energy_benchmarks.backends import http_client as hc
+from ai_energy_benchmarks.backends.http_metrics import error_counts, request_metrics, schedule_drift, steady_state
+from ai_energy_benchmarks.backends.http_prometheus import prometheus_summary
+from ai_energy_benchmarks.backends.servers.base import MetricNames
+from ai_energy_benchmarks.config.schema import BackendConfig
+
+
+def run_summary(label: str, state: hc.RunState, backend: BackendConfig, names: MetricNames | None) -> dict[str, Any]:
+    """One run's requests, latencies, load shape, steady state and (when scraped) the server's Prometheus view."""
+    trace = state.trace
+    duration = (trace.end_s or trace.start_s) - trace.start_s
+    records = state.records
+    summary: dict[str, Any] = {
+        "label": label,
+        "requests_sent": state.sent,
+        "requests_not_sent": state.not_sent,
+        "start_s": trace.start_s,
+        "end_s": trace.end_s,
+        **request_metrics(records, duration, backend.slo_ttft_s, backend.slo_tpot_s, backend.slo_e2e_s),
+        "retries_by_class": dict(sorted(state.retries.items())),
+        "concurrency": {
+            "limit": trace.concurrency,
+            "max_in_flight": trace.max_occupied(),
+            "mean_in_flight": trace.mean_occupied(),
+        },
+        "steady_state": steady_state(trace, records),
+        "stopped": state.stop_reason,
+        "responses_without_usage": state.usage_missing,
+    }
+    if state.plan.request_rate is not None:
+        summary["schedule_drift"] = schedule_drift(state.drift_s, state.held_for_slot)
+    if state.plan.scrape_interval_s is not None and names is not None:
+        summary["prometheus"] = prometheus_summary(
+            state.prometheus_before,
+            state.prometheus_after,
+            state.prometheus_samples,
+            trace.start_s,
+            client_output_tokens=sum(r.completion_tokens for r in records),
+            client_prompt_tokens=sum(r.prompt_tokens for r in records),
+            scrape_errors=state.scrape_errors,
+            names=names,
+        )
+    return summary
+
+
+def energy_scope(on_this_host: bool, gpus: list[int] | None, device: str) -> dict[str, Any]:
+    """Whose energy the meters read: the server's GPUs when it is on this host (``gpus``: None for all), and what
+    the CPU and RAM figures cover."""
+    if not on_this_host:
+        note = (
+            "the endpoint is not on this host: this host's GPUs are not the server's, so no GPU energy is "
+            "attributed to the server; CPU and RAM energy are this (client) machine's only"
+        )
+    elif gpus is None:
+        note = (
+            "the server is on this host: every GPU visible here is metered as the server's (backend.device "
+            f"{device}; set backend.device_ids to name the server's GPUs); CPU and RAM energy cover "
+            "client and server together"
+        )
+    elif not gpus:
+        note = (
+            f"the server is on this host, but backend.device is {device}: no GPU is metered as the "
+            "server's (set backend.device_ids to the server's GPUs to meter them); CPU and RAM energy cover "
+            "client and server together"
+        )
+    else:
+        note = (
+            f"the server is on this host: GPUs {gpus} are metered as the server's (backend.device/device_ids); "
+            "CPU and RAM energy cover client and server together"
+        )
+    return {"server_on_this_host": on_this_host, "server_gpus_metered": gpus, "note": note}
+
+
+def stop_message(state: hc.RunState, public_endpoint: str) -> str:
+    """Why a run stopped early, with what succeeded, failed, was aborted and was never sent."""
+    records = state.records
+    ok = sum(1 for r in records if r.ok)
+    failed = {k: v for k, v in error_counts(records).items() if k != hc.ABORTED}
+    aborted = sum(1 for r in records if r.error_class == hc.ABORTED)
+    classes = ", ".join(f"{k}: {v}" for k, v in failed.items()) or "none"
+    return (
+        f"backend vllm: run '{state.plan.label}' against {public_endpoint} stopped: {state.stop_reason}. "
+        f"{ok} requests succeeded, {sum(failed.values())} failed ({classes}), {aborted} were aborted in flight "
+        f"and {state.not_sent} were not sent "
+        f"(backend.max_consecutive_failures={state.plan.max_consecutive_failures})"
+    )

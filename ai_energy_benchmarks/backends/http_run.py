@@ -1,0 +1,124 @@
+"""One run of the HTTP backend: its plan (what to send and how) and its state (what happened), and the record
+of each request built from its attempt and checked against the plan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from ai_energy_benchmarks.backends.base import RequestRecord
+from ai_energy_benchmarks.backends.http_answers import (
+    BELOW_MIN_TOKENS,
+    USAGE_BELOW_CHUNKS,
+    USAGE_OVER_MAX_TOKENS,
+    as_int,
+    check_answer,
+    reasoning_token_count,
+)
+from ai_energy_benchmarks.backends.http_metrics import SlotTrace
+from ai_energy_benchmarks.backends.http_stream import EMPTY_COMPLETION, Attempt
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunPlan:
+    """One call of ``Backend.run``: what to send and how."""
+
+    label: str
+    prompts: list[str]
+    base_body: dict[str, Any]
+    chat: bool
+    concurrency: int
+    render: Callable[[str], dict[str, Any]] | None = None
+    request_rate: float | None = None
+    arrival: str = "poisson"
+    burstiness: float = 1.0
+    seed: int = 0
+    duration_s: float | None = None
+    max_retries: int = 3
+    retry_backoff_s: float = 0.5
+    max_consecutive_failures: int = 0
+    scrape_interval_s: float | None = None
+
+
+@dataclass
+class RunState:
+    """What happened during one run (filled on the event loop, read by the backend afterwards)."""
+
+    plan: RunPlan
+    trace: SlotTrace
+    records: list[RequestRecord] = field(default_factory=list)
+    sent: int = 0
+    not_sent: int = 0
+    drift_s: list[float] = field(default_factory=list)
+    held_for_slot: int = 0
+    retries: Counter[str] = field(default_factory=Counter)
+    #: Every wait before a retry (s), in the order they were drawn.
+    retry_waits_s: list[float] = field(default_factory=list)
+    #: Requests whose answer contradicted the request or the stream, by contradiction.
+    contradictions: Counter[str] = field(default_factory=Counter)
+    consecutive_failures: int = 0
+    stop_reason: str | None = None
+    usage_missing: int = 0
+    prometheus_before: dict[str, float] | None = None
+    prometheus_after: dict[str, float] | None = None
+    prometheus_samples: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+    scrape_errors: int = 0
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+def note_contradictions(state: RunState, record: RequestRecord) -> None:
+    """Count a record's contradictions; log the first of each kind in a run as a warning."""
+    for flag in record.contradictions or ():
+        if not state.contradictions[flag]:
+            logger.warning(
+                "run '%s', request %d: the server's answer contradicts %s (%s); flagged in requests.jsonl%s",
+                state.plan.label,
+                record.index,
+                "the stream" if flag == USAGE_BELOW_CHUNKS else "the request",
+                flag,
+                f", usage claimed {record.usage_completion_tokens} output tokens, {record.completion_tokens} counted "
+                "from the stream"
+                if record.usage_completion_tokens is not None
+                else "",
+            )
+        state.contradictions[flag] += 1
+
+
+def make_record(
+    index: int, start: float, end: float, result: Attempt, state: RunState, model: str | Collection[str]
+) -> RequestRecord:
+    usage = result.usage if isinstance(result.usage, dict) else None
+    if usage is None and result.error_class is None:
+        state.usage_missing += 1
+    claimed = as_int(usage.get("completion_tokens")) if usage else None
+    completion, flags = check_answer(claimed, len(result.chunk_times), result.models, state.plan.base_body, model)
+    if result.error_class is not None:  # a broken stream is short by nature: only what it said is checked
+        flags = [flag for flag in flags if flag != BELOW_MIN_TOKENS]
+    believed = not (USAGE_OVER_MAX_TOKENS in flags or USAGE_BELOW_CHUNKS in flags)
+    prompt_tokens = (as_int(usage.get("prompt_tokens")) if usage else None) or 0
+    reasoning_tokens, reasoning_from = reasoning_token_count(usage, result)
+    error_class, error = result.error_class, result.error
+    if error_class is None and completion == 0:
+        error_class, error = EMPTY_COMPLETION, "the stream completed without any output token"
+    return RequestRecord(
+        index=index,
+        num_prompts=1,
+        start_s=start,
+        end_s=end,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion,
+        first_token_s=result.first_token_s,
+        error=error,
+        chunk_times_s=result.chunk_times,
+        error_class=error_class,
+        reasoning_tokens=reasoning_tokens,
+        reasoning_tokens_from=reasoning_from,
+        contradictions=flags or None,
+        usage_completion_tokens=None if believed else claimed,
+    )
