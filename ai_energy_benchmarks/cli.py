@@ -13,6 +13,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -217,6 +218,19 @@ def presets_command() -> None:
     width = max(len(name) for name in presets)
     for name, description in presets.items():
         click.echo(f"{name.ljust(width)}  {description}")
+
+
+@main.command("schema")
+@click.option("--output", type=click.Path(dir_okay=False), help="Write the schema to this file instead of printing it.")
+def schema_command(output: str | None) -> None:
+    """Print the JSON Schema of the result (benchmark_report.json, and the dict run() returns)."""
+    from ai_energy_benchmarks.results.model import json_schema_text
+
+    if output is None:
+        click.echo(json_schema_text(), nl=False)
+        return
+    Path(output).write_text(json_schema_text(), encoding="utf-8")
+    click.echo(f"schema written to {output}", err=True)
 
 
 _verbosity_options = [

@@ -3,7 +3,9 @@
 ``tests/data/aggregate_golden/<scenario>.json`` holds what ``aggregate()`` returned for each scenario *before* it
 returned a typed ``BenchmarkResult`` (written by ``python tests/result_scenarios.py`` at that commit, 1.1 schema):
 tests/test_result_model.py checks that today's ``aggregate(...).to_dict()`` gives exactly those keys, in that order,
-with those values.
+with those values. ``csv_rows.json`` holds the pre-model ``runner.csv_row`` of each (with a report path added);
+``fresh_run_report.json`` and ``fresh_run_results.csv`` are what a real run of the packaged tiny model wrote with the
+pre-model code (``tests/test_runner.py``'s ``make_config(num_samples=4, repetitions=2)``).
 """
 
 from __future__ import annotations
@@ -163,23 +165,42 @@ def remote_server_with_steady_state() -> Any:
                 {"label": "g-0", "reached": True, "duration_s": 2, "output_tokens": 30},
                 {"label": "g-9", "reached": False},
             ],
-            "runs": [{"label": "g-0", "prometheus": {"cross_check": {"agrees": False, "server_output_tokens": 41,
-                                                                      "client_output_tokens": 40, "note": "n"}}}],
+            "runs": [
+                {
+                    "label": "g-0",
+                    "prometheus": {
+                        "cross_check": {
+                            "agrees": False,
+                            "server_output_tokens": 41,
+                            "client_output_tokens": 40,
+                            "note": "n",
+                        }
+                    },
+                }
+            ],
             "errors_by_class": {"http_5xx": 1},
             "measured": {"ttft_s": {"median": 0.1, "p99": 0.2}},
         },
     }
-    records = _records(error_class=None) + [
-        RequestRecord(index=9, num_prompts=1, start_s=5.0, end_s=5.1, prompt_tokens=5, completion_tokens=0,
-                      error="boom", error_class="http_5xx", reasoning_tokens=None)
-    ]
+    failed = RequestRecord(
+        index=9,
+        num_prompts=1,
+        start_s=5.0,
+        end_s=5.1,
+        prompt_tokens=5,
+        completion_tokens=0,
+        error="boom",
+        error_class="http_5xx",
+    )
+    records = [*_records(), failed]
     return _build([window], records, gpu_ids=[], model_info=info, steady={"g-0": interval})
 
 
 def unmetered_all_failed() -> Any:
     records = [
-        RequestRecord(index=i, num_prompts=2, start_s=0.0, end_s=1.0, prompt_tokens=0, completion_tokens=0,
-                      error="down")
+        RequestRecord(
+            index=i, num_prompts=2, start_s=0.0, end_s=1.0, prompt_tokens=0, completion_tokens=0, error="down"
+        )
         for i in range(2)
     ]
     window = WindowMeasurement(name="generate-0", duration_s=1.5, repetition=0)
@@ -191,8 +212,10 @@ def incomplete_gpu_and_reasoning() -> Any:
         name="generate-0",
         duration_s=2.0,
         repetition=0,
-        readings=[_r("gpu:0", 300.0, "measured:nvml-energy-counter", "nvml"),
-                  _r("gpu:1", 310.0, "measured:nvml-energy-counter", "nvml")],
+        readings=[
+            _r("gpu:0", 300.0, "measured:nvml-energy-counter", "nvml"),
+            _r("gpu:1", 310.0, "measured:nvml-energy-counter", "nvml"),
+        ],
     )
     second = WindowMeasurement(
         name="generate-1",

@@ -24,6 +24,7 @@ from ai_energy_benchmarks.datasets.loader import PromptSet
 from ai_energy_benchmarks.energy.base import EnergyReading, IntervalReading, WindowMeasurement
 from ai_energy_benchmarks.results import stats
 from ai_energy_benchmarks.results.contract import apply_0_0_4_types
+from ai_energy_benchmarks.results.model import BenchmarkResult
 
 #: 1.1: 0.0.4's keys are never null (``zero_filled``), ``summary.throughput_tokens_per_second`` is prompt + output
 #: tokens per second again (``throughput_output_tokens_per_second``: output only), repetitions'
@@ -790,8 +791,8 @@ def aggregate(
     gpu_ids_used: list[int] | None = None,
     warnings: Sequence[str] = (),
     steady_state_readings: dict[str, list[IntervalReading]] | None = None,
-) -> dict[str, Any]:
-    """Build the result dict (see docs/results.md for every key and its unit).
+) -> BenchmarkResult:
+    """Build the typed result (see docs/results.md for every key and its unit; ``.to_dict()`` is ``run()``'s dict).
 
     ``steady_state_readings`` holds, by generate-window label, the meters' readings over the backend's
     steady-state interval in that window (where a meter can read a past interval back).
@@ -867,4 +868,4 @@ def aggregate(
         "energy_notes": energy["notes"],
     }
     all_warnings += apply_0_0_4_types(result)
-    return result
+    return BenchmarkResult.model_validate(result)
