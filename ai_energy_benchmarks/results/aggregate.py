@@ -18,10 +18,10 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from ai_energy_benchmarks.backends.base import RequestRecord
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.datasets.loader import PromptSet
 from ai_energy_benchmarks.energy.base import EnergyReading, IntervalReading, WindowMeasurement
+from ai_energy_benchmarks.records import RequestRecord
 from ai_energy_benchmarks.results import stats
 from ai_energy_benchmarks.results.contract import apply_0_0_4_types
 from ai_energy_benchmarks.results.model import BenchmarkResult
