@@ -21,6 +21,7 @@ from typing import Any
 from ai_energy_benchmarks.reporting import ReportError
 from ai_energy_benchmarks.results.aggregate import SCHEMA_VERSION
 from ai_energy_benchmarks.results.contract import reader_view
+from ai_energy_benchmarks.results.model import BenchmarkResult, as_result
 
 logger = logging.getLogger(__name__)
 
@@ -229,13 +230,14 @@ def latency_samples(requests: list[dict[str, Any]]) -> dict[str, list[float]]:
     return samples
 
 
-def prompts_per_second(report: Mapping[str, Any] | None) -> float | None:
+def prompts_per_second(report: BenchmarkResult | Mapping[str, Any] | None) -> float | None:
     """Successful prompts per measured second (each prompt of a batch counts, unlike ``requests_per_second``)."""
-    prompts = dig(report, "summary.successful_prompts")
-    duration = dig(report, "summary.total_duration_seconds")
-    if not isinstance(prompts, (int, float)) or not isinstance(duration, (int, float)) or not duration:
+    if report is None:
         return None
-    return float(prompts) / float(duration)
+    summary = (report if isinstance(report, BenchmarkResult) else as_result(report)).summary
+    if not summary.total_duration_seconds:
+        return None
+    return float(summary.successful_prompts) / float(summary.total_duration_seconds)
 
 
 __all__ = [
