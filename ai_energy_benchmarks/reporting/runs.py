@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ai_energy_benchmarks.reporting import ReportError
 from ai_energy_benchmarks.results.aggregate import SCHEMA_VERSION
-from ai_energy_benchmarks.results.contract import reader_view
-from ai_energy_benchmarks.results.model import BenchmarkResult, as_result
+from ai_energy_benchmarks.results.model import BenchmarkResult, as_result, parse_report
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +35,11 @@ DEVICES = ("gpu", "cpu", "ram")
 
 @dataclass
 class Run:
-    """One benchmark run: its directory and its parsed report."""
+    """One benchmark run: its directory and its report, typed (0.0.4's zero-filled keys null again, a schema 1.0
+    report's keys renamed to today's)."""
 
     directory: Path
-    report: dict[str, Any]
+    report: BenchmarkResult
     label: str = ""
     _requests: list[dict[str, Any]] | None = field(default=None, repr=False)
 
@@ -49,7 +51,7 @@ class Run:
     @property
     def status(self) -> str:
         """``completed``, ``failed`` or ``interrupted``."""
-        return str(self.report.get("status", "unknown"))
+        return self.report.status or "unknown"
 
     def requests(self) -> list[dict[str, Any]]:
         """The records of ``requests.jsonl`` (empty when the file is absent); read once, then cached."""
@@ -82,8 +84,14 @@ def load_run(path: str | Path, label: str | None = None) -> Run:
     if not isinstance(report, dict) or "summary" not in report or "config" not in report:
         raise ReportError(f"{report_path}: not a benchmark report (no 'summary' and 'config' keys)")
     check_schema_version(report, report_path)
+    try:
+        typed = parse_report(report)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ReportError(f"{report_path}: not a benchmark report ({where}: {first['msg']})") from None
     directory = report_path.parent
-    return Run(directory=directory, report=reader_view(report), label=label or directory.name)
+    return Run(directory=directory, report=typed, label=label or directory.name)
 
 
 def check_schema_version(report: Mapping[str, Any], where: Path | str) -> None:

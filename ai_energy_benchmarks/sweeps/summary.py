@@ -106,7 +106,7 @@ def _figures(report: BenchmarkResult | None) -> dict[str, Any]:
 
 def summary_rows(spec: SweepSpec, outcomes: Sequence[PointOutcome]) -> list[dict[str, Any]]:
     """One row per point: its settings, status, energy and latency figures, Pareto membership and SLO verdict."""
-    from ai_energy_benchmarks.reporting.plots import pareto_front
+    from ai_energy_benchmarks.reporting.sweep_plot import pareto_front
 
     rows = []
     for outcome in outcomes:
@@ -156,7 +156,7 @@ def write_outputs(spec: SweepSpec, outcomes: list[PointOutcome], plot: bool) -> 
         "manifest": write_text_atomic(spec.directory / MANIFEST, manifest(spec, outcomes)),
     }
     if plot:
-        from ai_energy_benchmarks.reporting.plots import SweepPlotPoint, sweep_energy_vs_latency
+        from ai_energy_benchmarks.reporting.sweep_plot import SweepPlotPoint, sweep_energy_vs_latency
 
         points = [
             SweepPlotPoint(
