@@ -106,6 +106,17 @@ def test_a_schema_1_0_report_reads_with_todays_names_and_unknowns() -> None:
     assert typed.energy.cpu_energy_wh is None
 
 
+def test_a_report_that_does_not_parse_is_refused_naming_the_key(tmp_path: Path) -> None:
+    from ai_energy_benchmarks.reporting import ReportError
+    from ai_energy_benchmarks.reporting.runs import load_run
+
+    report = golden("three_meters")
+    report["summary"] = report["summary"] | {"total_prompts": "many"}
+    (tmp_path / "benchmark_report.json").write_text(json.dumps(report), encoding="utf-8")
+    with pytest.raises(ReportError, match=r"not a benchmark report \(summary\.total_prompts: Input should be a valid"):
+        load_run(tmp_path)
+
+
 def test_the_console_summary_reads_the_typed_result() -> None:
     result = SCENARIOS["phases_with_negative_decode"]()
     assert format_summary(result) == format_summary(result.to_dict())
