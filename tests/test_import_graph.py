@@ -186,6 +186,16 @@ def test_the_checker_sees_a_function_level_upward_import_and_a_cycle(tmp_path: P
     assert find_cycle({"results": {"backends": a}, "backends": {"results": b}}) == ["backends", "results", "backends"]
 
 
+def test_leaves_import_nothing_of_the_package_but_exceptions() -> None:
+    leaves = {f"{PACKAGE}.records", f"{PACKAGE}.exceptions", *LEAF_MODULES}
+    found = [
+        str(imp)
+        for imp in package_imports()
+        if imp.importer in leaves and imp.imported not in {f"{PACKAGE}.exceptions", f"{PACKAGE}._version"}
+    ]
+    assert not found, "a leaf imports the package:\n" + "\n".join(found)
+
+
 def test_importing_a_leaf_loads_nothing_else_of_the_package() -> None:
     """Backends import ``results.stats`` and ``records``: that must not load ``results``' aggregation (and with it
     config, datasets and energy)."""
