@@ -21,8 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ai_energy_benchmarks.reporting import ReportError
-from ai_energy_benchmarks.results.aggregate import SCHEMA_VERSION
-from ai_energy_benchmarks.results.model import BenchmarkResult, as_result, parse_report
+from ai_energy_benchmarks.results.model import SCHEMA_VERSION, BenchmarkResult, as_result, parse_report
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "SCHEMA_VERSION": "ai_energy_benchmarks.results.aggregate",
+    "SCHEMA_VERSION": "ai_energy_benchmarks.results.model",
     "aggregate": "ai_energy_benchmarks.results.aggregate",
     "BenchmarkResult": "ai_energy_benchmarks.results.model",
     "csv_row": "ai_energy_benchmarks.results.columns",

@@ -24,15 +24,10 @@ from ai_energy_benchmarks.records import RequestRecord
 from ai_energy_benchmarks.results.contract import apply_0_0_4_types
 from ai_energy_benchmarks.results.energy import NO_GPU_SOURCE, REMOTE_SERVER_SOURCE, _energy
 from ai_energy_benchmarks.results.meters import Expected, choose_meters, expected_devices
-from ai_energy_benchmarks.results.model import BenchmarkResult
+from ai_energy_benchmarks.results.model import SCHEMA_VERSION, BenchmarkResult
 from ai_energy_benchmarks.results.phases import _phases, _repetitions
 from ai_energy_benchmarks.results.speed import _latency, _summary
 from ai_energy_benchmarks.results.steady import TIME_SHARE_SOURCE, _steady_state
-
-#: 1.1: 0.0.4's keys are never null (``zero_filled``), ``summary.throughput_tokens_per_second`` is prompt + output
-#: tokens per second again (``throughput_output_tokens_per_second``: output only), repetitions'
-#: ``output_tokens_per_second`` (was ``throughput_tokens_per_second``), ``mean_latency_s``, ``mean_ttft_s``.
-SCHEMA_VERSION = "1.1"
 
 
 def _backend_warnings(model_info: dict[str, Any]) -> list[str]:

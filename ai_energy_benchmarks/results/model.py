@@ -20,10 +20,13 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+#: 1.1: 0.0.4's keys are never null (``zero_filled``), ``summary.throughput_tokens_per_second`` is prompt + output
+#: tokens per second again (``throughput_output_tokens_per_second``: output only), repetitions'
+#: ``output_tokens_per_second`` (was ``throughput_tokens_per_second``), ``mean_latency_s``, ``mean_ttft_s``.
+SCHEMA_VERSION = "1.1"
+
 #: A JSON number: kept as the int or float it was given (pydantic's ``float`` would turn ``2`` into ``2.0``).
 Number = Annotated[int | float, WithJsonSchema({"type": "number"})]
-#: Per device class (``gpu``, ``cpu``, ``ram``).
-PerDevice = dict[str, Any]
 
 
 class _Block(BaseModel):
