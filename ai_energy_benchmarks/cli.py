@@ -13,6 +13,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -219,6 +220,19 @@ def presets_command() -> None:
         click.echo(f"{name.ljust(width)}  {description}")
 
 
+@main.command("schema")
+@click.option("--output", type=click.Path(dir_okay=False), help="Write the schema to this file instead of printing it.")
+def schema_command(output: str | None) -> None:
+    """Print the JSON Schema of the result (benchmark_report.json, and the dict run() returns)."""
+    from ai_energy_benchmarks.results.model import json_schema_text
+
+    if output is None:
+        click.echo(json_schema_text(), nl=False)
+        return
+    Path(output).write_text(json_schema_text(), encoding="utf-8")
+    click.echo(f"schema written to {output}", err=True)
+
+
 _verbosity_options = [
     click.option("-v", "--verbose", count=True, help="More logging (-vv for debug); tracebacks on errors."),
     click.option("-q", "--quiet", is_flag=True, help="Only errors and the result."),
@@ -308,15 +322,16 @@ def _sweep_event_line(event: Any) -> str:
     if event.kind == "skip":
         return f"{head} skipped: {event.message}; {event.finished} finished, {event.left} left; {clock}"
     if event.kind == "done":
-        result = event.result or {}
-        energy, latency = result.get("energy") or {}, (result.get("latency") or {}).get("latency_s") or {}
+        result = event.result
+        latency = result.latency.latency_s if result and result.latency else None
 
         def fmt(value: Any) -> str:
             return "n/a" if value is None else f"{value:.4g}"
 
         return (
-            f"{head} completed in {event.duration_s:.1f} s: {fmt(energy.get('joules_per_output_token'))} J/output"
-            f" token, latency p50 {fmt(latency.get('p50'))} s, p99 {fmt(latency.get('p99'))} s;"
+            f"{head} completed in {event.duration_s:.1f} s:"
+            f" {fmt(result.energy.joules_per_output_token if result else None)} J/output"
+            f" token, latency p50 {fmt(latency and latency.p50)} s, p99 {fmt(latency and latency.p99)} s;"
             f" {event.finished} finished, {event.left} left; {clock}"
         )
     return f"{head} FAILED: {event.message}; {event.finished} finished, {event.left} left; {clock}"
@@ -360,7 +375,7 @@ def sweep_command(
     _setup_logging(verbose, quiet)
     _install_signal_handlers()
     with _errors_to_exit_codes(verbose):
-        from ai_energy_benchmarks.reporting.sweep import Sweep, parse_param
+        from ai_energy_benchmarks.sweeps import Sweep, parse_param
 
         sweep = Sweep(
             [parse_param(text) for text in params],

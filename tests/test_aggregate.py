@@ -41,7 +41,7 @@ def build(
         timestamps={},
         status="completed",
         gpu_ids_used=gpu_ids,
-    )
+    ).to_dict()
 
 
 def test_a_direct_measured_meter_is_preferred_and_disagreement_flagged() -> None:

@@ -99,7 +99,7 @@ def build(
         status="completed",
         gpu_ids_used=[0],
         steady_state_readings=steady,
-    )
+    ).to_dict()
 
 
 # -- polled power: an estimate, sampled without aliasing, with bounds that hold ---------------------------------------

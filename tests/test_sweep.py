@@ -20,7 +20,7 @@ import pytest
 
 from ai_energy_benchmarks.exceptions import ConfigError
 from ai_energy_benchmarks.reporting.plots import FIGURE_SIZES_PX, pareto_front
-from ai_energy_benchmarks.reporting.sweep import Sweep, SweepEvent, build_grid, parse_param
+from ai_energy_benchmarks.sweeps import Sweep, SweepEvent, build_grid, parse_param
 
 CLI = [sys.executable, "-m", "ai_energy_benchmarks"]
 SLO_P99_S = 10.0
@@ -262,7 +262,7 @@ def test_a_point_rerun_when_its_configuration_changed(tmp_path: Path) -> None:
         ("done", ""),
     ]
     assert outcome.points[0].report is not None
-    assert outcome.points[0].report["summary"]["total_completion_tokens"] == 4 * 6
+    assert outcome.points[0].report.summary.total_completion_tokens == 4 * 6
     # The run it replaced was kept, not overwritten.
     assert len(list((tmp_path / "s" / "batch_size-2" / "previous_runs").iterdir())) == 1
 
@@ -322,7 +322,7 @@ def test_concurrency_sweep_on_the_http_backend(tmp_path: Path, monkeypatch: pyte
     assert outcome.all_completed
     reports = [point.report for point in outcome.points]
     assert all(report is not None for report in reports)
-    assert [r["provenance"]["config"]["backend"]["concurrency"] for r in reports if r] == [1, 4]
+    assert [r.provenance["config"]["backend"]["concurrency"] for r in reports if r] == [1, 4]
     rows = read_csv(outcome.files["summary_csv"])
     assert float(rows[1]["prompts_per_second"]) > 1.5 * float(rows[0]["prompts_per_second"])
     assert [row["meets_slo"] for row in rows] == ["True", "True"]

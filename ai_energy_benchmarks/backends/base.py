@@ -1,66 +1,11 @@
-"""The backend protocol and the per-request record every backend produces."""
+"""The backend protocol (the per-request record every backend produces lives in ``ai_energy_benchmarks.records``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
-
-@dataclass
-class RequestRecord:
-    """Facts about one request (or one batch of ``num_prompts`` prompts run together).
-
-    Times are ``time.perf_counter()`` seconds; token counts exclude padding. ``chunk_times_s`` (streaming
-    backends) holds the arrival time of every streamed chunk that carried output; ``error_class`` names the kind of
-    failure (e.g. ``http_5xx``, ``read_timeout``) so that failures can be counted by class; ``reasoning_tokens``
-    counts the reasoning part of the output where the server says which is which.
-    """
-
-    index: int
-    num_prompts: int
-    start_s: float
-    end_s: float
-    prompt_tokens: int
-    completion_tokens: int
-    first_token_s: float | None = None
-    error: str | None = None
-    phase: str = "generate"
-    repetition: int = 0
-    chunk_times_s: list[float] | None = None
-    error_class: str | None = None
-    #: Of ``completion_tokens``, those the server marked as reasoning (None when it marked none), and whether the
-    #: count comes from the server's ``usage`` or from counting reasoning chunks (a lower bound).
-    reasoning_tokens: int | None = None
-    reasoning_tokens_from: str | None = None
-    #: What in the server's answer contradicted the request or the stream (streaming backends; None when nothing
-    #: did), e.g. ``usage_over_max_tokens``, ``wrong_model``; see ``backends/http_client.py``. Where the server's
-    #: ``usage`` count was not believed, ``completion_tokens`` is the number of streamed content chunks and
-    #: ``usage_completion_tokens`` keeps what the server claimed.
-    contradictions: list[str] | None = None
-    usage_completion_tokens: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True when the request completed without error."""
-        return self.error is None
-
-    @property
-    def latency_s(self) -> float:
-        """End-to-end latency in seconds."""
-        return self.end_s - self.start_s
-
-    @property
-    def ttft_s(self) -> float | None:
-        """Time to first token in seconds, when the backend could observe it."""
-        return None if self.first_token_s is None else self.first_token_s - self.start_s
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain, JSON-safe form with latency and TTFT added."""
-        data = asdict(self)
-        data["latency_s"] = self.latency_s
-        data["ttft_s"] = self.ttft_s
-        return data
+from ai_energy_benchmarks.records import RequestRecord  # re-exported: its home was here
 
 
 @runtime_checkable

@@ -5,7 +5,8 @@
 - :mod:`~ai_energy_benchmarks.reporting.plots` draws the figures (matplotlib, the optional ``[report]`` extra);
 - :mod:`~ai_energy_benchmarks.reporting.html` writes the self-contained HTML page and the PNG figures beside it;
 - :mod:`~ai_energy_benchmarks.reporting.compare` puts the key figures of several runs side by side;
-- :mod:`~ai_energy_benchmarks.reporting.sweep` runs a grid of configurations, resumably, and summarises it.
+- sweeps (a grid of runs, resumable) moved beside the runner, to :mod:`ai_energy_benchmarks.sweeps`;
+  ``reporting.sweep`` re-exports their names.
 
 Importing this package imports no plotting library: matplotlib is loaded only when a figure is drawn, and
 :func:`require_matplotlib` says how to install it when it is missing.

@@ -1,4 +1,5 @@
-"""The figures of a report and of a sweep, drawn with matplotlib (the optional ``[report]`` extra).
+"""The figures of one run's report, drawn with matplotlib (the optional ``[report]`` extra); the sweep's figure is
+in ``sweep_plot.py`` and what all figures share in ``plot_style.py`` (both re-exported here).
 
 Every figure is drawn on a fresh :class:`matplotlib.figure.Figure` (no pyplot, no global figure state, no display
 needed) under matplotlib's default style, so a user's matplotlibrc cannot change how it looks or its size, and is
@@ -8,114 +9,49 @@ and every legend says so.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from ai_energy_benchmarks.reporting import require_matplotlib
-from ai_energy_benchmarks.reporting.runs import DEVICES, dig, source_kind
+from ai_energy_benchmarks.reporting.plot_style import (
+    DEVICE_COLOURS,
+    DEVICE_NAMES,
+    DPI,
+    ESTIMATE_HATCH,
+    FIGURE_SIZES_PX,
+    FRONT_COLOUR,
+    LATENCY_COLOUR,
+    _blank,
+    _figure,
+    _fmt,
+    _kind_legend,
+    _save,
+    finite,
+    num_text,
+    png_size,
+)
+from ai_energy_benchmarks.reporting.runs import DEVICES, source_kind
+from ai_energy_benchmarks.reporting.sweep_plot import SweepPlotPoint, pareto_front, sweep_energy_vs_latency
+from ai_energy_benchmarks.results.model import (
+    BenchmarkResult,
+    PhaseBlock,
+    Repetition,
+    RepetitionStatistics,
+    Statistics,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
 #: Resolution of every figure (dots per inch); sizes below are in pixels at this resolution.
-DPI = 100
-
-#: Width and height in pixels of each figure's PNG.
-FIGURE_SIZES_PX: dict[str, tuple[int, int]] = {
-    "energy_breakdown": (1100, 450),
-    "power_timeline": (1100, 400),
-    "latency_cdf": (1200, 400),
-    "repetitions": (1200, 400),
-    "sweep_energy_vs_latency": (1200, 520),
-}
-
-#: One colour per device class (ColorBrewer Dark2), used by every figure and the HTML page.
-DEVICE_COLOURS = {"gpu": "#1b9e77", "cpu": "#d95f02", "ram": "#7570b3"}
-DEVICE_NAMES = {"gpu": "GPU", "cpu": "CPU", "ram": "RAM"}
-ESTIMATE_HATCH = "///"
-LATENCY_COLOUR = "#1f5fa8"
-FRONT_COLOUR = "#c0392b"
 
 
-@contextmanager
-def _figure(name: str) -> Iterator[Figure]:
-    """A blank figure of the registered pixel size, under matplotlib's default style."""
-    require_matplotlib()
-    import matplotlib.style
-    from matplotlib.figure import Figure
-
-    width_px, height_px = FIGURE_SIZES_PX[name]
-    with matplotlib.style.context("default"):
-        figure = Figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI, layout="constrained")
-        yield figure
+def _device_kinds(result: BenchmarkResult) -> dict[str, str]:
+    return {device: source_kind(result.energy.sources.get(device)) for device in DEVICES}
 
 
-def _save(figure: Figure, path: Path) -> Path:
-    """Save ``figure`` as a PNG of its exact pixel size (no tight bounding box) and return ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", dpi=DPI, bbox_inches=None, metadata={"Software": None})
-    return path
-
-
-def _fmt(value: float | None, digits: int = 3) -> str:
-    """A number with ``digits`` significant digits ("n/a" for None)."""
-    if value is None:
-        return "n/a"
-    return f"{value:.{digits}g}"
-
-
-def num_text(value: Any) -> str:
-    """An integer count with thousands separators ("?" when absent)."""
-    return f"{value:,}" if isinstance(value, int) else "?"
-
-
-def _blank(axes: Axes, message: str) -> None:
-    """An empty panel that says why it is empty."""
-    axes.set_axis_off()
-    axes.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=11, color="#555555")
-
-
-def _kind_legend(
-    axes: Axes,
-    devices: Sequence[str],
-    kinds: Mapping[str, str],
-    location: Literal["upper left", "upper right"],
-    idle_line: bool = False,
-) -> None:
-    """Legend: one entry per device (its colour, measured or estimated), the solid/hatched key, the idle marker."""
-    from matplotlib.artist import Artist
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    handles: list[Artist] = []
-    for device in devices:
-        kind = kinds.get(device, "absent")
-        handles.append(
-            Patch(
-                facecolor=DEVICE_COLOURS[device],
-                edgecolor="black",
-                hatch=ESTIMATE_HATCH if kind == "estimated" else None,
-                label=f"{DEVICE_NAMES[device]} ({kind})",
-            )
-        )
-    handles.append(Patch(facecolor="white", edgecolor="black", label="solid = measured"))
-    handles.append(Patch(facecolor="white", edgecolor="black", hatch=ESTIMATE_HATCH, label="hatched = estimated"))
-    if idle_line:
-        handles.append(Line2D([], [], color="black", linestyle="dashed", label="idle power × measured duration"))
-    axes.legend(handles=handles, loc=location, fontsize=8, framealpha=0.9)
-
-
-def _device_kinds(result: Mapping[str, Any]) -> dict[str, str]:
-    sources = dig(result, "energy.sources", {}) or {}
-    return {device: source_kind(sources.get(device)) for device in DEVICES}
-
-
-def _energy_devices(result: Mapping[str, Any]) -> list[str]:
+def _energy_devices(result: BenchmarkResult) -> list[str]:
     """Device classes with an energy figure that was read (measured or estimated)."""
     kinds = _device_kinds(result)
     return [device for device in DEVICES if kinds[device] != "absent"]
@@ -124,19 +60,20 @@ def _energy_devices(result: Mapping[str, Any]) -> list[str]:
 # -- report figures ---------------------------------------------------------------------------------------------------
 
 
-def energy_breakdown(result: Mapping[str, Any], path: Path) -> Path:
+def energy_breakdown(result: BenchmarkResult, path: Path) -> Path:
     """Energy (Wh) by device class, and by phase (prefill / decode) stacked by device; estimates hatched."""
     with _figure("energy_breakdown") as figure:
         by_device, by_phase = figure.subplots(1, 2, width_ratios=[1, 1.2])
         kinds = _device_kinds(result)
         devices = _energy_devices(result)
-        if not dig(result, "energy.enabled", False) or not devices:
-            reason = "energy not measured (metrics.enabled=false)" if not dig(result, "energy.enabled") else ""
+        energy = result.energy
+        if not energy.enabled or not devices:
+            reason = "energy not measured (metrics.enabled=false)" if not energy.enabled else ""
             _blank(by_device, reason or "no energy figure was read")
             _blank(by_phase, "no energy by phase")
             return _save(figure, path)
 
-        values = [float(dig(result, f"energy.{d}_energy_wh", 0.0)) if d in devices else 0.0 for d in DEVICES]
+        values = [float(getattr(energy, f"{d}_energy_wh") or 0.0) if d in devices else 0.0 for d in DEVICES]
         bars = by_device.bar(
             [DEVICE_NAMES[d] for d in DEVICES],
             values,
@@ -152,14 +89,14 @@ def energy_breakdown(result: Mapping[str, Any], path: Path) -> Path:
             padding=2,
             fontsize=9,
         )
-        idle = dig(result, "energy.idle_baseline.idle_energy_wh_over_measured_duration", {}) or {}
+        idle = energy.idle_baseline.idle_energy_wh_over_measured_duration if energy.idle_baseline else {}
         idle_drawn = False
         for index, device in enumerate(DEVICES):
             idle_wh = idle.get(device) if device in devices else None
             if isinstance(idle_wh, (int, float)):
                 by_device.hlines(idle_wh, index - 0.4, index + 0.4, colors="black", linestyles="dashed")
                 idle_drawn = True
-        total = dig(result, "energy.total_energy_wh")
+        total = energy.total_energy_wh
         by_device.set_title(f"Energy by device, measured windows (total {_fmt(total)} Wh)", fontsize=11)
         by_device.set_ylabel("energy (Wh)")
         idle_values = [float(v) for v in idle.values() if isinstance(v, (int, float))]
@@ -167,21 +104,22 @@ def energy_breakdown(result: Mapping[str, Any], path: Path) -> Path:
         by_device.set_ylim(0, top * 1.6 if top > 0 else 1)
         _kind_legend(by_device, devices, kinds, "upper left", idle_line=idle_drawn)
 
-        phases = result.get("phases")
-        if not isinstance(phases, Mapping) or not isinstance(phases.get("prefill"), Mapping):
+        phases = result.phases
+        if phases is None:
             _blank(by_phase, "no prefill pass was measured (scenario.measure_prefill=false):\nno prefill/decode split")
             return _save(figure, path)
-        prefill_tokens = dig(phases, "prefill.prompt_tokens")
-        decode_tokens = dig(phases, "decode.output_tokens")
+        prefill_tokens = phases.prefill.prompt_tokens
+        decode_tokens = phases.decode.output_tokens
         names = [
             ("prefill", f"prefill\n({num_text(prefill_tokens)} prompt tokens)"),
             ("decode", f"decode\n({num_text(decode_tokens)} output tokens)"),
             ("generate", "generate\n(= prefill + decode)"),
         ]
-        present = [(key, label) for key, label in names if isinstance(phases.get(key), Mapping)]
+        present = [(key, label) for key, label in names if key in phases.model_fields_set]
         bottoms = [0.0] * len(present)
         for device in devices:
-            heights = [max(float(dig(phases, f"{key}.{device}_energy_wh", 0.0)), 0.0) for key, _ in present]
+            blocks: list[PhaseBlock] = [getattr(phases, key) for key, _ in present]
+            heights = [max(float(getattr(block, f"{device}_energy_wh") or 0.0), 0.0) for block in blocks]
             bars = by_phase.bar(
                 [label for _, label in present],
                 heights,
@@ -288,7 +226,7 @@ def _interval_panel(
     axes: Axes,
     labels: Sequence[str],
     stacks: Sequence[_Stack],
-    statistics: Mapping[str, Any] | None,
+    statistics: Statistics | None,
     title: str,
     ylabel: str,
 ) -> None:
@@ -313,8 +251,13 @@ def _interval_panel(
     assert bars is not None
     axes.bar_label(bars, labels=[_fmt(total) for total in bottoms], padding=2, fontsize=8)
     top = max(bottoms)
-    if statistics and statistics.get("ci95_low") is not None:
-        mean, low, high = statistics["mean"], statistics["ci95_low"], statistics["ci95_high"]
+    if (
+        statistics
+        and statistics.ci95_low is not None
+        and statistics.ci95_high is not None
+        and statistics.mean is not None
+    ):
+        mean, low, high = statistics.mean, statistics.ci95_low, statistics.ci95_high
         axes.axhspan(low, high, color="grey", alpha=0.25, label=f"95% CI [{_fmt(low)}, {_fmt(high)}]")
         axes.axhline(mean, color="black", linewidth=1.2, label=f"mean {_fmt(mean)}")
         top = min(max(top, high), 2.0 * top)  # a very wide interval runs off the axis rather than flatten the bars
@@ -336,19 +279,19 @@ def _interval_panel(
     axes.set_ylabel(ylabel)
 
 
-def _column(rows: Sequence[Mapping[str, Any]], key: str) -> list[float] | None:
-    """``row[key]`` of every row as floats, or None when any is missing."""
-    values = [finite(row.get(key)) for row in rows]
+def _column(rows: Sequence[Repetition], key: str) -> list[float] | None:
+    """``row.<key>`` of every row as floats, or None when any is missing."""
+    values = [finite(getattr(row, key)) for row in rows]
     return None if not values or any(v is None for v in values) else [float(v) for v in values if v is not None]
 
 
-def repetitions(result: Mapping[str, Any], path: Path) -> Path:
+def repetitions(result: BenchmarkResult, path: Path) -> Path:
     """Per repetition: energy (Wh, stacked by device), J per output token and throughput, with mean and 95% CI."""
     with _figure("repetitions") as figure:
         energy_axes, jpt_axes, speed_axes = figure.subplots(1, 3)
-        rows = result.get("repetitions") or []
-        statistics = result.get("repetition_statistics") or {}
-        labels = [str(row.get("repetition", i)) for i, row in enumerate(rows)]
+        rows = result.repetitions
+        statistics = result.repetition_statistics or RepetitionStatistics()
+        labels = [str(i if row.repetition is None else row.repetition) for i, row in enumerate(rows)]
         kinds = _device_kinds(result)
         estimated = any(kinds[d] == "estimated" for d in _energy_devices(result))
         energy_stacks = []
@@ -367,7 +310,7 @@ def repetitions(result: Mapping[str, Any], path: Path) -> Path:
             energy_axes,
             labels,
             energy_stacks,
-            statistics.get("total_energy_wh"),
+            statistics.total_energy_wh,
             "Energy per repetition (hatched: estimated)" if estimated else "Energy per repetition (measured)",
             "energy (Wh)",
         )
@@ -376,7 +319,7 @@ def repetitions(result: Mapping[str, Any], path: Path) -> Path:
             jpt_axes,
             labels,
             [_Stack(jpt, "#8c6bb1", ESTIMATE_HATCH if estimated else None)] if jpt else [],
-            statistics.get("joules_per_output_token"),
+            statistics.joules_per_output_token,
             "Energy per output token",
             "J / output token",
         )
@@ -385,144 +328,26 @@ def repetitions(result: Mapping[str, Any], path: Path) -> Path:
             speed_axes,
             labels,
             [_Stack(speed, "#9ecae1")] if speed else [],
-            statistics.get("output_tokens_per_second"),
+            statistics.output_tokens_per_second,
             "Output throughput",
             "tokens / s",
         )
         return _save(figure, path)
 
 
-# -- sweep figure -----------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class SweepPlotPoint:
-    """One sweep point as plotted: its label, J per output token and latency percentiles (s)."""
-
-    label: str
-    joules_per_token: float
-    latency_p50_s: float
-    latency_p99_s: float
-    meets_slo: bool | None = None
-
-
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats on both coordinates (both minimised), by increasing x.
-
-    A point is dominated when another is at most as large on both coordinates and smaller on at least one.
-    """
-    front: list[int] = []
-    for index, (x, y) in enumerate(points):
-        dominated = any(
-            (ox <= x and oy <= y) and (ox < x or oy < y) for other, (ox, oy) in enumerate(points) if other != index
-        )
-        if not dominated and not any(points[f] == (x, y) for f in front):
-            front.append(index)
-    return sorted(front, key=lambda i: points[i])
-
-
-def sweep_energy_vs_latency(
-    points: Sequence[SweepPlotPoint], path: Path, slo_p99_s: float | None = None, title: str = ""
-) -> Path:
-    """J per output token against p50 and p99 end-to-end latency, with the Pareto front and the SLO marked."""
-    with _figure("sweep_energy_vs_latency") as figure:
-        panels = figure.subplots(1, 2, sharey=True)
-        if not points:
-            for axes in panels:
-                _blank(axes, "no completed point with energy and latency figures")
-            return _save(figure, path)
-        for axes, attribute, name in zip(panels, ("latency_p50_s", "latency_p99_s"), ("p50", "p99"), strict=True):
-            xy = [(float(getattr(p, attribute)), p.joules_per_token) for p in points]
-            front = pareto_front(xy)
-            if len(front) > 1:
-                axes.step(
-                    [xy[i][0] for i in front],
-                    [xy[i][1] for i in front],
-                    where="post",
-                    color=FRONT_COLOUR,
-                    linewidth=1.5,
-                    label="Pareto front",
-                )
-            for index, (point, (x, y)) in enumerate(zip(points, xy, strict=True)):
-                on_front = index in front
-                meets = point.meets_slo
-                axes.scatter(
-                    [x],
-                    [y],
-                    s=90 if on_front else 60,
-                    marker="o" if meets is not False else "X",
-                    facecolor=FRONT_COLOUR if on_front else "white",
-                    edgecolor="black" if meets is not False else "#888888",
-                    linewidth=1.2,
-                    zorder=3,
-                )
-                axes.annotate(point.label, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
-            axes.margins(x=0.15, y=0.15)
-            if slo_p99_s is not None and name == "p99":
-                axes.axvline(slo_p99_s, color="black", linestyle="dashed")
-                low, high = axes.get_xlim()
-                high = max(high, slo_p99_s * 1.1)
-                axes.axvspan(slo_p99_s, high, color=FRONT_COLOUR, alpha=0.07, linewidth=0)
-                axes.set_xlim(low, high)
-            axes.set_xlabel(f"{name} end-to-end latency (s)")
-            axes.set_title(f"Energy per token vs {name} latency", fontsize=11)
-            axes.grid(True, alpha=0.3)
-            with_slo = any(point.meets_slo is not None for point in points)
-            _sweep_legend(axes, with_slo, len(front) > 1, slo_p99_s if name == "p99" else None)
-        panels[0].set_ylabel("energy per output token (J)")
-        if title:
-            figure.suptitle(title, fontsize=12)
-        return _save(figure, path)
-
-
-def _sweep_legend(axes: Axes, with_slo: bool, with_front: bool, slo_line_s: float | None) -> None:
-    from matplotlib.lines import Line2D
-
-    handles = [
-        Line2D([], [], marker="o", linestyle="", markerfacecolor=FRONT_COLOUR, markeredgecolor="black", markersize=9),
-        Line2D([], [], marker="o", linestyle="", markerfacecolor="white", markeredgecolor="black", markersize=8),
-    ]
-    labels = ["on the Pareto front (filled)", "dominated (hollow)"]
-    if with_front:
-        handles.append(Line2D([], [], color=FRONT_COLOUR, linewidth=1.5))
-        labels.append("Pareto front (lower is better on both axes)")
-    if with_slo:
-        handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="white", markeredgecolor="black"))
-        labels.append("circle: meets the latency SLO")
-        handles.append(
-            Line2D([], [], marker="X", linestyle="", markerfacecolor="white", markeredgecolor="#888888", markersize=8)
-        )
-        labels.append("cross: misses the latency SLO")
-    if slo_line_s is not None:
-        handles.append(Line2D([], [], color="black", linestyle="dashed"))
-        labels.append(f"SLO: p99 ≤ {_fmt(slo_line_s)} s (shaded: beyond)")
-    axes.legend(handles=handles, labels=labels, loc="upper right", fontsize=8, framealpha=0.9)
-
-
-def png_size(path: Path) -> tuple[int, int]:
-    """Width and height in pixels read from a PNG file's IHDR header (no image library needed)."""
-    with path.open("rb") as handle:
-        header = handle.read(24)
-    if len(header) < 24 or header[:8] != b"\x89PNG\r\n\x1a\n" or header[12:16] != b"IHDR":
-        raise ValueError(f"{path}: not a PNG file")
-    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
-
-
-def finite(value: Any) -> float | None:
-    """``value`` as a float when it is a finite number, else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 __all__ = [
     "DEVICE_COLOURS",
+    "DEVICE_NAMES",
     "DPI",
+    "ESTIMATE_HATCH",
     "FIGURE_SIZES_PX",
+    "FRONT_COLOUR",
+    "LATENCY_COLOUR",
     "SweepPlotPoint",
     "energy_breakdown",
     "finite",
     "latency_cdf",
+    "num_text",
     "pareto_front",
     "png_size",
     "power_timeline",

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ai_energy_benchmarks.reporting import ReportError
-from ai_energy_benchmarks.results.aggregate import SCHEMA_VERSION
-from ai_energy_benchmarks.results.contract import reader_view
+from ai_energy_benchmarks.results.model import SCHEMA_VERSION, BenchmarkResult, as_result, parse_report
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +34,11 @@ DEVICES = ("gpu", "cpu", "ram")
 
 @dataclass
 class Run:
-    """One benchmark run: its directory and its parsed report."""
+    """One benchmark run: its directory and its report, typed (0.0.4's zero-filled keys null again, a schema 1.0
+    report's keys renamed to today's)."""
 
     directory: Path
-    report: dict[str, Any]
+    report: BenchmarkResult
     label: str = ""
     _requests: list[dict[str, Any]] | None = field(default=None, repr=False)
 
@@ -48,7 +50,7 @@ class Run:
     @property
     def status(self) -> str:
         """``completed``, ``failed`` or ``interrupted``."""
-        return str(self.report.get("status", "unknown"))
+        return self.report.status or "unknown"
 
     def requests(self) -> list[dict[str, Any]]:
         """The records of ``requests.jsonl`` (empty when the file is absent); read once, then cached."""
@@ -81,8 +83,14 @@ def load_run(path: str | Path, label: str | None = None) -> Run:
     if not isinstance(report, dict) or "summary" not in report or "config" not in report:
         raise ReportError(f"{report_path}: not a benchmark report (no 'summary' and 'config' keys)")
     check_schema_version(report, report_path)
+    try:
+        typed = parse_report(report)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ReportError(f"{report_path}: not a benchmark report ({where}: {first['msg']})") from None
     directory = report_path.parent
-    return Run(directory=directory, report=reader_view(report), label=label or directory.name)
+    return Run(directory=directory, report=typed, label=label or directory.name)
 
 
 def check_schema_version(report: Mapping[str, Any], where: Path | str) -> None:
@@ -229,13 +237,14 @@ def latency_samples(requests: list[dict[str, Any]]) -> dict[str, list[float]]:
     return samples
 
 
-def prompts_per_second(report: Mapping[str, Any] | None) -> float | None:
+def prompts_per_second(report: BenchmarkResult | Mapping[str, Any] | None) -> float | None:
     """Successful prompts per measured second (each prompt of a batch counts, unlike ``requests_per_second``)."""
-    prompts = dig(report, "summary.successful_prompts")
-    duration = dig(report, "summary.total_duration_seconds")
-    if not isinstance(prompts, (int, float)) or not isinstance(duration, (int, float)) or not duration:
+    if report is None:
         return None
-    return float(prompts) / float(duration)
+    summary = (report if isinstance(report, BenchmarkResult) else as_result(report)).summary
+    if not summary.total_duration_seconds:
+        return None
+    return float(summary.successful_prompts) / float(summary.total_duration_seconds)
 
 
 __all__ = [

@@ -1,0 +1,348 @@
+"""The typed result: ``BenchmarkResult`` and its blocks, and the JSON Schema published from them.
+
+``aggregate()`` returns a :class:`BenchmarkResult`; ``BenchmarkRunner.run()`` returns :meth:`BenchmarkResult.to_dict`,
+which is exactly the dict of schema 1.1 (keys, key order and values): a field is written when it was given, so a
+block that has a key only sometimes (``energy.steady_state`` only when energy was measured, an unreached
+steady-state window with three keys) keeps that shape. Reports read from disk parse into the same model
+(:func:`parse_report`, after :func:`~ai_energy_benchmarks.results.contract.reader_view`); keys this version does not
+know are kept (``extra="allow"``) and written back unchanged.
+
+Units are in the names: ``_wh`` watt-hours, ``_j`` joules, ``_s`` seconds, ``_w`` watts. 0.0.4's keys (see
+``results/contract.py``) are numbers, never null, in what ``run()`` returns; a reader's view has them null again where
+they were filled with 0.0.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+#: 1.1: 0.0.4's keys are never null (``zero_filled``), ``summary.throughput_tokens_per_second`` is prompt + output
+#: tokens per second again (``throughput_output_tokens_per_second``: output only), repetitions'
+#: ``output_tokens_per_second`` (was ``throughput_tokens_per_second``), ``mean_latency_s``, ``mean_ttft_s``.
+SCHEMA_VERSION = "1.1"
+
+#: A JSON number: kept as the int or float it was given (pydantic's ``float`` would turn ``2`` into ``2.0``).
+Number = Annotated[int | float, WithJsonSchema({"type": "number"})]
+
+
+class _Block(BaseModel):
+    """A result block: unknown keys are kept; only the keys that were given are written back."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The block as the plain dict it was built from (keys in schema order, unset keys left out)."""
+        return self.model_dump(exclude_unset=True, by_alias=True)
+
+
+class _ZeroFilled(_Block):
+    """A block with 0.0.4 keys (and a ``zero_filled`` list of those that hold 0.0 for an unknown value)."""
+
+    def known(self, key: str) -> Any:
+        """The value of ``key``; None where it is a 0.0.4 key filled with 0.0 (see ``results/contract.py``)."""
+        return None if key in getattr(self, "zero_filled", ()) else getattr(self, key)
+
+
+class RunConfig(_Block):
+    """What was run (``config``: one of 0.0.4's blocks)."""
+
+    name: str | None = None
+    backend: str | None = None
+    model: str | None = None
+    dataset: str | None = None
+    num_samples: int | None = None
+    device_ids: list[int] = Field(default_factory=list)
+    batch_size: int | None = None
+    repetitions: int | None = None
+    generate_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class Summary(_ZeroFilled):
+    """Speed over the measured generate windows (``summary``). Durations in s, rates per s."""
+
+    total_prompts: int = 0
+    successful_prompts: int = 0
+    failed_prompts: int = 0
+    total_duration_seconds: Number = 0.0
+    avg_latency_seconds: Number | None = Field(None, description="0.0.4 key: never null in run()'s dict")
+    avg_time_to_first_token: Number | None = Field(None, description="0.0.4 key: never null in run()'s dict")
+    total_tokens: int = 0
+    total_prompt_tokens: int = 0
+    total_completion_tokens: int = 0
+    throughput_tokens_per_second: Number | None = Field(None, description="prompt + output tokens per second (0.0.4)")
+    throughput_total_tokens_per_second: Number | None = None
+    throughput_output_tokens_per_second: Number | None = None
+    mean_latency_s: Number | None = None
+    mean_ttft_s: Number | None = None
+    total_reasoning_tokens: int | None = None
+    total_answer_tokens: int | None = None
+    reasoning_tokens_from: str | None = None
+    requests_per_second: Number | None = None
+    zero_filled: list[str] = Field(default_factory=list, description="0.0.4 keys holding 0.0 for an unknown value")
+
+
+class Statistics(_Block):
+    """A sample described (``results.stats.describe``): 95% CI from Student's t; null where n is too small."""
+
+    count: int = 0
+    mean: Number | None = None
+    std: Number | None = None
+    ci95_half_width: Number | None = None
+    ci95_low: Number | None = None
+    ci95_high: Number | None = None
+    cv: Number | None = None
+    min: Number | None = None
+    p50: Number | None = None
+    p90: Number | None = None
+    p99: Number | None = None
+    max: Number | None = None
+
+
+class IdleBaseline(_Block):
+    """Idle power (W) and the workload's energy above it (Wh), per device class."""
+
+    duration_s: Number = 0.0
+    power_w: dict[str, Number | None] = Field(default_factory=dict)
+    power_bounds_w: dict[str, list[Number] | None] = Field(default_factory=dict)
+    idle_energy_wh_over_measured_duration: dict[str, Number | None] = Field(default_factory=dict)
+    active_energy_wh: dict[str, Number | None] = Field(default_factory=dict)
+    total_active_energy_wh: Number | None = None
+    idle_share: Number | None = None
+    method: str | None = None
+
+
+class CrossCheck(_Block):
+    """Two or more meters' figures for one device class over the windows all of them read (by meter)."""
+
+    device: str
+    energy_wh: dict[str, Number] = Field(default_factory=dict)
+    sources: dict[str, str] = Field(default_factory=dict)
+    bounds_wh: dict[str, list[Number] | None] = Field(default_factory=dict)
+    relative_difference: Number = 0.0
+    tolerance: Number = 0.0
+    flagged: bool = False
+
+
+class SteadyDevice(_Block):
+    """One device class's energy (Wh) over a steady-state interval, and where it came from."""
+
+    energy_wh: Number | None = None
+    lower_wh: Number | None = None
+    upper_wh: Number | None = None
+    source: str | None = None
+    method: str | None = None
+
+
+class SteadyWindow(_Block):
+    """A generate window's steady-state interval (all load slots busy); only three keys when it was not reached."""
+
+    label: str | None = None
+    reached: bool = False
+    duration_s: Number | None = None
+    share_of_window: Number | None = None
+    output_tokens: Number | None = None
+    energy_wh: Number | None = None
+    joules_per_output_token: Number | None = None
+    devices: dict[str, SteadyDevice] = Field(default_factory=dict)
+    incomplete: list[str] = Field(default_factory=list)
+
+
+class SteadyState(_Block):
+    """Energy of the backend's steady-state intervals, summed over the windows that reached one."""
+
+    source: str | None = None
+    is_measured: bool = False
+    windows: list[SteadyWindow] = Field(default_factory=list)
+    energy_wh: Number | None = None
+    output_tokens: Number = 0.0
+    joules_per_output_token: Number | None = None
+    output_tokens_per_joule: Number | None = None
+
+
+class Energy(_ZeroFilled):
+    """Energy over the measured generate windows (``energy``): one meter per device class, each figure's source."""
+
+    gpu_energy_wh: Number | None = Field(None, description="0.0.4 key: never null in run()'s dict")
+    cpu_energy_wh: Number | None = Field(None, description="0.0.4 key: never null in run()'s dict")
+    ram_energy_wh: Number | None = Field(None, description="0.0.4 key: never null in run()'s dict")
+    total_energy_wh: Number | None = Field(None, description="0.0.4 key: never null in run()'s dict")
+    energy_wh: Number | None = Field(None, description="the GPU energy (0.0.4's meaning)")
+    emissions_g_co2eq: Number | None = None
+    emissions_kg_co2eq: Number | None = None
+    carbon_intensity_g_per_kwh: Number | None = None
+    emissions_source: str | None = None
+    gpu_energy_j: Number | None = None
+    cpu_energy_j: Number | None = None
+    ram_energy_j: Number | None = None
+    total_energy_j: Number | None = None
+    energy_bounds_wh: dict[str, list[Number] | None] = Field(default_factory=dict)
+    sources: dict[str, str | None] = Field(default_factory=dict)
+    meters_used: dict[str, str] = Field(default_factory=dict)
+    measured_energy_wh: Number | None = None
+    estimated_energy_wh: Number | None = None
+    all_measured: bool = False
+    total_wh_per_1000_queries: Number | None = None
+    gpu_wh_per_1000_queries: Number | None = None
+    total_wh_per_request: Number | None = None
+    joules_per_output_token: Number | None = None
+    output_tokens_per_joule: Number | None = None
+    tokens_per_joule: Number | None = None
+    gpu_tokens_per_joule: Number | None = None
+    idle_baseline: IdleBaseline | None = None
+    cross_checks: list[CrossCheck] = Field(default_factory=list)
+    flags: list[str] = Field(default_factory=list)
+    readings: list[dict[str, Any]] = Field(default_factory=list, description="every meter's reading, per window")
+    notes: list[str] = Field(default_factory=list)
+    steady_state: SteadyState | None = Field(None, description="only when energy was measured")
+    enabled: bool = False
+    emissions_estimated_g_co2eq: Number | None = None
+    zero_filled: list[str] = Field(default_factory=list, description="0.0.4 keys holding 0.0 for an unknown value")
+
+
+class PhaseBlock(_Block):
+    """One phase's windows (``prefill``, ``generate``) or their difference (``decode``)."""
+
+    duration_s: Number = 0.0
+    energy_wh: Number | None = None
+    gpu_energy_wh: Number | None = None
+    cpu_energy_wh: Number | None = None
+    ram_energy_wh: Number | None = None
+    prompts: int | None = None
+    prompt_tokens: int | None = None
+    output_tokens: int = 0
+    samples_per_kwh: Number | None = None
+    samples_per_second: Number | None = None
+    tokens_per_kwh: Number | None = None
+    tokens_per_second: Number | None = None
+
+
+class Phases(_Block):
+    """Prefill, generate and decode (= generate - prefill) for local models."""
+
+    method: str | None = None
+    prefill: PhaseBlock = Field(default_factory=PhaseBlock)
+    generate: PhaseBlock = Field(default_factory=PhaseBlock)
+    decode: PhaseBlock = Field(default_factory=PhaseBlock)
+
+
+class Latency(_Block):
+    """Per-request latency and time to first token (s) over the generate windows."""
+
+    unit: str = "s"
+    per: str | None = None
+    latency_s: Statistics = Field(default_factory=Statistics)
+    ttft_s: Statistics = Field(default_factory=Statistics)
+
+
+class Repetition(_Block):
+    """One measured repetition (one generate window)."""
+
+    repetition: int | None = None
+    window: str | None = None
+    duration_s: Number = 0.0
+    gpu_energy_wh: Number | None = None
+    cpu_energy_wh: Number | None = None
+    ram_energy_wh: Number | None = None
+    total_energy_wh: Number | None = None
+    energy_bounds_wh: dict[str, list[Number] | None] = Field(default_factory=dict)
+    completion_tokens: int = 0
+    output_tokens_per_second: Number | None = None
+    joules_per_output_token: Number | None = None
+    meter_errors: list[str] = Field(default_factory=list)
+
+
+class RepetitionStatistics(_Block):
+    """Repetitions described, where every repetition had the figure (else that figure is null)."""
+
+    total_energy_wh: Statistics | None = None
+    gpu_energy_wh: Statistics | None = None
+    joules_per_output_token: Statistics | None = None
+    output_tokens_per_second: Statistics | None = None
+    duration_s: Statistics | None = None
+
+
+class DatasetInfo(_Block):
+    """Where the prompts came from."""
+
+    source: str | None = None
+    num_requested: int | None = None
+    num_available: int | None = None
+    num_used: int | None = None
+    prompts_sha256: str | None = None
+    hub: dict[str, Any] | None = None
+
+
+class Timestamps(_Block):
+    """ISO 8601 UTC instants."""
+
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class Files(_Block):
+    """The files a run wrote (added by the runner)."""
+
+    report: str | None = None
+    requests: str | None = None
+    prompts: str | None = None
+    resolved_config: str | None = None
+    csv: str | None = None
+
+
+class BenchmarkResult(_Block):
+    """One benchmark run's result (``benchmark_report.json``; ``run()`` returns :meth:`to_dict`)."""
+
+    model_config = ConfigDict(extra="allow", title="BenchmarkResult")
+
+    schema_version: str | None = Field(None, description="'1.1' today; '1.0' reports are upgraded when read")
+    status: str | None = Field(None, description="completed | failed | interrupted")
+    config: RunConfig = Field(default_factory=RunConfig)
+    summary: Summary = Field(default_factory=Summary)
+    energy: Energy = Field(default_factory=Energy)
+    phases: Phases | None = None
+    latency: Latency | None = None
+    repetitions: list[Repetition] = Field(default_factory=list)
+    repetition_statistics: RepetitionStatistics | None = None
+    model: dict[str, Any] = Field(default_factory=dict, description="the backend's description of what it ran")
+    dataset: DatasetInfo = Field(default_factory=DatasetInfo)
+    meters: dict[str, Any] = Field(default_factory=dict, description="each meter's description, by name")
+    environment: dict[str, Any] = Field(default_factory=dict)
+    provenance: dict[str, Any] = Field(default_factory=dict)
+    timestamps: Timestamps = Field(default_factory=Timestamps)
+    warnings: list[str] = Field(default_factory=list)
+    energy_notes: list[str] = Field(default_factory=list)
+    files: Files | None = None
+
+    @property
+    def synthetic_model(self) -> bool:
+        """Whether the model had random weights (the backend says so in ``model.synthetic``)."""
+        return bool(self.model.get("synthetic"))
+
+
+def as_result(result: BenchmarkResult | Mapping[str, Any]) -> BenchmarkResult:
+    """``result`` as a :class:`BenchmarkResult` (a dict such as ``run()`` returns is parsed, not upgraded)."""
+    return result if isinstance(result, BenchmarkResult) else BenchmarkResult.model_validate(dict(result))
+
+
+def parse_report(report: Mapping[str, Any]) -> BenchmarkResult:
+    """A report read from disk as our readers see it: 0.0.4's zero-filled keys null again and a schema 1.0 report's
+    keys renamed to today's (:func:`~ai_energy_benchmarks.results.contract.reader_view`), then typed."""
+    from ai_energy_benchmarks.results.contract import reader_view
+
+    return BenchmarkResult.model_validate(reader_view(report))
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of ``benchmark_report.json`` and of ``run()``'s dict."""
+    schema = BenchmarkResult.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+def json_schema_text() -> str:
+    """:func:`json_schema` as indented JSON text (what ``ai-energy-benchmark schema`` prints)."""
+    return json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
