@@ -59,6 +59,9 @@ class OpenAIHTTPBackend:
     """Drives a vLLM or other OpenAI-compatible server over HTTP (``backend.type: vllm``; ``backend.server`` names
     the server's profile, or it is detected)."""
 
+    #: Keep each answer's text in its record (``RequestRecord.output_text``); off for benchmarks (no memory spent).
+    keep_text: bool = False
+
     def __init__(self, config: BenchmarkConfig) -> None:
         self._config = config
         self._backend = config.backend
@@ -262,6 +265,7 @@ class OpenAIHTTPBackend:
             retry_backoff_s=backend.retry_backoff_s,
             max_consecutive_failures=backend.max_consecutive_failures,
             scrape_interval_s=SCRAPE_INTERVAL_S if measured and self._metrics_available else None,
+            keep_text=self.keep_text,
         )
         handoff = Handoff(self._loop.loop)
         future = self._loop.submit(self._drive(plan, handoff))

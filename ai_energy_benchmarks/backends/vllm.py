@@ -37,6 +37,9 @@ class VLLMBackend(OpenAIHTTPBackend):
     ``backend.read_timeout_s``. The attribute ``endpoint`` is the server's base URL without ``/v1``, as in 0.0.4.
     """
 
+    #: ``run_inference`` returns the answer's text, as 0.0.4 did.
+    keep_text = True
+
     def __init__(
         self,
         endpoint: Any = None,
@@ -110,7 +113,7 @@ class VLLMBackend(OpenAIHTTPBackend):
         """One streamed request; 0.0.4's dict: ``text``, ``prompt_tokens``, ``completion_tokens``, ``total_tokens``,
         ``latency_seconds`` (s), ``time_to_first_token`` (s), ``model``, ``success``, ``error``.
 
-        ``text`` is empty: our client counts and times the streamed chunks but does not keep their text.
+        ``text`` is the answer's streamed ``content`` (reasoning excluded), as in 0.0.4.
         ``enable_streaming`` is accepted and has no effect (requests always stream). Extra keyword arguments are sent
         as request fields, as in 0.0.4.
         """
@@ -126,7 +129,7 @@ class VLLMBackend(OpenAIHTTPBackend):
             return failure(str(exc), start_s)
         if not records:
             return failure("no request was sent", start_s)
-        return result_dict(records[0], self.model, "")
+        return result_dict(records[0], self.model, records[0].output_text or "")
 
     def cleanup(self) -> None:
         """Close the connection pool."""
