@@ -177,9 +177,7 @@ class BenchmarkRunner:
                 create_meters(config.metrics, self.run_dir, backend.metered_gpu_ids()), backend.synchronize
             )
             meter_set.prepare()
-            prepare_prompts = getattr(backend, "prepare_prompts", None)
-            if callable(prepare_prompts):  # chat templates and the like, never inside a measured window
-                prepare_prompts(prompt_set.prompts)
+            backend.prepare_prompts(prompt_set.prompts)  # chat templates and the like, never inside a window
             interrupts.check()
             self._idle(meter_set)
             interrupts.check()
@@ -217,7 +215,7 @@ class BenchmarkRunner:
         kwargs = scenario.generate_kwargs.as_kwargs()
         done = 0
         logger.info("warm-up: %d prompts (not measured)", count)
-        _label_pass(backend, "warmup")
+        backend.set_phase("warmup")
         for record in backend.run(prompt_set.prompts[:count], kwargs):
             done += record.num_prompts
             self._progress("warmup", done, count)
@@ -242,7 +240,7 @@ class BenchmarkRunner:
         scenario = self.config.scenario
         kwargs = scenario.generate_kwargs.as_kwargs()
         passes: list[tuple[str, dict[str, Any]]] = []
-        if scenario.measure_prefill and not getattr(backend, "splits_phases", True):
+        if scenario.measure_prefill and not backend.splits_phases:
             logger.warning("this backend's workload runs for a fixed duration: no separate prefill pass is measured")
         elif scenario.measure_prefill:
             passes.append(("prefill", kwargs | {"max_new_tokens": 1, "min_new_tokens": 1}))
@@ -253,7 +251,7 @@ class BenchmarkRunner:
             for phase, phase_kwargs in passes:
                 with _untorn_window(meter_set, f"{phase}-{repetition}", kind=phase, repetition=repetition):
                     logger.info("measuring window '%s-%d'", phase, repetition)
-                    _label_pass(backend, f"{phase}-{repetition}")
+                    backend.set_phase(f"{phase}-{repetition}")
                     for record in backend.run(prompt_set.prompts, phase_kwargs):
                         record.repetition = repetition
                         record.phase = phase
@@ -282,7 +280,7 @@ class BenchmarkRunner:
             records=records,
             windows=meter_set.windows,
             steady_state_readings=self._steady_state_readings(backend, meter_set),
-            model_info=backend.describe(),
+            model_info=_model_info(backend),
             gpu_ids_used=backend.metered_gpu_ids(),
             meters_info=meter_set.describe(),
             environment=collect_environment(),
@@ -302,11 +300,10 @@ class BenchmarkRunner:
     @staticmethod
     def _steady_state_readings(backend: Backend, meter_set: MeterSet) -> dict[str, list[IntervalReading]]:
         """The meters' energy over each steady-state interval the backend reports (optional hook), by window label."""
-        intervals = getattr(backend, "steady_state_intervals", None)
-        if not callable(intervals) or not meter_set.meters:
+        if not meter_set.meters:
             return {}
         try:
-            bounds: dict[str, tuple[float, float]] = intervals()
+            bounds = backend.steady_state_intervals()
         except Exception as exc:  # the window figures stand without it
             logger.warning("cannot read the backend's steady-state intervals: %s", exc)
             return {}
@@ -315,15 +312,16 @@ class BenchmarkRunner:
     @staticmethod
     def _sent_prompts(backend: Backend, prompt_set: PromptSet) -> list[dict[str, Any]]:
         """Each prompt and exactly what the backend sends for it (when the backend can say)."""
-        render = getattr(backend, "render", None)
         rows = []
         for index, prompt in enumerate(prompt_set.prompts):
             row: dict[str, Any] = {"index": index, "prompt": prompt}
-            if callable(render):
-                try:
-                    row["sent"] = render(prompt)
-                except BenchmarkError as exc:
-                    row["sent_error"] = str(exc)
+            try:
+                sent = backend.render(prompt)
+            except BenchmarkError as exc:
+                row["sent_error"] = str(exc)
+            else:
+                if sent is not None:
+                    row["sent"] = sent
             rows.append(row)
         return rows
 
@@ -459,11 +457,13 @@ def _sleep_checked(duration_s: float) -> None:
         interrupts.check()
 
 
-def _label_pass(backend: Backend, label: str) -> None:
-    """Tell a backend that can use it which pass comes next (``warmup``, ``prefill-0``, ``generate-0``, ...)."""
-    set_phase = getattr(backend, "set_phase", None)
-    if callable(set_phase):
-        set_phase(label)
+def _model_info(backend: Backend) -> dict[str, Any]:
+    """The backend's description, with its energy scope (typed) under ``energy_scope`` where it has one."""
+    info = backend.describe()
+    scope = backend.energy_scope()
+    if scope is not None:
+        info["energy_scope"] = scope.to_dict()
+    return info
 
 
 _RUN_FILES = (REPORT_FILE, REQUESTS_FILE, PROMPTS_FILE, RESOLVED_CONFIG_FILE, "timeline.csv")

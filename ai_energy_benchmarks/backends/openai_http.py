@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from ai_energy_benchmarks.backends import http_client as hc
-from ai_energy_benchmarks.backends.base import RequestRecord
+from ai_energy_benchmarks.backends.base import Backend, EnergyScope, RequestRecord
 from ai_energy_benchmarks.backends.http_metrics import (
     error_counts,
     prometheus_summary,
@@ -284,7 +284,7 @@ class _Handoff:
         return self._queue.get()
 
 
-class OpenAIHTTPBackend:
+class OpenAIHTTPBackend(Backend):
     """Drives a vLLM or other OpenAI-compatible server over HTTP (``backend.type: vllm``)."""
 
     def __init__(self, config: BenchmarkConfig) -> None:
@@ -753,6 +753,13 @@ class OpenAIHTTPBackend:
                 "CPU and RAM energy cover client and server together"
             )
         return {"server_on_this_host": bool(self._on_this_host), "server_gpus_metered": gpus, "note": note}
+
+    def energy_scope(self) -> EnergyScope | None:
+        """Whether the server's GPUs are this host's, and which are metered (None before :meth:`load`)."""
+        if self._on_this_host is None:
+            return None
+        scope = self._energy_scope()
+        return EnergyScope(scope["server_on_this_host"], scope["server_gpus_metered"], scope["note"])
 
     def _run_label(self, label: str, state: hc.RunState) -> str:
         """The label, corrected by the phase the runner wrote into the records (an inferred label can be wrong)."""
