@@ -25,6 +25,8 @@ from pydantic import BaseModel, ValidationError
 
 from ai_energy_benchmarks.cli import main
 from ai_energy_benchmarks.config import load_config
+from ai_energy_benchmarks.config.backend import BackendConfig as BackendConfigBase
+from ai_energy_benchmarks.config.backend import builtin_config_models
 from ai_energy_benchmarks.config.docs import render_markdown
 from ai_energy_benchmarks.config.loader import build_config, interpolate_env, load_config_data
 from ai_energy_benchmarks.config.parser import (
@@ -1071,7 +1073,7 @@ def test_presets_lists_packaged_presets_with_descriptions() -> None:
 def test_text_generation_preset_defaults() -> None:
     _, resolved = _resolved(cli("validate", "--config-name", "text_generation", "backend.model=x"))
     assert resolved["backend"]["type"] == "pytorch"
-    assert resolved["backend"]["endpoint"] == "http://localhost:8000/v1"
+    assert "endpoint" not in resolved["backend"]  # the preset's endpoint is for type vllm; pytorch ignores it
     assert resolved["scenario"]["dataset_name"] == "EnergyStarAI/text_generation"
     assert resolved["scenario"]["num_samples"] == 1000
     assert resolved["scenario"]["input_shapes"]["batch_size"] == 1
@@ -1128,6 +1130,9 @@ def _schema_keys(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str
         annotation = info.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             yield from _schema_keys(annotation, path)
+            if annotation is BackendConfigBase:  # and every built-in backend type's own keys
+                for backend_model in builtin_config_models().values():
+                    yield from ((k, v) for k, v in _schema_keys(backend_model, path) if k.split(".")[-1] != "type")
 
 
 def test_committed_reference_matches_the_schema() -> None:
@@ -1149,7 +1154,12 @@ def test_reference_lists_every_key_with_its_default_and_description() -> None:
         assert f"## `{section}`" in text
     assert rows["`scenario.num_samples`"].startswith("| `scenario.num_samples` | integer | `10` |")
     assert rows["`backend.model`"].startswith("| `backend.model` | string | **required** |")
-    assert rows["`backend.type`"].startswith("| `backend.type` | one of `pytorch`, `vllm` | `pytorch` |")
+    assert rows["`backend.type`"].startswith("| `backend.type` | string | `pytorch` |")
+    assert "`pytorch`" in rows["`backend.type`"] and "`vllm`" in rows["`backend.type`"]
+    for backend_type in ("pytorch", "vllm"):
+        assert f"## `backend` with `type: {backend_type}`" in text
+    assert rows["`backend.no_weights`"].startswith("| `backend.no_weights` | boolean | `false` |")
+    assert rows["`backend.concurrency`"].startswith("| `backend.concurrency` | integer | `1` |")
     assert rows["`backend.device_ids`"].startswith("| `backend.device_ids` | list of integers | `[0]` |")
 
 

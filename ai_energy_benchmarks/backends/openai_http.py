@@ -30,6 +30,7 @@ import aiohttp
 
 from ai_energy_benchmarks.backends import http_client as hc
 from ai_energy_benchmarks.backends.base import Backend, EnergyScope, RequestRecord
+from ai_energy_benchmarks.backends.http_config import OpenAIHTTPConfig
 from ai_energy_benchmarks.backends.http_metrics import (
     error_counts,
     prometheus_summary,
@@ -289,7 +290,7 @@ class OpenAIHTTPBackend(Backend):
 
     def __init__(self, config: BenchmarkConfig) -> None:
         self._config = config
-        self._backend = config.backend
+        self._backend = OpenAIHTTPConfig.of(config.backend)
         self._scenario = config.scenario
         if not self._backend.endpoint:
             raise ConfigError("backend.endpoint: required when backend.type is 'vllm'")

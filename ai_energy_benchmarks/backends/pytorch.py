@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ai_energy_benchmarks.backends.base import Backend, RequestRecord
+from ai_energy_benchmarks.backends.pytorch_config import PyTorchConfig
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.exceptions import (
     BackendError,
@@ -86,7 +87,7 @@ class PyTorchBackend(Backend):
 
     def __init__(self, config: BenchmarkConfig) -> None:
         self._config = config
-        self._backend = config.backend
+        self._backend = PyTorchConfig.of(config.backend)
         self._scenario = config.scenario
         self._model: Any = None
         self._tokenizer: Any = None
