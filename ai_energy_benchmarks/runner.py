@@ -26,7 +26,7 @@ from ai_energy_benchmarks.config.loader import Overrides, build_config, load_con
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.datasets.loader import PromptSet, load_prompts, prompt_source
 from ai_energy_benchmarks.energy.base import IntervalReading, MeterSet, WindowMeasurement
-from ai_energy_benchmarks.energy.registry import check_meter_names, create_meters
+from ai_energy_benchmarks.energy.registry import check_meter_names, create_meters, meter_output_files
 from ai_energy_benchmarks.environment import collect_environment
 from ai_energy_benchmarks.exceptions import BenchmarkError, ConfigError, Interrupted
 from ai_energy_benchmarks.results.aggregate import aggregate
@@ -466,9 +466,8 @@ def _model_info(backend: Backend) -> dict[str, Any]:
     return info
 
 
-_RUN_FILES = (REPORT_FILE, REQUESTS_FILE, PROMPTS_FILE, RESOLVED_CONFIG_FILE, "timeline.csv")
-#: Files a run leaves whose names vary: CodeCarbon's per-task rows, one file per tracker run id.
-_RUN_FILE_PATTERNS = ("emissions_base_*.csv",)
+#: The runner's own files; the meters' are theirs to name (``energy.registry.meter_output_files``).
+_RUN_FILES = (REPORT_FILE, REQUESTS_FILE, PROMPTS_FILE, RESOLVED_CONFIG_FILE)
 
 
 def _claim_run_dir(output_dir: Path, held: ExitStack) -> Path:
@@ -514,9 +513,10 @@ def _archive_previous_run(out: Path) -> None:
     for name in _RUN_FILES:
         if (out / name).exists():
             (out / name).replace(target / name)
-    for pattern in _RUN_FILE_PATTERNS:
+    for pattern in meter_output_files():
         for path in out.glob(pattern):
-            path.replace(target / path.name)
+            if path.is_file():
+                path.replace(target / path.name)
     logger.info("kept the previous run's files in %s", target)
     files = previous.get("files") if isinstance(previous, dict) else None
     if not isinstance(files, dict):

@@ -1,4 +1,5 @@
-"""The backend contract (backends/base.py) as the runner drives it: required methods, hooks called directly.
+"""The backend contract (backends/base.py) as the runner drives it: required methods, hooks called directly; and
+the meters' own files, which the runner learns from the meters.
 
 The backend here is a real `Backend` subclass registered under its own type, with deterministic outputs; the runner,
 config validation and report writing are the real ones.
@@ -17,6 +18,8 @@ from pydantic import Field
 from ai_energy_benchmarks.backends.base import Backend, EnergyScope, RequestRecord
 from ai_energy_benchmarks.backends.registry import _SPECS, register_backend
 from ai_energy_benchmarks.config.schema import BackendConfig, BenchmarkConfig
+from ai_energy_benchmarks.energy.registry import _FACTORIES as _METER_FACTORIES
+from ai_energy_benchmarks.energy.registry import register_meter
 from ai_energy_benchmarks.runner import BenchmarkRunner
 
 
@@ -142,3 +145,45 @@ def test_the_energy_scope_is_reported_from_the_typed_method(tmp_path: Path) -> N
         "server_gpus_metered": [],
         "note": "runs elsewhere",
     }
+
+
+class FileMeter:
+    """A meter that reads nothing and writes one file of its own per run, which it declares."""
+
+    name = "filemeter"
+    output_files = ("filemeter_*.csv",)
+
+    def __init__(self, config: Any, output_dir: Path, gpu_ids: list[int] | None) -> None:
+        self._output_dir = output_dir
+
+    def prepare(self) -> None:
+        pass
+
+    def start_window(self, name: str) -> None:
+        pass
+
+    def stop_window(self, name: str) -> tuple[list[Any], float | None]:
+        return [], None
+
+    def describe(self) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        runs = len(list(self._output_dir.glob("filemeter_*.csv")))
+        (self._output_dir / f"filemeter_{runs}.csv").write_text("x\n", encoding="utf-8")
+
+
+def test_a_meters_own_files_move_with_its_run(tmp_path: Path) -> None:
+    register_meter("filemeter", FileMeter)
+    try:
+        config = _config(tmp_path)
+        config.metrics.enabled = True
+        config.metrics.type = "filemeter"
+        BenchmarkRunner(config).run()
+        assert [p.name for p in tmp_path.glob("filemeter_*.csv")] == ["filemeter_0.csv"]
+        BenchmarkRunner(config).run()
+    finally:
+        del _METER_FACTORIES["filemeter"]
+    (archived,) = (tmp_path / "previous_runs").iterdir()
+    assert [p.name for p in archived.glob("filemeter_*.csv")] == ["filemeter_0.csv"]
+    assert [p.name for p in tmp_path.glob("filemeter_*.csv")] == ["filemeter_0.csv"]  # the second run's own
