@@ -9,10 +9,8 @@ import hashlib
 import json
 import logging
 import os
-import sys
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager, nullcontext
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,50 +22,33 @@ from ai_energy_benchmarks.backends.base import Backend, RequestRecord
 from ai_energy_benchmarks.backends.registry import create_backend
 from ai_energy_benchmarks.config.loader import Overrides, build_config, load_config
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
+from ai_energy_benchmarks.csv_row import csv_row
 from ai_energy_benchmarks.datasets.loader import PromptSet, load_prompts, prompt_source
-from ai_energy_benchmarks.energy.base import IntervalReading, MeterSet, WindowMeasurement
-from ai_energy_benchmarks.energy.registry import check_meter_names, create_meters, meter_output_files
+from ai_energy_benchmarks.energy.base import IntervalReading, MeterSet
+from ai_energy_benchmarks.energy.registry import check_meter_names, create_meters
 from ai_energy_benchmarks.environment import collect_environment
 from ai_energy_benchmarks.exceptions import BenchmarkError, ConfigError, Interrupted
+from ai_energy_benchmarks.passes import failed_passes, sleep_checked, untorn_window
 from ai_energy_benchmarks.results.aggregate import aggregate
 from ai_energy_benchmarks.results.writers import (
     append_csv_row_to,
-    exclusive_lock,
-    repoint_csv_report,
     write_json_atomic,
     write_jsonl_atomic,
     write_text_atomic,
+)
+from ai_energy_benchmarks.run_dir import (
+    PROMPTS_FILE,
+    REPORT_FILE,
+    REQUESTS_FILE,
+    RESOLVED_CONFIG_FILE,
+    check_writable,
+    claim_run_dir,
 )
 
 logger = logging.getLogger(__name__)
 
 #: Called as ``progress(stage, completed, total)``; stages: "idle", "warmup", "measure".
 ProgressCallback = Callable[[str, int, int], None]
-
-REPORT_FILE = "benchmark_report.json"
-REQUESTS_FILE = "requests.jsonl"
-PROMPTS_FILE = "prompts.jsonl"
-RESOLVED_CONFIG_FILE = "resolved_config.yaml"
-#: Held (locked) by the run writing to an output_dir; removed when it ends.
-RUN_LOCK_FILE = ".benchmark_run.lock"
-#: Where a run puts its files when another run holds its output_dir: ``<output_dir>/concurrent_runs/<stamp>-<pid>``.
-CONCURRENT_RUNS_DIR = "concurrent_runs"
-
-_CSV_ENERGY_KEYS = (
-    "gpu_energy_wh",
-    "cpu_energy_wh",
-    "ram_energy_wh",
-    "total_energy_wh",
-    "energy_wh",
-    "emissions_g_co2eq",
-    "emissions_kg_co2eq",
-    "carbon_intensity_g_per_kwh",
-    "total_wh_per_1000_queries",
-    "gpu_wh_per_1000_queries",
-    "joules_per_output_token",
-    "tokens_per_joule",
-    "all_measured",
-)
 
 
 def _now() -> str:
@@ -130,8 +111,8 @@ class BenchmarkRunner:
             check_meter_names(self.config.metrics.meter_types)
         prompt_source(self.config.scenario)
         backend = create_backend(self.config)
-        _check_writable(self.output_dir, "output_dir")
-        _check_writable(Path(self.config.reporter.output_file).parent, "reporter.output_file")
+        check_writable(self.output_dir, "output_dir")
+        check_writable(Path(self.config.reporter.output_file).parent, "reporter.output_file")
         return backend
 
     def validate(self) -> bool:
@@ -158,7 +139,7 @@ class BenchmarkRunner:
         config = self.config
         self.result = None
         with ExitStack() as held:
-            self.run_dir = _claim_run_dir(self.output_dir, held)
+            self.run_dir = claim_run_dir(self.output_dir, held)
             return self._run(backend, config)
 
     def _run(self, backend: Backend, config: BenchmarkConfig) -> dict[str, Any]:
@@ -229,9 +210,9 @@ class BenchmarkRunner:
         if not meter_set.meters or idle_s <= 0:
             return
         self._progress("idle", 0, 1)
-        with _untorn_window(meter_set, "idle", kind="idle"):
+        with untorn_window(meter_set, "idle", kind="idle"):
             logger.info("measuring %.1f s of idle baseline", idle_s)
-            _sleep_checked(idle_s)
+            sleep_checked(idle_s)
         self._progress("idle", 1, 1)
 
     def _measure(
@@ -249,7 +230,7 @@ class BenchmarkRunner:
         done = 0
         for repetition in range(scenario.repetitions):
             for phase, phase_kwargs in passes:
-                with _untorn_window(meter_set, f"{phase}-{repetition}", kind=phase, repetition=repetition):
+                with untorn_window(meter_set, f"{phase}-{repetition}", kind=phase, repetition=repetition):
                     logger.info("measuring window '%s-%d'", phase, repetition)
                     backend.set_phase(f"{phase}-{repetition}")
                     for record in backend.run(prompt_set.prompts, phase_kwargs):
@@ -271,7 +252,7 @@ class BenchmarkRunner:
     ) -> dict[str, Any]:
         failures: list[str] = []
         if status is None:
-            failures = _failed_passes(meter_set.windows, records)
+            failures = failed_passes(meter_set.windows, records)
             status = "failed" if failures else "completed"
         config = self.config
         result = aggregate(
@@ -381,82 +362,6 @@ class BenchmarkRunner:
             raise stop
 
 
-def csv_row(result: dict[str, Any]) -> dict[str, Any]:
-    """The CSV columns for one run: the same columns for every run, so rows always align."""
-    config, energy = result["config"], result["energy"]
-    row: dict[str, Any] = {
-        "timestamp": result["timestamps"]["finished_at"],
-        "schema_version": result["schema_version"],
-        "status": result["status"],
-        "name": config["name"],
-        "backend": config["backend"],
-        "model": config["model"],
-        "dataset": config["dataset"],
-        "num_samples": config["num_samples"],
-        "batch_size": config["batch_size"],
-        "repetitions": config["repetitions"],
-        "device_ids": json.dumps(config["device_ids"]),
-        "generate_kwargs": json.dumps(config["generate_kwargs"], sort_keys=True),
-    }
-    row.update({k: v for k, v in result["summary"].items() if k != "zero_filled"})
-    for key in _CSV_ENERGY_KEYS:
-        row[key] = energy.get(key)
-    # 0.0.4's keys that hold 0.0 only because they may not be null (results/contract.py): unknown, not zero.
-    row["zero_filled"] = " ".join(
-        [f"summary.{k}" for k in result["summary"].get("zero_filled") or []]
-        + [f"energy.{k}" for k in energy.get("zero_filled") or []]
-    )
-    for device in ("gpu", "cpu", "ram"):
-        row[f"{device}_energy_source"] = (energy.get("sources") or {}).get(device)
-    row["synthetic_model"] = bool(result["model"].get("synthetic"))
-    row["prompts_sha256"] = result["dataset"]["prompts_sha256"]
-    row["config_sha256"] = result["provenance"]["config_sha256"]
-    row["report"] = result.get("files", {}).get("report")
-    return row
-
-
-def _failed_passes(windows: list[WindowMeasurement], records: list[RequestRecord]) -> list[str]:
-    """Why a run whose passes all ran must still fail: each measured pass (window) without one successful request."""
-    reasons = []
-    for window in windows:
-        if window.kind not in ("prefill", "generate"):
-            continue
-        mine = [r for r in records if r.phase == window.kind and r.repetition == window.repetition]
-        if not any(r.ok for r in mine):
-            reasons.append(
-                f"measured pass '{window.name}': none of its {sum(r.num_prompts for r in mine)} requests succeeded"
-            )
-    if not any(w.kind in ("prefill", "generate") for w in windows):
-        reasons.append("no measured pass ran")
-    return reasons
-
-
-@contextmanager
-def _untorn_window(meter_set: MeterSet, name: str, **kwargs: Any) -> Iterator[None]:
-    """``meter_set.window(...)`` whose opening and closing a signal does not tear: one that arrives while the meters
-    start or stop is delivered once the window is open, or once it is closed and recorded."""
-    stack = ExitStack()
-    try:
-        with interrupts.deferred():
-            stack.enter_context(meter_set.window(name, **kwargs))
-        yield
-    except BaseException:
-        with interrupts.deferred():
-            if not stack.__exit__(*sys.exc_info()):
-                raise
-    else:
-        with interrupts.deferred():
-            stack.close()
-
-
-def _sleep_checked(duration_s: float) -> None:
-    """Sleep ``duration_s`` seconds in short steps, stopping at once for a signal whose exception was dropped."""
-    end_s = time.monotonic() + duration_s
-    while (left_s := end_s - time.monotonic()) > 0:
-        time.sleep(min(left_s, 0.1))
-        interrupts.check()
-
-
 def _model_info(backend: Backend) -> dict[str, Any]:
     """The backend's description, with its energy scope (typed) under ``energy_scope`` where it has one."""
     info = backend.describe()
@@ -464,81 +369,6 @@ def _model_info(backend: Backend) -> dict[str, Any]:
     if scope is not None:
         info["energy_scope"] = scope.to_dict()
     return info
-
-
-#: The runner's own files; the meters' are theirs to name (``energy.registry.meter_output_files``).
-_RUN_FILES = (REPORT_FILE, REQUESTS_FILE, PROMPTS_FILE, RESOLVED_CONFIG_FILE)
-
-
-def _claim_run_dir(output_dir: Path, held: ExitStack) -> Path:
-    """The directory this run writes to: ``output_dir`` itself, held (locked) for the run, with an earlier run's
-    files moved aside; or, when another run holds it, a new directory of this run's own under it."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    if held.enter_context(exclusive_lock(output_dir / RUN_LOCK_FILE, blocking=False)):
-        with interrupts.deferred():  # files are moved whole, and their CSV rows follow them
-            _archive_previous_run(output_dir)
-        return output_dir
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    for attempt in range(1, 1000):
-        run_dir = output_dir / CONCURRENT_RUNS_DIR / (f"{stamp}-{os.getpid()}" + (f"~{attempt}" if attempt > 1 else ""))
-        try:
-            run_dir.mkdir(parents=True)
-        except FileExistsError:
-            continue
-        logger.warning("another run is using %s: this run's files go to %s", output_dir, run_dir)
-        return run_dir
-    raise BenchmarkError(f"output_dir: cannot make a run directory under {output_dir / CONCURRENT_RUNS_DIR}")
-
-
-def _archive_previous_run(out: Path) -> None:
-    """Move an earlier run's files out of the way (into ``previous_runs/<its finish time>/``), never overwrite them.
-
-    The moved report's ``files`` and the ``report`` cell of its CSV row are pointed at the new place.
-    """
-    report = out / REPORT_FILE
-    if not report.is_file():
-        return
-    previous: dict[str, Any] = {}
-    try:
-        previous = json.loads(report.read_text(encoding="utf-8"))
-        stamp = previous["timestamps"]["finished_at"]
-    except (OSError, ValueError, KeyError, TypeError):
-        stamp = datetime.fromtimestamp(report.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
-    target = out / "previous_runs" / str(stamp).replace(":", "-")
-    suffix = 1
-    while target.exists():
-        suffix += 1
-        target = target.with_name(f"{target.name.split('~')[0]}~{suffix}")
-    target.mkdir(parents=True)
-    for name in _RUN_FILES:
-        if (out / name).exists():
-            (out / name).replace(target / name)
-    for pattern in meter_output_files():
-        for path in out.glob(pattern):
-            if path.is_file():
-                path.replace(target / path.name)
-    logger.info("kept the previous run's files in %s", target)
-    files = previous.get("files") if isinstance(previous, dict) else None
-    if not isinstance(files, dict):
-        return
-    moved = {key: str(target / Path(value).name) for key, value in files.items() if key != "csv" and value}
-    old_report = files.get("report")
-    try:
-        write_json_atomic(target / REPORT_FILE, previous | {"files": files | moved})
-        if isinstance(files.get("csv"), str) and isinstance(old_report, str):
-            repoint_csv_report(Path(files["csv"]), old_report, moved["report"], str(stamp))
-    except (OSError, BenchmarkError) as exc:  # the files are kept either way
-        logger.warning("cannot point the previous run's report and CSV row at %s: %s", target, exc)
-
-
-def _check_writable(directory: Path, key: str) -> None:
-    probe = directory
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
-        raise ConfigError(f"{key}: directory '{directory}' cannot be written (check permissions)")
 
 
 def create_benchmark(
@@ -564,6 +394,7 @@ __all__ = [
     "ProgressCallback",
     "config_sha256",
     "create_benchmark",
+    "csv_row",
     "load_config",
     "run_benchmark_from_config",
 ]
