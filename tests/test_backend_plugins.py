@@ -30,6 +30,7 @@ version = "0.1.0"
 
 [project.entry-points."ai_energy_benchmarks.backends"]
 echo = "aieb_echo_backend:spec"
+broken = "aieb_echo_backend:no_such_spec"
 
 [tool.setuptools]
 packages = ["aieb_echo_backend"]
@@ -206,7 +207,12 @@ def test_plugin_backend_runs_end_to_end(plugin_site: Path, tmp_path: Path) -> No
         ("backend.tokens_per_prompt=many", "backend.tokens_per_prompt: expected an integer, got 'many'"),
         ("backend.tokens_per_promt=2", "backend.tokens_per_promt: unknown key (did you mean 'tokens_per_prompt'?)"),
         ("backend.no_weights=true", "backend: no_weights applies to backend type 'pytorch' only, not 'echo'"),
-        ("backend.type=ecko", "backend.type: expected 'echo', 'pytorch' or 'vllm', got 'ecko'"),
+        ("backend.type=ecko", "backend.type: expected 'broken', 'echo', 'pytorch' or 'vllm', got 'ecko'"),
+        (
+            "backend.type=broken",
+            "backend.type: cannot load backend 'broken' (entry point 'aieb_echo_backend:no_such_spec' in group "
+            "ai_energy_benchmarks.backends): AttributeError",
+        ),
     ],
 )
 def test_plugin_config_errors_read_like_ours(plugin_site: Path, tmp_path: Path, override: str, fragment: str) -> None:

@@ -198,6 +198,9 @@ def backend_config_model(name: Any) -> type[BackendConfig]:
         ValidationError: at ``type``, listing the available backend types, when no backend has that name.
     """
     registry = _registry()
+    loaded: dict[str, type[BackendConfig]] = registry.loaded_config_models()
+    if isinstance(name, str) and name in loaded:  # without reading the installed plugins' entry points
+        return loaded[name]
     available: list[str] = registry.available_backends()
     if isinstance(name, str) and name in available:
         try:
@@ -205,7 +208,13 @@ def backend_config_model(name: Any) -> type[BackendConfig]:
         except Exception as exc:  # a plugin that cannot be loaded: one line at backend.type
             raise ValidationError.from_exception_data(
                 "BackendConfig",
-                [{"type": PydanticCustomError("backend_plugin", str(exc)), "loc": ("type",), "input": name}],
+                [
+                    {
+                        "type": PydanticCustomError("backend_plugin", str(exc).removeprefix("backend.type: ")),
+                        "loc": ("type",),
+                        "input": name,
+                    }
+                ],
             ) from None
         return model
     expected = " or ".join(", ".join(f"'{n}'" for n in available).rsplit(", ", 1))
