@@ -95,7 +95,9 @@ class EchoBackend(Backend):
 spec = BackendSpec(config_model=EchoConfig, factory=EchoBackend, description="deterministic echo")
 '''
 
-PIP_INSTALL = [sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", "--no-build-isolation"]
+#: Offline, into a directory, with the setuptools already installed here (no download, no build environment).
+PIP_INSTALL = [sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-cache-dir", "--no-deps"]
+PIP_INSTALL += ["--no-build-isolation"]
 
 PROMPTS = ["one two three", "four five", "six", "seven eight nine ten"]
 
