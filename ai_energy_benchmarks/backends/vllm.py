@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Any
 
+from ai_energy_benchmarks.backends.http_config import OpenAIHTTPConfig
 from ai_energy_benchmarks.backends.legacy import (
     deprecated_use_harmony,
     failure,
@@ -58,9 +59,10 @@ class VLLMBackend(OpenAIHTTPBackend):
         }
         config = typed_config(endpoint, backend, "VLLMBackend(...)")
         super().__init__(config)
-        self.endpoint: str = normalize_endpoint(str(config.backend.endpoint)).removesuffix("/v1").rstrip("/")
-        self.model: str = config.backend.model
-        self.timeout = config.backend.read_timeout_s
+        settings = OpenAIHTTPConfig.of(config.backend)
+        self.endpoint: str = normalize_endpoint(str(settings.endpoint)).removesuffix("/v1").rstrip("/")
+        self.model: str = settings.model
+        self.timeout = settings.read_timeout_s
         self.use_harmony = deprecated_use_harmony(use_harmony, self.model)
         self.formatter_registry = FormatterRegistry()
         self.formatter = self.formatter_registry.get_formatter(self.model)
