@@ -14,8 +14,8 @@ reading for it, and :class:`IncompleteWindowError` says which GPU failed, with w
 Windows may nest and overlap: each open window keeps its own start snapshot. The meter also keeps a record of each
 GPU's cumulative energy (the unwrapped counter, or the running power integral) at every poll and window edge, so the
 energy of a past interval that was never opened as a window (the HTTP backend's steady state, known only afterwards)
-can be read back with bounds: :meth:`NvmlMeter.energy_between`. All times are ``time.perf_counter()`` seconds, the
-clock of the measured windows.
+can be read back with bounds: :meth:`NvmlMeter.energy_between`. All times are the meter's clock's seconds
+(``time.perf_counter()``, the clock of the measured windows, unless a test passes a simulated one).
 
 The bindings are nvidia-ml-py (module ``pynvml``), imported only when the meter is prepared.
 """
@@ -34,6 +34,7 @@ from typing import Any
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyReading, IncompleteWindowError, IntervalReading, SnapshotWindows
+from ai_energy_benchmarks.energy.clock import SYSTEM_CLOCK, Clock
 from ai_energy_benchmarks.energy.record import CumulativeRecord
 from ai_energy_benchmarks.exceptions import MeterError, MissingDependencyError
 
@@ -230,9 +231,11 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
         *,
         counter_modulus_mj: int = NVML_COUNTER_MODULUS_MJ,
         poll_seed: int | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """``counter_modulus_mj``: where the energy counter wraps (NVML: 2^64 mJ; tests of a simulated short counter
-        may set less). ``poll_seed`` seeds the random polling intervals (None: a fresh seed)."""
+        may set less). ``poll_seed`` seeds the random polling intervals (None: a fresh seed). ``clock`` times every
+        read (a test passes the clock its simulated GPUs run on)."""
         if counter_modulus_mj <= 0:
             raise ValueError("counter_modulus_mj must be positive")
         self._counter_modulus_mj = int(counter_modulus_mj)
@@ -245,7 +248,7 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
         self._gpus: list[_Gpu] = []
         self._visible_count = 0
         self._driver_version = "unknown"
-        self._init_windows()
+        self._init_windows(clock)
         self._origin_s = 0.0
         self._rows: list[tuple[Any, ...]] = []
         self._timeline_rows_written = 0
@@ -274,12 +277,12 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
         except BaseException:
             self._shutdown()
             raise
-        self._origin_s = time.perf_counter()
+        self._origin_s = self._clock.now_s()
         with self._lock:
             for gpu in self._gpus:
                 self._sample_power(gpu, strict=not gpu.has_counter)
                 if not gpu.has_counter:
-                    gpu.remember(time.perf_counter(), None)
+                    gpu.remember(self._clock.now_s(), None)
         polled = any(not gpu.has_counter for gpu in self._gpus)
         self._start_polling(self._poll_interval_s, random.Random(self._poll_seed) if polled else None)
         logger.debug("nvml meter ready: %s", self.describe())
@@ -360,7 +363,7 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
 
         With ``strict`` a failed read raises MeterError; otherwise it is logged once and None is returned.
         """
-        before = time.perf_counter()
+        before = self._clock.now_s()
         try:
             power_w = self._nvml.nvmlDeviceGetPowerUsage(gpu.handle) / 1000.0
         except Exception as exc:
@@ -373,7 +376,7 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
                 gpu.power_error_logged = True
                 logger.warning("NVML: cannot read GPU %d's power: %s", gpu.index, exc)
             return None
-        now = (before + time.perf_counter()) / 2.0
+        now = (before + self._clock.now_s()) / 2.0
         if gpu.last_sample_s is not None and gpu.last_power_w is not None:
             gap_s = now - gpu.last_sample_s
             gpu.integrated_j += gap_s * (power_w + gpu.last_power_w) / 2.0
@@ -398,7 +401,7 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
         for gpu in self._gpus:
             with self._lock:
                 power_w = self._sample_power(gpu, strict=False)
-                elapsed_s = (gpu.last_sample_s or time.perf_counter()) - self._origin_s
+                elapsed_s = (gpu.last_sample_s or self._clock.now_s()) - self._origin_s
                 self._remember(gpu, strict=False)
             sm_clock = self._optional("nvmlDeviceGetClockInfo", gpu.handle, getattr(self._nvml, "NVML_CLOCK_SM", 1))
             mem_clock = self._optional("nvmlDeviceGetClockInfo", gpu.handle, getattr(self._nvml, "NVML_CLOCK_MEM", 2))
@@ -422,7 +425,7 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
             self._flush_timeline()
 
     def _read_counter(self, gpu: _Gpu) -> int:
-        before = time.perf_counter()
+        before = self._clock.now_s()
         try:
             value = int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle))
         except Exception as exc:
@@ -434,12 +437,12 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
     def _remember(self, gpu: _Gpu, strict: bool) -> int | None:
         """Read ``gpu``'s counter (if it has one) into its record; return the raw value. The caller holds the lock."""
         if not gpu.has_counter:
-            gpu.remember(time.perf_counter(), None)
+            gpu.remember(self._clock.now_s(), None)
             return None
         try:
-            before = time.perf_counter()
+            before = self._clock.now_s()
             raw_mj = self._read_counter(gpu)
-            gpu.remember((before + time.perf_counter()) / 2.0, raw_mj)
+            gpu.remember((before + self._clock.now_s()) / 2.0, raw_mj)
         except MeterError:
             if strict:
                 raise
@@ -462,8 +465,8 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
                 raw_mj = self._remember(gpu, strict=False)
                 if raw_mj is not None:
                     snapshot.counter_mj[gpu.index] = raw_mj
-                    snapshot.counter_s[gpu.index] = gpu.last_raw_s or time.perf_counter()
-        return dataclasses.replace(snapshot, time_s=time.perf_counter())
+                    snapshot.counter_s[gpu.index] = gpu.last_raw_s or self._clock.now_s()
+        return dataclasses.replace(snapshot, time_s=self._clock.now_s())
 
     # -- windows -----------------------------------------------------------------------------------------------------
 
@@ -561,7 +564,7 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
     # -- past intervals ----------------------------------------------------------------------------------------------
 
     def energy_between(self, start_s: float, end_s: float) -> list[IntervalReading]:
-        """Each GPU's energy between two ``time.perf_counter()`` instants, read back from its record (J, bounded).
+        """Each GPU's energy between two instants on the meter's clock, read back from its record (J, bounded).
 
         A GPU whose record does not reach past both edges (the interval lies outside every window and poll), or
         whose counter jumped implausibly within it (a reset), gives no reading.

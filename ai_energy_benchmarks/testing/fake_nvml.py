@@ -10,8 +10,10 @@ exact ground truth::
         ...  # measure with any meter that reads pynvml
         truth_j = fake.energy_j(0, t0, time.perf_counter())
 
-Each GPU draws power following a trace of elapsed seconds since :meth:`FakeNvml.install` (``time.perf_counter()``
-based). Its cumulative energy counter (mJ, what ``nvmlDeviceGetTotalEnergyConsumption`` returns) is computed from
+Each GPU draws power following a trace of elapsed seconds since :meth:`FakeNvml.install`, on ``clock``:
+``time.perf_counter()`` by default, or a :class:`~ai_energy_benchmarks.testing.clock.SimulatedClock` shared with the
+meter under test, so that reads happen at times the test chose and no verdict depends on the machine's load.
+Its cumulative energy counter (mJ, what ``nvmlDeviceGetTotalEnergyConsumption`` returns) is computed from
 the trace exactly for piecewise-linear traces (constants, steps, ramps) and by composite Simpson integration with
 steps of at most 1 ms for arbitrary callables. Counters may start at an offset and wrap at a modulus (NVML's real
 2^64 mJ unless a test sets a shorter one, which the meter under test must then be told: nothing in the module
@@ -32,13 +34,14 @@ import os
 import stat
 import sys
 import threading
-import time
 import types
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from ai_energy_benchmarks.energy.clock import SYSTEM_CLOCK, Clock
 
 __all__ = [
     "FakeGpu",
@@ -381,7 +384,9 @@ class FakeNvml:
         permission_denied: bool = False,
         driver_missing: bool = False,
         lost_after_s: float | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock
         self.gpus: list[FakeGpu] = list(gpus) if gpus is not None else [FakeGpu()]
         for index, gpu in enumerate(self.gpus):
             if not gpu.uuid:
@@ -394,7 +399,7 @@ class FakeNvml:
         self.calls: Counter[tuple[str, int | None]] = Counter()
         self.init_count = 0
         self._lock = threading.Lock()
-        self._t0 = time.perf_counter()
+        self._t0 = clock.now_s()
         self._previous_module: Any = _MISSING
         self.module = self._build_module()
 
@@ -402,24 +407,24 @@ class FakeNvml:
 
     @property
     def start_s(self) -> float:
-        """``time.perf_counter()`` at installation (the clock of our meters' windows): elapsed time 0 of every trace."""
+        """The clock's time at installation (``time.perf_counter()`` by default): elapsed time 0 of every trace."""
         return self._t0
 
     def elapsed_s(self, at_s: float | None = None) -> float:
-        """Seconds since installation at the ``time.perf_counter()`` instant ``at_s`` (now when None)."""
-        return (time.perf_counter() if at_s is None else at_s) - self._t0
+        """Seconds since installation at the instant ``at_s`` on the clock (now when None)."""
+        return (self.clock.now_s() if at_s is None else at_s) - self._t0
 
     def power_w(self, index: int, at_s: float | None = None) -> float:
-        """True power of GPU ``index`` in W at the ``time.perf_counter()`` instant ``at_s`` (now when None)."""
+        """True power of GPU ``index`` in W at the instant ``at_s`` on the clock (now when None)."""
         return max(0.0, self.gpus[index].trace.power_w(self.elapsed_s(at_s)))
 
     def energy_j(self, index: int, start_s: float, stop_s: float) -> float:
-        """Ground truth: the exact energy in J GPU ``index`` drew between two ``time.perf_counter()`` instants."""
+        """Ground truth: the exact energy in J GPU ``index`` drew between two instants on the clock."""
         trace = self.gpus[index].trace
         return trace.energy_j(self.elapsed_s(start_s), self.elapsed_s(stop_s))
 
     def counter_mj(self, index: int, at_s: float | None = None) -> int:
-        """The value GPU ``index``'s energy counter shows at ``at_s`` (perf_counter; now when None), in mJ."""
+        """The value GPU ``index``'s energy counter shows at ``at_s`` (the clock's s; now when None), in mJ."""
         gpu = self.gpus[index]
         energy_mj = gpu.trace.energy_j(0.0, self.elapsed_s(at_s)) * 1000.0
         return (gpu.counter_offset_mj + math.floor(energy_mj)) % gpu.counter_modulus_mj
@@ -434,7 +439,7 @@ class FakeNvml:
         """Make ``import pynvml`` return the simulation; restarts the traces' clock. Returns the module."""
         if self._previous_module is _MISSING:
             self._previous_module = sys.modules.get("pynvml", None)
-        self._t0 = time.perf_counter()
+        self._t0 = self.clock.now_s()
         sys.modules["pynvml"] = self.module
         return self.module
 
@@ -537,7 +542,7 @@ class FakeNvml:
             return fake._gpu("nvmlDeviceGetUUID", handle)[1].uuid
 
         def nvmlDeviceGetTotalEnergyConsumption(handle: Any) -> int:
-            now = time.perf_counter()
+            now = fake.clock.now_s()
             index, gpu = fake._gpu("nvmlDeviceGetTotalEnergyConsumption", handle)
             if gpu.permission_denied:
                 raise NVMLError_NoPermission(NVML_ERROR_NO_PERMISSION)
@@ -546,7 +551,7 @@ class FakeNvml:
             return fake.counter_mj(index, now)
 
         def nvmlDeviceGetPowerUsage(handle: Any) -> int:
-            now = time.perf_counter()
+            now = fake.clock.now_s()
             index, gpu = fake._gpu("nvmlDeviceGetPowerUsage", handle)
             if gpu.permission_denied:
                 raise NVMLError_NoPermission(NVML_ERROR_NO_PERMISSION)
