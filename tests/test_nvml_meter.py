@@ -20,6 +20,8 @@ import pytest
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyMeter, EnergyReading, IntervalEnergyMeter, IntervalReading
+from ai_energy_benchmarks.energy.devices.base import GpuDevice
+from ai_energy_benchmarks.energy.devices.nvml import NvmlLibrary
 from ai_energy_benchmarks.energy.nvml import COUNTER_SOURCE, POLLED_SOURCE, TIMELINE_COLUMNS, NvmlMeter
 from ai_energy_benchmarks.energy.registry import create_meters
 from ai_energy_benchmarks.exceptions import MeterError
@@ -254,6 +256,7 @@ def test_describe_reports_gpus_driver_and_sources(scenario: Scenario) -> None:
     assert gpus[0]["name"] == "NVIDIA H100 80GB HBM3 (simulated)"
     assert gpus[0]["uuid"].startswith("GPU-")
     assert gpus[0]["power_limit_w"] == 700.0
+    assert gpus[0]["bus_id"] == "00000000:17:00.0" and gpus[6]["bus_id"] == "00000000:1D:00.0"
     assert gpus[0]["energy_counter"] is True and gpus[0]["source"] == COUNTER_SOURCE
     assert gpus[3]["energy_counter"] is False and gpus[3]["source"] == POLLED_SOURCE
 
@@ -337,6 +340,24 @@ def test_gpu_index_out_of_range(tmp_path: Path) -> None:
         with pytest.raises(MeterError, match=r"GPU index 2 out of range: 2 GPU\(s\) visible \(indices 0-1\)"):
             NvmlMeter(MetricsConfig(), tmp_path, gpu_ids=[0, 2]).prepare()
         assert fake.init_count == 0
+
+
+def test_nvml_device_adapter_reads_identity_and_throttle_reasons() -> None:
+    """The vendor layer's NVML adapter: identity (UUID, name, bus id), limits, clocks and why clocks are held."""
+    with FakeNvml([FakeGpu(uuid="GPU-abc", throttle_reasons_mask=0x4 | 0x40), FakeGpu(sm_clock_mhz=1410)]):
+        library = NvmlLibrary()
+        library.open()
+        try:
+            assert library.count() == 2 and library.driver_version() == "550.54.15"
+            first, second = library.device(0), library.device(1)
+            assert isinstance(first, GpuDevice)
+            assert (first.uuid, first.bus_id, first.counter_modulus) == ("GPU-abc", "00000000:17:00.0", 2**64)
+            assert first.throttle_reasons() == ["sw_power_cap", "hw_thermal_slowdown"]
+            assert second.throttle_reasons() == []
+            assert second.clocks_mhz() == (1410, 2619) and second.power_limit_w() == 700.0
+            assert second.temperature_c() == 45 and second.utilization_pct() == 87
+        finally:
+            library.close()
 
 
 # --- the simulation itself -------------------------------------------------------------------------------------------

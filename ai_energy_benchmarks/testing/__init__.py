@@ -4,6 +4,7 @@ Nothing here is imported by the library itself; tests (ours, and those of projec
 stand in for hardware this machine may not have.
 """
 
+from ai_energy_benchmarks.testing.clock import SimulatedClock
 from ai_energy_benchmarks.testing.fake_nvml import (
     FakeGpu,
     FakeNvml,
@@ -20,6 +21,7 @@ __all__ = [
     "FakeNvml",
     "FakePowercap",
     "PiecewiseLinearTrace",
+    "SimulatedClock",
     "constant_trace",
     "ramp_trace",
     "step_trace",
