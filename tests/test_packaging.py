@@ -461,6 +461,7 @@ def test_extras_keep_runtime_and_development_apart() -> None:
     assert not extras["all"] & tools, "development tools are not a runtime extra"
     assert extras["dev"] >= tools and "pytest" in extras["test"]
     assert extras["quantization"] == {"bitsandbytes"} and "bitsandbytes" not in extras["all"]
+    assert extras["amd"] == {"amdsmi"} and "amdsmi" not in extras["all"]  # needs ROCm's library
     # Older install lines name [nvidia]: it stays declared (pip warns on an unknown extra) and adds nothing.
     assert extras["nvidia"] == set()
 

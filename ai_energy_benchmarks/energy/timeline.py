@@ -26,7 +26,10 @@ _FLUSH_ROWS = 10_000
 
 
 def _cell(value: Any) -> Any:
-    return "" if value is None else value
+    """A CSV cell: empty for None, whole numbers without a decimal point (as the libraries report clocks)."""
+    if value is None:
+        return ""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 class Timeline:

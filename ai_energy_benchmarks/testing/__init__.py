@@ -5,6 +5,7 @@ stand in for hardware this machine may not have.
 """
 
 from ai_energy_benchmarks.testing.clock import SimulatedClock
+from ai_energy_benchmarks.testing.fake_amdsmi import FakeAmdGpu, FakeAmdSmi
 from ai_energy_benchmarks.testing.fake_nvml import (
     FakeGpu,
     FakeNvml,
@@ -17,6 +18,8 @@ from ai_energy_benchmarks.testing.fake_nvml import (
 from ai_energy_benchmarks.testing.fake_powercap import FakePowercap
 
 __all__ = [
+    "FakeAmdGpu",
+    "FakeAmdSmi",
     "FakeGpu",
     "FakeNvml",
     "FakePowercap",
