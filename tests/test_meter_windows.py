@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.nvml import NvmlMeter
 from ai_energy_benchmarks.energy.rapl import RaplMeter
 from ai_energy_benchmarks.exceptions import MeterError
+from ai_energy_benchmarks.testing.clock import SimulatedClock
 from ai_energy_benchmarks.testing.fake_nvml import FakeNvml
 from ai_energy_benchmarks.testing.fake_powercap import FakePowercap
 
@@ -40,3 +42,23 @@ def test_window_misuse(meter: NvmlMeter | RaplMeter) -> None:
     finally:
         meter.close()
     assert meter._poller is None  # the background reader is stopped
+
+
+def test_simulated_clock_runs_the_poller_at_its_own_times(tmp_path: Path) -> None:
+    """On a simulated clock the background reader polls exactly every poll interval of simulated time, and not at
+    all while time stands still, however long the test takes in real time."""
+    tree = FakePowercap(tmp_path / "powercap", dram=False)
+    clock = SimulatedClock(start_s=50.0)
+    meter = RaplMeter(MetricsConfig(rapl_root=str(tree.root), rapl_poll_interval_s=0.1), tmp_path, None, clock=clock)
+    meter.prepare()
+    try:
+        (zone,) = meter._zones
+        time.sleep(0.05)  # real time passes, simulated time does not: no poll
+        assert list(zone.record.times_s) == [50.0]
+        clock.advance(0.95)
+        assert list(zone.record.times_s) == pytest.approx([50.0 + 0.1 * k for k in range(10)])
+        with pytest.raises(ValueError, match="cannot go back"):
+            clock.advance_to(10.0)
+    finally:
+        meter.close()
+    assert meter._poller is None
