@@ -147,3 +147,13 @@ def test_a_die_whose_energy_is_reported_elsewhere_stops_the_meter_not_reads_zero
     with FakeAmdSmi([FakeAmdGpu(), silent]), pytest.raises(MeterError) as caught:
         AmdSmiMeter(MetricsConfig(), tmp_path, [0, 1]).prepare()
     assert str(caught.value) == "AMD SMI: cannot read GPU 1's power (power not reported (N/A))"
+
+
+def test_rocr_then_hip_visible_devices_pick_the_die(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ROCm applies ROCR_VISIBLE_DEVICES, then HIP_VISIBLE_DEVICES indexes what it left: ordinal 0 is die 3."""
+    monkeypatch.setenv("ROCR_VISIBLE_DEVICES", "1,2,3")
+    monkeypatch.setenv("HIP_VISIBLE_DEVICES", "2")
+    clock = SimulatedClock()
+    with FakeAmdSmi(mi250x_gcds(cards=2, power=(100.0, 200.0, 300.0, 400.0)), clock=clock) as fake:
+        readings = _window(fake, clock, AmdSmiMeter(MetricsConfig(), tmp_path, [0], clock=clock), 1.0)
+    assert list(readings) == ["gpu:3"] and readings["gpu:3"].energy_j == pytest.approx(400.0, abs=1e-4)

@@ -455,6 +455,54 @@ def test_nvml_device_adapter_reads_identity_and_throttle_reasons() -> None:
             library.close()
 
 
+# --- which GPUs: device ordinals through CUDA_VISIBLE_DEVICES, matched by index or UUID --------------------------
+
+
+def _one_second(fake: FakeNvml, clock: SimulatedClock, meter: NvmlMeter) -> dict[str, EnergyReading]:
+    meter.prepare()
+    try:
+        meter.start_window("w")
+        clock.advance(1.0)
+        readings, _ = meter.stop_window("w")
+    finally:
+        meter.close()
+    return {r.device: r for r in readings}
+
+
+def test_cuda_visible_devices_reordering_meters_the_model_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With CUDA_VISIBLE_DEVICES=2,0, cuda:0 is NVML's GPU 2: that one is metered (it drew 300 J, GPU 0 would
+    have drawn 100 J), and the report says how it was matched."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,0")
+    clock = SimulatedClock()
+    with FakeNvml([FakeGpu(100.0), FakeGpu(200.0), FakeGpu(300.0)], clock=clock) as fake:
+        meter = NvmlMeter(MetricsConfig(), tmp_path, gpu_ids=[0], clock=clock)
+        readings = _one_second(fake, clock, meter)
+    assert list(readings) == ["gpu:2"] and readings["gpu:2"].energy_j == pytest.approx(300.0, abs=2e-3)
+    (gpu,) = meter.describe()["gpus"]
+    assert gpu["uuid"] == fake.gpus[2].uuid
+    assert gpu["matched_by"] == "device ordinal 0 = CUDA_VISIBLE_DEVICES entry 0 (2) -> NVML index 2"
+
+
+def test_cuda_visible_devices_by_uuid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = SimulatedClock()
+    gpus = [FakeGpu(100.0, uuid="GPU-aaaa-0"), FakeGpu(200.0, uuid="GPU-bbbb-1"), FakeGpu(300.0, uuid="GPU-cccc-2")]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-cccc,GPU-bbbb-1")
+    with FakeNvml(gpus, clock=clock) as fake:
+        readings = _one_second(fake, clock, NvmlMeter(MetricsConfig(), tmp_path, gpu_ids=None, clock=clock))
+    assert {device: round(r.energy_j) for device, r in readings.items()} == {"gpu:2": 300, "gpu:1": 200}
+    for value, message in (
+        ("GPU-dddd", r"CUDA_VISIBLE_DEVICES=GPU-dddd: GPU-dddd matches no GPU by UUID"),
+        ("GPU-", r"GPU- matches 3 GPUs by UUID"),
+        ("MIG-1234", r"MIG-1234 is a MIG instance; GPU energy counters belong to the whole GPU"),
+        ("1", r"device ordinal 1 is not visible to this process \(CUDA_VISIBLE_DEVICES=1: 1 GPU\(s\) visible\)"),
+        ("7", r"CUDA_VISIBLE_DEVICES=7: entry 7 names no GPU \(3 visible to it on this host\)"),
+    ):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", value)
+        with FakeNvml(gpus) as fake, pytest.raises(MeterError, match=message):
+            NvmlMeter(MetricsConfig(), tmp_path, gpu_ids=[0, 1] if value == "1" else None).prepare()
+        assert fake.init_count == 0
+
+
 # --- the simulation itself -------------------------------------------------------------------------------------------
 
 

@@ -32,6 +32,7 @@ from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyReading, IncompleteWindowError, IntervalReading, SnapshotWindows
 from ai_energy_benchmarks.energy.clock import SYSTEM_CLOCK, Clock
 from ai_energy_benchmarks.energy.devices.base import NO_PERMISSION, NOT_SUPPORTED, DeviceError, GpuLibrary
+from ai_energy_benchmarks.energy.devices.visible import match_gpus
 from ai_energy_benchmarks.energy.gpu_state import (
     SAMPLING_BOUND_SIGMAS,
     GpuState,
@@ -79,6 +80,7 @@ class GpuMeter(SnapshotWindows[Snapshot]):
         self._initialized = False
         self._gpus: list[GpuState] = []
         self._visible_count = 0
+        self._matched_by: dict[int, str] = {}
         self._driver_version = "unknown"
         self._init_windows(clock)
         self._origin_s = 0.0
@@ -125,7 +127,17 @@ class GpuMeter(SnapshotWindows[Snapshot]):
         self._gpus = []
         self._visible_count = library.count()
         self._driver_version = library.driver_version()
-        indices = self._requested if self._requested is not None else list(range(self._visible_count))
+        # The requested devices are the runtime's ordinals: matched to the library's GPUs through
+        # CUDA_VISIBLE_DEVICES and the like (by index or UUID).
+        matches = match_gpus(
+            self._requested,
+            library.visible_devices_variables,
+            self._visible_count,
+            lambda index: library.device(index).uuid,
+            library.vendor,
+        )
+        self._matched_by = {match.index: match.how for match in matches}
+        indices = [match.index for match in matches]
         for index in indices:
             if not 0 <= index < self._visible_count:
                 visible = f"indices 0-{self._visible_count - 1}" if self._visible_count else "none"
@@ -388,6 +400,7 @@ class GpuMeter(SnapshotWindows[Snapshot]):
                     "name": gpu.device.name,
                     "uuid": gpu.device.uuid,
                     "bus_id": gpu.device.bus_id or None,
+                    "matched_by": self._matched_by.get(gpu.index),
                     "power_limit_w": gpu.power_limit_w,
                     "energy_counter": gpu.has_counter,
                     "source": self.source_of(gpu),

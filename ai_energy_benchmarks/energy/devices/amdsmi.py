@@ -157,6 +157,9 @@ class AmdSmiLibrary:
         "AMD SMI reports socket power (instantaneous on MI300-class parts, averaged over about 1 s on older ones)"
     )
     permission_hint = PERMISSION_HINT
+    # ROCm applies ROCR_VISIBLE_DEVICES, then HIP_VISIBLE_DEVICES (torch's ROCm build also honours
+    # CUDA_VISIBLE_DEVICES in HIP's place; set one of the two).
+    visible_devices_variables: tuple[str, ...] = ("ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES")
 
     def __init__(self, counter_modulus: int = AMDSMI_COUNTER_MODULUS) -> None:
         self._counter_modulus = counter_modulus

@@ -74,6 +74,8 @@ class GpuLibrary(Protocol):
     power_note: str
     #: How to grant access when a read is refused.
     permission_hint: str
+    #: The environment variables that renumber the runtime's devices, outermost first (``CUDA_VISIBLE_DEVICES``).
+    visible_devices_variables: tuple[str, ...]
 
     def open(self) -> None:
         """Initialise the library; raise :class:`~ai_energy_benchmarks.exceptions.MeterError` saying why not."""

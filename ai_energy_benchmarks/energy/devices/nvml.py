@@ -141,6 +141,7 @@ class NvmlLibrary:
         "GA100), which also blurs the window's edges by up to about 1 s"
     )
     permission_hint = PERMISSION_HINT
+    visible_devices_variables: tuple[str, ...] = ("CUDA_VISIBLE_DEVICES",)
 
     def __init__(self, counter_modulus_mj: int = NVML_COUNTER_MODULUS_MJ) -> None:
         self._counter_modulus_mj = counter_modulus_mj
