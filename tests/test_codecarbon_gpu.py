@@ -310,3 +310,40 @@ def test_codecarbon_window_edges_lose_no_gpu_energy(tmp_path: Path) -> None:
     assert low * (1 - TOLERANCE) <= result["gpu_j"] <= high * (1 + TOLERANCE)
     # The energy added back carries emissions at the grid intensity CodeCarbon applies to the rest.
     assert result["kg_per_j"] == pytest.approx(result["plain_kg_per_j"], rel=1e-6)
+
+
+_VISIBLE_CHILD = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+
+    from ai_energy_benchmarks.testing.clock import SimulatedClock
+    from ai_energy_benchmarks.testing.fake_nvml import FakeGpu, FakeNvml
+
+    clock = SimulatedClock()
+    fake = FakeNvml([FakeGpu(power=100.0), FakeGpu(power=250.0)], clock=clock)
+    fake.install()
+
+    from ai_energy_benchmarks.config.schema import MetricsConfig
+    from ai_energy_benchmarks.energy.codecarbon import CodeCarbonMeter
+
+    meter = CodeCarbonMeter(MetricsConfig(), Path(sys.argv[1]), gpu_ids=[0])  # cuda:0
+    meter.prepare()
+    meter.start_window("w")
+    clock.advance(2.0)
+    readings, _ = meter.stop_window("w")
+    meter.close()
+    gpu = next(r.energy_j for r in readings if r.device == "gpu")
+    print(json.dumps({"gpu_j": gpu, "describe": meter.describe()}))
+    """
+)
+
+
+def test_codecarbon_meters_the_gpu_cuda_visible_devices_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CodeCarbon reads GPUs by NVML index (its issue #567): with CUDA_VISIBLE_DEVICES=1, cuda:0 is NVML's GPU 1,
+    which drew 250 W (GPU 0 drew 100 W), and that is the GPU CodeCarbon is given."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    result = run_script(tmp_path, _VISIBLE_CHILD)
+    assert result["describe"]["gpu_ids"] == [1]
+    assert result["describe"]["matched_by"] == ["device ordinal 0 = CUDA_VISIBLE_DEVICES entry 0 (1) -> NVML index 1"]
+    assert result["gpu_j"] == pytest.approx(250.0 * 2.0, rel=TOLERANCE)
