@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,3 +63,18 @@ def test_simulated_clock_runs_the_poller_at_its_own_times(tmp_path: Path) -> Non
     finally:
         meter.close()
     assert meter._poller is None
+
+
+def test_architecture_doc_names_every_energy_module_and_only_real_ones() -> None:
+    """docs/architecture.md ("add a meter or a GPU vendor" and the module table) stays true to energy/."""
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "docs" / "architecture.md").read_text(encoding="utf-8")
+    package = root / "ai_energy_benchmarks"
+    for named in re.findall(r"`((?:energy|testing)/[\w/]*\.py)`", text):
+        assert (package / named).is_file(), f"docs/architecture.md names {named}, which does not exist"
+    for folder in ("energy", "energy/devices"):
+        for module in sorted((package / folder).glob("*.py")):
+            if module.name != "__init__.py":
+                assert f"`{module.name}`" in text or f"`{folder}/{module.name}`" in text, (
+                    f"docs/architecture.md does not name {folder}/{module.name}"
+                )
