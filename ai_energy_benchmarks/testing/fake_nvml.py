@@ -27,18 +27,16 @@ Units follow NVML: power in mW (integers), energy in mJ (integers), clocks in MH
 from __future__ import annotations
 
 import math
-import os
-import stat
 import sys
 import threading
 import types
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ai_energy_benchmarks.energy.clock import SYSTEM_CLOCK, Clock
+from ai_energy_benchmarks.testing.nvidia_smi import write_fake_nvidia_smi
 from ai_energy_benchmarks.testing.nvml_api import (
     _CONSTANTS,
     _ERROR_CLASSES,
@@ -422,29 +420,3 @@ class FakeNvml:
         module.c_nvmlPciInfo_t = c_nvmlPciInfo_t  # type: ignore[attr-defined]
         module.fake = fake  # type: ignore[attr-defined]
         return module
-
-
-def write_fake_nvidia_smi(directory: str | os.PathLike[str], gpus: Sequence[FakeGpu] | None = None) -> Path:
-    """Write an executable ``nvidia-smi`` into ``directory`` and return its path.
-
-    CodeCarbon decides an NVIDIA GPU is present by running ``nvidia-smi --help``; put ``directory`` first on
-    ``PATH`` so it finds this one. ``nvidia-smi -L`` lists ``gpus`` (one simulated GPU when None).
-    """
-    listing = gpus if gpus is not None else [FakeGpu(uuid="GPU-00000000-0000-4000-8000-000000000000")]
-    lines = [f"GPU {i}: {gpu.name} (UUID: {gpu.uuid or f'GPU-simulated-{i}'})" for i, gpu in enumerate(listing)]
-    listing_text = "\n".join(lines).replace("'", "")
-    script = (
-        "#!/bin/sh\n"
-        "# Simulated nvidia-smi written by ai_energy_benchmarks.testing.fake_nvml\n"
-        'if [ "$1" = "-L" ]; then\n'
-        f"  printf '%s\\n' '{listing_text}'\n"
-        "  exit 0\n"
-        "fi\n"
-        "echo 'NVIDIA System Management Interface (simulated by ai_energy_benchmarks.testing)'\n"
-        "exit 0\n"
-    )
-    path = Path(directory) / "nvidia-smi"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(script)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return path
