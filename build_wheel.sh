@@ -9,7 +9,7 @@ PYTHON="${PYTHON:-python3}"
 trap 'echo "build_wheel.sh: failed (line $LINENO); nothing usable in dist/" >&2' ERR
 
 if ! "$PYTHON" -c "import build" 2>/dev/null; then
-    echo "error: '$PYTHON' has no 'build' module: $PYTHON -m pip install build  (or pip install -e '.[all]')" >&2
+    echo "error: '$PYTHON' has no 'build' module: $PYTHON -m pip install build  (or pip install -e '.[dev]')" >&2
     exit 1
 fi
 version="$(tr -d '[:space:]' < VERSION.txt)"
@@ -34,6 +34,6 @@ echo "Built $wheel"
 echo "  and $sdist"
 echo "Install the wheel with:"
 echo "  pip install '${wheel}[pytorch]'   # CLI, API and the local PyTorch backend"
-echo "  pip install '${wheel}[all]'       # everything, with the development and test tools"
+echo "  pip install '${wheel}[all]'       # every runtime extra (PyTorch backend, report plots)"
 echo "  pip install '${wheel}'            # base only: CLI, config, datasets, CodeCarbon, reports (no torch)"
 echo "(On a CPU-only machine, pip install a CPU torch build first, so that [pytorch] does not pull a CUDA one.)"

@@ -7,3 +7,8 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# Every GPU in the tests is simulated (ai_energy_benchmarks.testing): a host's own CUDA_VISIBLE_DEVICES (or ROCm's
+# HIP_/ROCR_VISIBLE_DEVICES) would renumber the simulated GPUs the meters read, so the tests run without them.
+for _variable in ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES"):
+    os.environ.pop(_variable, None)

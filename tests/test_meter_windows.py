@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.nvml import NvmlMeter
 from ai_energy_benchmarks.energy.rapl import RaplMeter
 from ai_energy_benchmarks.exceptions import MeterError
+from ai_energy_benchmarks.testing.clock import SimulatedClock
 from ai_energy_benchmarks.testing.fake_nvml import FakeNvml
 from ai_energy_benchmarks.testing.fake_powercap import FakePowercap
 
@@ -40,3 +43,38 @@ def test_window_misuse(meter: NvmlMeter | RaplMeter) -> None:
     finally:
         meter.close()
     assert meter._poller is None  # the background reader is stopped
+
+
+def test_simulated_clock_runs_the_poller_at_its_own_times(tmp_path: Path) -> None:
+    """On a simulated clock the background reader polls exactly every poll interval of simulated time, and not at
+    all while time stands still, however long the test takes in real time."""
+    tree = FakePowercap(tmp_path / "powercap", dram=False)
+    clock = SimulatedClock(start_s=50.0)
+    meter = RaplMeter(MetricsConfig(rapl_root=str(tree.root), rapl_poll_interval_s=0.1), tmp_path, None, clock=clock)
+    meter.prepare()
+    try:
+        (zone,) = meter._zones
+        time.sleep(0.05)  # real time passes, simulated time does not: no poll
+        assert list(zone.record.times_s) == [50.0]
+        clock.advance(0.95)
+        assert list(zone.record.times_s) == pytest.approx([50.0 + 0.1 * k for k in range(10)])
+        with pytest.raises(ValueError, match="cannot go back"):
+            clock.advance_to(10.0)
+    finally:
+        meter.close()
+    assert meter._poller is None
+
+
+def test_architecture_doc_names_every_energy_module_and_only_real_ones() -> None:
+    """docs/architecture.md ("add a meter or a GPU vendor" and the module table) stays true to energy/."""
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "docs" / "architecture.md").read_text(encoding="utf-8")
+    package = root / "ai_energy_benchmarks"
+    for named in re.findall(r"`((?:energy|testing)/[\w/]*\.py)`", text):
+        assert (package / named).is_file(), f"docs/architecture.md names {named}, which does not exist"
+    for folder in ("energy", "energy/devices"):
+        for module in sorted((package / folder).glob("*.py")):
+            if module.name != "__init__.py":
+                assert f"`{module.name}`" in text or f"`{folder}/{module.name}`" in text, (
+                    f"docs/architecture.md does not name {folder}/{module.name}"
+                )

@@ -1,7 +1,8 @@
 """The NVML meter against the simulated GPU (ai_energy_benchmarks.testing.fake_nvml), checked against ground truth.
 
-One module-scoped scenario measures nested and overlapping windows (1.05-1.6 s) on six simulated GPUs at once, so
-every accuracy check shares about 2.5 s of wall time.
+One module-scoped scenario measures nested and overlapping windows (1.05-1.6 s) on six simulated GPUs at once. The
+meter and the simulated GPUs share a simulated clock (ai_energy_benchmarks.testing.clock): every read, poll and
+window edge happens at a time the scenario chose, so no verdict depends on how busy the machine is.
 """
 
 from __future__ import annotations
@@ -18,10 +19,17 @@ from typing import Any
 import pytest
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
+from ai_energy_benchmarks.energy.amdsmi import COUNTER_SOURCE as AMD_COUNTER_SOURCE
+from ai_energy_benchmarks.energy.amdsmi import POLLED_SOURCE as AMD_POLLED_SOURCE
+from ai_energy_benchmarks.energy.amdsmi import AmdSmiMeter
 from ai_energy_benchmarks.energy.base import EnergyMeter, EnergyReading, IntervalEnergyMeter, IntervalReading
+from ai_energy_benchmarks.energy.devices.base import GpuDevice
+from ai_energy_benchmarks.energy.devices.nvml import NvmlLibrary
 from ai_energy_benchmarks.energy.nvml import COUNTER_SOURCE, POLLED_SOURCE, TIMELINE_COLUMNS, NvmlMeter
 from ai_energy_benchmarks.energy.registry import create_meters
 from ai_energy_benchmarks.exceptions import MeterError
+from ai_energy_benchmarks.testing.clock import SimulatedClock
+from ai_energy_benchmarks.testing.fake_amdsmi import FakeAmdGpu, FakeAmdSmi
 from ai_energy_benchmarks.testing.fake_nvml import (
     FakeGpu,
     FakeNvml,
@@ -33,8 +41,11 @@ from ai_energy_benchmarks.testing.fake_nvml import (
 
 TOLERANCE = 0.005  # the acceptance bound: 0.5% of ground truth for windows >= 1 s
 
-# GPU 2's counter wraps at NVML's real modulus, 2**64 mJ, 0.8 s after the simulation starts (200 W = 200,000 mJ/s).
+# GPU 2's counter wraps 0.8 s after the simulation starts: at NVML's real modulus, 2**64 mJ (200 W = 200,000 mJ/s), or
+# at a 32-bit AMD accumulator of 15.3 µJ ticks.
 NVML_MODULUS_MJ = 2**64
+AMD_MODULUS_TICKS = 2**32
+AMD_RESOLUTION_UJ = 15.3
 WRAP_AT_S = 0.8
 
 
@@ -42,26 +53,104 @@ def _sine(t_s: float) -> float:
     return 150.0 + 50.0 * math.sin(2.0 * math.pi * t_s / 0.7)
 
 
-def _scenario_gpus() -> list[FakeGpu]:
+@dataclass(frozen=True)
+class Vendor:
+    """What differs between the simulated vendors; everything else runs through the same GPU meter code."""
+
+    name: str
+    counter_source: str
+    polled_source: str
+    #: A simulated GPU: power, whether it has a counter, the counter's offset from zero (mJ or ticks).
+    gpu: Callable[..., Any]
+    #: The simulated library (gpus, clock) and the meter (config, output_dir, gpu_ids, clock).
+    fake: Callable[..., Any]
+    meter: Callable[..., Any]
+    #: Counter value (its own units) of GPU i at an instant, and how to make it restart from about 0 (driver reload).
+    counter: Callable[[Any, int, float], int]
+    reset: Callable[[Any, int], None]
+    wrap_offset: int
+    power_note: str
+    driver_version: str
+    gpu_name: str
+    power_limit_w: float
+    timeline: dict[str, str]
+
+
+def _nvml_reset(fake: Any, index: int) -> None:
+    fake.gpus[index].counter_offset_mj = -fake.counter_mj(index) + 1234
+
+
+def _amd_reset(fake: Any, index: int) -> None:
+    fake.gpus[index].counter_offset_ticks = -fake.counter_ticks(index) + 1234
+
+
+VENDORS = {
+    "nvml": Vendor(
+        "nvml",
+        COUNTER_SOURCE,
+        POLLED_SOURCE,
+        lambda power, counter=True, offset=0: FakeGpu(
+            power=power, has_energy_counter=counter, counter_offset_mj=offset
+        ),
+        lambda gpus, clock: FakeNvml(gpus, clock=clock),
+        lambda config, out, ids, clock: NvmlMeter(config, out, gpu_ids=ids, clock=clock),
+        lambda fake, i, at: fake.counter_mj(i, at),
+        _nvml_reset,
+        NVML_MODULUS_MJ - round(200_000 * WRAP_AT_S),
+        "about 1 s on Ampere",
+        "550.54.15",
+        "NVIDIA H100 80GB HBM3 (simulated)",
+        700.0,
+        {"sm_clock_mhz": "1980", "mem_clock_mhz": "2619", "temperature_c": "45", "utilization_pct": "87"},
+    ),
+    "amdsmi": Vendor(
+        "amdsmi",
+        AMD_COUNTER_SOURCE,
+        AMD_POLLED_SOURCE,
+        lambda power, counter=True, offset=0: FakeAmdGpu(
+            power=power,
+            has_energy_counter=counter,
+            counter_offset_ticks=offset,
+            counter_modulus=AMD_MODULUS_TICKS,
+            counter_resolution_uj=AMD_RESOLUTION_UJ,
+        ),
+        lambda gpus, clock: FakeAmdSmi(gpus, clock=clock),
+        lambda config, out, ids, clock: AmdSmiMeter(
+            config, out, gpu_ids=ids, clock=clock, counter_modulus=AMD_MODULUS_TICKS
+        ),
+        lambda fake, i, at: fake.counter_ticks(i, at),
+        _amd_reset,
+        AMD_MODULUS_TICKS - round(200e6 * WRAP_AT_S / AMD_RESOLUTION_UJ),
+        "AMD SMI reports socket power",
+        "6.8.5",
+        "AMD Instinct MI300X (simulated)",
+        750.0,
+        {"sm_clock_mhz": "2100", "mem_clock_mhz": "1300", "temperature_c": "55", "utilization_pct": "90"},
+    ),
+}
+
+
+def _scenario_gpus(vendor: Vendor) -> list[Any]:
+    gpu = vendor.gpu
     return [
         # 0: constant 150 W
-        FakeGpu(power=150.0),
+        gpu(150.0),
         # 1: stepped and ramped: 100 W, ramp to 300 W over 0.3-0.8 s, drop to 50 W at 1.45 s, 250 W at 1.9 s
-        FakeGpu(
-            power=PiecewiseLinearTrace(
+        gpu(
+            PiecewiseLinearTrace(
                 [(0.0, 100.0), (0.3, 100.0), (0.8, 300.0), (1.45, 300.0), (1.45, 50.0), (1.9, 50.0), (1.9, 250.0)]
             )
         ),
-        # 2: 200 W, the 64-bit counter wraps inside the first windows
-        FakeGpu(power=200.0, counter_offset_mj=NVML_MODULUS_MJ - round(200_000 * WRAP_AT_S)),
+        # 2: 200 W, the counter wraps inside the first windows
+        gpu(200.0, offset=vendor.wrap_offset),
         # 3: no energy counter: polled fallback, 80 W ramping to 260 W over 3 s
-        FakeGpu(power=ramp_trace(80.0, 260.0, 0.0, 3.0), has_energy_counter=False),
+        gpu(ramp_trace(80.0, 260.0, 0.0, 3.0), counter=False),
         # 4: present but not selected
-        FakeGpu(power=400.0),
+        gpu(400.0),
         # 5: constant 100 W; its counter is reset (driver reload) during window "late"
-        FakeGpu(power=100.0),
+        gpu(100.0),
         # 6: an arbitrary callable (numerically integrated ground truth)
-        FakeGpu(power=_sine),
+        gpu(_sine),
     ]
 
 
@@ -70,10 +159,12 @@ SELECTED = [0, 1, 2, 3, 5, 6]
 
 @dataclass
 class Scenario:
-    fake: FakeNvml
-    meter: NvmlMeter
+    vendor: Vendor
+    clock: SimulatedClock
+    fake: Any
+    meter: Any
     output_dir: Path
-    edges: dict[str, tuple[float, float]] = field(default_factory=dict)  # window -> (start, stop) perf_counter s
+    edges: dict[str, tuple[float, float]] = field(default_factory=dict)  # window -> (start, stop) on the clock, s
     readings: dict[str, dict[str, EnergyReading]] = field(default_factory=dict)
     edge_uncertainty_s: float = 0.0
     # Past intervals read back after the windows closed: name -> (start, stop) in the simulation's elapsed seconds.
@@ -91,33 +182,36 @@ class Scenario:
         return self.fake.energy_j(gpu, start, stop)
 
 
-def _timed(call: Callable[[], Any]) -> tuple[float, float, Any]:
-    before = time.perf_counter()
+def _timed(clock: SimulatedClock, call: Callable[[], Any]) -> tuple[float, float, Any]:
+    before = clock.now_s()
     result = call()
-    after = time.perf_counter()
+    after = clock.now_s()
     return (before + after) / 2.0, after - before, result
 
 
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
-    """Windows: outer [0, 1.6 s], inner [0.3, 1.35 s] nested in it, late [1.35, 2.45 s] overlapping outer's end."""
-    output_dir = tmp_path_factory.mktemp("nvml")
-    fake = FakeNvml(_scenario_gpus())
+@pytest.fixture(scope="module", params=sorted(VENDORS))
+def scenario(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    """Windows: outer [0, 1.6 s], inner [0.3, 1.35 s] nested in it, late [1.35, 2.45 s] overlapping outer's end; the
+    same scenario for each simulated vendor (NVML, AMD SMI), through the same GPU meter."""
+    vendor = VENDORS[request.param]
+    output_dir = tmp_path_factory.mktemp(vendor.name)
+    clock = SimulatedClock()
+    fake = vendor.fake(_scenario_gpus(vendor), clock)
     with fake:
-        meter = NvmlMeter(MetricsConfig(), output_dir, gpu_ids=SELECTED)
+        meter = vendor.meter(MetricsConfig(), output_dir, SELECTED, clock)
         meter.prepare()
-        run = Scenario(fake, meter, output_dir)
+        run = Scenario(vendor, clock, fake, meter, output_dir)
         starts: dict[str, float] = {}
         widest = 0.0
 
         def start(name: str) -> None:
             nonlocal widest
-            starts[name], width, _ = _timed(lambda: meter.start_window(name))
+            starts[name], width, _ = _timed(clock, lambda: meter.start_window(name))
             widest = max(widest, width)
 
         def stop(name: str) -> None:
             nonlocal widest
-            stop_s, width, (readings, emissions) = _timed(lambda: meter.stop_window(name))
+            stop_s, width, (readings, emissions) = _timed(clock, lambda: meter.stop_window(name))
             widest = max(widest, width)
             assert emissions is None
             run.edges[name] = (starts[name], stop_s)
@@ -125,8 +219,8 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
 
         origin = fake.start_s
 
-        def sleep_until(elapsed_s: float) -> None:
-            time.sleep(max(0.0, origin + elapsed_s - time.perf_counter()))
+        def sleep_until(elapsed_s: float) -> None:  # the poller's reads on the way happen at their own times
+            clock.advance_to(origin + elapsed_s)
 
         start("outer")
         sleep_until(0.3)
@@ -137,7 +231,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         sleep_until(1.6)
         stop("outer")
         # Driver reload: GPU 5's counter restarts from (about) zero while "late" is open.
-        fake.gpus[5].counter_offset_mj = -fake.counter_mj(5) + 1234
+        vendor.reset(fake, 5)
         sleep_until(2.45)
         stop("late")
         run.edge_uncertainty_s = widest
@@ -145,7 +239,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         # "mid" crosses inner's edges and GPU 1's ramp; "span" crosses GPU 5's counter reset and GPU 1's steps.
         run.intervals = {"mid": (0.52, 1.27), "span": (1.1, 2.3)}
         for name, (begin, end) in run.intervals.items():
-            readings = meter.energy_between(origin + begin, origin + end)  # perf_counter, as the fake
+            readings = meter.energy_between(origin + begin, origin + end)  # the clock the meter and the fake share
             run.interval_readings[name] = {r.device: r for r in readings}
         meter.close()
         yield run
@@ -162,17 +256,15 @@ def test_counter_windows_match_ground_truth(scenario: Scenario, window: str, gpu
     truth = scenario.truth_j(window, gpu)
     error = _relative_error(reading.energy_j, truth)
     print(f"gpu {gpu} window {window}: {reading.energy_j:.4f} J vs truth {truth:.4f} J ({error:+.4%})")
-    assert reading.source == COUNTER_SOURCE
-    assert reading.meter == "nvml"
+    assert reading.source == scenario.vendor.counter_source
+    assert reading.meter == scenario.vendor.name
     assert reading.is_measured
     assert abs(error) < TOLERANCE
-    # Much tighter in fact: whole millijoules, read at the meter's own read times (0.013% seen with a busy GIL) ...
-    assert abs(reading.energy_j - truth) < 2e-3 + 1e-3 * truth
-    # ... which lie within the calls that opened and closed the window.
-    start, stop = scenario.edges[window]
-    assert reading.start_s is not None and reading.end_s is not None
-    assert abs(reading.start_s - start) <= scenario.edge_uncertainty_s
-    assert abs(reading.end_s - stop) <= scenario.edge_uncertainty_s
+    # Exact in fact, up to the counter's whole millijoules (or 15.3 µJ ticks) at each edge ...
+    assert abs(reading.energy_j - truth) < 2e-3
+    # ... read at the window's edges (on the simulated clock the edge calls take no time).
+    assert scenario.edge_uncertainty_s == 0.0
+    assert (reading.start_s, reading.end_s) == scenario.edges[window]
 
 
 def test_nested_and_overlapping_windows_are_consistent(scenario: Scenario) -> None:
@@ -180,19 +272,20 @@ def test_nested_and_overlapping_windows_are_consistent(scenario: Scenario) -> No
     assert outer[0] < inner[0] < inner[1] <= late[0] < outer[1] < late[1]
     assert all(scenario.edges[w][1] - scenario.edges[w][0] >= 1.0 for w in scenario.edges)
     for gpu in (0, 1, 6):
-        # The inner window is part of the outer one; their counter readings account for the outer's remainder.
-        # Times are the meter's own counter reads, so the check holds however long the edge calls took.
+        # The inner window is part of the outer one; their counter readings account for the outer's remainder, to
+        # the counter's whole millijoules (four edge reads).
         outer_r, inner_r = scenario.readings["outer"][f"gpu:{gpu}"], scenario.readings["inner"][f"gpu:{gpu}"]
         assert None not in (outer_r.start_s, outer_r.end_s, inner_r.start_s, inner_r.end_s)
         remainder = scenario.fake.energy_j(gpu, outer_r.start_s, inner_r.start_s) + scenario.fake.energy_j(
             gpu, inner_r.end_s, outer_r.end_s
         )
-        assert outer_r.energy_j - inner_r.energy_j == pytest.approx(remainder, rel=1e-3)
+        assert outer_r.energy_j - inner_r.energy_j == pytest.approx(remainder, abs=4e-3)
 
 
 def test_counter_wraparound(scenario: Scenario) -> None:
     outer = scenario.edges["outer"]
-    assert scenario.fake.counter_mj(2, outer[1]) < scenario.fake.counter_mj(2, outer[0]), "the counter must wrap"
+    counter = scenario.vendor.counter
+    assert counter(scenario.fake, 2, outer[1]) < counter(scenario.fake, 2, outer[0]), "the counter must wrap"
     for window in ("outer", "inner"):
         reading = scenario.readings[window]["gpu:2"]
         assert "wrapped" in reading.note
@@ -215,10 +308,11 @@ def test_gpu_without_counter_uses_polled_power(scenario: Scenario, window: str) 
     truth = scenario.truth_j(window, 3)
     error = _relative_error(reading.energy_j, truth)
     print(f"gpu 3 (no counter) window {window}: {reading.energy_j:.4f} J vs truth {truth:.4f} J ({error:+.4%})")
-    assert reading.source == POLLED_SOURCE == "estimated:nvml-power-integrated"
+    assert reading.source == scenario.vendor.polled_source
+    assert reading.source == f"estimated:{scenario.vendor.name}-power-integrated"
     assert not reading.is_measured
     assert "no energy counter" in reading.note and "averaging 50 ms" in reading.note
-    assert "about 1 s on Ampere" in reading.note
+    assert scenario.vendor.power_note in reading.note
     assert abs(error) < TOLERANCE
     assert reading.lower_j is not None and reading.upper_j is not None
     assert reading.lower_j <= truth <= reading.upper_j
@@ -227,17 +321,18 @@ def test_gpu_without_counter_uses_polled_power(scenario: Scenario, window: str) 
 def test_counter_reset_falls_back_to_polled_power(scenario: Scenario) -> None:
     reading = scenario.readings["late"]["gpu:5"]
     truth = scenario.truth_j("late", 5)
-    assert reading.source == POLLED_SOURCE
+    assert reading.source == scenario.vendor.polled_source
     assert "counter reset" in reading.note
     assert reading.energy_j == pytest.approx(truth, rel=TOLERANCE)
-    assert scenario.readings["outer"]["gpu:5"].source == COUNTER_SOURCE
+    assert scenario.readings["outer"]["gpu:5"].source == scenario.vendor.counter_source
 
 
 def test_only_selected_gpus_are_read(scenario: Scenario) -> None:
     for readings in scenario.readings.values():
         assert sorted(readings) == [f"gpu:{i}" for i in SELECTED]
     assert scenario.fake.device_calls(4) == 0
-    assert ("nvmlDeviceGetHandleByIndex", 4) not in scenario.fake.calls
+    if scenario.vendor.name == "nvml":
+        assert ("nvmlDeviceGetHandleByIndex", 4) not in scenario.fake.calls
     for gpu in SELECTED:
         assert scenario.fake.device_calls(gpu) > 0
 
@@ -245,15 +340,21 @@ def test_only_selected_gpus_are_read(scenario: Scenario) -> None:
 def test_describe_reports_gpus_driver_and_sources(scenario: Scenario) -> None:
     info = scenario.meter.describe()
     assert info["selection"] == f"gpu_ids {SELECTED} of 7 visible"
-    assert info["driver_version"] == "550.54.15"
+    vendor = scenario.vendor
+    assert info["driver_version"] == vendor.driver_version
     assert info["poll_interval_s"] == 0.05
     gpus = {g["index"]: g for g in info["gpus"]}
     assert sorted(gpus) == SELECTED
-    assert gpus[0]["name"] == "NVIDIA H100 80GB HBM3 (simulated)"
-    assert gpus[0]["uuid"].startswith("GPU-")
-    assert gpus[0]["power_limit_w"] == 700.0
-    assert gpus[0]["energy_counter"] is True and gpus[0]["source"] == COUNTER_SOURCE
-    assert gpus[3]["energy_counter"] is False and gpus[3]["source"] == POLLED_SOURCE
+    assert gpus[0]["name"] == vendor.gpu_name
+    assert gpus[0]["uuid"] == scenario.fake.gpus[0].uuid and gpus[0]["uuid"] != gpus[1]["uuid"]
+    assert gpus[0]["power_limit_w"] == vendor.power_limit_w
+    if vendor.name == "nvml":
+        assert gpus[0]["uuid"].startswith("GPU-")
+        assert gpus[0]["bus_id"] == "00000000:17:00.0" and gpus[6]["bus_id"] == "00000000:1D:00.0"
+    else:
+        assert gpus[0]["bus_id"] == "0000:0c:00.0" and gpus[6]["bus_id"] == "0000:6c:00.0"
+    assert gpus[0]["energy_counter"] is True and gpus[0]["source"] == vendor.counter_source
+    assert gpus[3]["energy_counter"] is False and gpus[3]["source"] == vendor.polled_source
 
 
 def test_timeline_csv(scenario: Scenario) -> None:
@@ -273,8 +374,7 @@ def test_timeline_csv(scenario: Scenario) -> None:
         assert rate_hz >= 10.0, f"GPU {gpu} polled at {rate_hz:.1f} Hz"
         assert elapsed[-1] - elapsed[0] > 2.0
         for row in gpu_rows:
-            assert row["sm_clock_mhz"] == "1980" and row["mem_clock_mhz"] == "2619"
-            assert row["temperature_c"] == "45" and row["utilization_pct"] == "87"
+            assert {key: row[key] for key in scenario.vendor.timeline} == scenario.vendor.timeline
             assert float(row["timestamp_unix_s"]) == pytest.approx(time.time(), abs=3600)
     assert {float(r["power_w"]) for r in by_gpu[0]} == {150.0}
     ramp = [float(r["power_w"]) for r in by_gpu[3]]
@@ -334,6 +434,72 @@ def test_gpu_index_out_of_range(tmp_path: Path) -> None:
     with FakeNvml([FakeGpu(), FakeGpu()]) as fake:
         with pytest.raises(MeterError, match=r"GPU index 2 out of range: 2 GPU\(s\) visible \(indices 0-1\)"):
             NvmlMeter(MetricsConfig(), tmp_path, gpu_ids=[0, 2]).prepare()
+        assert fake.init_count == 0
+
+
+def test_nvml_device_adapter_reads_identity_and_throttle_reasons() -> None:
+    """The vendor layer's NVML adapter: identity (UUID, name, bus id), limits, clocks and why clocks are held."""
+    with FakeNvml([FakeGpu(uuid="GPU-abc", throttle_reasons_mask=0x4 | 0x40), FakeGpu(sm_clock_mhz=1410)]):
+        library = NvmlLibrary()
+        library.open()
+        try:
+            assert library.count() == 2 and library.driver_version() == "550.54.15"
+            first, second = library.device(0), library.device(1)
+            assert isinstance(first, GpuDevice)
+            assert (first.uuid, first.bus_id, first.counter_modulus) == ("GPU-abc", "00000000:17:00.0", 2**64)
+            assert first.throttle_reasons() == ["sw_power_cap", "hw_thermal_slowdown"]
+            assert second.throttle_reasons() == []
+            assert second.clocks_mhz() == (1410, 2619) and second.power_limit_w() == 700.0
+            assert second.temperature_c() == 45 and second.utilization_pct() == 87
+        finally:
+            library.close()
+
+
+# --- which GPUs: device ordinals through CUDA_VISIBLE_DEVICES, matched by index or UUID --------------------------
+
+
+def _one_second(fake: FakeNvml, clock: SimulatedClock, meter: NvmlMeter) -> dict[str, EnergyReading]:
+    meter.prepare()
+    try:
+        meter.start_window("w")
+        clock.advance(1.0)
+        readings, _ = meter.stop_window("w")
+    finally:
+        meter.close()
+    return {r.device: r for r in readings}
+
+
+def test_cuda_visible_devices_reordering_meters_the_model_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With CUDA_VISIBLE_DEVICES=2,0, cuda:0 is NVML's GPU 2: that one is metered (it drew 300 J, GPU 0 would
+    have drawn 100 J), and the report says how it was matched."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,0")
+    clock = SimulatedClock()
+    with FakeNvml([FakeGpu(100.0), FakeGpu(200.0), FakeGpu(300.0)], clock=clock) as fake:
+        meter = NvmlMeter(MetricsConfig(), tmp_path, gpu_ids=[0], clock=clock)
+        readings = _one_second(fake, clock, meter)
+    assert list(readings) == ["gpu:2"] and readings["gpu:2"].energy_j == pytest.approx(300.0, abs=2e-3)
+    (gpu,) = meter.describe()["gpus"]
+    assert gpu["uuid"] == fake.gpus[2].uuid
+    assert gpu["matched_by"] == "device ordinal 0 = CUDA_VISIBLE_DEVICES entry 0 (2) -> NVML index 2"
+
+
+def test_cuda_visible_devices_by_uuid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = SimulatedClock()
+    gpus = [FakeGpu(100.0, uuid="GPU-aaaa-0"), FakeGpu(200.0, uuid="GPU-bbbb-1"), FakeGpu(300.0, uuid="GPU-cccc-2")]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-cccc,GPU-bbbb-1")
+    with FakeNvml(gpus, clock=clock) as fake:
+        readings = _one_second(fake, clock, NvmlMeter(MetricsConfig(), tmp_path, gpu_ids=None, clock=clock))
+    assert {device: round(r.energy_j) for device, r in readings.items()} == {"gpu:2": 300, "gpu:1": 200}
+    for value, message in (
+        ("GPU-dddd", r"CUDA_VISIBLE_DEVICES=GPU-dddd: GPU-dddd matches no GPU by UUID"),
+        ("GPU-", r"GPU- matches 3 GPUs by UUID"),
+        ("MIG-1234", r"MIG-1234 is a MIG instance; GPU energy counters belong to the whole GPU"),
+        ("1", r"device ordinal 1 is not visible to this process \(CUDA_VISIBLE_DEVICES=1: 1 GPU\(s\) visible\)"),
+        ("7", r"CUDA_VISIBLE_DEVICES=7: entry 7 names no GPU \(3 visible to it on this host\)"),
+    ):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", value)
+        with FakeNvml(gpus) as fake, pytest.raises(MeterError, match=message):
+            NvmlMeter(MetricsConfig(), tmp_path, gpu_ids=[0, 1] if value == "1" else None).prepare()
         assert fake.init_count == 0
 
 
@@ -399,7 +565,7 @@ def test_past_interval_is_bounded_and_close_to_ground_truth(scenario: Scenario, 
     reading = scenario.interval_readings[interval][f"gpu:{gpu}"]
     bounds = f"[{reading.lower_j:.3f}, {reading.upper_j:.3f}]"
     print(f"gpu {gpu} {interval}: {reading.energy_j:.3f} J {bounds} vs {truth:.3f}")
-    assert reading.source == (POLLED_SOURCE if gpu == 3 else COUNTER_SOURCE)
+    assert reading.source == (scenario.vendor.polled_source if gpu == 3 else scenario.vendor.counter_source)
     assert reading.is_measured == (gpu != 3)
     assert reading.lower_j <= truth * (1 + 1e-4) and truth <= reading.upper_j * (1 + 1e-4) + 1e-3
     assert abs(_relative_error(reading.energy_j, truth)) < 0.002

@@ -79,7 +79,7 @@ def test_version_file_is_a_canonical_pep440_version() -> None:
 def test_one_version_from_file_to_metadata_to_module_to_cli() -> None:
     installed = metadata.version("ai-energy-benchmarks")
     assert installed == VERSION, (
-        f"the installed metadata says {installed} but VERSION.txt says {VERSION}: reinstall (pip install -e '.[all]')"
+        f"the installed metadata says {installed} but VERSION.txt says {VERSION}: reinstall (pip install -e '.[dev]')"
     )
     assert ai_energy_benchmarks.__version__ == VERSION
     cli = Path(sys.executable).parent / "ai-energy-benchmark"
@@ -233,7 +233,7 @@ def test_tests_workflow_covers_the_supported_pythons_the_way_contributing_instal
     steps = job["steps"]
     torch = step_index(steps, "pip install torch==2.13.0")
     assert "download.pytorch.org/whl/cpu" in steps[torch]["run"], "install the CPU torch build"
-    order = [torch, step_index(steps, "pip install -e '.[all]'")]
+    order = [torch, step_index(steps, "pip install -e '.[all,dev]'")]
     order += [step_index(steps, "ruff check ."), step_index(steps, "mypy"), step_index(steps, "pytest")]
     assert order == sorted(order), "torch, then the project, then ruff, mypy and pytest"
     assert job["env"]["HF_HUB_OFFLINE"] == "1" and job["env"]["HF_DATASETS_OFFLINE"] == "1"
@@ -375,3 +375,133 @@ def test_release_doc_points_only_at_tests_that_exist() -> None:
     for path, name in references:
         source = (ROOT / path).read_text(encoding="utf-8")
         assert re.search(rf"^def {name}\(", source, re.M), f"docs/release.md names {path}::{name}, which is gone"
+
+
+# -- dependencies and extras ------------------------------------------------------------------------------------
+# Modules the package imports that come with a declared distribution under another name (no separate requirement).
+_PROVIDED_BY = {"pydantic_core": "pydantic", "pyarrow": "datasets"}
+
+
+def _project() -> dict[str, Any]:
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+    with (ROOT / "pyproject.toml").open("rb") as handle:
+        project: dict[str, Any] = tomllib.load(handle)["project"]
+    return project
+
+
+def _names(requirements: list[str]) -> set[str]:
+    from packaging.requirements import Requirement
+
+    return {Requirement(r).name.lower() for r in requirements}
+
+
+def _extras_of(project: dict[str, Any], extra: str) -> set[str]:
+    """The distributions ``extra`` installs, self-references (``ai-energy-benchmarks[x]``) followed."""
+    from packaging.requirements import Requirement
+
+    found: set[str] = set()
+    for raw in project["optional-dependencies"][extra]:
+        requirement = Requirement(raw)
+        if requirement.name == project["name"]:
+            for inner in requirement.extras:
+                found |= _extras_of(project, inner)
+        else:
+            found.add(requirement.name.lower())
+    return found
+
+
+def _third_party_imports() -> dict[str, set[str]]:
+    """Top-level third-party modules the package imports (at module level or lazily) -> files importing them."""
+    import ast
+
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / "ai_energy_benchmarks").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            else:
+                continue
+            for module in modules:
+                top = module.split(".")[0]
+                if top not in sys.stdlib_module_names and top != "ai_energy_benchmarks":
+                    found.setdefault(top, set()).add(path.relative_to(ROOT).as_posix())
+    return found
+
+
+def test_every_dependency_is_imported_and_every_import_is_declared() -> None:
+    """Base dependencies are what the package imports (no `requests` nobody uses); each third-party import is
+    declared in the base or an extra, so nothing arrives only because another package happens to pull it."""
+    project = _project()
+    base = _names(project["dependencies"])
+    extras = {name: _extras_of(project, name) for name in project["optional-dependencies"]}
+    imports = _third_party_imports()
+    distributions = metadata.packages_distributions()
+    declared = base | set().union(*extras.values())
+    imported: set[str] = set()
+    for module, files in imports.items():
+        if module in _PROVIDED_BY:
+            assert _PROVIDED_BY[module] in base, f"{module} is expected to come with {_PROVIDED_BY[module]}"
+            continue
+        names = {n.lower() for n in distributions.get(module, [module])}
+        imported |= names
+        assert names & declared, f"{module} (imported by {sorted(files)}) is not declared in pyproject.toml"
+    assert base - imported == set(), f"declared but never imported: {sorted(base - imported)}"
+    assert "requests" not in base
+    # The NVML bindings our meter imports are ours to declare, not CodeCarbon's (3.0.x asks for `pynvml` instead).
+    assert "nvidia-ml-py" in base and "pycountry" in base
+
+
+def test_extras_keep_runtime_and_development_apart() -> None:
+    project = _project()
+    extras = {name: _extras_of(project, name) for name in project["optional-dependencies"]}
+    tools = {"ruff", "mypy", "twine", "build", "pytest", "types-pyyaml"}
+    assert extras["all"] == extras["pytorch"] | extras["report"], "[all]: the runtime extras that install anywhere"
+    assert not extras["all"] & tools, "development tools are not a runtime extra"
+    assert extras["dev"] >= tools and "pytest" in extras["test"]
+    assert extras["quantization"] == {"bitsandbytes"} and "bitsandbytes" not in extras["all"]
+    assert extras["amd"] == {"amdsmi"} and "amdsmi" not in extras["all"]  # needs ROCm's library
+    # Older install lines name [nvidia]: it stays declared (pip warns on an unknown extra) and adds nothing.
+    assert extras["nvidia"] == set()
+
+
+def test_readme_setup_installs_what_its_test_command_needs() -> None:
+    """The README's set-up line installs [dev] (pytest, the linters) with the runtime extras the tests exercise; the
+    contributing guide and the tests workflow install the same."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    setup = re.search(r"<!-- readme-command: quickstart -->\s*```bash\n(.+?)\n```", readme, re.S)
+    test = re.search(r"<!-- readme-command: test -->\s*```bash\n(.+?)\n```", readme, re.S)
+    assert setup and test
+    assert "python -m pytest" in test.group(1)
+    installs = re.findall(r"pip install -e '\.\[([\w,]+)\]'", setup.group(1))
+    assert installs == ["all,dev"], setup.group(1)
+    contributing = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    assert "pip install -e '.[all,dev]'" in contributing
+    workflow = (ROOT / ".github" / "workflows" / "tests.yml").read_text(encoding="utf-8")
+    assert "pip install -e '.[all,dev]'" in workflow
+    # Every `pip install -e '.[...]'` in the README and the install guide names only extras that exist.
+    project = _project()
+    for text in (readme, (ROOT / "docs" / "installation.md").read_text(encoding="utf-8")):
+        for group in re.findall(r"ai-energy-benchmarks\[([\w,]+)\]|-e '\.\[([\w,]+)\]'", text):
+            for extra in ",".join(g for g in group if g).split(","):
+                assert extra in project["optional-dependencies"], f"an install line names an unknown extra [{extra}]"
+
+
+def test_quantization_without_bitsandbytes_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ai_energy_benchmarks.backends.pytorch import PyTorchBackend
+    from ai_energy_benchmarks.config.schema import BenchmarkConfig
+    from ai_energy_benchmarks.exceptions import ConfigError
+
+    config = BenchmarkConfig.model_validate(
+        {"name": "q", "backend": {"type": "pytorch", "model": "packaged:tiny-llama", "load_in_8bit": True}}
+    )
+    backend = PyTorchBackend(config)
+    backend._device = "cuda:0"  # the check comes after the CUDA one; no GPU is needed to reach it
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # `import bitsandbytes` raises ImportError
+    with pytest.raises(ConfigError) as caught:
+        backend._quantization()
+    assert str(caught.value) == (
+        "backend.load_in_8bit/load_in_4bit: bitsandbytes is not installed: "
+        "pip install 'ai-energy-benchmarks[quantization]'"
+    )

@@ -5,6 +5,7 @@ The tests write counter values between window edges, so the expected differences
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from ai_energy_benchmarks.energy.base import EnergyMeter, MeterSet
 from ai_energy_benchmarks.energy.rapl import DRAM_SOURCE, PACKAGE_SOURCE, RaplMeter
 from ai_energy_benchmarks.energy.registry import create_meters
 from ai_energy_benchmarks.exceptions import MeterError
+from ai_energy_benchmarks.testing.clock import SimulatedClock
 from ai_energy_benchmarks.testing.fake_powercap import FakePowercap
 
 NOBODY_UID = 65534
@@ -180,35 +182,35 @@ def test_unreadable_counter_gives_a_permission_message() -> None:
 
 
 def test_past_interval_read_back_with_bounds(tmp_path: Path) -> None:
-    """Reads at known counter values; an interval between reads is bounded by them and interpolated inside."""
-    import time
-
+    """Reads at known counter values; an interval between reads is bounded by them and interpolated inside. The
+    meter runs on a simulated clock, so the reads happen exactly 50 ms apart however busy the machine is."""
     tree = FakePowercap(tmp_path / "powercap", dram=False)
-    meter = RaplMeter(MetricsConfig(rapl_root=str(tree.root), rapl_poll_interval_s=60.0), tmp_path, None)
-    before = time.perf_counter()
+    clock = SimulatedClock()
+    meter = RaplMeter(MetricsConfig(rapl_root=str(tree.root), rapl_poll_interval_s=60.0), tmp_path, None, clock=clock)
     meter.prepare()  # the first read: 0 J
-    read_at = [(before + time.perf_counter()) / 2]
+    read_at = [clock.now_s()]
     try:
         for total_uj in (1_000_000, 3_000_000, 6_000_000):  # +1 J, +2 J, +3 J between reads 50 ms apart
-            time.sleep(0.05)
+            clock.advance(0.05)
             tree.set_energy_uj(0, total_uj)
-            before = time.perf_counter()
             meter._snapshot()  # what the background reader does
-            read_at.append((before + time.perf_counter()) / 2)
+            read_at.append(clock.now_s())
+        assert [b - a for a, b in itertools.pairwise(read_at)] == pytest.approx([0.05] * 3)
         # From a quarter of a gap before the second read to a quarter after the third: two thirds of the interval
-        # lies between reads (mostly read, however the 50 ms sleeps stretch; halfway points sat at the threshold).
+        # lies between reads (mostly read: measured).
         start = read_at[1] - 0.25 * (read_at[1] - read_at[0])
         end = read_at[2] + 0.25 * (read_at[3] - read_at[2])
         (reading,) = meter.energy_between(start, end)
         assert reading.device == "cpu:0" and reading.source == PACKAGE_SOURCE and reading.is_measured
         assert reading.lower_j == pytest.approx(2.0)  # between the reads inside: 1 J -> 3 J
         assert reading.upper_j == pytest.approx(6.0)  # between the reads around it: 0 J -> 6 J
-        assert reading.energy_j == pytest.approx(0.25 + 2.0 + 0.75, abs=0.1)  # a quarter of each edge's step
+        assert reading.energy_j == pytest.approx(0.25 + 2.0 + 0.75)  # a quarter of each edge's step
         assert "interpolated" in reading.note
         # An interval between two reads is interpolation, not a reading: labelled an estimate, bounds kept.
         (between,) = meter.energy_between(read_at[2] + 0.01, read_at[2] + 0.03)
         assert between.source == "estimated:interpolated-counter-record" and not between.is_measured
         assert between.lower_j == 0.0 and between.upper_j == pytest.approx(3.0)
+        assert between.energy_j == pytest.approx(3.0 * 0.02 / 0.05)
         assert meter.energy_between(end, end + 60.0) == []  # not recorded yet
     finally:
         meter.close()

@@ -136,8 +136,8 @@ class PyTorchBackend(Backend):
             import bitsandbytes  # noqa: F401
         except ImportError:
             raise ConfigError(
-                "backend.load_in_8bit/load_in_4bit: the bitsandbytes package is not installed "
-                "(pip install bitsandbytes)"
+                "backend.load_in_8bit/load_in_4bit: bitsandbytes is not installed: "
+                "pip install 'ai-energy-benchmarks[quantization]'"
             ) from None
         from transformers import BitsAndBytesConfig
 

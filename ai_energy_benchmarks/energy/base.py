@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
+from ai_energy_benchmarks.energy.clock import SYSTEM_CLOCK, Clock
 from ai_energy_benchmarks.energy.record import INTERPOLATED_SOURCE, IntervalEstimate
 from ai_energy_benchmarks.exceptions import MeterError
 
@@ -196,11 +197,13 @@ SnapshotT = TypeVar("SnapshotT")
 
 class SnapshotWindows(Generic[SnapshotT]):
     """Windows for meters that read cumulative counters: one snapshot at each window edge, so windows may nest and
-    overlap freely. Subclasses give ``name``, :meth:`_ready`, :meth:`_snapshot` and :meth:`_readings`."""
+    overlap freely. Subclasses give ``name``, :meth:`_ready`, :meth:`_snapshot` and :meth:`_readings`; edges and
+    polls are timed on ``clock`` (:mod:`ai_energy_benchmarks.energy.clock`)."""
 
     name: str
 
-    def _init_windows(self) -> None:
+    def _init_windows(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
         self._open: dict[str, SnapshotT] = {}
         self._open_at: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -219,17 +222,16 @@ class SnapshotWindows(Generic[SnapshotT]):
         of a signal that repeats at the polling rate fall at random phases instead of always the same one.
         """
         self._stop.clear()
-        self._poller = threading.Thread(
-            target=self._poll_loop, args=(interval_s, jitter), name=f"{self.name}-meter-poller", daemon=True
+        self._poller = self._clock.start_thread(
+            lambda: self._poll_loop(interval_s, jitter), name=f"{self.name}-meter-poller"
         )
-        self._poller.start()
 
     def _poll_loop(self, interval_s: float, jitter: random.Random | None = None) -> None:
         def step_s() -> float:
             return interval_s * jitter.uniform(0.5, 1.5) if jitter is not None else interval_s
 
-        next_s = time.monotonic() + step_s()
-        while not self._stop.wait(max(0.0, next_s - time.monotonic())):
+        next_s = self._clock.now_s() + step_s()
+        while not self._clock.wait_until(self._stop, next_s):
             try:
                 self._poll()
             except MeterError as exc:  # the next window edge reads the same counters and reports it
@@ -237,7 +239,7 @@ class SnapshotWindows(Generic[SnapshotT]):
             except Exception:  # the poller must outlive a bad sample
                 logger.exception("%s meter: background read failed", self.name)
             next_s += step_s()
-            now = time.monotonic()
+            now = self._clock.now_s()
             if next_s < now:  # fell behind (e.g. a stalled driver call): skip, do not burst
                 next_s = now + step_s()
 
@@ -268,9 +270,9 @@ class SnapshotWindows(Generic[SnapshotT]):
             raise MeterError(f"{self.name} meter used before prepare()")
         if name in self._open:
             raise MeterError(f"{self.name} meter: window '{name}' is already open")
-        before_s = time.perf_counter()
+        before_s = self._clock.now_s()
         self._open[name] = self._snapshot()
-        self._open_at[name] = (before_s + time.perf_counter()) / 2.0
+        self._open_at[name] = (before_s + self._clock.now_s()) / 2.0
 
     def stop_window(self, name: str) -> tuple[list[EnergyReading], float | None]:
         """Close window ``name``; counters know no emissions (None).
@@ -281,9 +283,9 @@ class SnapshotWindows(Generic[SnapshotT]):
         start_s = self._open_at.pop(name, None)
         if start is None:
             raise MeterError(f"{self.name} meter: window '{name}' was not started")
-        before_s = time.perf_counter()
+        before_s = self._clock.now_s()
         end = self._snapshot()
-        end_s = (before_s + time.perf_counter()) / 2.0
+        end_s = (before_s + self._clock.now_s()) / 2.0
         return [
             r if r.start_s is not None else dataclasses.replace(r, start_s=start_s, end_s=end_s)
             for r in self._readings(start, end)

@@ -11,6 +11,7 @@ distinction in its ``source``.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, ClassVar
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyReading, IncompleteWindowError
+from ai_energy_benchmarks.energy.devices.visible import match_gpus
 from ai_energy_benchmarks.exceptions import MeterError
 
 logger = logging.getLogger(__name__)
@@ -143,6 +145,35 @@ def _unreadable_gpus(gpu_item: Any, gpu_ids: list[int] | None) -> list[str]:
     return failed
 
 
+def _nvml_indices(gpu_ids: list[int] | None) -> tuple[list[int] | None, list[str]]:
+    """The NVML indices of device ordinals ``gpu_ids`` (None: every GPU visible to this process) and how each was
+    matched. CodeCarbon reads GPUs by NVML index and ignores ``CUDA_VISIBLE_DEVICES`` (its issue #567), so with the
+    variable set the ordinals are matched here, as the NVML meter matches them; unchanged without it, or without
+    an NVIDIA GPU (CodeCarbon then reads none)."""
+    if "CUDA_VISIBLE_DEVICES" not in os.environ or gpu_ids == []:
+        return gpu_ids, []
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception as exc:
+        logger.debug("NVML unavailable, CUDA_VISIBLE_DEVICES not matched for CodeCarbon: %s", exc)
+        return gpu_ids, []
+    try:
+
+        def uuid_of(index: int) -> str:
+            uuid = pynvml.nvmlDeviceGetUUID(pynvml.nvmlDeviceGetHandleByIndex(index))
+            return uuid.decode() if isinstance(uuid, bytes) else str(uuid)
+
+        matches = match_gpus(gpu_ids, ("CUDA_VISIBLE_DEVICES",), int(pynvml.nvmlDeviceGetCount()), uuid_of, "NVML")
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception as exc:
+            logger.debug("nvmlShutdown failed: %s", exc)
+    return [m.index for m in matches], [m.how for m in matches]
+
+
 class CodeCarbonMeter:
     """Measures windows with CodeCarbon tasks; reports GPU, CPU and RAM energy and emissions."""
 
@@ -153,7 +184,8 @@ class CodeCarbonMeter:
     def __init__(self, config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None = None) -> None:
         self._config = config
         self._output_dir = Path(config.output_dir) if config.output_dir else output_dir
-        self._gpu_ids = gpu_ids
+        self._gpu_ids = gpu_ids  # device ordinals until prepare(), then NVML indices
+        self._matched_by: list[str] = []
         self._tracker: Any = None
         self._hardware: dict[str, str] = {}
         self._open: dict[str, list[float]] = {}  # window -> [cpu kWh, ram kWh, gpu kWh, emissions kg]
@@ -187,6 +219,7 @@ class CodeCarbonMeter:
         kwargs.update(_csv_output_kwargs())
         if self._config.region:
             kwargs["region"] = self._config.region
+        self._gpu_ids, self._matched_by = _nvml_indices(self._gpu_ids)
         if self._gpu_ids:  # an empty list means "no GPU": CodeCarbon would read every GPU, so its GPU figure is dropped
             kwargs["gpu_ids"] = list(self._gpu_ids)
         try:
@@ -356,6 +389,7 @@ class CodeCarbonMeter:
             "update_period_s": self._config.measure_power_secs,
             "tracking_mode": self._config.tracking_mode,
             "gpu_ids": self._gpu_ids,
+            "matched_by": self._matched_by or None,
             "sources": {k: v for k, v in self._hardware.items() if not k.endswith("_mode")},
             "output_dir": str(self._output_dir),
         }

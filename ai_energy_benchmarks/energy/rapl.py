@@ -12,20 +12,21 @@ backwards), so windows of any length are measured as long as no zone wraps twice
 
 Windows may nest and overlap: each open window keeps its own start snapshot. Every read also goes into a record of
 each zone's running total, so the energy of a past interval can be read back with bounds
-(:meth:`RaplMeter.energy_between`, ``time.perf_counter()`` seconds).
+(:meth:`RaplMeter.energy_between`, in seconds of the meter's clock: ``time.perf_counter()`` unless a test passes a
+simulated one).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyReading, IntervalReading, SnapshotWindows
+from ai_energy_benchmarks.energy.clock import SYSTEM_CLOCK, Clock
 from ai_energy_benchmarks.energy.record import CumulativeRecord
 from ai_energy_benchmarks.exceptions import MeterError
 
@@ -73,13 +74,21 @@ class RaplMeter(SnapshotWindows[dict[str, int]]):
     name = "rapl"
     output_files: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        config: MetricsConfig,
+        output_dir: Path,
+        gpu_ids: list[int] | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        """``clock`` times every read (a test may pass a simulated one)."""
         #: Seconds between background reads (wraparound tracking and the interval record).
         self.poll_interval_s = float(config.rapl_poll_interval_s)
         self._root = Path(config.rapl_root)
         self._zones: list[_Zone] = []
         self._ignored: list[dict[str, str]] = []
-        self._init_windows()
+        self._init_windows(clock)
         self._prepared = False
 
     # -- set-up ------------------------------------------------------------------------------------------------------
@@ -140,7 +149,7 @@ class RaplMeter(SnapshotWindows[dict[str, int]]):
         max_range = self._read_int(directory / "max_energy_range_uj")
         zone = _Zone(directory, label, device, source, max_range)
         zone.last_uj = self._read_int(zone.energy_file)
-        zone.record.add(time.perf_counter(), 0.0)
+        zone.record.add(self._clock.now_s(), 0.0)
         return zone
 
     def prepare(self) -> None:
@@ -164,7 +173,7 @@ class RaplMeter(SnapshotWindows[dict[str, int]]):
             zone.wraps += 1
         zone.total_uj += delta
         zone.last_uj = value
-        zone.record.add(time.perf_counter(), zone.total_uj / 1e6)
+        zone.record.add(self._clock.now_s(), zone.total_uj / 1e6)
 
     def _snapshot(self) -> dict[str, int]:
         with self._lock:
@@ -197,7 +206,7 @@ class RaplMeter(SnapshotWindows[dict[str, int]]):
     # -- past intervals ----------------------------------------------------------------------------------------------
 
     def energy_between(self, start_s: float, end_s: float) -> list[IntervalReading]:
-        """Each zone's energy between two ``time.perf_counter()`` instants, read back from its record (J, bounded)."""
+        """Each zone's energy between two instants on the meter's clock, read back from its record (J, bounded)."""
         if not self._prepared:
             return []
         with self._lock:

@@ -34,6 +34,12 @@ def _nvml(config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None) ->
     return NvmlMeter(config, output_dir, gpu_ids)
 
 
+def _amdsmi(config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None) -> EnergyMeter:
+    from ai_energy_benchmarks.energy.amdsmi import AmdSmiMeter
+
+    return AmdSmiMeter(config, output_dir, gpu_ids)
+
+
 def _rapl(config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None) -> EnergyMeter:
     from ai_energy_benchmarks.energy.rapl import RaplMeter
 
@@ -42,6 +48,7 @@ def _rapl(config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None) ->
 
 register_meter("codecarbon", _codecarbon)
 register_meter("nvml", _nvml)
+register_meter("amdsmi", _amdsmi)
 register_meter("rapl", _rapl)
 
 

@@ -4,6 +4,8 @@ Nothing here is imported by the library itself; tests (ours, and those of projec
 stand in for hardware this machine may not have.
 """
 
+from ai_energy_benchmarks.testing.clock import SimulatedClock
+from ai_energy_benchmarks.testing.fake_amdsmi import FakeAmdGpu, FakeAmdSmi
 from ai_energy_benchmarks.testing.fake_nvml import (
     FakeGpu,
     FakeNvml,
@@ -16,10 +18,13 @@ from ai_energy_benchmarks.testing.fake_nvml import (
 from ai_energy_benchmarks.testing.fake_powercap import FakePowercap
 
 __all__ = [
+    "FakeAmdGpu",
+    "FakeAmdSmi",
     "FakeGpu",
     "FakeNvml",
     "FakePowercap",
     "PiecewiseLinearTrace",
+    "SimulatedClock",
     "constant_trace",
     "ramp_trace",
     "step_trace",

@@ -10,8 +10,10 @@ exact ground truth::
         ...  # measure with any meter that reads pynvml
         truth_j = fake.energy_j(0, t0, time.perf_counter())
 
-Each GPU draws power following a trace of elapsed seconds since :meth:`FakeNvml.install` (``time.perf_counter()``
-based). Its cumulative energy counter (mJ, what ``nvmlDeviceGetTotalEnergyConsumption`` returns) is computed from
+Each GPU draws power following a trace of elapsed seconds since :meth:`FakeNvml.install`, on ``clock``:
+``time.perf_counter()`` by default, or a :class:`~ai_energy_benchmarks.testing.clock.SimulatedClock` shared with the
+meter under test, so that reads happen at times the test chose and no verdict depends on the machine's load.
+Its cumulative energy counter (mJ, what ``nvmlDeviceGetTotalEnergyConsumption`` returns) is computed from
 the trace exactly for piecewise-linear traces (constants, steps, ramps) and by composite Simpson integration with
 steps of at most 1 ms for arbitrary callables. Counters may start at an offset and wrap at a modulus (NVML's real
 2^64 mJ unless a test sets a shorter one, which the meter under test must then be told: nothing in the module
@@ -24,21 +26,47 @@ Units follow NVML: power in mW (integers), energy in mJ (integers), clocks in MH
 
 from __future__ import annotations
 
-import bisect
-import ctypes
-import itertools
 import math
-import os
-import stat
 import sys
 import threading
-import time
 import types
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any
+
+from ai_energy_benchmarks.energy.clock import SYSTEM_CLOCK, Clock
+from ai_energy_benchmarks.testing.nvidia_smi import write_fake_nvidia_smi
+from ai_energy_benchmarks.testing.nvml_api import (
+    _CONSTANTS,
+    _ERROR_CLASSES,
+    _ERROR_STRINGS,
+    NVML_ERROR_GPU_IS_LOST,
+    NVML_ERROR_INVALID_ARGUMENT,
+    NVML_ERROR_LIBRARY_NOT_FOUND,
+    NVML_ERROR_NO_PERMISSION,
+    NVML_ERROR_NOT_SUPPORTED,
+    NVML_ERROR_UNINITIALIZED,
+    NVMLError_GpuIsLost,
+    NVMLError_InvalidArgument,
+    NVMLError_LibraryNotFound,
+    NVMLError_NoPermission,
+    NVMLError_NotSupported,
+    NVMLError_Uninitialized,
+    c_nvmlMemory_t,
+    c_nvmlPciInfo_t,
+    c_nvmlProcessInfo_t,
+    c_nvmlUtilization_t,
+)
+from ai_energy_benchmarks.testing.traces import (
+    PiecewiseLinearTrace,
+    PowerSpec,
+    PowerTrace,
+    as_trace,
+    constant_trace,
+    ramp_trace,
+    step_trace,
+)
 
 __all__ = [
     "FakeGpu",
@@ -53,269 +81,7 @@ __all__ = [
 
 #: NVML's energy counter is an unsigned 64-bit count of millijoules.
 NVML_ENERGY_COUNTER_MODULUS_MJ = 2**64
-
-# Numerical integration step for traces given as plain callables (seconds).
-_SIMPSON_MAX_STEP_S = 1e-3
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Power traces
-# --------------------------------------------------------------------------------------------------------------------
-
-
-@runtime_checkable
-class PowerTrace(Protocol):
-    """Power as a function of elapsed time, with its exact integral."""
-
-    def power_w(self, t_s: float) -> float:
-        """Power in W at ``t_s`` seconds after the simulation started."""
-
-    def energy_j(self, t0_s: float, t1_s: float) -> float:
-        """Energy in J drawn between ``t0_s`` and ``t1_s`` (seconds since the simulation started)."""
-
-
-class PiecewiseLinearTrace:
-    """Power that is linear between ``(t_s, power_w)`` points, constant before the first and after the last.
-
-    Two points at the same time make a step (the later point applies from that instant on). The integral is
-    computed in closed form, so the ground truth is exact.
-    """
-
-    def __init__(self, points: Sequence[tuple[float, float]]) -> None:
-        if not points:
-            raise ValueError("a trace needs at least one (t_s, power_w) point")
-        times = [float(t) for t, _ in points]
-        if any(b < a for a, b in itertools.pairwise(times)):
-            raise ValueError("trace points must be in time order")
-        self._times = times
-        self._powers = [float(w) for _, w in points]
-        # Cumulative energy (J) at each point, counted from the first point.
-        self._cumulative = [0.0]
-        for i in range(len(times) - 1):
-            dt = times[i + 1] - times[i]
-            self._cumulative.append(self._cumulative[-1] + dt * (self._powers[i] + self._powers[i + 1]) / 2.0)
-
-    def power_w(self, t_s: float) -> float:
-        """Power in W at ``t_s``."""
-        i = bisect.bisect_right(self._times, t_s) - 1
-        if i < 0:
-            return self._powers[0]
-        if i == len(self._times) - 1:
-            return self._powers[-1]
-        t_a, t_b = self._times[i], self._times[i + 1]
-        w_a, w_b = self._powers[i], self._powers[i + 1]
-        return w_a + (w_b - w_a) * (t_s - t_a) / (t_b - t_a)
-
-    def _antiderivative(self, t_s: float) -> float:
-        """Energy in J from the first point to ``t_s`` (negative before it)."""
-        i = bisect.bisect_right(self._times, t_s) - 1
-        if i < 0:
-            return self._powers[0] * (t_s - self._times[0])
-        dt = t_s - self._times[i]
-        if i == len(self._times) - 1:
-            return self._cumulative[i] + self._powers[i] * dt
-        slope = (self._powers[i + 1] - self._powers[i]) / (self._times[i + 1] - self._times[i])
-        return self._cumulative[i] + self._powers[i] * dt + slope * dt * dt / 2.0
-
-    def energy_j(self, t0_s: float, t1_s: float) -> float:
-        """Exact energy in J between ``t0_s`` and ``t1_s``."""
-        return self._antiderivative(t1_s) - self._antiderivative(t0_s)
-
-
-def constant_trace(power_w: float) -> PiecewiseLinearTrace:
-    """A constant draw of ``power_w`` W."""
-    return PiecewiseLinearTrace([(0.0, power_w)])
-
-
-def step_trace(initial_w: float, steps: Sequence[tuple[float, float]]) -> PiecewiseLinearTrace:
-    """``initial_w`` W, then each ``(t_s, power_w)`` step from ``t_s`` seconds on."""
-    points = [(0.0, initial_w)]
-    level = initial_w
-    for t_s, power_w in steps:
-        points += [(t_s, level), (t_s, power_w)]
-        level = power_w
-    return PiecewiseLinearTrace(points)
-
-
-def ramp_trace(start_w: float, end_w: float, start_s: float, end_s: float) -> PiecewiseLinearTrace:
-    """``start_w`` W until ``start_s``, a linear ramp to ``end_w`` W at ``end_s``, then constant."""
-    return PiecewiseLinearTrace([(start_s, start_w), (end_s, end_w)])
-
-
-class _CallableTrace:
-    """A trace given as a plain function of elapsed seconds; integrated numerically (composite Simpson).
-
-    Counter reads integrate from 0, so the running integral is cached and extended incrementally.
-    """
-
-    def __init__(self, function: Callable[[float], float]) -> None:
-        self._function = function
-        self._lock = threading.Lock()
-        self._cached_t_s = 0.0
-        self._cached_j = 0.0
-
-    def power_w(self, t_s: float) -> float:
-        return float(self._function(t_s))
-
-    def _simpson(self, t0_s: float, t1_s: float) -> float:
-        if t1_s == t0_s:
-            return 0.0
-        n = max(2, math.ceil(abs(t1_s - t0_s) / _SIMPSON_MAX_STEP_S))
-        n += n % 2
-        h = (t1_s - t0_s) / n
-        total = self.power_w(t0_s) + self.power_w(t1_s)
-        total += 4.0 * sum(self.power_w(t0_s + k * h) for k in range(1, n, 2))
-        total += 2.0 * sum(self.power_w(t0_s + k * h) for k in range(2, n, 2))
-        return total * h / 3.0
-
-    def energy_j(self, t0_s: float, t1_s: float) -> float:
-        if t0_s == 0.0 and t1_s >= 0.0:
-            with self._lock:
-                if t1_s >= self._cached_t_s:
-                    self._cached_j += self._simpson(self._cached_t_s, t1_s)
-                    self._cached_t_s = t1_s
-                    return self._cached_j
-        return self._simpson(t0_s, t1_s)
-
-
-PowerSpec = float | Callable[[float], float] | PowerTrace
-
-
-def _as_trace(power: PowerSpec) -> PowerTrace:
-    if isinstance(power, PowerTrace):
-        return power
-    if isinstance(power, int | float):
-        return constant_trace(float(power))
-    if callable(power):
-        return _CallableTrace(power)
-    raise TypeError(f"power must be a number (W), a callable of elapsed seconds, or a PowerTrace; got {power!r}")
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# NVML errors, constants and structures (the names pynvml exports)
-# --------------------------------------------------------------------------------------------------------------------
-
-NVML_SUCCESS = 0
-NVML_ERROR_UNINITIALIZED = 1
-NVML_ERROR_INVALID_ARGUMENT = 2
-NVML_ERROR_NOT_SUPPORTED = 3
-NVML_ERROR_NO_PERMISSION = 4
-NVML_ERROR_NOT_FOUND = 6
-NVML_ERROR_DRIVER_NOT_LOADED = 9
-NVML_ERROR_LIBRARY_NOT_FOUND = 12
-NVML_ERROR_GPU_IS_LOST = 15
-NVML_ERROR_UNKNOWN = 999
-
-_ERROR_STRINGS = {
-    NVML_ERROR_UNINITIALIZED: "Uninitialized",
-    NVML_ERROR_INVALID_ARGUMENT: "Invalid Argument",
-    NVML_ERROR_NOT_SUPPORTED: "Not Supported",
-    NVML_ERROR_NO_PERMISSION: "Insufficient Permissions",
-    NVML_ERROR_NOT_FOUND: "Not Found",
-    NVML_ERROR_DRIVER_NOT_LOADED: "Driver Not Loaded",
-    NVML_ERROR_LIBRARY_NOT_FOUND: "NVML Shared Library Not Found",
-    NVML_ERROR_GPU_IS_LOST: "GPU is lost",
-    NVML_ERROR_UNKNOWN: "Unknown Error",
-}
-
-
-class NVMLError(Exception):
-    """NVML's error, like pynvml's: ``NVMLError(code)`` builds the subclass for that code; ``.value`` is the code."""
-
-    _value_class: ClassVar[dict[int, type[NVMLError]]] = {}
-    value: int
-
-    def __new__(cls, value: int) -> NVMLError:
-        if cls is NVMLError:
-            cls = NVMLError._value_class.get(value, NVMLError)
-        error = Exception.__new__(cls)
-        error.value = value
-        return error
-
-    def __init__(self, value: int) -> None:
-        super().__init__(value)
-        self.value = value
-
-    def __str__(self) -> str:
-        return _ERROR_STRINGS.get(self.value, f"NVML Error with code {self.value}")
-
-
-def _error_class(name: str, code: int) -> type[NVMLError]:
-    error_class = type(name, (NVMLError,), {})
-    NVMLError._value_class[code] = error_class
-    return error_class
-
-
-NVMLError_Uninitialized = _error_class("NVMLError_Uninitialized", NVML_ERROR_UNINITIALIZED)
-NVMLError_InvalidArgument = _error_class("NVMLError_InvalidArgument", NVML_ERROR_INVALID_ARGUMENT)
-NVMLError_NotSupported = _error_class("NVMLError_NotSupported", NVML_ERROR_NOT_SUPPORTED)
-NVMLError_NoPermission = _error_class("NVMLError_NoPermission", NVML_ERROR_NO_PERMISSION)
-NVMLError_NotFound = _error_class("NVMLError_NotFound", NVML_ERROR_NOT_FOUND)
-NVMLError_DriverNotLoaded = _error_class("NVMLError_DriverNotLoaded", NVML_ERROR_DRIVER_NOT_LOADED)
-NVMLError_LibraryNotFound = _error_class("NVMLError_LibraryNotFound", NVML_ERROR_LIBRARY_NOT_FOUND)
-NVMLError_GpuIsLost = _error_class("NVMLError_GpuIsLost", NVML_ERROR_GPU_IS_LOST)
-NVMLError_Unknown = _error_class("NVMLError_Unknown", NVML_ERROR_UNKNOWN)
-
-
-class c_nvmlMemory_t(ctypes.Structure):  # pynvml's name
-    """Device memory in bytes."""
-
-    _fields_: ClassVar[list[tuple[str, Any]]] = [
-        ("total", ctypes.c_ulonglong),
-        ("free", ctypes.c_ulonglong),
-        ("used", ctypes.c_ulonglong),
-    ]
-
-
-class c_nvmlUtilization_t(ctypes.Structure):  # pynvml's name
-    """Percent of time the GPU (``gpu``) and its memory (``memory``) were busy over the last sample period."""
-
-    _fields_: ClassVar[list[tuple[str, Any]]] = [("gpu", ctypes.c_uint), ("memory", ctypes.c_uint)]
-
-
-class c_nvmlProcessInfo_t(ctypes.Structure):  # pynvml's name
-    """A process with a context on the GPU."""
-
-    _fields_: ClassVar[list[tuple[str, Any]]] = [
-        ("pid", ctypes.c_uint),
-        ("usedGpuMemory", ctypes.c_ulonglong),
-        ("gpuInstanceId", ctypes.c_uint),
-        ("computeInstanceId", ctypes.c_uint),
-    ]
-
-
-_CONSTANTS: dict[str, int] = {
-    "NVML_SUCCESS": NVML_SUCCESS,
-    "NVML_ERROR_UNINITIALIZED": NVML_ERROR_UNINITIALIZED,
-    "NVML_ERROR_INVALID_ARGUMENT": NVML_ERROR_INVALID_ARGUMENT,
-    "NVML_ERROR_NOT_SUPPORTED": NVML_ERROR_NOT_SUPPORTED,
-    "NVML_ERROR_NO_PERMISSION": NVML_ERROR_NO_PERMISSION,
-    "NVML_ERROR_NOT_FOUND": NVML_ERROR_NOT_FOUND,
-    "NVML_ERROR_DRIVER_NOT_LOADED": NVML_ERROR_DRIVER_NOT_LOADED,
-    "NVML_ERROR_LIBRARY_NOT_FOUND": NVML_ERROR_LIBRARY_NOT_FOUND,
-    "NVML_ERROR_GPU_IS_LOST": NVML_ERROR_GPU_IS_LOST,
-    "NVML_ERROR_UNKNOWN": NVML_ERROR_UNKNOWN,
-    "NVML_TEMPERATURE_GPU": 0,
-    "NVML_CLOCK_GRAPHICS": 0,
-    "NVML_CLOCK_SM": 1,
-    "NVML_CLOCK_MEM": 2,
-    "NVML_CLOCK_VIDEO": 3,
-    "NVML_COMPUTEMODE_DEFAULT": 0,
-}
-
-_ERROR_CLASSES: list[type[NVMLError]] = [
-    NVMLError,
-    NVMLError_Uninitialized,
-    NVMLError_InvalidArgument,
-    NVMLError_NotSupported,
-    NVMLError_NoPermission,
-    NVMLError_NotFound,
-    NVMLError_DriverNotLoaded,
-    NVMLError_LibraryNotFound,
-    NVMLError_GpuIsLost,
-    NVMLError_Unknown,
-]
-
+NVML_ENERGY_COUNTER_MODULUS_MJ = 2**64
 
 # --------------------------------------------------------------------------------------------------------------------
 # The simulation
@@ -336,6 +102,9 @@ class FakeGpu:
     counter_offset_mj: int = 0
     counter_modulus_mj: int = NVML_ENERGY_COUNTER_MODULUS_MJ
     permission_denied: bool = False  # energy and power reads raise NVMLError_NoPermission
+    bus_id: str = ""  # filled in from the index when empty
+    #: nvmlClocksEventReasons bits the GPU reports (0: clocks not held down).
+    throttle_reasons_mask: int = 0
     sm_clock_mhz: int = 1980
     mem_clock_mhz: int = 2619
     temperature_c: int = 45
@@ -343,7 +112,7 @@ class FakeGpu:
     trace: PowerTrace = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.trace = _as_trace(self.power)
+        self.trace = as_trace(self.power)
         if self.counter_modulus_mj <= 0:
             raise ValueError("counter_modulus_mj must be positive")
 
@@ -381,11 +150,15 @@ class FakeNvml:
         permission_denied: bool = False,
         driver_missing: bool = False,
         lost_after_s: float | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock
         self.gpus: list[FakeGpu] = list(gpus) if gpus is not None else [FakeGpu()]
         for index, gpu in enumerate(self.gpus):
             if not gpu.uuid:
                 gpu.uuid = f"GPU-00000000-0000-4000-8000-{index:012d}"
+            if not gpu.bus_id:
+                gpu.bus_id = f"00000000:{0x17 + index:02X}:00.0"
         self.driver_version = driver_version
         self.cuda_driver_version = cuda_driver_version
         self.permission_denied = permission_denied
@@ -394,7 +167,7 @@ class FakeNvml:
         self.calls: Counter[tuple[str, int | None]] = Counter()
         self.init_count = 0
         self._lock = threading.Lock()
-        self._t0 = time.perf_counter()
+        self._t0 = clock.now_s()
         self._previous_module: Any = _MISSING
         self.module = self._build_module()
 
@@ -402,24 +175,24 @@ class FakeNvml:
 
     @property
     def start_s(self) -> float:
-        """``time.perf_counter()`` at installation (the clock of our meters' windows): elapsed time 0 of every trace."""
+        """The clock's time at installation (``time.perf_counter()`` by default): elapsed time 0 of every trace."""
         return self._t0
 
     def elapsed_s(self, at_s: float | None = None) -> float:
-        """Seconds since installation at the ``time.perf_counter()`` instant ``at_s`` (now when None)."""
-        return (time.perf_counter() if at_s is None else at_s) - self._t0
+        """Seconds since installation at the instant ``at_s`` on the clock (now when None)."""
+        return (self.clock.now_s() if at_s is None else at_s) - self._t0
 
     def power_w(self, index: int, at_s: float | None = None) -> float:
-        """True power of GPU ``index`` in W at the ``time.perf_counter()`` instant ``at_s`` (now when None)."""
+        """True power of GPU ``index`` in W at the instant ``at_s`` on the clock (now when None)."""
         return max(0.0, self.gpus[index].trace.power_w(self.elapsed_s(at_s)))
 
     def energy_j(self, index: int, start_s: float, stop_s: float) -> float:
-        """Ground truth: the exact energy in J GPU ``index`` drew between two ``time.perf_counter()`` instants."""
+        """Ground truth: the exact energy in J GPU ``index`` drew between two instants on the clock."""
         trace = self.gpus[index].trace
         return trace.energy_j(self.elapsed_s(start_s), self.elapsed_s(stop_s))
 
     def counter_mj(self, index: int, at_s: float | None = None) -> int:
-        """The value GPU ``index``'s energy counter shows at ``at_s`` (perf_counter; now when None), in mJ."""
+        """The value GPU ``index``'s energy counter shows at ``at_s`` (the clock's s; now when None), in mJ."""
         gpu = self.gpus[index]
         energy_mj = gpu.trace.energy_j(0.0, self.elapsed_s(at_s)) * 1000.0
         return (gpu.counter_offset_mj + math.floor(energy_mj)) % gpu.counter_modulus_mj
@@ -434,7 +207,7 @@ class FakeNvml:
         """Make ``import pynvml`` return the simulation; restarts the traces' clock. Returns the module."""
         if self._previous_module is _MISSING:
             self._previous_module = sys.modules.get("pynvml", None)
-        self._t0 = time.perf_counter()
+        self._t0 = self.clock.now_s()
         sys.modules["pynvml"] = self.module
         return self.module
 
@@ -536,8 +309,15 @@ class FakeNvml:
         def nvmlDeviceGetUUID(handle: Any) -> str:
             return fake._gpu("nvmlDeviceGetUUID", handle)[1].uuid
 
+        def nvmlDeviceGetPciInfo(handle: Any) -> c_nvmlPciInfo_t:
+            gpu = fake._gpu("nvmlDeviceGetPciInfo", handle)[1]
+            return c_nvmlPciInfo_t(gpu.bus_id.encode(), 0, int(gpu.bus_id.split(":")[1], 16), 0)
+
+        def nvmlDeviceGetCurrentClocksEventReasons(handle: Any) -> int:
+            return fake._gpu("nvmlDeviceGetCurrentClocksEventReasons", handle)[1].throttle_reasons_mask
+
         def nvmlDeviceGetTotalEnergyConsumption(handle: Any) -> int:
-            now = time.perf_counter()
+            now = fake.clock.now_s()
             index, gpu = fake._gpu("nvmlDeviceGetTotalEnergyConsumption", handle)
             if gpu.permission_denied:
                 raise NVMLError_NoPermission(NVML_ERROR_NO_PERMISSION)
@@ -546,7 +326,7 @@ class FakeNvml:
             return fake.counter_mj(index, now)
 
         def nvmlDeviceGetPowerUsage(handle: Any) -> int:
-            now = time.perf_counter()
+            now = fake.clock.now_s()
             index, gpu = fake._gpu("nvmlDeviceGetPowerUsage", handle)
             if gpu.permission_denied:
                 raise NVMLError_NoPermission(NVML_ERROR_NO_PERMISSION)
@@ -613,6 +393,8 @@ class FakeNvml:
             nvmlDeviceGetIndex,
             nvmlDeviceGetName,
             nvmlDeviceGetUUID,
+            nvmlDeviceGetPciInfo,
+            nvmlDeviceGetCurrentClocksEventReasons,
             nvmlDeviceGetTotalEnergyConsumption,
             nvmlDeviceGetPowerUsage,
             nvmlDeviceGetEnforcedPowerLimit,
@@ -635,31 +417,6 @@ class FakeNvml:
         module.c_nvmlMemory_t = c_nvmlMemory_t  # type: ignore[attr-defined]
         module.c_nvmlUtilization_t = c_nvmlUtilization_t  # type: ignore[attr-defined]
         module.c_nvmlProcessInfo_t = c_nvmlProcessInfo_t  # type: ignore[attr-defined]
+        module.c_nvmlPciInfo_t = c_nvmlPciInfo_t  # type: ignore[attr-defined]
         module.fake = fake  # type: ignore[attr-defined]
         return module
-
-
-def write_fake_nvidia_smi(directory: str | os.PathLike[str], gpus: Sequence[FakeGpu] | None = None) -> Path:
-    """Write an executable ``nvidia-smi`` into ``directory`` and return its path.
-
-    CodeCarbon decides an NVIDIA GPU is present by running ``nvidia-smi --help``; put ``directory`` first on
-    ``PATH`` so it finds this one. ``nvidia-smi -L`` lists ``gpus`` (one simulated GPU when None).
-    """
-    listing = gpus if gpus is not None else [FakeGpu(uuid="GPU-00000000-0000-4000-8000-000000000000")]
-    lines = [f"GPU {i}: {gpu.name} (UUID: {gpu.uuid or f'GPU-simulated-{i}'})" for i, gpu in enumerate(listing)]
-    listing_text = "\n".join(lines).replace("'", "")
-    script = (
-        "#!/bin/sh\n"
-        "# Simulated nvidia-smi written by ai_energy_benchmarks.testing.fake_nvml\n"
-        'if [ "$1" = "-L" ]; then\n'
-        f"  printf '%s\\n' '{listing_text}'\n"
-        "  exit 0\n"
-        "fi\n"
-        "echo 'NVIDIA System Management Interface (simulated by ai_energy_benchmarks.testing)'\n"
-        "exit 0\n"
-    )
-    path = Path(directory) / "nvidia-smi"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(script)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return path
