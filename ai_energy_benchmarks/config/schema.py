@@ -186,7 +186,7 @@ class MetricsConfig(_Section):
     type: str | list[str] = Field(
         "codecarbon",
         description="Energy meter, or several run together: `codecarbon` (default), `nvml` (NVIDIA GPUs), "
-        "`rapl` (CPU package and DRAM counters), e.g. `[codecarbon, nvml]`.",
+        "`amdsmi` (AMD GPUs), `rapl` (CPU package and DRAM counters), e.g. `[codecarbon, nvml]`.",
     )
     project_name: str = Field("ai_energy_benchmarks", description="Project name recorded by CodeCarbon.")
     output_dir: str | None = Field(
