@@ -40,9 +40,16 @@ def _rapl(config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None) ->
     return RaplMeter(config, output_dir, gpu_ids)
 
 
+def _dcgm(config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None) -> EnergyMeter:
+    from ai_energy_benchmarks.energy.dcgm import DcgmMeter
+
+    return DcgmMeter(config, output_dir, gpu_ids)
+
+
 register_meter("codecarbon", _codecarbon)
 register_meter("nvml", _nvml)
 register_meter("rapl", _rapl)
+register_meter("dcgm", _dcgm)
 
 
 def available_meters() -> list[str]:
