@@ -102,6 +102,7 @@ class DcgmMeter(SnapshotWindows[_Edge]):
             PrometheusApi(settings.prometheus_url, settings.request_timeout_s) if settings.prometheus_url else None
         )
         self._gpus: dict[SeriesKey, _Gpu] = {}
+        self._duplicates: dict[SeriesKey, str] = {}
         self._direct: dict[str, dict[SeriesKey, Samples]] = {COUNTER_METRIC: {}, POWER_METRIC: {}}
         self._direct_labels: dict[SeriesKey, tuple[str, dict[str, str]]] = {}
         self._down: dict[str, tuple[float, str]] = {}
@@ -153,25 +154,39 @@ class DcgmMeter(SnapshotWindows[_Edge]):
                 fetched.labels[key] = labels
         return fetched
 
-    def _gpu(self, key: SeriesKey, labels: dict[str, str], has_counter: bool) -> _Gpu:
-        if key not in self._gpus:
-            url = self._direct_labels.get(key, (None, {}))[0]
-            host = labels.get("Hostname") or labels.get("instance") or urllib.parse.urlsplit(url or "").hostname
-            self._gpus[key] = _Gpu(
-                key,
-                host or "unknown",
-                labels.get("UUID") or f"gpu{labels.get('gpu', '?')}",
-                labels.get("modelName", ""),
-                labels.get("gpu", ""),
-                has_counter,
-                url,
-            )
-        gpu = self._gpus[key]
-        gpu.has_counter = gpu.has_counter or has_counter
-        return gpu
+    def _gpu(self, key: SeriesKey, labels: dict[str, str], has_counter: bool) -> None:
+        if key in self._gpus:
+            self._gpus[key].has_counter = self._gpus[key].has_counter or has_counter
+            return
+        url = self._direct_labels.get(key, (None, {}))[0]
+        host = labels.get("Hostname") or labels.get("instance") or urllib.parse.urlsplit(url or "").hostname
+        gpu = _Gpu(
+            key,
+            host or "unknown",
+            labels.get("UUID") or f"gpu{labels.get('gpu', '?')}",
+            labels.get("modelName", ""),
+            labels.get("gpu", ""),
+            has_counter,
+            url,
+        )
+        if any(other.device == gpu.device for other in self._gpus.values()):
+            # One GPU scraped twice (two jobs, an HA pair): counted once.
+            if key not in self._duplicates:
+                self._duplicates[key] = gpu.device
+                logger.warning("dcgm meter: a second series of %s (%s) is ignored", gpu.device, dict(key))
+            return
+        self._gpus[key] = gpu
 
-    def _discover(self, fetched: _Fetched) -> None:
+    def _discover(self, fetched: _Fetched, live_since_s: float | None = None) -> None:
+        """Add the series in ``fetched`` as GPUs; after set-up only those with a sample since ``live_since_s`` (a
+        series that ended before a window, e.g. a finished pod's, has no part in it)."""
         for key, labels in fetched.labels.items():
+            if key in self._duplicates:
+                continue
+            if live_since_s is not None and key not in self._gpus:
+                samples = fetched.counters.get(key) or fetched.powers.get(key) or []
+                if not samples or samples[-1][0] < live_since_s:
+                    continue
             self._gpu(key, labels, key in fetched.counters)
 
     # -- set-up ------------------------------------------------------------------------------------------------------
@@ -259,7 +274,7 @@ class DcgmMeter(SnapshotWindows[_Edge]):
         while True:
             fetched = self._fetch(start_unix_s - self._settings.lookback_s)
             with self._lock:
-                self._discover(fetched)
+                self._discover(fetched, start_unix_s)
                 waiting, gone = self._waiting(fetched, end_unix_s)
             if not waiting:
                 return fetched, gone
@@ -397,6 +412,7 @@ class DcgmMeter(SnapshotWindows[_Edge]):
                 }
                 for gpu in sorted(self._gpus.values(), key=lambda g: (g.node, g.index, g.gpu_id))
             ],
+            "duplicate_series_ignored": sorted(set(self._duplicates.values())),
             "windows": list(self._windows),
             "includes": "the selected GPUs' energy as DCGM reports it (board power), per GPU, node and in total",
             "excludes": NOT_COUNTED,
