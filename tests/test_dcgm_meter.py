@@ -195,6 +195,7 @@ def test_fleet_windows_from_prometheus_match_the_exact_integral(
     assert all("shorter than 3 scrape intervals" in r.note for r in short)
     described = meter.describe()
     assert described["nodes"] == ["node-1", "node-2"] and len(described["gpus"]) == 8
+    assert described["nodes_not_selected"] == ["node-3"]  # idle or other nodes: seen, not counted
     windows = {w["window"]: w for w in described["windows"]}
     assert windows["short"]["short_window"] is True and windows["outer"]["short_window"] is False
     per_node = windows["outer"]["energy_j_per_node"]

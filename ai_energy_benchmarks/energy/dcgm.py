@@ -34,13 +34,7 @@ from typing import Any
 from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyReading, IncompleteWindowError, IntervalReading, SnapshotWindows
 from ai_energy_benchmarks.energy.dcgm_series import Samples, Span, counter_span, power_span
-from ai_energy_benchmarks.energy.prometheus_query import (
-    PrometheusApi,
-    Selector,
-    SeriesKey,
-    read_exporter,
-    series_key,
-)
+from ai_energy_benchmarks.energy.prometheus_query import ExporterReader, PrometheusApi, Selector, SeriesKey
 from ai_energy_benchmarks.exceptions import ConfigError, MeterError
 
 logger = logging.getLogger(__name__)
@@ -103,9 +97,15 @@ class DcgmMeter(SnapshotWindows[_Edge]):
         )
         self._gpus: dict[SeriesKey, _Gpu] = {}
         self._duplicates: dict[SeriesKey, str] = {}
-        self._direct: dict[str, dict[SeriesKey, Samples]] = {COUNTER_METRIC: {}, POWER_METRIC: {}}
-        self._direct_labels: dict[SeriesKey, tuple[str, dict[str, str]]] = {}
-        self._down: dict[str, tuple[float, str]] = {}
+        #: Every node the exporters report, selected or not (those not selected are named in the report).
+        self._seen_nodes: set[str] = set()
+        self._reader = (
+            None
+            if self._api is not None
+            else ExporterReader(
+                settings.exporter_urls, settings.request_timeout_s, (COUNTER_METRIC, POWER_METRIC), self._selector
+            )
+        )
         self._windows: list[dict[str, Any]] = []
         self._unix_minus_perf = 0.0
         self._prepared = False
@@ -113,40 +113,19 @@ class DcgmMeter(SnapshotWindows[_Edge]):
 
     # -- reading the series ------------------------------------------------------------------------------------------
 
-    def _read_exporters(self) -> None:
-        """Direct mode: read every exporter now into the stored samples; an exporter that fails is noted as down."""
-        for url in self._settings.exporter_urls:
-            try:
-                found = read_exporter(url, self._settings.request_timeout_s, {COUNTER_METRIC, POWER_METRIC})
-            except MeterError as exc:
-                with self._lock:
-                    self._down.setdefault(url, (time.time(), str(exc)))
-                continue
-            with self._lock:
-                self._down.pop(url, None)
-                for metric, labels, time_s, value in found:
-                    if not self._selector.matches(labels):
-                        continue
-                    key = series_key(labels)
-                    self._direct_labels[key] = (url, labels)
-                    samples = self._direct[metric].setdefault(key, [])
-                    if not samples or time_s > samples[-1][0]:
-                        samples.append((time_s, value))
-
     def _poll(self) -> None:
-        self._read_exporters()
+        if self._reader is not None:
+            self._reader.read()
 
     def _fetch(self, start_unix_s: float) -> _Fetched:
         """Every selected series' samples from ``start_unix_s`` until now."""
         fetched = _Fetched()
-        if self._api is None:
-            self._read_exporters()
-            with self._lock:
-                for metric, target in ((COUNTER_METRIC, fetched.counters), (POWER_METRIC, fetched.powers)):
-                    for key, samples in self._direct[metric].items():
-                        target[key] = [s for s in samples if s[0] >= start_unix_s]
-                fetched.labels = {key: labels for key, (_, labels) in self._direct_labels.items()}
+        if self._reader is not None:
+            self._reader.read()
+            by_metric, fetched.labels = self._reader.since(start_unix_s)
+            fetched.counters, fetched.powers = by_metric[COUNTER_METRIC], by_metric[POWER_METRIC]
             return fetched
+        assert self._api is not None
         now_s = time.time()
         for metric, target in ((COUNTER_METRIC, fetched.counters), (POWER_METRIC, fetched.powers)):
             for key, (labels, samples) in self._api.samples(self._selector.of(metric), start_unix_s, now_s).items():
@@ -158,7 +137,7 @@ class DcgmMeter(SnapshotWindows[_Edge]):
         if key in self._gpus:
             self._gpus[key].has_counter = self._gpus[key].has_counter or has_counter
             return
-        url = self._direct_labels.get(key, (None, {}))[0]
+        url = self._reader.url_of(key) if self._reader is not None else None
         host = labels.get("Hostname") or labels.get("instance") or urllib.parse.urlsplit(url or "").hostname
         gpu = _Gpu(
             key,
@@ -204,11 +183,15 @@ class DcgmMeter(SnapshotWindows[_Edge]):
                     fetched.labels[key] = labels
                     if metric == COUNTER_METRIC:
                         fetched.counters[key] = []
+            everything = self._api.latest(POWER_METRIC, now_s).values()
+            self._seen_nodes.update(labels.get("Hostname") or labels.get("instance") or "?" for labels in everything)
         else:
-            self._read_exporters()
+            assert self._reader is not None
             fetched = self._fetch(0.0)
-            if len(self._down) == len(self._settings.exporter_urls):
-                raise MeterError("dcgm meter: no exporter answered: " + "; ".join(e for _, e in self._down.values()))
+            if len(self._reader.down) == len(self._reader.urls):
+                failures = "; ".join(error for _, error in self._reader.down.values())
+                raise MeterError(f"dcgm meter: no exporter answered: {failures}")
+            self._seen_nodes = self._reader.seen_nodes
         self._discover(fetched)
         if not self._gpus:
             where = self._settings.prometheus_url or ", ".join(self._settings.exporter_urls)
@@ -216,7 +199,7 @@ class DcgmMeter(SnapshotWindows[_Edge]):
                 f"dcgm meter: no {COUNTER_METRIC} or {POWER_METRIC} series match selector "
                 f"{self._selector.text or '(none)'} at {where}"
             )
-        if self._api is None:
+        if self._reader is not None:
             self._start_polling(self._settings.poll_interval_s)
         self._prepared = True
         logger.debug("dcgm meter ready: %d GPUs on %d nodes", len(self._gpus), len(self._nodes()))
@@ -249,7 +232,7 @@ class DcgmMeter(SnapshotWindows[_Edge]):
         gone: dict[SeriesKey, str] = {}
         for gpu in self._gpus.values():
             samples = self._samples_of(gpu, fetched)
-            down = self._down.get(gpu.url or "")
+            down = self._reader.down.get(gpu.url or "") if self._reader is not None else None
             if not samples:
                 gone[gpu.key] = "no samples around the window (series absent)"
                 continue
@@ -285,7 +268,7 @@ class DcgmMeter(SnapshotWindows[_Edge]):
                         f"({self._settings.wait_timeout_s:g} s)"
                     )
                 return fetched, gone
-            time.sleep(0.05 if self._api is not None else min(0.05, self._settings.poll_interval_s))
+            time.sleep(0.05)
 
     def _span(self, gpu: _Gpu, fetched: _Fetched, start_unix_s: float, end_unix_s: float) -> Span | None:
         samples = self._samples_of(gpu, fetched)
@@ -400,6 +383,7 @@ class DcgmMeter(SnapshotWindows[_Edge]):
             # The scrape interval seen: a window much shorter than it is mostly interpolation (flagged).
             "update_period_s": max((w["scrape_interval_s"] or 0.0 for w in self._windows), default=None) or None,
             "nodes": self._nodes(),
+            "nodes_not_selected": sorted(self._seen_nodes - set(self._nodes())),
             "gpus": [
                 {
                     "device": gpu.device,

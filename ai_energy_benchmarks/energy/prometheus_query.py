@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -153,3 +155,61 @@ def read_exporter(
     except ValueError as exc:
         raise MeterError(f"DCGM exporter {url}: cannot parse its /metrics: {exc}") from exc
     return found
+
+
+#: Samples kept per series by :class:`ExporterReader` (at 1 s polls, more than two days).
+MAX_SAMPLES_PER_SERIES = 200_000
+
+
+class ExporterReader:
+    """Exporters' ``/metrics`` read directly (no Prometheus): the selected series' samples of ``metrics`` kept per
+    metric and series; an exporter that fails to answer is noted as down until it answers again. Thread-safe."""
+
+    def __init__(self, urls: list[str], timeout_s: float, metrics: tuple[str, ...], selector: Selector) -> None:
+        self.urls = list(urls)
+        self._timeout_s = timeout_s
+        self._selector = selector
+        self._lock = threading.Lock()
+        self._samples: dict[str, dict[SeriesKey, Samples]] = {metric: {} for metric in metrics}
+        self._labels: dict[SeriesKey, tuple[str, dict[str, str]]] = {}
+        #: url -> (Unix s of the first failure, the error), while it fails.
+        self.down: dict[str, tuple[float, str]] = {}
+        #: Every node (``Hostname``, else the exporter's host) the exporters report, selected or not.
+        self.seen_nodes: set[str] = set()
+
+    def read(self) -> None:
+        """Read every exporter now."""
+        for url in self.urls:
+            try:
+                found = read_exporter(url, self._timeout_s, set(self._samples))
+            except MeterError as exc:
+                with self._lock:
+                    self.down.setdefault(url, (time.time(), str(exc)))
+                continue
+            with self._lock:
+                self.down.pop(url, None)
+                for metric, labels, time_s, value in found:
+                    self.seen_nodes.add(labels.get("Hostname") or urllib.parse.urlsplit(url).hostname or "unknown")
+                    if not self._selector.matches(labels):
+                        continue
+                    key = series_key(labels)
+                    self._labels[key] = (url, labels)
+                    samples = self._samples[metric].setdefault(key, [])
+                    if not samples or time_s > samples[-1][0]:
+                        samples.append((time_s, value))
+                        if len(samples) > MAX_SAMPLES_PER_SERIES:
+                            del samples[: len(samples) // 2]
+
+    def since(self, start_s: float) -> tuple[dict[str, dict[SeriesKey, Samples]], dict[SeriesKey, dict[str, str]]]:
+        """Per metric and series, the samples from ``start_s`` (Unix s) on; and each series' labels."""
+        with self._lock:
+            samples = {
+                metric: {key: [s for s in values if s[0] >= start_s] for key, values in series.items()}
+                for metric, series in self._samples.items()
+            }
+            return samples, {key: labels for key, (_, labels) in self._labels.items()}
+
+    def url_of(self, key: SeriesKey) -> str | None:
+        """The exporter a series was read from."""
+        with self._lock:
+            return self._labels[key][0] if key in self._labels else None
