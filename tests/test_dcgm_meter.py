@@ -350,3 +350,8 @@ def test_a_remote_http_benchmark_reports_the_fleets_gpu_energy(
     assert described["nodes"] == ["node-1", "node-2"]
     (window,) = [w for w in described["windows"] if w["window"] == "generate-0"]
     assert set(window["energy_j_per_node"]) == {"node-1", "node-2"} and len(window["counted"]) == 6
+    # The steady state (all slots busy), known only afterwards, is read back from the samples Prometheus kept.
+    (steady,) = energy["steady_state"]["windows"]
+    gpu = steady["devices"]["gpu"]
+    assert gpu["source"] == COUNTER_SOURCE and gpu["lower_wh"] <= gpu["energy_wh"] <= gpu["upper_wh"]
+    assert 0 < gpu["energy_wh"] <= energy["gpu_energy_wh"]
