@@ -45,6 +45,9 @@ class RequestRecord:
     #: ``usage_completion_tokens`` keeps what the server claimed.
     contradictions: list[str] | None = None
     usage_completion_tokens: int | None = None
+    #: The answer's text (chat ``content`` or completion ``text``, reasoning excluded), kept only when the backend
+    #: was asked to keep it (None otherwise; never written to requests.jsonl).
+    output_text: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -64,6 +67,7 @@ class RequestRecord:
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-safe form with latency and TTFT added."""
         data = asdict(self)
+        del data["output_text"]
         data["latency_s"] = self.latency_s
         data["ttft_s"] = self.ttft_s
         return data

@@ -9,10 +9,8 @@ import hashlib
 import json
 import logging
 import os
-import sys
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager, nullcontext
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,35 +24,33 @@ from ai_energy_benchmarks.config.loader import Overrides, build_config, load_con
 from ai_energy_benchmarks.config.parser import as_runner_config
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.datasets.loader import PromptSet, load_prompts, prompt_source
-from ai_energy_benchmarks.energy.base import IntervalReading, MeterSet, WindowMeasurement
+from ai_energy_benchmarks.energy.base import IntervalReading, MeterSet
 from ai_energy_benchmarks.energy.registry import check_meter_names, create_meters
 from ai_energy_benchmarks.environment import collect_environment
 from ai_energy_benchmarks.exceptions import BenchmarkError, ConfigError, Interrupted
 from ai_energy_benchmarks.legacy_runner import LegacyRunnerParts
+from ai_energy_benchmarks.passes import failed_passes, sleep_checked, untorn_window
 from ai_energy_benchmarks.results.aggregate import aggregate
 from ai_energy_benchmarks.results.columns import csv_row
 from ai_energy_benchmarks.results.writers import (
     append_csv_row_to,
-    exclusive_lock,
-    repoint_csv_report,
     write_json_atomic,
     write_jsonl_atomic,
     write_text_atomic,
+)
+from ai_energy_benchmarks.run_dir import (
+    PROMPTS_FILE,
+    REPORT_FILE,
+    REQUESTS_FILE,
+    RESOLVED_CONFIG_FILE,
+    check_writable,
+    claim_run_dir,
 )
 
 logger = logging.getLogger(__name__)
 
 #: Called as ``progress(stage, completed, total)``; stages: "idle", "warmup", "measure".
 ProgressCallback = Callable[[str, int, int], None]
-
-REPORT_FILE = "benchmark_report.json"
-REQUESTS_FILE = "requests.jsonl"
-PROMPTS_FILE = "prompts.jsonl"
-RESOLVED_CONFIG_FILE = "resolved_config.yaml"
-#: Held (locked) by the run writing to an output_dir; removed when it ends.
-RUN_LOCK_FILE = ".benchmark_run.lock"
-#: Where a run puts its files when another run holds its output_dir: ``<output_dir>/concurrent_runs/<stamp>-<pid>``.
-CONCURRENT_RUNS_DIR = "concurrent_runs"
 
 
 def _now() -> str:
@@ -118,8 +114,8 @@ class BenchmarkRunner(LegacyRunnerParts):
             check_meter_names(self.config.metrics.meter_types)
         prompt_source(self.config.scenario)
         backend = create_backend(self.config)
-        _check_writable(self.output_dir, "output_dir")
-        _check_writable(Path(self.config.reporter.output_file).parent, "reporter.output_file")
+        check_writable(self.output_dir, "output_dir")
+        check_writable(Path(self.config.reporter.output_file).parent, "reporter.output_file")
         return backend
 
     def validate(self) -> bool:
@@ -146,7 +142,7 @@ class BenchmarkRunner(LegacyRunnerParts):
         config = self.config
         self.result = None
         with ExitStack() as held:
-            self.run_dir = _claim_run_dir(self.output_dir, held)
+            self.run_dir = claim_run_dir(self.output_dir, held)
             return self._run(backend, config)
 
     def _run(self, backend: Backend, config: BenchmarkConfig) -> dict[str, Any]:
@@ -165,9 +161,7 @@ class BenchmarkRunner(LegacyRunnerParts):
                 create_meters(config.metrics, self.run_dir, backend.metered_gpu_ids()), backend.synchronize
             )
             meter_set.prepare()
-            prepare_prompts = getattr(backend, "prepare_prompts", None)
-            if callable(prepare_prompts):  # chat templates and the like, never inside a measured window
-                prepare_prompts(prompt_set.prompts)
+            backend.prepare_prompts(prompt_set.prompts)  # chat templates and the like, never inside a window
             interrupts.check()
             self._idle(meter_set)
             interrupts.check()
@@ -205,7 +199,7 @@ class BenchmarkRunner(LegacyRunnerParts):
         kwargs = scenario.generate_kwargs.as_kwargs()
         done = 0
         logger.info("warm-up: %d prompts (not measured)", count)
-        _label_pass(backend, "warmup")
+        backend.set_phase("warmup")
         for record in backend.run(prompt_set.prompts[:count], kwargs):
             done += record.num_prompts
             self._progress("warmup", done, count)
@@ -219,9 +213,9 @@ class BenchmarkRunner(LegacyRunnerParts):
         if not meter_set.meters or idle_s <= 0:
             return
         self._progress("idle", 0, 1)
-        with _untorn_window(meter_set, "idle", kind="idle"):
+        with untorn_window(meter_set, "idle", kind="idle"):
             logger.info("measuring %.1f s of idle baseline", idle_s)
-            _sleep_checked(idle_s)
+            sleep_checked(idle_s)
         self._progress("idle", 1, 1)
 
     def _measure(
@@ -230,7 +224,7 @@ class BenchmarkRunner(LegacyRunnerParts):
         scenario = self.config.scenario
         kwargs = scenario.generate_kwargs.as_kwargs()
         passes: list[tuple[str, dict[str, Any]]] = []
-        if scenario.measure_prefill and not getattr(backend, "splits_phases", True):
+        if scenario.measure_prefill and not backend.splits_phases:
             logger.warning("this backend's workload runs for a fixed duration: no separate prefill pass is measured")
         elif scenario.measure_prefill:
             passes.append(("prefill", kwargs | {"max_new_tokens": 1, "min_new_tokens": 1}))
@@ -239,9 +233,9 @@ class BenchmarkRunner(LegacyRunnerParts):
         done = 0
         for repetition in range(scenario.repetitions):
             for phase, phase_kwargs in passes:
-                with _untorn_window(meter_set, f"{phase}-{repetition}", kind=phase, repetition=repetition):
+                with untorn_window(meter_set, f"{phase}-{repetition}", kind=phase, repetition=repetition):
                     logger.info("measuring window '%s-%d'", phase, repetition)
-                    _label_pass(backend, f"{phase}-{repetition}")
+                    backend.set_phase(f"{phase}-{repetition}")
                     for record in backend.run(prompt_set.prompts, phase_kwargs):
                         record.repetition = repetition
                         record.phase = phase
@@ -261,7 +255,7 @@ class BenchmarkRunner(LegacyRunnerParts):
     ) -> dict[str, Any]:
         failures: list[str] = []
         if status is None:
-            failures = _failed_passes(meter_set.windows, records)
+            failures = failed_passes(meter_set.windows, records)
             status = "failed" if failures else "completed"
         config = self.config
         result = aggregate(
@@ -270,7 +264,7 @@ class BenchmarkRunner(LegacyRunnerParts):
             records=records,
             windows=meter_set.windows,
             steady_state_readings=self._steady_state_readings(backend, meter_set),
-            model_info=backend.describe(),
+            model_info=_model_info(backend),
             gpu_ids_used=backend.metered_gpu_ids(),
             meters_info=meter_set.describe(),
             environment=collect_environment(),
@@ -290,11 +284,10 @@ class BenchmarkRunner(LegacyRunnerParts):
     @staticmethod
     def _steady_state_readings(backend: Backend, meter_set: MeterSet) -> dict[str, list[IntervalReading]]:
         """The meters' energy over each steady-state interval the backend reports (optional hook), by window label."""
-        intervals = getattr(backend, "steady_state_intervals", None)
-        if not callable(intervals) or not meter_set.meters:
+        if not meter_set.meters:
             return {}
         try:
-            bounds: dict[str, tuple[float, float]] = intervals()
+            bounds = backend.steady_state_intervals()
         except Exception as exc:  # the window figures stand without it
             logger.warning("cannot read the backend's steady-state intervals: %s", exc)
             return {}
@@ -303,15 +296,16 @@ class BenchmarkRunner(LegacyRunnerParts):
     @staticmethod
     def _sent_prompts(backend: Backend, prompt_set: PromptSet) -> list[dict[str, Any]]:
         """Each prompt and exactly what the backend sends for it (when the backend can say)."""
-        render = getattr(backend, "render", None)
         rows = []
         for index, prompt in enumerate(prompt_set.prompts):
             row: dict[str, Any] = {"index": index, "prompt": prompt}
-            if callable(render):
-                try:
-                    row["sent"] = render(prompt)
-                except BenchmarkError as exc:
-                    row["sent_error"] = str(exc)
+            try:
+                sent = backend.render(prompt)
+            except BenchmarkError as exc:
+                row["sent_error"] = str(exc)
+            else:
+                if sent is not None:
+                    row["sent"] = sent
             rows.append(row)
         return rows
 
@@ -371,128 +365,13 @@ class BenchmarkRunner(LegacyRunnerParts):
             raise stop
 
 
-def _failed_passes(windows: list[WindowMeasurement], records: list[RequestRecord]) -> list[str]:
-    """Why a run whose passes all ran must still fail: each measured pass (window) without one successful request."""
-    reasons = []
-    for window in windows:
-        if window.kind not in ("prefill", "generate"):
-            continue
-        mine = [r for r in records if r.phase == window.kind and r.repetition == window.repetition]
-        if not any(r.ok for r in mine):
-            reasons.append(
-                f"measured pass '{window.name}': none of its {sum(r.num_prompts for r in mine)} requests succeeded"
-            )
-    if not any(w.kind in ("prefill", "generate") for w in windows):
-        reasons.append("no measured pass ran")
-    return reasons
-
-
-@contextmanager
-def _untorn_window(meter_set: MeterSet, name: str, **kwargs: Any) -> Iterator[None]:
-    """``meter_set.window(...)`` whose opening and closing a signal does not tear: one that arrives while the meters
-    start or stop is delivered once the window is open, or once it is closed and recorded."""
-    stack = ExitStack()
-    try:
-        with interrupts.deferred():
-            stack.enter_context(meter_set.window(name, **kwargs))
-        yield
-    except BaseException:
-        with interrupts.deferred():
-            if not stack.__exit__(*sys.exc_info()):
-                raise
-    else:
-        with interrupts.deferred():
-            stack.close()
-
-
-def _sleep_checked(duration_s: float) -> None:
-    """Sleep ``duration_s`` seconds in short steps, stopping at once for a signal whose exception was dropped."""
-    end_s = time.monotonic() + duration_s
-    while (left_s := end_s - time.monotonic()) > 0:
-        time.sleep(min(left_s, 0.1))
-        interrupts.check()
-
-
-def _label_pass(backend: Backend, label: str) -> None:
-    """Tell a backend that can use it which pass comes next (``warmup``, ``prefill-0``, ``generate-0``, ...)."""
-    set_phase = getattr(backend, "set_phase", None)
-    if callable(set_phase):
-        set_phase(label)
-
-
-_RUN_FILES = (REPORT_FILE, REQUESTS_FILE, PROMPTS_FILE, RESOLVED_CONFIG_FILE, "timeline.csv")
-#: Files a run leaves whose names vary: CodeCarbon's per-task rows, one file per tracker run id.
-_RUN_FILE_PATTERNS = ("emissions_base_*.csv",)
-
-
-def _claim_run_dir(output_dir: Path, held: ExitStack) -> Path:
-    """The directory this run writes to: ``output_dir`` itself, held (locked) for the run, with an earlier run's
-    files moved aside; or, when another run holds it, a new directory of this run's own under it."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    if held.enter_context(exclusive_lock(output_dir / RUN_LOCK_FILE, blocking=False)):
-        with interrupts.deferred():  # files are moved whole, and their CSV rows follow them
-            _archive_previous_run(output_dir)
-        return output_dir
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    for attempt in range(1, 1000):
-        run_dir = output_dir / CONCURRENT_RUNS_DIR / (f"{stamp}-{os.getpid()}" + (f"~{attempt}" if attempt > 1 else ""))
-        try:
-            run_dir.mkdir(parents=True)
-        except FileExistsError:
-            continue
-        logger.warning("another run is using %s: this run's files go to %s", output_dir, run_dir)
-        return run_dir
-    raise BenchmarkError(f"output_dir: cannot make a run directory under {output_dir / CONCURRENT_RUNS_DIR}")
-
-
-def _archive_previous_run(out: Path) -> None:
-    """Move an earlier run's files out of the way (into ``previous_runs/<its finish time>/``), never overwrite them.
-
-    The moved report's ``files`` and the ``report`` cell of its CSV row are pointed at the new place.
-    """
-    report = out / REPORT_FILE
-    if not report.is_file():
-        return
-    previous: dict[str, Any] = {}
-    try:
-        previous = json.loads(report.read_text(encoding="utf-8"))
-        stamp = previous["timestamps"]["finished_at"]
-    except (OSError, ValueError, KeyError, TypeError):
-        stamp = datetime.fromtimestamp(report.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
-    target = out / "previous_runs" / str(stamp).replace(":", "-")
-    suffix = 1
-    while target.exists():
-        suffix += 1
-        target = target.with_name(f"{target.name.split('~')[0]}~{suffix}")
-    target.mkdir(parents=True)
-    for name in _RUN_FILES:
-        if (out / name).exists():
-            (out / name).replace(target / name)
-    for pattern in _RUN_FILE_PATTERNS:
-        for path in out.glob(pattern):
-            path.replace(target / path.name)
-    logger.info("kept the previous run's files in %s", target)
-    files = previous.get("files") if isinstance(previous, dict) else None
-    if not isinstance(files, dict):
-        return
-    moved = {key: str(target / Path(value).name) for key, value in files.items() if key != "csv" and value}
-    old_report = files.get("report")
-    try:
-        write_json_atomic(target / REPORT_FILE, previous | {"files": files | moved})
-        if isinstance(files.get("csv"), str) and isinstance(old_report, str):
-            repoint_csv_report(Path(files["csv"]), old_report, moved["report"], str(stamp))
-    except (OSError, BenchmarkError) as exc:  # the files are kept either way
-        logger.warning("cannot point the previous run's report and CSV row at %s: %s", target, exc)
-
-
-def _check_writable(directory: Path, key: str) -> None:
-    probe = directory
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
-        raise ConfigError(f"{key}: directory '{directory}' cannot be written (check permissions)")
+def _model_info(backend: Backend) -> dict[str, Any]:
+    """The backend's description, with its energy scope (typed) under ``energy_scope`` where it has one."""
+    info = backend.describe()
+    scope = backend.energy_scope()
+    if scope is not None:
+        info["energy_scope"] = scope.to_dict()
+    return info
 
 
 def create_benchmark(
@@ -518,6 +397,7 @@ __all__ = [
     "ProgressCallback",
     "config_sha256",
     "create_benchmark",
+    "csv_row",
     "load_config",
     "run_benchmark_from_config",
 ]

@@ -287,6 +287,7 @@ def test_vllm_backend_against_a_server() -> None:
         backend.cleanup()
     assert {key: type(value) for key, value in result.items()} == INFERENCE_KEYS
     assert result["success"] is True and result["completion_tokens"] == 7
+    assert result["text"] == "".join(f" t{i}" for i in range(7))  # the streamed content, as 0.0.4 returned it
     assert result["total_tokens"] == result["prompt_tokens"] + 7
     assert 0 < result["time_to_first_token"] <= result["latency_seconds"]
     body = server.bodies[-1]

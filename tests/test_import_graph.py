@@ -30,7 +30,8 @@ OWN_PARTS = {**LEAF_MODULES, f"{PACKAGE}.config.parser": "config.parser"}
 #: Bottom to top. A part may import parts of its own layer or of a lower one, never of a higher one. Derived from
 #: the code: records, stats and exceptions are leaves; config knows only exceptions; meters and datasets read config;
 #: backends record requests (and use stats); results combines records with readings; reporting reads results;
-#: the runner drives backends and meters into results (``legacy_runner``, 0.0.4's runner attributes, beside it);
+#: the runner drives backends and meters into results (``passes`` and ``run_dir``, its helpers, and ``legacy_runner``,
+#: 0.0.4's runner attributes, beside it);
 #: 0.0.4's ``reporters`` write a CSV and know nothing else; sweeps drive the runner; the CLI and the package's public
 #: API (``__init__``) sit on top.
 LAYERS: list[set[str]] = [
@@ -40,7 +41,7 @@ LAYERS: list[set[str]] = [
     {"backends"},
     {"results"},
     {"reporting"},
-    {"runner", "legacy_runner", "config.parser"},
+    {"runner", "legacy_runner", "passes", "run_dir", "config.parser"},
     {"sweeps"},
     {"cli", "__main__", "(package)"},
 ]

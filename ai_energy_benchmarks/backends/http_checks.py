@@ -18,9 +18,9 @@ from typing import Any
 import aiohttp
 
 from ai_energy_benchmarks.backends import http_client as hc
+from ai_energy_benchmarks.backends.http_config import OpenAIHTTPConfig
 from ai_energy_benchmarks.backends.servers import detect, get_profile
 from ai_energy_benchmarks.backends.servers.base import ServerFacts, ServerProfile
-from ai_energy_benchmarks.config.schema import BackendConfig
 from ai_energy_benchmarks.exceptions import BackendError, ConfigError
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class ServerChecks:
     def __init__(
         self,
         get: Getter,
-        backend: BackendConfig,
+        backend: OpenAIHTTPConfig,
         public_endpoint: str,
         redact: Callable[[str], str],
         api_key_source: str,

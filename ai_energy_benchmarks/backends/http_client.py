@@ -165,10 +165,10 @@ class HttpClient:
         results = await asyncio.gather(*(self.get(path, timeout_s) for _ in range(count)), return_exceptions=True)
         return sum(1 for r in results if isinstance(r, tuple) and r[0] == 200)
 
-    async def stream_once(self, data: bytes, chat: bool) -> Attempt:
+    async def stream_once(self, data: bytes, chat: bool, keep_text: bool = False) -> Attempt:
         """One streamed POST of ``data`` (see :func:`http_stream.stream_once`)."""
         return await stream_once(
-            self.session, self.url, data, chat, self._connect_timeout_s, self._read_timeout_s, self._redact
+            self.session, self.url, data, chat, self._connect_timeout_s, self._read_timeout_s, self._redact, keep_text
         )
 
     # -- a run -----------------------------------------------------------------------------------------------------
@@ -282,7 +282,7 @@ class HttpClient:
         plan = state.plan
         retries = 0
         while True:
-            result = await self.stream_once(data, plan.chat)
+            result = await self.stream_once(data, plan.chat, plan.keep_text)
             if not result.retryable or retries >= plan.max_retries or state.stop_reason is not None:
                 return result
             retries += 1

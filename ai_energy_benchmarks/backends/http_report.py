@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from ai_energy_benchmarks.backends import http_client as hc
+from ai_energy_benchmarks.backends.http_config import OpenAIHTTPConfig
 from ai_energy_benchmarks.backends.http_metrics import error_counts, request_metrics, schedule_drift, steady_state
 from ai_energy_benchmarks.backends.http_prometheus import prometheus_summary
 from ai_energy_benchmarks.backends.servers.base import MetricNames
-from ai_energy_benchmarks.config.schema import BackendConfig
 
 
-def run_summary(label: str, state: hc.RunState, backend: BackendConfig, names: MetricNames | None) -> dict[str, Any]:
+def run_summary(label: str, state: hc.RunState, backend: OpenAIHTTPConfig, names: MetricNames | None) -> dict[str, Any]:
     """One run's requests, latencies, load shape, steady state and (when scraped) the server's Prometheus view."""
     trace = state.trace
     duration = (trace.end_s or trace.start_s) - trace.start_s

@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ai_energy_benchmarks.backends.http_config import OpenAIHTTPConfig
 from ai_energy_benchmarks.backends.http_endpoint import API_PATHS
 from ai_energy_benchmarks.backends.servers import get_profile
 from ai_energy_benchmarks.backends.servers.base import EXTENSIONS, ServerProfile
-from ai_energy_benchmarks.config.schema import BackendConfig, ScenarioConfig
+from ai_energy_benchmarks.config.schema import ScenarioConfig
 from ai_energy_benchmarks.exceptions import ConfigError
 from ai_energy_benchmarks.formatters.base import Formatter, ThinkPrefixFormatter
 from ai_energy_benchmarks.formatters.harmony import HarmonyFormatter
@@ -138,7 +139,7 @@ class RequestShaper:
     """Each prompt's part of a request (``prompt`` text, or chat ``messages`` with the reasoning format's fields)
     and the shared body, for one API, model, reasoning format and server profile."""
 
-    def __init__(self, backend: BackendConfig, scenario: ScenarioConfig, api: str, profile: ServerProfile) -> None:
+    def __init__(self, backend: OpenAIHTTPConfig, scenario: ScenarioConfig, api: str, profile: ServerProfile) -> None:
         self._backend = backend
         self._scenario = scenario
         self.api = api

@@ -44,6 +44,8 @@ class RunPlan:
     retry_backoff_s: float = 0.5
     max_consecutive_failures: int = 0
     scrape_interval_s: float | None = None
+    #: Keep each answer's text in its record (``RequestRecord.output_text``).
+    keep_text: bool = False
 
 
 @dataclass
@@ -121,4 +123,5 @@ def make_record(
         reasoning_tokens_from=reasoning_from,
         contradictions=flags or None,
         usage_completion_tokens=None if believed else claimed,
+        output_text=None if result.text_parts is None else "".join(result.text_parts),
     )

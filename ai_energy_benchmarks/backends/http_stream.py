@@ -75,6 +75,8 @@ class Attempt:
     reasoning_chunks: int = 0
     #: Every distinct ``model`` named in the response's events.
     models: set[str] = field(default_factory=set)
+    #: The answer's text pieces in order (chat ``content``, completion ``text``); None when the text is not kept.
+    text_parts: list[str] | None = None
 
 
 class ReadWatchdog:
@@ -122,13 +124,15 @@ async def stream_once(
     connect_timeout_s: float,
     read_timeout_s: float,
     redact: Callable[[str], str],
+    keep_text: bool = False,
 ) -> Attempt:
-    """One streamed POST of ``data``: chunk times, usage, or the failure's class and message.
+    """One streamed POST of ``data``: chunk times, usage (and the answer's text when ``keep_text``), or the failure's
+    class and message.
 
     The read timeout (nothing received for ``read_timeout_s``, before the headers or between chunks) is kept by
     a :class:`_ReadWatchdog` rather than aiohttp's ``sock_read``, which re-arms a timer on every chunk.
     """
-    result = Attempt()
+    result = Attempt(text_parts=[] if keep_text else None)
     answered = False
     watchdog = ReadWatchdog(read_timeout_s)
     try:
@@ -251,6 +255,10 @@ def _handle_line(line: bytes, now: float, result: Attempt, chat: bool) -> bool:
                 result.chunk_times.append(now)
                 if chat and _carries_reasoning(choice):
                     result.reasoning_chunks += 1
+                if result.text_parts is not None:
+                    piece = choice.get("delta", {}).get("content") if chat else choice.get("text")
+                    if isinstance(piece, str):
+                        result.text_parts.append(piece)
         elif "error" in event:
             error = event["error"]
             message = error.get("message", error) if isinstance(error, dict) else error

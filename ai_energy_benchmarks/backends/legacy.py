@@ -20,6 +20,7 @@ from typing import Any
 
 from ai_energy_benchmarks.backends.base import RequestRecord
 from ai_energy_benchmarks.backends.pytorch import PyTorchBackend
+from ai_energy_benchmarks.backends.pytorch_config import PyTorchConfig
 from ai_energy_benchmarks.config.loader import build_config
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.exceptions import BenchmarkError
@@ -155,7 +156,7 @@ class LegacyPyTorchBackend(PyTorchBackend):
             backend["max_memory"] = {str(k): str(v) for k, v in max_memory.items()}
         config = typed_config(model, backend, "PyTorchBackend(...)")
         super().__init__(config)
-        settings = config.backend
+        settings = PyTorchConfig.of(config.backend)
         self.model_name: str = settings.model
         self.device: str = settings.device
         self.device_ids: list[int] = list(settings.device_ids)

@@ -22,8 +22,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from ai_energy_benchmarks.backends import http_client as hc
-from ai_energy_benchmarks.backends.base import RequestRecord
+from ai_energy_benchmarks.backends.base import Backend, EnergyScope, RequestRecord
 from ai_energy_benchmarks.backends.http_checks import ServerChecks, check_first_answer, describe_exception
+from ai_energy_benchmarks.backends.http_config import OpenAIHTTPConfig
 from ai_energy_benchmarks.backends.http_endpoint import (
     API_PATHS,
     host_is_local,
@@ -55,13 +56,16 @@ SCRAPE_INTERVAL_S = 1.0
 _REDACTED = "***"
 
 
-class OpenAIHTTPBackend:
+class OpenAIHTTPBackend(Backend):
     """Drives a vLLM or other OpenAI-compatible server over HTTP (``backend.type: vllm``; ``backend.server`` names
     the server's profile, or it is detected)."""
 
+    #: Keep each answer's text in its record (``RequestRecord.output_text``); off for benchmarks (no memory spent).
+    keep_text: bool = False
+
     def __init__(self, config: BenchmarkConfig) -> None:
         self._config = config
-        self._backend = config.backend
+        self._backend = OpenAIHTTPConfig.of(config.backend)
         self._scenario = config.scenario
         if not self._backend.endpoint:
             raise ConfigError("backend.endpoint: required when backend.type is 'vllm'")
@@ -262,6 +266,7 @@ class OpenAIHTTPBackend:
             retry_backoff_s=backend.retry_backoff_s,
             max_consecutive_failures=backend.max_consecutive_failures,
             scrape_interval_s=SCRAPE_INTERVAL_S if measured and self._metrics_available else None,
+            keep_text=self.keep_text,
         )
         handoff = Handoff(self._loop.loop)
         future = self._loop.submit(self._drive(plan, handoff))
@@ -314,6 +319,13 @@ class OpenAIHTTPBackend:
         if "device_ids" in self._backend.model_fields_set or device == "cuda":
             return list(self._backend.device_ids)
         return None
+
+    def energy_scope(self) -> EnergyScope | None:
+        """Whether the server's GPUs are this host's, and which are metered (None before :meth:`load`)."""
+        if self._on_this_host is None:
+            return None
+        scope = self._energy_scope()
+        return EnergyScope(scope["server_on_this_host"], scope["server_gpus_metered"], scope["note"])
 
     def _energy_scope(self) -> dict[str, Any]:
         """Whose energy the meters read (see :func:`http_report.energy_scope`)."""

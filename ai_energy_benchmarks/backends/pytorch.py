@@ -12,7 +12,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ai_energy_benchmarks.backends.base import RequestRecord
+from ai_energy_benchmarks.backends.base import Backend, RequestRecord
+from ai_energy_benchmarks.backends.pytorch_config import PyTorchConfig
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.exceptions import (
     BackendError,
@@ -81,12 +82,12 @@ class _FirstTokenTimer:
         """Called by generate() when it finishes."""
 
 
-class PyTorchBackend:
+class PyTorchBackend(Backend):
     """Runs a causal language model in-process, batch by batch, with left padding."""
 
     def __init__(self, config: BenchmarkConfig) -> None:
         self._config = config
-        self._backend = config.backend
+        self._backend = PyTorchConfig.of(config.backend)
         self._scenario = config.scenario
         self._model: Any = None
         self._tokenizer: Any = None
@@ -100,6 +101,7 @@ class PyTorchBackend:
         self._formatter.format("", self._scenario.reasoning, self._scenario.reasoning_params)
         self._use_chat = False
         self._rendered: dict[str, str] = {}
+        self._phase = "unnamed"
 
     # -- loading ---------------------------------------------------------------------------------------------
     def _resolve_device(self, torch: Any) -> str:
@@ -281,6 +283,10 @@ class PyTorchBackend:
                 "and this run sends plain text (scenario.chat_template)"
             )
 
+    def set_phase(self, label: str) -> None:
+        """Name the next pass (``warmup``, ``prefill-N``, ``generate-N``), for the log."""
+        self._phase = label
+
     def prepare_prompts(self, prompts: list[str]) -> None:
         """Apply the chat template and reasoning format to every prompt now, outside the measured windows."""
         for prompt in prompts:
@@ -373,6 +379,7 @@ class PyTorchBackend:
         kwargs = dict(generate_kwargs)
         kwargs.setdefault("pad_token_id", self._tokenizer.pad_token_id)
         use_streamer = int(kwargs.get("num_beams") or 1) == 1
+        logger.debug("pass '%s': %d prompts in batches of %d", self._phase, len(prompts), batch_size)
         for index, first in enumerate(range(0, len(prompts), batch_size)):
             batch = prompts[first : first + batch_size]
             encoded = self._encode(batch, first, int(kwargs.get("max_new_tokens", 20))).to(self._device)

@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Any
 
+from ai_energy_benchmarks.backends.http_config import OpenAIHTTPConfig
 from ai_energy_benchmarks.backends.legacy import (
     deprecated_use_harmony,
     failure,
@@ -37,6 +38,9 @@ class VLLMBackend(OpenAIHTTPBackend):
     ``backend.read_timeout_s``. The attribute ``endpoint`` is the server's base URL without ``/v1``, as in 0.0.4.
     """
 
+    #: ``run_inference`` returns the answer's text, as 0.0.4 did.
+    keep_text = True
+
     def __init__(
         self,
         endpoint: Any = None,
@@ -55,9 +59,10 @@ class VLLMBackend(OpenAIHTTPBackend):
         }
         config = typed_config(endpoint, backend, "VLLMBackend(...)")
         super().__init__(config)
-        self.endpoint: str = normalize_endpoint(str(config.backend.endpoint)).removesuffix("/v1").rstrip("/")
-        self.model: str = config.backend.model
-        self.timeout = config.backend.read_timeout_s
+        settings = OpenAIHTTPConfig.of(config.backend)
+        self.endpoint: str = normalize_endpoint(str(settings.endpoint)).removesuffix("/v1").rstrip("/")
+        self.model: str = settings.model
+        self.timeout = settings.read_timeout_s
         self.use_harmony = deprecated_use_harmony(use_harmony, self.model)
         self.formatter_registry = FormatterRegistry()
         self.formatter = self.formatter_registry.get_formatter(self.model)
@@ -110,7 +115,7 @@ class VLLMBackend(OpenAIHTTPBackend):
         """One streamed request; 0.0.4's dict: ``text``, ``prompt_tokens``, ``completion_tokens``, ``total_tokens``,
         ``latency_seconds`` (s), ``time_to_first_token`` (s), ``model``, ``success``, ``error``.
 
-        ``text`` is empty: our client counts and times the streamed chunks but does not keep their text.
+        ``text`` is the answer's streamed ``content`` (reasoning excluded), as in 0.0.4.
         ``enable_streaming`` is accepted and has no effect (requests always stream). Extra keyword arguments are sent
         as request fields, as in 0.0.4.
         """
@@ -126,7 +131,7 @@ class VLLMBackend(OpenAIHTTPBackend):
             return failure(str(exc), start_s)
         if not records:
             return failure("no request was sent", start_s)
-        return result_dict(records[0], self.model, "")
+        return result_dict(records[0], self.model, records[0].output_text or "")
 
     def cleanup(self) -> None:
         """Close the connection pool."""

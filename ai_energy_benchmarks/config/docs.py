@@ -17,6 +17,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
+from ai_energy_benchmarks.config.backend import BackendConfig, builtin_config_models
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 
 _INTRO = """\
@@ -111,11 +112,21 @@ def _required_keys() -> list[str]:
     ]
 
 
-def _section_markdown(path: str, model: type[BaseModel]) -> str:
+def backend_sections() -> dict[str, type[BackendConfig]]:
+    """Each built-in backend type's own config model, by type name (their keys beyond the shared ``backend`` ones)."""
+    return builtin_config_models()
+
+
+def _section_markdown(path: str, model: type[BaseModel], backend_type: str | None = None) -> str:
     title = f"`{path}`" if path else "Top level"
+    if backend_type is not None:
+        title += f" with `type: {backend_type}`"
     lines = [f"## {title}", "", inspect.cleandoc(model.__doc__ or ""), ""]
     lines += ["| key | type | default | description |", "|---|---|---|---|"]
+    shared = BackendConfig.model_fields if backend_type is not None else {}
     for name, field in model.model_fields.items():
+        if name in shared:
+            continue
         key = f"{path}.{name}" if path else name
         description = field.description or ""
         if _type_name(field.annotation) == "section":
@@ -128,7 +139,10 @@ def _section_markdown(path: str, model: type[BaseModel]) -> str:
 def render_markdown() -> str:
     """The configuration reference as Markdown: an introduction, then one table per section."""
     parts = [_INTRO.replace("{required}", " and ".join(_required_keys()) or "none")]
-    parts += [_section_markdown(path, model) for path, model in section_paths().items()]
+    for path, model in section_paths().items():
+        parts.append(_section_markdown(path, model))
+        if model is BackendConfig:
+            parts += [_section_markdown(path, sub, name) for name, sub in backend_sections().items()]
     return "\n".join(parts)
 
 
@@ -137,7 +151,7 @@ def main() -> None:
     sys.stdout.write(render_markdown())
 
 
-__all__ = ["render_markdown", "section_paths"]
+__all__ = ["backend_sections", "render_markdown", "section_paths"]
 
 
 if __name__ == "__main__":

@@ -54,6 +54,9 @@ def describe_error(root: type[BaseModel], error: Any) -> str:
     path = ".".join(str(p) for p in loc)
     got = redact_value(str(loc[-1]) if loc else "", error.get("input"))
     if kind == "extra_forbidden":
+        hint = (error.get("ctx") or {}).get("hint")  # given by a section that knows its keys (a backend's model)
+        if isinstance(hint, str):
+            return f"{path}: unknown key{hint}"
         parent = _section_model(root, loc[:-1])
         choices = list(parent.model_fields) if parent is not None else []
         return f"{path}: unknown key{did_you_mean(str(loc[-1]), choices)}"

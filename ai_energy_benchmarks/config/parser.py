@@ -366,7 +366,7 @@ class ConfigParser:
         backend_type = config.backend.type
         if backend_type not in _backend_types():
             raise ConfigValueError(f"Invalid backend type: {backend_type}")
-        if backend_type == "vllm" and not config.backend.endpoint:
+        if backend_type == "vllm" and not getattr(config.backend, "endpoint", None):
             raise ConfigValueError("vLLM backend requires endpoint configuration")
         num_samples = config.scenario.num_samples
         if isinstance(num_samples, int) and not isinstance(num_samples, bool) and num_samples < 1:

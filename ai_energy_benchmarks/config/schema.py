@@ -1,361 +1,24 @@
-"""Typed configuration models.
+"""Typed configuration models: the whole benchmark and its shared sections.
 
 Every section forbids unknown keys. Values may arrive as strings from a command line ('False', '0', '0, 1, 2',
 '10') or as OmegaConf containers; they are coerced to the declared type or rejected with a message that names the
-key path, what was expected and what was found (see :mod:`ai_energy_benchmarks.config.errors`).
+key path, what was expected and what was found (coercion: :mod:`ai_energy_benchmarks.config.coerce`; messages:
+:mod:`ai_energy_benchmarks.config.errors`). The ``backend`` section is the model of its ``type``
+(:mod:`ai_energy_benchmarks.config.backend`): each backend, built-in or plugin, owns its config model.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-import types
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal, Union, get_args, get_origin
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
-from pydantic_core import PydanticCustomError
+from pydantic import ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 
-_NULL_STRINGS = frozenset({"null", "none", "~"})
-
-
-def to_plain(value: Any) -> Any:
-    """Recursively turn mappings and sequences (e.g. OmegaConf DictConfig/ListConfig) into dict and list."""
-    if isinstance(value, BaseModel):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): to_plain(v) for k, v in value.items()}
-    if isinstance(value, (str, bytes)):
-        return value
-    if isinstance(value, Sequence):
-        return [to_plain(v) for v in value]
-    return value
-
-
-def parse_scalar_string(text: str) -> Any:
-    """Type a command-line scalar the way YAML would ('10' -> 10, 'False' -> False, 'null' -> None)."""
-    if text.strip().lower() in _NULL_STRINGS:
-        return None
-    try:
-        parsed = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    if isinstance(parsed, (bool, int, float)) or parsed is None:
-        return parsed if text.strip() else text
-    return text
-
-
-def _number_kind(annotation: Any) -> str | None:
-    """'int' or 'float' when ``annotation`` is a number type (optionally ``| None`` or a list of them)."""
-    if get_origin(annotation) in (Union, types.UnionType):
-        kinds = {_number_kind(arg) for arg in get_args(annotation) if arg is not type(None)}
-        return kinds.pop() if len(kinds) == 1 else None
-    if get_origin(annotation) is list:
-        args = get_args(annotation)
-        return _number_kind(args[0]) if args else None
-    if annotation is int:
-        return "int"
-    if annotation is float:
-        return "float"
-    return None
-
-
-class _Section(BaseModel):
-    """Common behaviour of every config section."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _plain_containers(cls, data: Any) -> Any:
-        data = to_plain(data)
-        if isinstance(data, dict):
-            # 'null' / 'None' given on a command line means "not set", for keys that may be unset.
-            return {
-                k: (None if isinstance(v, str) and v.strip().lower() in _NULL_STRINGS and cls._optional(k) else v)
-                for k, v in data.items()
-            }
-        return data
-
-    @classmethod
-    def _optional(cls, key: str) -> bool:
-        field = cls.model_fields.get(key)
-        return field is not None and type(None) in get_args(field.annotation)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        # pydantic would read true as 1: a count or index given as true/false is a mistake, not a number.
-        field = cls.model_fields.get(info.field_name or "")
-        kind = _number_kind(field.annotation) if field is not None else None
-        items = value if isinstance(value, list) else [value]
-        if kind is not None and any(isinstance(item, bool) for item in items):
-            if kind == "int":
-                raise PydanticCustomError("int_type", "Input should be a valid integer")
-            raise PydanticCustomError("float_type", "Input should be a valid number")
-        return value
-
-
-def _int_list(value: Any) -> Any:
-    """Accept 0, '0', '0, 1, 2', '[0,1]' and lists of int-like values for a list of ints."""
-    if isinstance(value, bool):
-        return value  # rejected by the int validator with a clear message
-    if isinstance(value, int):
-        return [value]
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("[") and text.endswith("]"):
-            text = text[1:-1]
-        if not text:
-            return []
-        return [part.strip() for part in text.split(",")]
-    return to_plain(value)
-
-
-_HOST_NAME = re.compile(r"[A-Za-z0-9_~%-]+(\.[A-Za-z0-9_~%-]+)*\.?")
-
-
-def endpoint_problem(url: str) -> str | None:
-    """What is wrong with ``url`` as a server endpoint (an http/https URL with a host), or None when it is fine.
-
-    The message never repeats the URL (it may carry credentials).
-    """
-    import ipaddress
-    import urllib.parse
-
-    usage = "expected an http:// or https:// URL with a host (e.g. http://localhost:8000/v1)"
-    text = url.strip()
-    if not text or any(ch.isspace() for ch in text):
-        return usage + ("" if not text else "; a URL holds no spaces")
-    try:
-        parts = urllib.parse.urlsplit(text)
-        host, port = parts.hostname, parts.port
-    except ValueError as exc:
-        return f"{usage}; {exc}"
-    if parts.scheme.lower() not in ("http", "https"):
-        return usage + (f"; scheme '{parts.scheme}' is not http or https" if "://" in text else "; no scheme")
-    if not host:
-        return usage + "; no host"
-    if "[" in parts.netloc:
-        try:
-            ipaddress.IPv6Address(host.split("%", 1)[0])
-        except ValueError:
-            return f"{usage}; '{host}' is not an IPv6 address"
-    elif not _HOST_NAME.fullmatch(host):
-        return f"{usage}; '{host}' is not a host name"
-    if port == 0:
-        return f"{usage}; port 0"
-    return None
-
-
-class BackendConfig(_Section):
-    """How the model is run: in-process with PyTorch, or over HTTP against a vLLM / OpenAI-compatible server."""
-
-    type: Literal["pytorch", "vllm"] = Field(
-        "pytorch",
-        description="Backend: `pytorch` (local transformers model) or `vllm` (OpenAI-compatible server).",
-    )
-    model: str = Field(
-        ...,
-        min_length=1,
-        description="Hub id, local path, or `packaged:NAME` for an architecture shipped with the package "
-        "(e.g. `packaged:tiny-llama`). For `vllm`, the model name the server serves.",
-    )
-    device: str = Field("auto", description="`auto` (CUDA when available, else CPU), `cpu`, `cuda` or `cuda:N`.")
-    device_ids: list[int] = Field(
-        default_factory=lambda: [0],
-        description="GPU indices to place the model on and to meter when the device is CUDA "
-        "(accepts `[0, 1]` or the string `'0, 1'`).",
-    )
-    torch_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-        "auto",
-        description="Weights dtype for `pytorch`; `auto` is float32 on CPU and the model's own on GPU.",
-    )
-    no_weights: bool = Field(
-        False,
-        description="Initialise random weights from the model's config (fixed seed) instead of loading them.",
-    )
-    seed: int = Field(42, ge=0, description="Seed for random weight initialisation and sampling.")
-    device_map: str | dict[str, Any] | None = Field(
-        None,
-        description="transformers/accelerate device map: `auto`, `balanced`, `sequential` or an explicit map.",
-    )
-    max_memory: dict[str, str] | None = Field(
-        None, description="Per-device memory cap for `device_map`, e.g. `{0: 20GiB, cpu: 60GiB}`."
-    )
-    load_in_8bit: bool = Field(False, description="Quantise weights to 8 bits with bitsandbytes (GPU only).")
-    load_in_4bit: bool = Field(False, description="Quantise weights to 4 bits with bitsandbytes (GPU only).")
-    attn_implementation: str | None = Field(
-        None, description="Attention kernel passed to transformers (`eager`, `sdpa`, `flash_attention_2`)."
-    )
-    trust_remote_code: bool = Field(False, description="Allow model code from the hub to run. Off unless asked.")
-    endpoint: str | None = Field(
-        None,
-        description="Server base URL for `vllm`, with or without `/v1` (e.g. `http://localhost:8000/v1`).",
-    )
-    api_key: SecretStr | None = Field(
-        None,
-        description="API key for the server (`vllm`); when unset, the `OPENAI_API_KEY` environment variable. "
-        "Never written to results or logs.",
-    )
-    api: Literal["auto", "completions", "chat"] = Field(
-        "auto",
-        description="`vllm`: `/v1/chat/completions` (`chat`: messages through the server's chat template), "
-        "`/v1/completions` (`completions`: plain prompts), or `auto`: chat, as 0.0.4 always sent, unless "
-        "`scenario.chat_template` is false.",
-    )
-    concurrency: int = Field(1, ge=1, description="`vllm`: most requests in flight at once.")
-    request_rate: float | None = Field(
-        None, gt=0, description="`vllm`: requests per second offered; unset: as fast as `concurrency` allows."
-    )
-    arrival: Literal["constant", "poisson"] = Field(
-        "poisson", description="`vllm`: arrival process with `request_rate`: evenly spaced or Poisson (seeded)."
-    )
-    burstiness: float = Field(
-        1.0, gt=0, description="`vllm`: gamma shape of inter-arrival times (1: Poisson; < 1 burstier; > 1 smoother)."
-    )
-    duration_s: float | None = Field(
-        None,
-        gt=0,
-        description="`vllm`: keep sending (cycling through the prompts) for this many seconds instead of once each.",
-    )
-    connect_timeout_s: float = Field(10.0, gt=0, description="`vllm`: TCP connect timeout (s).")
-    read_timeout_s: float = Field(300.0, gt=0, description="`vllm`: longest wait between two response chunks (s).")
-    ready_timeout_s: float = Field(
-        60.0, ge=0, description="`vllm`: wait this long for the server to answer `/health` or `/v1/models` (s)."
-    )
-    max_retries: int = Field(3, ge=0, description="`vllm`: retries of a request answered 429 or 503.")
-    retry_backoff_s: float = Field(
-        0.5,
-        ge=0,
-        description="`vllm`: retry backoff (s): retry n waits a random draw from [d/2, d], d = this * 2^(n-1).",
-    )
-    max_consecutive_failures: int = Field(
-        50, ge=0, description="`vllm`: stop the run after this many failures in a row (0: never)."
-    )
-    ignore_eos: bool | None = Field(
-        None,
-        description="`vllm`: send `ignore_eos` (every request generates exactly `max_new_tokens` tokens). Unset: only "
-        "for a fixed length (`min_new_tokens == max_new_tokens`); otherwise `min_tokens` is sent and the model stops "
-        "at its end-of-sequence token.",
-    )
-    server_on_this_host: bool | None = Field(
-        None,
-        description="`vllm`: whether the server runs on this host, so that this host's GPUs are its GPUs. Unset: "
-        "detected from the endpoint's address (loopback or an address of this host). Set false for a tunnel or "
-        "port-forward to a remote server (`ssh -L`, `kubectl port-forward`), whose loopback address is not its host.",
-    )
-    scrape_metrics: bool = Field(
-        True, description="`vllm`: scrape the server's Prometheus `/metrics` every second during the run."
-    )
-    server: str | None = Field(
-        None,
-        description="`vllm`: the server's profile (`vllm`, `sglang`, `tgi`, `openai`): its request extensions, "
-        "metrics and health path. Unset: detected from the server (`/metrics`, `/v1/models`, `/info`).",
-    )
-    slo_ttft_s: float | None = Field(None, gt=0, description="`vllm`: time-to-first-token objective for goodput (s).")
-    slo_tpot_s: float | None = Field(None, gt=0, description="`vllm`: time-per-output-token objective for goodput (s).")
-    slo_e2e_s: float | None = Field(None, gt=0, description="`vllm`: end-to-end latency objective for goodput (s).")
-
-    @field_validator("device_ids", mode="before")
-    @classmethod
-    def _coerce_device_ids(cls, value: Any) -> Any:
-        return _int_list(value)
-
-    @field_validator("device_ids")
-    @classmethod
-    def _check_device_ids(cls, value: list[int]) -> list[int]:
-        if any(i < 0 for i in value):
-            raise ValueError("GPU indices must be >= 0")
-        if len(set(value)) != len(value):
-            raise ValueError("GPU indices must not repeat")
-        return value
-
-    @field_validator("model")
-    @classmethod
-    def _check_model(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value.strip()
-
-    @field_validator("device")
-    @classmethod
-    def _check_device(cls, value: str) -> str:
-        value = value.strip().lower()
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", value):
-            raise ValueError("must be one of auto, cpu, cuda, cuda:N, mps")
-        return value
-
-    @field_validator("endpoint")
-    @classmethod
-    def _check_endpoint(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        problem = endpoint_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value.strip()
-
-    @model_validator(mode="after")
-    def _check_combinations(self) -> BackendConfig:
-        if self.type == "vllm" and not self.endpoint:
-            raise ValueError("endpoint is required when type is 'vllm'")
-        if self.load_in_8bit and self.load_in_4bit:
-            raise ValueError("load_in_8bit and load_in_4bit cannot both be true")
-        foreign = _HTTP_ONLY if self.type == "pytorch" else _PYTORCH_ONLY
-        for key in sorted(foreign & self.model_fields_set):
-            if getattr(self, key) != type(self).model_fields[key].default:
-                raise ValueError(
-                    f"{key} applies to backend type '{'vllm' if self.type == 'pytorch' else 'pytorch'}' "
-                    f"only, not '{self.type}'"
-                )
-        return self
-
-
-_HTTP_ONLY = frozenset(
-    {
-        "api",
-        "concurrency",
-        "request_rate",
-        "arrival",
-        "burstiness",
-        "duration_s",
-        "connect_timeout_s",
-        "read_timeout_s",
-        "ready_timeout_s",
-        "max_retries",
-        "retry_backoff_s",
-        "max_consecutive_failures",
-        "ignore_eos",
-        "server_on_this_host",
-        "scrape_metrics",
-        "server",
-        "slo_ttft_s",
-        "slo_tpot_s",
-        "slo_e2e_s",
-    }
-)
-_PYTORCH_ONLY = frozenset(
-    {
-        "no_weights",
-        "torch_dtype",
-        "device_map",
-        "max_memory",
-        "load_in_8bit",
-        "load_in_4bit",
-        "attn_implementation",
-        "trust_remote_code",
-    }
-)
+from ai_energy_benchmarks.config.backend import BackendConfig, validate_backend
+from ai_energy_benchmarks.config.coerce import Section as _Section
+from ai_energy_benchmarks.config.coerce import parse_scalar_string, to_plain
 
 
 class InputShapes(_Section):
@@ -690,10 +353,17 @@ class BenchmarkConfig(_Section):
     output_dir: str = Field(
         "./benchmark_output", min_length=1, description="Directory the run's report and files are written to."
     )
-    backend: BackendConfig = Field(..., description="Model and backend.")
+    backend: SerializeAsAny[BackendConfig] = Field(
+        ..., description="Model and backend: the keys of the backend `type` chosen."
+    )
     scenario: ScenarioConfig = Field(default_factory=ScenarioConfig, description="Workload.")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Energy measurement.")
     reporter: ReporterConfig = Field(default_factory=ReporterConfig, description="Results file.")
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _backend_of_its_type(cls, value: Any) -> Any:
+        return validate_backend(value)
 
     def to_public_dict(self) -> dict[str, Any]:
         """The resolved config as plain data with secrets redacted (safe to save and to print): the API key and any
@@ -701,3 +371,16 @@ class BenchmarkConfig(_Section):
         from ai_energy_benchmarks.config.redact import redact_data
 
         return redact_data(self.model_dump(mode="json"))
+
+
+__all__ = [
+    "BackendConfig",
+    "BenchmarkConfig",
+    "GenerateKwargs",
+    "InputShapes",
+    "MetricsConfig",
+    "ReporterConfig",
+    "ScenarioConfig",
+    "parse_scalar_string",
+    "to_plain",
+]

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from ai_energy_benchmarks.energy.record import INTERPOLATED_SOURCE, IntervalEstimate
 from ai_energy_benchmarks.exceptions import MeterError
@@ -171,6 +171,9 @@ class EnergyMeter(Protocol):
     """What the runner needs from a meter. Implementations know nothing of models or backends."""
 
     name: str
+    #: Glob patterns, relative to the run directory, of the files this meter writes there (e.g. ``timeline.csv``);
+    #: empty when it writes none. The runner moves an earlier run's files away before a new run by these patterns.
+    output_files: ClassVar[tuple[str, ...]]
 
     def prepare(self) -> None:
         """Do the slow set-up (hardware discovery, a first reading) outside every measured window."""

@@ -14,7 +14,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyReading, IncompleteWindowError
@@ -147,6 +147,8 @@ class CodeCarbonMeter:
     """Measures windows with CodeCarbon tasks; reports GPU, CPU and RAM energy and emissions."""
 
     name = "codecarbon"
+    #: CodeCarbon's per-task rows, one file per tracker run (its ``emissions.csv`` gains a row per run instead).
+    output_files: ClassVar[tuple[str, ...]] = ("emissions_base_*.csv",)
 
     def __init__(self, config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None = None) -> None:
         self._config = config

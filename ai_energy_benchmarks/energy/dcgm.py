@@ -29,7 +29,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyReading, IncompleteWindowError, IntervalReading, SnapshotWindows
@@ -85,6 +85,8 @@ class DcgmMeter(SnapshotWindows[_Edge]):
     """Energy of the selected fleet GPUs per window, from DCGM exporters (via Prometheus or read directly)."""
 
     name = "dcgm"
+    #: Nothing is written into the run directory: what the meter read is in the report (``meters.dcgm``).
+    output_files: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None = None) -> None:
         settings = config.dcgm

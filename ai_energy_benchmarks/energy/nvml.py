@@ -30,7 +30,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyReading, IncompleteWindowError, IntervalReading, SnapshotWindows
@@ -221,6 +221,8 @@ class NvmlMeter(SnapshotWindows[_Snapshot]):
     """Energy of the selected NVIDIA GPUs through NVML, one ``gpu:N`` reading per GPU and window."""
 
     name = "nvml"
+    #: The power/clock/temperature timeline (see :meth:`timeline_path`).
+    output_files: ClassVar[tuple[str, ...]] = (TIMELINE_FILE,)
 
     def __init__(
         self,

@@ -22,7 +22,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyReading, IntervalReading, SnapshotWindows
@@ -71,6 +71,7 @@ class RaplMeter(SnapshotWindows[dict[str, int]]):
     """CPU package (``cpu:N``) and DRAM (``ram:N``) energy from RAPL counters, per window, in J."""
 
     name = "rapl"
+    output_files: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None = None) -> None:
         #: Seconds between background reads (wraparound tracking and the interval record).

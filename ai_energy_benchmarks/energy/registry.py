@@ -52,6 +52,18 @@ register_meter("rapl", _rapl)
 register_meter("dcgm", _dcgm)
 
 
+def meter_output_files() -> list[str]:
+    """Glob patterns, relative to a run directory, of the files meters write there: those of every meter type
+    registered or loaded so far (an earlier run's files are recognised whichever meters it used)."""
+    from ai_energy_benchmarks.energy.codecarbon import CodeCarbonMeter
+    from ai_energy_benchmarks.energy.nvml import NvmlMeter
+    from ai_energy_benchmarks.energy.rapl import RaplMeter
+
+    makers: list[object] = [CodeCarbonMeter, NvmlMeter, RaplMeter, *_FACTORIES.values()]
+    # A meter's class says what it writes (EnergyMeter.output_files); a plugin's factory may say it too.
+    return sorted({pattern for maker in makers for pattern in getattr(maker, "output_files", ())})
+
+
 def available_meters() -> list[str]:
     """Meter names: the built-in ones and those third-party packages declare as entry points."""
     names = set(_FACTORIES) | {e.name for e in metadata.entry_points(group="ai_energy_benchmarks.meters")}
