@@ -312,6 +312,29 @@ def test_a_gpu_scraped_twice_is_counted_once(tmp_path: Path) -> None:
     assert len(meter.describe()["duplicate_series_ignored"]) == 2
 
 
+def test_a_remote_servers_gpu_figure_is_the_fleets_not_this_hosts() -> None:
+    """With the server elsewhere, this host's GPU meter reads the client's GPU: the fleet's figure is reported, and
+    the two are not compared (they are different GPUs), whatever the meters' ranks."""
+    from test_aggregate import build, reading
+
+    from ai_energy_benchmarks.energy.base import WindowMeasurement
+
+    window = WindowMeasurement(
+        name="generate-0",
+        duration_s=2.0,
+        readings=[
+            reading("gpu:0", 60.0, "measured:nvml-energy-counter", "nvml"),  # the client's own GPU
+            reading("gpu:node-1/GPU-a", 500.0, POWER_SOURCE, "dcgm"),
+            reading("gpu:node-2/GPU-b", 700.0, COUNTER_SOURCE, "dcgm"),
+        ],
+    )
+    scope = {"server_on_this_host": False, "note": "the endpoint is not on this host"}
+    energy = build([window], gpu_ids=[], model_info={"energy_scope": scope})["energy"]
+    assert energy["meters_used"]["gpu"] == "dcgm" and energy["gpu_energy_wh"] == pytest.approx(1200 / 3600)
+    assert energy["sources"]["gpu"] == f"{POWER_SOURCE}+{COUNTER_SOURCE}"
+    assert "meter-disagreement" not in energy["flags"] and not energy["cross_checks"]
+
+
 def test_a_remote_http_benchmark_reports_the_fleets_gpu_energy(
     prometheus: str, exporters: list[FakeDcgmExporter], tmp_path: Path
 ) -> None:

@@ -3,6 +3,7 @@ cross-checks between meters and the idle baseline, with every figure's source an
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -252,7 +253,14 @@ def _energy(
     measured_j = sum(v for d, v in joules.items() if v is not None and (sources.get(d) or "").startswith("measured:"))
     successful = summary["successful_prompts"]
     completion = summary["total_completion_tokens"]
-    checks, check_warnings = _cross_checks(generate, tolerance)
+    compared = generate
+    if metered and remote and fleet is not None:
+        # This host's GPU meters read the client's GPUs, not the server's: nothing to compare the fleet's with.
+        compared = [
+            dataclasses.replace(w, readings=[r for r in w.readings if _device_class(r) != "gpu" or r.meter == fleet])
+            for w in generate
+        ]
+    checks, check_warnings = _cross_checks(compared, tolerance)
     warnings += check_warnings
     if any(c["flagged"] for c in checks):
         flags.append("meter-disagreement")
