@@ -179,6 +179,57 @@ class ScenarioConfig(_Section):
         return self
 
 
+class DcgmConfig(_Section):
+    """``metrics.dcgm``: the serving fleet's GPU energy from NVIDIA DCGM exporters (``metrics.type: dcgm``)."""
+
+    prometheus_url: str | None = Field(
+        None,
+        description="Prometheus server that scrapes the DCGM exporters (e.g. `http://prometheus:9090`); its HTTP "
+        "API is queried after each window. Set this or `exporter_urls`.",
+    )
+    exporter_urls: list[str] = Field(
+        default_factory=list,
+        description="DCGM exporters' `/metrics` URLs read directly, without Prometheus (a single server), e.g. "
+        "`[http://node-1:9400/metrics]`.",
+    )
+    selector: str = Field(
+        "",
+        description='PromQL label matchers choosing the GPUs, e.g. `{Hostname=~"node-[12]", namespace="llm"}` '
+        "(labels as the exporter gives them: Hostname, gpu, UUID, modelName, namespace, pod); empty: every GPU.",
+    )
+    wait_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="How long (s) to wait after a window closes for the first scrape after it; past this the "
+        "GPUs not yet scraped are reported as not counted.",
+    )
+    exporter_lag_s: float = Field(
+        0.0,
+        ge=0,
+        description="How old (s) a scraped value may be when scraped: the exporter's collect interval "
+        "(dcgm-exporter `-c`, in ms); widens the bounds at each window edge by it.",
+    )
+    lookback_s: float = Field(
+        300.0, gt=0, description="How far (s) before a window's start to look for the scrape that brackets it."
+    )
+    min_window_scrapes: int = Field(
+        3, ge=1, description="A window shorter than this many scrape intervals is flagged (its bounds are wide)."
+    )
+    poll_interval_s: float = Field(
+        1.0, gt=0, description="Direct mode: how often (s) the exporters are read between window edges."
+    )
+    request_timeout_s: float = Field(10.0, gt=0, description="Timeout (s) of each HTTP request to Prometheus.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DcgmConfig:
+        if self.prometheus_url and self.exporter_urls:
+            raise ValueError("set prometheus_url or exporter_urls, not both")
+        selector = self.selector.strip()
+        if selector and not (selector.startswith("{") and selector.endswith("}")):
+            raise ValueError('selector must be label matchers in braces, e.g. {Hostname="node-1"}')
+        return self
+
+
 class MetricsConfig(_Section):
     """Energy and emissions measurement."""
 
@@ -186,7 +237,8 @@ class MetricsConfig(_Section):
     type: str | list[str] = Field(
         "codecarbon",
         description="Energy meter, or several run together: `codecarbon` (default), `nvml` (NVIDIA GPUs), "
-        "`amdsmi` (AMD GPUs), `rapl` (CPU package and DRAM counters), e.g. `[codecarbon, nvml]`.",
+        "`amdsmi` (AMD GPUs), `rapl` (CPU package and DRAM counters), `dcgm` (a serving fleet's GPUs via DCGM "
+        "exporters), e.g. `[codecarbon, nvml]`.",
     )
     project_name: str = Field("ai_energy_benchmarks", description="Project name recorded by CodeCarbon.")
     output_dir: str | None = Field(
@@ -219,6 +271,9 @@ class MetricsConfig(_Section):
         le=60.0,
         description="RAPL background read interval (s): tracks counter wraparounds and records the counters so a "
         "past interval (the HTTP steady state) can be read back.",
+    )
+    dcgm: DcgmConfig = Field(
+        default_factory=DcgmConfig, description="`dcgm` meter: fleet GPU energy from DCGM exporters (Prometheus)."
     )
     cross_check_tolerance: float = Field(
         0.02, gt=0, description="Relative disagreement between two meters of one device that is flagged."

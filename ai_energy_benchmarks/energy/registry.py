@@ -46,10 +46,17 @@ def _rapl(config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None) ->
     return RaplMeter(config, output_dir, gpu_ids)
 
 
+def _dcgm(config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None) -> EnergyMeter:
+    from ai_energy_benchmarks.energy.dcgm import DcgmMeter
+
+    return DcgmMeter(config, output_dir, gpu_ids)
+
+
 register_meter("codecarbon", _codecarbon)
 register_meter("nvml", _nvml)
 register_meter("amdsmi", _amdsmi)
 register_meter("rapl", _rapl)
+register_meter("dcgm", _dcgm)
 
 
 def meter_output_files() -> list[str]:

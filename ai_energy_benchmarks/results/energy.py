@@ -3,6 +3,7 @@ cross-checks between meters and the idle baseline, with every figure's source an
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +30,8 @@ from ai_energy_benchmarks.results.meters import (
 )
 
 NO_GPU_SOURCE = "none:no-gpu-metered"
+#: Meters that read a serving fleet's GPUs wherever the server runs (not this host's devices).
+FLEET_METERS = frozenset({"dcgm"})
 REMOTE_SERVER_SOURCE = "not-measured:remote-server"
 
 
@@ -81,6 +84,12 @@ def _cross_checks(windows: Sequence[WindowMeasurement], tolerance: float) -> tup
                 f"meters disagree on {device} energy by {difference:.1%} (over {tolerance:.0%}): {readings}"
             )
     return checks, warnings
+
+
+def _fleet_meter(windows: Sequence[WindowMeasurement]) -> str | None:
+    """The fleet meter that read GPU energy in ``windows``, if any."""
+    meters = {r.meter for w in windows for r in w.readings if _device_class(r) == "gpu" and r.meter in FLEET_METERS}
+    return min(meters) if meters else None
 
 
 def _meter_seconds(window: WindowMeasurement, readings: Sequence[EnergyReading]) -> float:
@@ -184,6 +193,12 @@ def _energy(
     notes: list[str] = [] if metered else ["energy measurement disabled (metrics.enabled=false)"]
     warnings: list[str] = []
     chosen = choose_meters(generate, expected)
+    scope = model_info.get("energy_scope") or {}
+    fleet = _fleet_meter(generate)
+    remote = scope.get("server_on_this_host") is False
+    if metered and remote and fleet is not None:
+        # The server is elsewhere: only a fleet meter reads its GPUs (this host's GPU meters read the client's).
+        chosen["gpu"] = fleet
     joules = _joules(generate, chosen, expected)
     sources = _sources(generate, chosen)
     flags: list[str] = []
@@ -197,8 +212,13 @@ def _energy(
             f"({', '.join(missed)} not fully read by {chosen[device]}); totals and figures per token, request or "
             "phase that need it are null too"
         )
-    scope = model_info.get("energy_scope") or {}
-    if metered and scope.get("server_on_this_host") is False:
+    if metered and chosen.get("gpu") in FLEET_METERS:
+        notes.append(
+            f"GPU energy is the serving fleet's, read by the {chosen['gpu']} meter from the DCGM exporters of "
+            f"the selected nodes (the result's meters.{chosen['gpu']} section lists nodes, GPUs and what was not "
+            "counted); CPU and RAM figures, if any, are this client's only"
+        )
+    elif metered and remote:
         joules["gpu"] = None
         sources["gpu"] = REMOTE_SERVER_SOURCE
         warnings.append(str(scope.get("note") or "the server is not on this host: its GPU energy is not measured"))
@@ -233,7 +253,14 @@ def _energy(
     measured_j = sum(v for d, v in joules.items() if v is not None and (sources.get(d) or "").startswith("measured:"))
     successful = summary["successful_prompts"]
     completion = summary["total_completion_tokens"]
-    checks, check_warnings = _cross_checks(generate, tolerance)
+    compared = generate
+    if metered and remote and fleet is not None:
+        # This host's GPU meters read the client's GPUs, not the server's: nothing to compare the fleet's with.
+        compared = [
+            dataclasses.replace(w, readings=[r for r in w.readings if _device_class(r) != "gpu" or r.meter == fleet])
+            for w in generate
+        ]
+    checks, check_warnings = _cross_checks(compared, tolerance)
     warnings += check_warnings
     if any(c["flagged"] for c in checks):
         flags.append("meter-disagreement")
