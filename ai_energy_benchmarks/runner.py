@@ -25,7 +25,7 @@ from ai_energy_benchmarks.config.parser import as_runner_config
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.datasets.loader import PromptSet, load_prompts, prompt_source
 from ai_energy_benchmarks.energy.base import IntervalReading, MeterSet
-from ai_energy_benchmarks.energy.registry import check_meter_names, create_meters
+from ai_energy_benchmarks.energy.registry import check_meter_names, check_meter_settings, create_meters
 from ai_energy_benchmarks.environment import collect_environment
 from ai_energy_benchmarks.exceptions import BenchmarkError, ConfigError, Interrupted
 from ai_energy_benchmarks.legacy_runner import LegacyRunnerParts
@@ -112,6 +112,7 @@ class BenchmarkRunner(LegacyRunnerParts):
         constructor loads nothing), writable outputs. Returns the (unloaded) backend."""
         if self.config.metrics.enabled:
             check_meter_names(self.config.metrics.meter_types)
+            check_meter_settings(self.config.metrics)
         prompt_source(self.config.scenario)
         backend = create_backend(self.config)
         check_writable(self.output_dir, "output_dir")

@@ -251,6 +251,7 @@ def test_a_mistyped_command_is_named_not_run() -> None:
         (["scenario.dataset_name=packaged:nope"], "no packaged prompt set 'nope'"),
         (["scenario.dataset_name=./missing.jsonl"], "file or folder './missing.jsonl' not found"),
         (["backend.model=packaged:nope"], "backend.model: no packaged architecture 'nope'"),
+        (["metrics.type=dcgm"], "metrics.dcgm: set prometheus_url (or exporter_urls) for metrics.type dcgm"),
     ],
 )
 def test_validate_refuses_what_run_would_refuse(tmp_path: Path, overrides: list[str], message: str) -> None:

@@ -81,6 +81,13 @@ class _Fetched:
     labels: dict[SeriesKey, dict[str, str]] = field(default_factory=dict)
 
 
+def check_settings(config: MetricsConfig) -> None:
+    """Raise a ConfigError when ``metrics.dcgm`` cannot be read: no Prometheus URL and no exporter URL."""
+    settings = config.dcgm
+    if not settings.prometheus_url and not settings.exporter_urls:
+        raise ConfigError("metrics.dcgm: set prometheus_url (or exporter_urls) for metrics.type dcgm")
+
+
 class DcgmMeter(SnapshotWindows[_Edge]):
     """Energy of the selected fleet GPUs per window, from DCGM exporters (via Prometheus or read directly)."""
 
@@ -89,9 +96,8 @@ class DcgmMeter(SnapshotWindows[_Edge]):
     output_files: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None = None) -> None:
+        check_settings(config)
         settings = config.dcgm
-        if not settings.prometheus_url and not settings.exporter_urls:
-            raise ConfigError("metrics.dcgm: set prometheus_url (or exporter_urls) for metrics.type dcgm")
         self._settings = settings
         self._selector = Selector.parse(settings.selector)
         self._api = (

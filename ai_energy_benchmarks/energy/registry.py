@@ -14,12 +14,26 @@ from ai_energy_benchmarks.exceptions import ConfigError
 
 MeterFactory = Callable[[MetricsConfig, Path, "list[int] | None"], EnergyMeter]
 
+MeterSettingsCheck = Callable[[MetricsConfig], None]
+
 _FACTORIES: dict[str, MeterFactory] = {}
+_CHECKS: dict[str, MeterSettingsCheck] = {}
 
 
-def register_meter(name: str, factory: MeterFactory) -> None:
-    """Make ``metrics.type: name`` create a meter with ``factory``."""
+def register_meter(name: str, factory: MeterFactory, check: MeterSettingsCheck | None = None) -> None:
+    """Make ``metrics.type: name`` create a meter with ``factory``; ``check`` (optional) raises a ConfigError for
+    settings the meter cannot run with, before anything is loaded (``validate`` and the start of a run)."""
     _FACTORIES[name] = factory
+    if check is not None:
+        _CHECKS[name] = check
+
+
+def check_meter_settings(config: MetricsConfig) -> None:
+    """Run the settings check of every meter ``config`` names (a ConfigError naming the setting when one fails)."""
+    for name in config.meter_types:
+        check = _CHECKS.get(name)
+        if check is not None:
+            check(config)
 
 
 def _codecarbon(config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None) -> EnergyMeter:
@@ -56,7 +70,15 @@ register_meter("codecarbon", _codecarbon)
 register_meter("nvml", _nvml)
 register_meter("amdsmi", _amdsmi)
 register_meter("rapl", _rapl)
-register_meter("dcgm", _dcgm)
+
+
+def _dcgm_check(config: MetricsConfig) -> None:
+    from ai_energy_benchmarks.energy.dcgm import check_settings
+
+    check_settings(config)
+
+
+register_meter("dcgm", _dcgm, _dcgm_check)
 
 
 def meter_output_files() -> list[str]:
