@@ -346,4 +346,8 @@ def test_codecarbon_meters_the_gpu_cuda_visible_devices_names(tmp_path: Path, mo
     result = run_script(tmp_path, _VISIBLE_CHILD)
     assert result["describe"]["gpu_ids"] == [1]
     assert result["describe"]["matched_by"] == ["device ordinal 0 = CUDA_VISIBLE_DEVICES entry 0 (1) -> NVML index 1"]
+    # the report's energy.gpus is built from this list (CodeCarbon does not say the UUID)
+    (gpu,) = result["describe"]["gpus"]
+    assert (gpu["index"], gpu["uuid"]) == (1, None)
+    assert gpu["matched_by"] == "device ordinal 0 = CUDA_VISIBLE_DEVICES entry 0 (1) -> NVML index 1"
     assert result["gpu_j"] == pytest.approx(250.0 * 2.0, rel=TOLERANCE)

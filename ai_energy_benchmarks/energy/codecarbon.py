@@ -390,9 +390,28 @@ class CodeCarbonMeter:
             "tracking_mode": self._config.tracking_mode,
             "gpu_ids": self._gpu_ids,
             "matched_by": self._matched_by or None,
+            "gpus": self._gpus_described(),
             "sources": {k: v for k, v in self._hardware.items() if not k.endswith("_mode")},
             "output_dir": str(self._output_dir),
         }
+
+    def _gpus_described(self) -> list[dict[str, Any]]:
+        """The GPUs given to CodeCarbon (NVML indices) and how each was matched; CodeCarbon does not report their
+        UUIDs, so those are null. Empty when CodeCarbon reads every GPU it finds (no device ids) or none."""
+        if not self._gpu_ids or "gpu" not in self._hardware:
+            return []
+        how = self._matched_by if len(self._matched_by) == len(self._gpu_ids) else []
+        return [
+            {
+                "index": index,
+                "uuid": None,
+                "name": None,
+                "bus_id": None,
+                "matched_by": how[position] if how else f"NVML index {index} (no CUDA_VISIBLE_DEVICES)",
+                "source": self._hardware["gpu"],
+            }
+            for position, index in enumerate(self._gpu_ids)
+        ]
 
     def close(self) -> None:
         """Stop the tracker; CodeCarbon writes its emissions.csv into the output directory."""
