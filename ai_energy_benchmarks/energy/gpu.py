@@ -32,7 +32,8 @@ from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyReading, IncompleteWindowError, IntervalReading, SnapshotWindows
 from ai_energy_benchmarks.energy.clock import SYSTEM_CLOCK, Clock
 from ai_energy_benchmarks.energy.devices.base import NO_PERMISSION, NOT_SUPPORTED, DeviceError, GpuLibrary
-from ai_energy_benchmarks.energy.devices.visible import match_gpus
+from ai_energy_benchmarks.energy.devices.processes import ServerProcesses
+from ai_energy_benchmarks.energy.devices.visible import Match, match_gpus
 from ai_energy_benchmarks.energy.gpu_state import (
     SAMPLING_BOUND_SIGMAS,
     GpuState,
@@ -83,6 +84,8 @@ class GpuMeter(SnapshotWindows[Snapshot]):
         self._gpus: list[GpuState] = []
         self._visible_count = 0
         self._matched_by: dict[int, str] = {}
+        self._server: ServerProcesses | None = None
+        self._server_found: bool | None = None
         self._driver_version = "unknown"
         self._init_windows(clock)
         self._origin_s = 0.0
@@ -101,6 +104,12 @@ class GpuMeter(SnapshotWindows[Snapshot]):
         return self.counter_source if gpu.has_counter else self.polled_source
 
     # -- set-up ------------------------------------------------------------------------------------------------------
+
+    def meter_server(self, server: ServerProcesses) -> None:
+        """Meter the GPUs a local server's processes run on (before :meth:`prepare`), when no GPU ids were given:
+        those the library lists ``server.pids`` on; every visible GPU when it lists none of them (logged, and said
+        in each GPU's ``matched_by``)."""
+        self._server = server
 
     def prepare(self) -> None:
         """Open the library, check the selected GPUs, probe their counters and start the poller."""
@@ -131,13 +140,16 @@ class GpuMeter(SnapshotWindows[Snapshot]):
         self._driver_version = library.driver_version()
         # The requested devices are the runtime's ordinals: matched to the library's GPUs through
         # CUDA_VISIBLE_DEVICES and the like (by index or UUID).
-        matches = match_gpus(
-            self._requested,
-            library.visible_devices_variables,
-            self._visible_count,
-            lambda index: library.device(index).uuid,
-            library.vendor,
-        )
+        if self._requested is None and self._server is not None:
+            matches = self._server_matches(library, self._server)
+        else:
+            matches = match_gpus(
+                self._requested,
+                library.visible_devices_variables,
+                self._visible_count,
+                lambda index: library.device(index).uuid,
+                library.vendor,
+            )
         self._matched_by = {match.index: match.how for match in matches}
         indices = [match.index for match in matches]
         for index in indices:
@@ -163,6 +175,45 @@ class GpuMeter(SnapshotWindows[Snapshot]):
                     self._poll_interval_s * 1000.0,
                     self.polled_source,
                 )
+
+    def _server_matches(self, library: GpuLibrary, server: ServerProcesses) -> list[Match]:
+        """The GPUs ``library`` lists the server's processes on; else every visible GPU, with the reason."""
+        reason = server.found
+        if server.pids:
+            found: list[Match] = []
+            unlisted: list[str] = []
+            for index in range(self._visible_count):
+                try:
+                    pids = library.device(index).process_ids()
+                except DeviceError as exc:
+                    unlisted.append(f"GPU {index}: {exc}")
+                    continue
+                if pids & server.pids:
+                    shown = ", ".join(str(pid) for pid in sorted(pids & server.pids))
+                    found.append(
+                        Match(index, f"server process ({server.found}): PID {shown} on {library.vendor} index {index}")
+                    )
+            if found:
+                self._server_found = True
+                return found
+            reason = f"{library.vendor} lists none of the server's processes ({server.found}) on any GPU" + (
+                f"; no process list for {'; '.join(unlisted)}" if unlisted else ""
+            )
+        self._server_found = False
+        logger.warning(
+            "%s meter: the local server's own GPUs are not known (%s): every GPU visible here is metered as the "
+            "server's; set backend.device_ids to name them",
+            self.name,
+            reason,
+        )
+        visible = match_gpus(
+            None,
+            library.visible_devices_variables,
+            self._visible_count,
+            lambda index: library.device(index).uuid,
+            library.vendor,
+        )
+        return [Match(m.index, f"all visible GPUs, the server's own not known ({reason}): {m.how}") for m in visible]
 
     @staticmethod
     def _probe_counter(library: GpuLibrary, index: int, read: Callable[[], int]) -> bool:
@@ -378,7 +429,9 @@ class GpuMeter(SnapshotWindows[Snapshot]):
     def describe(self) -> dict[str, Any]:
         """GPUs measured (name, uuid, bus id, power limit, counter availability, source), driver and polling set-up."""
         discovered = bool(self._gpus)
-        if self._requested is None:
+        if self._requested is None and self._server is not None and self._server_found:
+            selection = f"the local server's GPUs ({self._server.found})"
+        elif self._requested is None:
             selection = f"all visible GPUs ({self._visible_count})" if discovered else "all visible GPUs"
         else:
             selection = f"gpu_ids {self._requested}" + (f" of {self._visible_count} visible" if discovered else "")
@@ -396,6 +449,9 @@ class GpuMeter(SnapshotWindows[Snapshot]):
             # Counter readings are exact at window edges; only polled power (no counter) has an update period.
             "update_period_s": self._poll_interval_s if polled else None,
             "timeline": str(self.timeline_path),
+            "server_processes": None
+            if self._server is None
+            else {"port": self._server.port, "pids": sorted(self._server.pids), "found": self._server.found},
             "gpus": [
                 {
                     "index": gpu.index,
