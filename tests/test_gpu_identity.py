@@ -4,6 +4,10 @@ Four simulated GPUs with different UUIDs and power draws; the visible-devices va
 backend whose model "runs" on ``cuda:0`` and ``cuda:1`` (the real backend's ``metered_gpu_ids``; only loading and
 generation are replaced, no torch needed) goes through the real runner with the real meters: the report's
 ``energy.gpus`` lists exactly the UUIDs of the model's devices, and the GPU energy equals what those GPUs drew.
+
+The simulated GPUs run on a simulated clock that only the model's generation moves (0.1 s per prompt, inside the
+measured windows), so what each GPU drew in the windows is exactly its energy since the simulation started, whatever
+the machine's load.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from ai_energy_benchmarks.backends.pytorch_config import PyTorchConfig
 from ai_energy_benchmarks.backends.registry import _SPECS, BackendSpec
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.runner import BenchmarkRunner
+from ai_energy_benchmarks.testing.clock import SimulatedClock
 from ai_energy_benchmarks.testing.fake_amdsmi import FakeAmdGpu, FakeAmdSmi
 from ai_energy_benchmarks.testing.fake_nvml import FakeGpu, FakeNvml
 
@@ -31,7 +36,9 @@ AMD_UUIDS = tuple(f"{c * 8}-0000-4000-8000-00000000000{i}" for i, c in enumerate
 
 class SimulatedCudaModel(PyTorchBackend):
     """The PyTorch backend with the model "loaded" on ``cuda:0`` (no torch): which GPUs it asks to be metered is the
-    real backend's answer (``metered_gpu_ids``)."""
+    real backend's answer (``metered_gpu_ids``). Each prompt takes 0.1 s of the simulated GPUs' clock."""
+
+    clock = SimulatedClock()
 
     def load(self) -> None:
         self._device = "cuda:0"
@@ -47,6 +54,7 @@ class SimulatedCudaModel(PyTorchBackend):
 
     def run(self, prompts: list[str], generate_kwargs: dict[str, Any]) -> Iterator[RequestRecord]:
         for index, _ in enumerate(prompts):
+            self.clock.advance(0.1)
             yield RequestRecord(index, 1, 0.0, 0.01, prompt_tokens=3, completion_tokens=2)
 
     def describe(self) -> dict[str, Any]:
@@ -59,6 +67,7 @@ class SimulatedCudaModel(PyTorchBackend):
 @pytest.fixture
 def simulated_pytorch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(_SPECS, "pytorch", BackendSpec(PyTorchConfig, SimulatedCudaModel))
+    monkeypatch.setattr(SimulatedCudaModel, "clock", SimulatedClock())
 
 
 def _run(tmp_path: Path, meter: str) -> dict[str, Any]:
@@ -75,15 +84,11 @@ def _run(tmp_path: Path, meter: str) -> dict[str, Any]:
     return BenchmarkRunner(config).run()
 
 
-def _truth_j(result: dict[str, Any], energy_j: Any) -> dict[str, float]:
-    """Each metered GPU's true energy over the windows the meter read (its own read instants), by device."""
-    truth: dict[str, float] = {}
-    for reading in result["energy"]["readings"]:
-        index = int(reading["device"].split(":")[1])
-        truth[reading["device"]] = truth.get(reading["device"], 0.0) + energy_j(
-            index, reading["start_s"], reading["end_s"]
-        )
-    return truth
+def _truth_j(fake: Any, devices: list[str]) -> dict[str, float]:
+    """What each GPU drew since the simulation started: all of it inside the measured windows (only the model's
+    generation moves the simulated clock)."""
+    now_s = SimulatedCudaModel.clock.now_s()
+    return {device: fake.energy_j(int(device.split(":")[1]), fake.start_s, now_s) for device in devices}
 
 
 @pytest.mark.usefixtures("simulated_pytorch")
@@ -94,7 +99,7 @@ def test_cuda_visible_devices_reordered_meters_the_models_gpus_by_uuid(
     the report names them by UUID, and the GPU energy is what they drew (400 W together, not 300 W)."""
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,0")
     gpus = [FakeGpu(power, uuid=uuid) for power, uuid in zip(POWERS_W, NVIDIA_UUIDS, strict=True)]
-    with FakeNvml(gpus) as fake:
+    with FakeNvml(gpus, clock=SimulatedCudaModel.clock) as fake:
         result = _run(tmp_path, "nvml")
     listed = result["energy"]["gpus"]
     assert [g["uuid"] for g in listed] == [NVIDIA_UUIDS[2], NVIDIA_UUIDS[0]]
@@ -102,12 +107,11 @@ def test_cuda_visible_devices_reordered_meters_the_models_gpus_by_uuid(
     assert listed[0]["matched_by"] == "device ordinal 0 = CUDA_VISIBLE_DEVICES entry 0 (2) -> NVML index 2"
     assert listed[1]["matched_by"] == "device ordinal 1 = CUDA_VISIBLE_DEVICES entry 1 (0) -> NVML index 0"
     assert all(g["bus_id"] and g["name"] and g["source"] == "measured:nvml-energy-counter" for g in listed)
-    truth = _truth_j(result, fake.energy_j)
-    assert set(truth) == {"gpu:2", "gpu:0"}
-    # the counter counts whole millijoules: at most 1 mJ per GPU and window edge
-    assert result["energy"]["gpu_energy_j"] == pytest.approx(sum(truth.values()), abs=4 * 2 * 1e-3)
-    measured_s = sum(r["end_s"] - r["start_s"] for r in result["energy"]["readings"] if r["device"] == "gpu:2")
-    assert result["energy"]["gpu_energy_j"] == pytest.approx(400.0 * measured_s, abs=1e-2)
+    assert {r["device"] for r in result["energy"]["readings"]} == {"gpu:2", "gpu:0"}
+    truth = _truth_j(fake, ["gpu:2", "gpu:0"])
+    # 6 prompts x 0.1 s at 300 + 100 W: 240 J (GPUs 0 and 1 would have drawn 180 J); the counter counts whole mJ
+    assert sum(truth.values()) == pytest.approx(240.0)
+    assert result["energy"]["gpu_energy_j"] == pytest.approx(sum(truth.values()), abs=4e-3)
     assert result["meters"]["nvml"]["gpus"][0]["uuid"] == NVIDIA_UUIDS[2]
 
 
@@ -115,10 +119,12 @@ def test_cuda_visible_devices_reordered_meters_the_models_gpus_by_uuid(
 def test_cuda_visible_devices_by_uuid_meters_those_gpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", f"{NVIDIA_UUIDS[3][:12]},{NVIDIA_UUIDS[1]}")
     gpus = [FakeGpu(power, uuid=uuid) for power, uuid in zip(POWERS_W, NVIDIA_UUIDS, strict=True)]
-    with FakeNvml(gpus) as fake:
+    with FakeNvml(gpus, clock=SimulatedCudaModel.clock) as fake:
         result = _run(tmp_path, "nvml")
     assert [g["uuid"] for g in result["energy"]["gpus"]] == [NVIDIA_UUIDS[3], NVIDIA_UUIDS[1]]
-    assert result["energy"]["gpu_energy_j"] == pytest.approx(sum(_truth_j(result, fake.energy_j).values()), abs=8e-3)
+    truth = _truth_j(fake, ["gpu:3", "gpu:1"])
+    assert sum(truth.values()) == pytest.approx(360.0)  # 6 x 0.1 s at 400 + 200 W
+    assert result["energy"]["gpu_energy_j"] == pytest.approx(sum(truth.values()), abs=4e-3)
 
 
 @pytest.mark.usefixtures("simulated_pytorch")
@@ -136,13 +142,14 @@ def test_amd_visible_devices_meter_the_models_gpus_by_uuid(
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
     gpus = [FakeAmdGpu(power, uuid=uuid) for power, uuid in zip(POWERS_W, AMD_UUIDS, strict=True)]
-    with FakeAmdSmi(gpus) as fake:
+    with FakeAmdSmi(gpus, clock=SimulatedCudaModel.clock) as fake:
         result = _run(tmp_path, "amdsmi")
     listed = result["energy"]["gpus"]
     assert [g["uuid"] for g in listed] == [AMD_UUIDS[i] for i in expected]
     assert [g["device"] for g in listed] == [f"gpu:{i}" for i in expected]
     assert all(g["source"] == "measured:amdsmi-energy-counter" for g in listed)
-    truth = _truth_j(result, fake.energy_j)
-    assert set(truth) == {f"gpu:{i}" for i in expected}
+    assert {r["device"] for r in result["energy"]["readings"]} == {f"gpu:{i}" for i in expected}
+    truth = _truth_j(fake, [f"gpu:{i}" for i in expected])
+    assert sum(truth.values()) == pytest.approx(360.0)  # 6 x 0.1 s at 400 + 200 W
     # the accumulator counts whole ticks (about 15 µJ): far below a millijoule per window
     assert result["energy"]["gpu_energy_j"] == pytest.approx(sum(truth.values()), abs=1e-3)
