@@ -211,8 +211,8 @@ class CodeCarbonMeter:
             "project_name": self._config.project_name,
             "country_iso_code": self._config.country_iso_code,
             "output_dir": str(self._output_dir),
-            "measure_power_secs": self._config.measure_power_secs,
-            "tracking_mode": self._config.tracking_mode,
+            "measure_power_secs": self._config.codecarbon.measure_power_secs,
+            "tracking_mode": self._config.codecarbon.tracking_mode,
             "log_level": "error",
             "allow_multiple_runs": True,
         }
@@ -223,11 +223,12 @@ class CodeCarbonMeter:
         if self._gpu_ids:  # an empty list means "no GPU": CodeCarbon would read every GPU, so its GPU figure is dropped
             kwargs["gpu_ids"] = list(self._gpu_ids)
         try:
-            if self._config.online:
+            if self._config.codecarbon.online:
                 # The online tracker finds the location over the network (and silently assumes Canada when it
                 # cannot); country and region are not passed to it.
                 logger.warning(
-                    "metrics.online: CodeCarbon geolocates this machine over the network for the carbon intensity"
+                    "metrics.codecarbon.online: CodeCarbon geolocates this machine over the network for the carbon "
+                    "intensity"
                 )
                 kwargs.pop("country_iso_code", None)
                 kwargs.pop("region", None)
@@ -381,13 +382,13 @@ class CodeCarbonMeter:
         """Configuration and detected hardware."""
         return {
             "version": _codecarbon_version(),
-            "tracker": "EmissionsTracker (online)" if self._config.online else "OfflineEmissionsTracker",
+            "tracker": "EmissionsTracker (online)" if self._config.codecarbon.online else "OfflineEmissionsTracker",
             "country_iso_code": self._config.country_iso_code,
             "region": self._config.region,
-            "measure_power_secs": self._config.measure_power_secs,
+            "measure_power_secs": self._config.codecarbon.measure_power_secs,
             # Its CPU/GPU figures come from samples this far apart: windows shorter than ten of them are coarse.
-            "update_period_s": self._config.measure_power_secs,
-            "tracking_mode": self._config.tracking_mode,
+            "update_period_s": self._config.codecarbon.measure_power_secs,
+            "tracking_mode": self._config.codecarbon.tracking_mode,
             "gpu_ids": self._gpu_ids,
             "matched_by": self._matched_by or None,
             "gpus": self._gpus_described(),

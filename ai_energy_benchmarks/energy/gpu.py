@@ -4,10 +4,11 @@ this meter with their adapter and labels.
 
 Per selected GPU, a window's energy is the difference of the device's energy counter between the window's edges
 (``measured:<vendor>-energy-counter``). GPUs without a counter are estimated by polling their power at random
-intervals averaging ``metrics.nvml_poll_interval_s`` (jittered, so a load that repeats at the polling rate is not
-sampled at one phase) and integrating with the trapezoid rule (``estimated:<vendor>-power-integrated``), with
-bounds that cover the sampling error; a power sample is also taken at each window edge. The same poller records a
-power, clock, temperature and utilisation timeline, written to ``<output_dir>/timeline.csv``.
+intervals averaging the meter's ``poll_interval_s`` (``metrics.nvml.poll_interval_s``, ``metrics.amdsmi...``;
+jittered, so a load that repeats at the polling rate is not sampled at one phase) and integrating with the
+trapezoid rule (``estimated:<vendor>-power-integrated``), with bounds that cover the sampling error; a power
+sample is also taken at each window edge. The same poller records a power, clock, temperature and utilisation
+timeline, written to ``<output_dir>/timeline.csv``.
 
 A GPU that stops answering is never read as zero: the window it failed in, and every later one, gives no reading for
 it, and :class:`IncompleteWindowError` says which GPU failed, with what error, and when.
@@ -54,6 +55,7 @@ class GpuMeter(SnapshotWindows[Snapshot]):
     """Energy of the selected GPUs of one vendor library, one ``gpu:N`` reading per GPU and window.
 
     ``library`` makes the vendor adapter; ``counter_source`` / ``polled_source`` label counter and polled figures.
+    ``poll_interval_s``: the mean polling interval (s; None: ``metrics.nvml.poll_interval_s``).
     ``poll_seed`` seeds the random polling intervals (None: a fresh seed); ``clock`` times every read (a test passes
     the clock its simulated GPUs run on).
     """
@@ -71,6 +73,7 @@ class GpuMeter(SnapshotWindows[Snapshot]):
         library: Callable[[], GpuLibrary],
         counter_source: str,
         polled_source: str,
+        poll_interval_s: float | None = None,
         poll_seed: int | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -78,7 +81,7 @@ class GpuMeter(SnapshotWindows[Snapshot]):
         self._library: GpuLibrary | None = None
         self.counter_source, self.polled_source = counter_source, polled_source
         self._poll_seed = poll_seed
-        self._poll_interval_s = float(config.nvml_poll_interval_s)
+        self._poll_interval_s = float(config.nvml.poll_interval_s if poll_interval_s is None else poll_interval_s)
         self._requested = list(gpu_ids) if gpu_ids is not None else None
         self._initialized = False
         self._gpus: list[GpuState] = []
