@@ -33,7 +33,7 @@ from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyReading, IncompleteWindowError, IntervalReading, SnapshotWindows
 from ai_energy_benchmarks.energy.clock import SYSTEM_CLOCK, Clock
 from ai_energy_benchmarks.energy.devices.base import NO_PERMISSION, NOT_SUPPORTED, DeviceError, GpuLibrary
-from ai_energy_benchmarks.energy.devices.processes import ServerProcesses
+from ai_energy_benchmarks.energy.devices.processes import ServerProcesses, server_gpus
 from ai_energy_benchmarks.energy.devices.visible import Match, match_gpus
 from ai_energy_benchmarks.energy.gpu_state import (
     SAMPLING_BOUND_SIGMAS,
@@ -181,27 +181,10 @@ class GpuMeter(SnapshotWindows[Snapshot]):
 
     def _server_matches(self, library: GpuLibrary, server: ServerProcesses) -> list[Match]:
         """The GPUs ``library`` lists the server's processes on; else every visible GPU, with the reason."""
-        reason = server.found
-        if server.pids:
-            found: list[Match] = []
-            unlisted: list[str] = []
-            for index in range(self._visible_count):
-                try:
-                    pids = library.device(index).process_ids()
-                except DeviceError as exc:
-                    unlisted.append(f"GPU {index}: {exc}")
-                    continue
-                if pids & server.pids:
-                    shown = ", ".join(str(pid) for pid in sorted(pids & server.pids))
-                    found.append(
-                        Match(index, f"server process ({server.found}): PID {shown} on {library.vendor} index {index}")
-                    )
-            if found:
-                self._server_found = True
-                return found
-            reason = f"{library.vendor} lists none of the server's processes ({server.found}) on any GPU" + (
-                f"; no process list for {'; '.join(unlisted)}" if unlisted else ""
-            )
+        found, reason = server_gpus(library, server)
+        if found:
+            self._server_found = True
+            return found
         self._server_found = False
         logger.warning(
             "%s meter: the local server's own GPUs are not known (%s): every GPU visible here is metered as the "

@@ -101,15 +101,17 @@ def create_meters(
     """The meters ``config`` asks for (none when metrics are disabled).
 
     ``server``: the processes of a model server on this host; with ``gpu_ids`` None the GPU meters (NVML, AMD SMI)
-    meter the GPUs those processes run on (every visible GPU when the library lists none of them).
+    meter the GPUs those processes run on (every visible GPU when the library lists none of them), and so does
+    CodeCarbon's GPU figure.
     """
     if not config.enabled:
         return []
     meters = [_factory(name)(config, output_dir, gpu_ids) for name in config.meter_types]
     if server is not None and gpu_ids is None:
+        from ai_energy_benchmarks.energy.codecarbon import CodeCarbonMeter
         from ai_energy_benchmarks.energy.gpu import GpuMeter
 
         for meter in meters:
-            if isinstance(meter, GpuMeter):
+            if isinstance(meter, (GpuMeter, CodeCarbonMeter)):
                 meter.meter_server(server)
     return meters

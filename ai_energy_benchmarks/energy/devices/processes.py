@@ -15,6 +15,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ai_energy_benchmarks.energy.devices.base import DeviceError, GpuLibrary
+from ai_energy_benchmarks.energy.devices.visible import Match
+
 logger = logging.getLogger(__name__)
 
 PROC = Path("/proc")
@@ -121,4 +124,27 @@ def server_processes(port: int, proc: Path = PROC) -> ServerProcesses:
     return ServerProcesses(port, frozenset(listening | below), frozenset(listening), found)
 
 
-__all__ = ["ServerProcesses", "descendants", "listening_pids", "server_processes"]
+def server_gpus(library: GpuLibrary, server: ServerProcesses) -> tuple[list[Match], str]:
+    """The GPUs of the (open) ``library`` that list one of the server's processes, each with how it was matched;
+    when there is none, an empty list and the reason (for the log and ``matched_by``)."""
+    if not server.pids:
+        return [], server.found
+    found: list[Match] = []
+    unlisted: list[str] = []
+    for index in range(library.count()):
+        try:
+            pids = library.device(index).process_ids()
+        except DeviceError as exc:
+            unlisted.append(f"GPU {index}: {exc}")
+            continue
+        if pids & server.pids:
+            shown = ", ".join(str(pid) for pid in sorted(pids & server.pids))
+            how = f"server process ({server.found}): PID {shown} on {library.vendor} index {index}"
+            found.append(Match(index, how))
+    if found:
+        return found, ""
+    reason = f"{library.vendor} lists none of the server's processes ({server.found}) on any GPU"
+    return [], reason + (f"; no process list for {'; '.join(unlisted)}" if unlisted else "")
+
+
+__all__ = ["ServerProcesses", "descendants", "listening_pids", "server_gpus", "server_processes"]
