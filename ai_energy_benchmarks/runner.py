@@ -158,9 +158,8 @@ class BenchmarkRunner(LegacyRunnerParts):
         try:
             backend.load()
             interrupts.check()  # a signal whose exception was dropped during heavy imports or the model load
-            meter_set = MeterSet(
-                create_meters(config.metrics, self.run_dir, backend.metered_gpu_ids()), backend.synchronize
-            )
+            meters = create_meters(config.metrics, self.run_dir, backend.metered_gpu_ids(), backend.server_processes())
+            meter_set = MeterSet(meters, backend.synchronize)
             meter_set.prepare()
             backend.prepare_prompts(prompt_set.prompts)  # chat templates and the like, never inside a window
             interrupts.check()

@@ -68,7 +68,7 @@ def main() -> int:
                 "repetitions": args.repetitions,
                 "measure_prefill": True,
             },
-            "metrics": {"type": ["codecarbon", "nvml"], "idle_seconds": 5, "measure_power_secs": 0.5},
+            "metrics": {"type": ["codecarbon", "nvml"], "idle_seconds": 5, "codecarbon": {"measure_power_secs": 0.5}},
             "reporter": {"output_file": str(out / "results.csv")},
         }
     )

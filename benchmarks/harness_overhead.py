@@ -64,7 +64,7 @@ def runner_tokens_per_second(args: argparse.Namespace, out: Path, meters: bool) 
                 "measure_prefill": False,
                 "chat_template": False,  # the bare loop sends the plain prompts: so does the runner here
             },
-            "metrics": {"enabled": meters, "measure_power_secs": 1.0},
+            "metrics": {"enabled": meters, "codecarbon": {"measure_power_secs": 1.0}},
             "reporter": {"output_file": str(out / "results.csv")},
         }
     )

@@ -346,4 +346,53 @@ def test_codecarbon_meters_the_gpu_cuda_visible_devices_names(tmp_path: Path, mo
     result = run_script(tmp_path, _VISIBLE_CHILD)
     assert result["describe"]["gpu_ids"] == [1]
     assert result["describe"]["matched_by"] == ["device ordinal 0 = CUDA_VISIBLE_DEVICES entry 0 (1) -> NVML index 1"]
+    # the report's energy.gpus is built from this list (CodeCarbon does not say the UUID)
+    (gpu,) = result["describe"]["gpus"]
+    assert (gpu["index"], gpu["uuid"]) == (1, None)
+    assert gpu["matched_by"] == "device ordinal 0 = CUDA_VISIBLE_DEVICES entry 0 (1) -> NVML index 1"
     assert result["gpu_j"] == pytest.approx(250.0 * 2.0, rel=TOLERANCE)
+
+
+_SERVER_CHILD = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+
+    from ai_energy_benchmarks.testing.clock import SimulatedClock
+    from ai_energy_benchmarks.testing.fake_nvml import FakeGpu, FakeNvml
+
+    clock = SimulatedClock()
+    processes = {1: (4242,), 3: (4343,)}
+    fake = FakeNvml(
+        [FakeGpu(power=p, processes=processes.get(i, ())) for i, p in enumerate((100.0, 200.0, 300.0, 400.0))],
+        clock=clock,
+    )
+    fake.install()
+
+    from ai_energy_benchmarks.config.schema import MetricsConfig
+    from ai_energy_benchmarks.energy.devices.processes import ServerProcesses
+    from ai_energy_benchmarks.energy.registry import create_meters
+
+    server = ServerProcesses(8000, frozenset({4242, 4343}), frozenset({4242}), "PID 4242 listening on port 8000")
+    (meter,) = create_meters(MetricsConfig(), Path(sys.argv[1]), None, server)
+    meter.prepare()
+    meter.start_window("w")
+    clock.advance(2.0)
+    readings, _ = meter.stop_window("w")
+    meter.close()
+    gpu = next(r.energy_j for r in readings if r.device == "gpu")
+    print(json.dumps({"gpu_j": gpu, "describe": meter.describe()}))
+    """
+)
+
+
+def test_codecarbon_reads_a_local_servers_own_gpus(tmp_path: Path) -> None:
+    """A local server whose processes NVML lists on GPUs 1 and 3: CodeCarbon is given those two (200 + 400 W), not
+    every GPU of the host (1000 W)."""
+    result = run_script(tmp_path, _SERVER_CHILD)
+    assert result["describe"]["gpu_ids"] == [1, 3]
+    assert [g["matched_by"] for g in result["describe"]["gpus"]] == [
+        "server process (PID 4242 listening on port 8000): PID 4242 on NVML index 1",
+        "server process (PID 4242 listening on port 8000): PID 4343 on NVML index 3",
+    ]
+    assert result["gpu_j"] == pytest.approx(600.0 * 2.0, rel=TOLERANCE)

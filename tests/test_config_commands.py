@@ -52,7 +52,8 @@ def test_validate_quickstart_prints_the_resolved_config() -> None:
     assert resolved["reporter"]["output_file"] == "./benchmark_output/quickstart/benchmark_results.csv"
     # Every key is printed with its resolved value, including the defaults the preset does not set.
     assert resolved["scenario"]["input_shapes"] == {"batch_size": 1}
-    assert resolved["metrics"]["tracking_mode"] == "machine"
+    assert resolved["metrics"]["codecarbon"]["tracking_mode"] == "machine"
+    assert resolved["metrics"]["codecarbon"]["measure_power_secs"] == 0.25  # the preset's own section
 
 
 def test_validate_hash_is_stable_and_tracks_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -135,8 +135,22 @@ BAD_CONFIGS = [
     BadConfig("device-ids-words", _m("  device_ids: 'a, b'\n"), ("backend.device_ids", "expected an integer")),
     BadConfig(
         "measure-power-word",
+        _m("metrics:\n  codecarbon:\n    measure_power_secs: fast\n"),
+        ("metrics.codecarbon.measure_power_secs: expected a number",),
+    ),
+    # an earlier release's flat key is read into its meter's section, and checked there
+    BadConfig(
+        "flat-measure-power-word",
         _m("metrics:\n  measure_power_secs: fast\n"),
-        ("metrics.measure_power_secs: expected a number",),
+        ("metrics.codecarbon.measure_power_secs: expected a number",),
+    ),
+    BadConfig(
+        "flat-and-section-disagree",
+        _m("metrics:\n  nvml_poll_interval_s: 0.02\n  nvml:\n    poll_interval_s: 0.05\n"),
+        (
+            "nvml_poll_interval_s (0.02) and nvml.poll_interval_s (0.05) are the same setting with different "
+            "values: give only nvml.poll_interval_s",
+        ),
     ),
     BadConfig("model-is-a-list", "backend:\n  model: [a, b]\n", ("backend.model: expected a string",)),
     # Unknown keys at every level

@@ -225,3 +225,84 @@ def test_assignment_is_validated_and_coerced() -> None:
     assert config.backend.device_ids == [1, 2]
     with pytest.raises(ValidationError):
         config.scenario.num_samples = -1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 3. Each meter's settings in its own section; the flat names of earlier releases still read (issue 17)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_0_0_4_metrics_keywords_keep_working_by_keyword_and_attribute() -> None:
+    """AIEnergyScore builds MetricsConfig with 0.0.4's six keywords and reads them back as attributes."""
+    from ai_energy_benchmarks.config import parser
+
+    for cls in (MetricsConfig, parser.MetricsConfig):
+        metrics = cls(
+            type="codecarbon",
+            enabled=True,
+            project_name="aienergyscore",
+            output_dir="/tmp/emissions",
+            country_iso_code="FRA",
+            region="ile-de-france",
+        )
+        assert (metrics.type, metrics.enabled, metrics.project_name) == ("codecarbon", True, "aienergyscore")
+        assert (metrics.output_dir, metrics.country_iso_code, metrics.region) == (
+            "/tmp/emissions",
+            "FRA",
+            "ile-de-france",
+        )
+
+
+def test_flat_metrics_keys_are_read_into_their_meters_sections(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ai_energy_benchmarks.config import schema
+
+    monkeypatch.setattr(schema, "_deprecation_logged", set())
+    with caplog.at_level("WARNING", logger="ai_energy_benchmarks.config.schema"):
+        metrics = MetricsConfig(
+            measure_power_secs="0.5",
+            tracking_mode="process",
+            online="false",
+            nvml_poll_interval_s=0.02,
+            rapl_root="/srv/powercap",
+            rapl_poll_interval_s=2,
+        )
+        MetricsConfig(measure_power_secs=0.25)  # the deprecation is logged once per key
+    assert metrics.codecarbon.model_dump() == {"measure_power_secs": 0.5, "tracking_mode": "process", "online": False}
+    assert metrics.nvml.poll_interval_s == 0.02 and metrics.amdsmi.poll_interval_s == 0.05  # AMD keeps its own
+    assert (metrics.rapl.root, metrics.rapl.poll_interval_s) == ("/srv/powercap", 2.0)
+    # the flat names still read (and write) the sections' values
+    assert (metrics.measure_power_secs, metrics.tracking_mode, metrics.nvml_poll_interval_s) == (0.5, "process", 0.02)
+    metrics.nvml_poll_interval_s = "0.03"
+    assert metrics.nvml.poll_interval_s == 0.03
+    deprecations = [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()]
+    assert "metrics.measure_power_secs is deprecated: write metrics.codecarbon.measure_power_secs (read as that)" in (
+        deprecations
+    )
+    assert len(deprecations) == 6
+    # the resolved config (what `validate` prints and the report keeps) holds the sections only
+    dumped = BenchmarkConfig(backend=BackendConfig(model="m"), metrics=metrics).to_public_dict()["metrics"]
+    assert "measure_power_secs" not in dumped and dumped["codecarbon"]["measure_power_secs"] == 0.5
+
+
+def test_a_setting_given_flat_and_in_its_section_must_agree() -> None:
+    assert MetricsConfig(measure_power_secs="0.5", codecarbon={"measure_power_secs": 0.5}).measure_power_secs == 0.5
+    with pytest.raises(ValidationError, match=r"measure_power_secs \(2\) and codecarbon.measure_power_secs \(1\)"):
+        MetricsConfig(measure_power_secs=2, codecarbon={"measure_power_secs": 1})
+
+
+def test_meters_read_their_own_sections(tmp_path: Any) -> None:
+    from ai_energy_benchmarks.energy.registry import create_meters
+
+    metrics = MetricsConfig(
+        type=["codecarbon", "nvml", "amdsmi", "rapl"],
+        codecarbon={"measure_power_secs": 0.5},
+        nvml={"poll_interval_s": 0.02},
+        amdsmi={"poll_interval_s": 0.08},
+        rapl={"poll_interval_s": 0.5, "root": str(tmp_path)},
+    )
+    codecarbon, nvml, amdsmi, rapl = create_meters(metrics, tmp_path, None)
+    assert codecarbon.describe()["measure_power_secs"] == 0.5
+    assert nvml.describe()["poll_interval_s"] == 0.02 and amdsmi.describe()["poll_interval_s"] == 0.08
+    assert rapl.poll_interval_s == 0.5  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ai_energy_benchmarks.energy.devices.processes import ServerProcesses
 from ai_energy_benchmarks.records import RequestRecord  # re-exported: its home was here
 
 
@@ -69,6 +70,11 @@ class Backend(ABC):
     def metered_gpu_ids(self) -> list[int] | None:
         """GPU indices the meters must read: the ones this backend runs on; [] for none. Default: None (unknown,
         so every GPU visible here is metered)."""
+        return None
+
+    def server_processes(self) -> ServerProcesses | None:
+        """The processes of a model server on this host whose GPUs are the model's, when :meth:`metered_gpu_ids`
+        is None (the GPU meters then meter the GPUs those processes run on). Default: None (not a local server)."""
         return None
 
     def prepare_prompts(self, prompts: list[str]) -> None:  # noqa: B027  # an optional hook

@@ -59,9 +59,10 @@ def energy_scope(on_this_host: bool, gpus: list[int] | None, device: str) -> dic
         )
     elif gpus is None:
         note = (
-            "the server is on this host: every GPU visible here is metered as the server's (backend.device "
-            f"{device}; set backend.device_ids to name the server's GPUs); CPU and RAM energy cover "
-            "client and server together"
+            "the server is on this host: its own GPUs are metered, those the GPU library lists its processes on "
+            "(the process listening on the endpoint's port and its children), or every GPU visible here when they "
+            f"cannot be found (backend.device {device}; energy.gpus[].matched_by says which; set "
+            "backend.device_ids to name the server's GPUs); CPU and RAM energy cover client and server together"
         )
     elif not gpus:
         note = (

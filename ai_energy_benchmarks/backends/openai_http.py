@@ -47,6 +47,8 @@ from ai_energy_benchmarks.backends.servers import get_profile
 from ai_energy_benchmarks.backends.servers.base import ServerProfile
 from ai_energy_benchmarks.config.redact import redact_text
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
+from ai_energy_benchmarks.energy.devices.processes import ServerProcesses
+from ai_energy_benchmarks.energy.devices.processes import server_processes as find_server_processes
 from ai_energy_benchmarks.exceptions import BackendError, ConfigError
 
 logger = logging.getLogger(__name__)
@@ -62,6 +64,8 @@ class OpenAIHTTPBackend(Backend):
 
     #: Keep each answer's text in its record (``RequestRecord.output_text``); off for benchmarks (no memory spent).
     keep_text: bool = False
+    #: The local server's processes, found once (see :meth:`server_processes`).
+    _local_server: ServerProcesses | None = None
 
     def __init__(self, config: BenchmarkConfig) -> None:
         self._config = config
@@ -319,6 +323,18 @@ class OpenAIHTTPBackend(Backend):
         if "device_ids" in self._backend.model_fields_set or device == "cuda":
             return list(self._backend.device_ids)
         return None
+
+    def server_processes(self) -> ServerProcesses | None:
+        """The local server's processes (the one listening on the endpoint's port, and its descendants, such as
+        vLLM's workers), whose GPUs the GPU meters then meter: only for a server on this host whose GPUs are not
+        named (:meth:`metered_gpu_ids` is None)."""
+        if self.metered_gpu_ids() is not None:
+            return None
+        if self._local_server is None:
+            parts = urllib.parse.urlsplit(self._base_url)
+            self._local_server = find_server_processes(parts.port or (443 if parts.scheme == "https" else 80))
+            logger.info("the local server's processes: %s", self._local_server.found)
+        return self._local_server
 
     def energy_scope(self) -> EnergyScope | None:
         """Whether the server's GPUs are this host's, and which are metered (None before :meth:`load`)."""

@@ -10,15 +10,26 @@ key path, what was expected and what was found (coercion: :mod:`ai_energy_benchm
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, SerializeAsAny, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    SerializeAsAny,
+    field_validator,
+    model_validator,
+)
 
 from ai_energy_benchmarks.config.backend import BackendConfig, validate_backend
 from ai_energy_benchmarks.config.coerce import Section as _Section
 from ai_energy_benchmarks.config.coerce import parse_scalar_string, to_plain
+
+logger = logging.getLogger(__name__)
 
 
 class InputShapes(_Section):
@@ -230,8 +241,76 @@ class DcgmConfig(_Section):
         return self
 
 
+class NvmlSettings(_Section):
+    """The `nvml` meter's own settings (NVIDIA GPUs through NVML)."""
+
+    poll_interval_s: float = Field(
+        0.05,
+        gt=0,
+        le=0.1,
+        description="Power/clock/temperature polling interval (s), on average (jittered 0.5-1.5x); at least 10 Hz. "
+        "Polled power is the energy estimate of a GPU without an energy counter.",
+    )
+
+
+class AmdSmiSettings(_Section):
+    """The `amdsmi` meter's own settings (AMD GPUs through AMD SMI)."""
+
+    poll_interval_s: float = Field(
+        0.05,
+        gt=0,
+        le=0.1,
+        description="Power/clock/temperature polling interval (s), on average (jittered 0.5-1.5x); at least 10 Hz.",
+    )
+
+
+class RaplSettings(_Section):
+    """The `rapl` meter's own settings (CPU package and DRAM counters through Linux powercap)."""
+
+    root: str = Field("/sys/class/powercap", description="Where the RAPL powercap tree is read from.")
+    poll_interval_s: float = Field(
+        0.1,
+        gt=0,
+        le=60.0,
+        description="Background read interval (s): tracks counter wraparounds and records the counters so a past "
+        "interval (the HTTP steady state) can be read back.",
+    )
+
+
+class CodeCarbonSettings(_Section):
+    """The `codecarbon` meter's own settings (CodeCarbon's tracker)."""
+
+    measure_power_secs: float = Field(1.0, gt=0, description="CodeCarbon's measurement interval in seconds.")
+    tracking_mode: Literal["machine", "process"] = Field(
+        "machine", description="CodeCarbon scope: the whole machine or this process."
+    )
+    online: bool = Field(
+        False, description="Use CodeCarbon's online tracker (geolocates over the network); off: offline tracker."
+    )
+
+
+#: Flat keys of earlier releases -> (section, key) they now live in; still accepted, with a deprecation logged once.
+FLAT_METRICS_KEYS: dict[str, tuple[str, str]] = {
+    "nvml_poll_interval_s": ("nvml", "poll_interval_s"),
+    "rapl_root": ("rapl", "root"),
+    "rapl_poll_interval_s": ("rapl", "poll_interval_s"),
+    "measure_power_secs": ("codecarbon", "measure_power_secs"),
+    "tracking_mode": ("codecarbon", "tracking_mode"),
+    "online": ("codecarbon", "online"),
+}
+_deprecation_logged: set[str] = set()
+
+
+def _same_value(first: Any, second: Any) -> bool:
+    """Whether two spellings of a setting agree (``"0.5"`` from a command line and ``0.5`` from a file do)."""
+    if first == second:
+        return True
+    first, second = (parse_scalar_string(v) if isinstance(v, str) else v for v in (first, second))
+    return bool(first == second)
+
+
 class MetricsConfig(_Section):
-    """Energy and emissions measurement."""
+    """Energy and emissions measurement. Settings of one meter live in its own section (`metrics.nvml`, ...)."""
 
     enabled: bool = Field(True, description="Measure energy. When false, only speed is reported.")
     type: str | list[str] = Field(
@@ -245,39 +324,125 @@ class MetricsConfig(_Section):
         None, description="Where CodeCarbon writes its own files; defaults to the run's output_dir."
     )
     country_iso_code: str = Field(
-        "USA", description="ISO 3166-1 alpha-3 country code of the machine, for the carbon intensity."
+        "USA",
+        description="ISO 3166-1 alpha-3 country code of the machine, for the carbon intensity (CodeCarbon's grid "
+        "data for that country).",
     )
     region: str | None = Field(None, description="Region within the country (e.g. `california`), if known.")
-    measure_power_secs: float = Field(1.0, gt=0, description="CodeCarbon's measurement interval in seconds.")
-    tracking_mode: Literal["machine", "process"] = Field(
-        "machine", description="CodeCarbon scope: the whole machine or this process."
-    )
-    online: bool = Field(
-        False, description="Use CodeCarbon's online tracker (geolocates over the network); off: offline tracker."
-    )
     idle_seconds: float = Field(
         0.0, ge=0, description="Seconds of idle baseline measured after loading, before warm-up (0: none)."
-    )
-    nvml_poll_interval_s: float = Field(
-        0.05,
-        gt=0,
-        le=0.1,
-        description="NVML power/clock/temperature polling interval (s); at least 10 Hz.",
-    )
-    rapl_root: str = Field("/sys/class/powercap", description="Where the RAPL powercap tree is read from.")
-    rapl_poll_interval_s: float = Field(
-        0.1,
-        gt=0,
-        le=60.0,
-        description="RAPL background read interval (s): tracks counter wraparounds and records the counters so a "
-        "past interval (the HTTP steady state) can be read back.",
-    )
-    dcgm: DcgmConfig = Field(
-        default_factory=DcgmConfig, description="`dcgm` meter: fleet GPU energy from DCGM exporters (Prometheus)."
     )
     cross_check_tolerance: float = Field(
         0.02, gt=0, description="Relative disagreement between two meters of one device that is flagged."
     )
+    codecarbon: CodeCarbonSettings = Field(
+        default_factory=CodeCarbonSettings,
+        description="The `codecarbon` meter (earlier flat keys `measure_power_secs`, `tracking_mode`, `online` are "
+        "still read into it).",
+    )
+    nvml: NvmlSettings = Field(
+        default_factory=NvmlSettings,
+        description="The `nvml` meter (the earlier flat key `nvml_poll_interval_s` is still read into it).",
+    )
+    amdsmi: AmdSmiSettings = Field(default_factory=AmdSmiSettings, description="The `amdsmi` meter.")
+    rapl: RaplSettings = Field(
+        default_factory=RaplSettings,
+        description="The `rapl` meter (earlier flat keys `rapl_root`, `rapl_poll_interval_s` are still read into it).",
+    )
+    dcgm: DcgmConfig = Field(
+        default_factory=DcgmConfig, description="`dcgm` meter: fleet GPU energy from DCGM exporters (Prometheus)."
+    )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _flat_keys_into_sections(cls, data: Any, handler: ModelWrapValidatorHandler[MetricsConfig]) -> MetricsConfig:
+        """Earlier releases' flat keys (``measure_power_secs``, ``nvml_poll_interval_s``, ...) into their meter's
+        section; the same setting given both ways with different values is an error. The deprecation is logged
+        (once per key and process) only for a section that validates: a bad config gets its one-line error alone."""
+        data = to_plain(data)
+        used: list[str] = []
+        if isinstance(data, dict) and any(key in data for key in FLAT_METRICS_KEYS):
+            data = dict(data)
+            for flat, (section, key) in FLAT_METRICS_KEYS.items():
+                if flat not in data:
+                    continue
+                value = data.pop(flat)
+                target = data.get(section)
+                if isinstance(target, BaseModel):
+                    target = target.model_dump(exclude_unset=True)
+                target = dict(to_plain(target)) if isinstance(target, Mapping) else ({} if target is None else target)
+                if not isinstance(target, dict):
+                    raise ValueError(f"{section} must be a section (a mapping), got {type(target).__name__}")
+                if key in target and not _same_value(target[key], value):
+                    raise ValueError(
+                        f"{flat} ({value!r}) and {section}.{key} ({target[key]!r}) are the same setting with "
+                        f"different values: give only {section}.{key}"
+                    )
+                target[key] = value
+                data[section] = target
+                used.append(flat)
+        validated = handler(data)
+        for flat in used:
+            if flat not in _deprecation_logged:
+                _deprecation_logged.add(flat)
+                section, key = FLAT_METRICS_KEYS[flat]
+                logger.warning("metrics.%s is deprecated: write metrics.%s.%s (read as that)", flat, section, key)
+        return validated
+
+    # -- earlier releases' flat names, read from the sections ---------------------------------------------------
+    @property
+    def measure_power_secs(self) -> float:
+        """``codecarbon.measure_power_secs`` (the flat name of earlier releases)."""
+        return self.codecarbon.measure_power_secs
+
+    @measure_power_secs.setter
+    def measure_power_secs(self, value: Any) -> None:
+        self.codecarbon.measure_power_secs = value
+
+    @property
+    def tracking_mode(self) -> str:
+        """``codecarbon.tracking_mode`` (the flat name of earlier releases)."""
+        return self.codecarbon.tracking_mode
+
+    @tracking_mode.setter
+    def tracking_mode(self, value: Any) -> None:
+        self.codecarbon.tracking_mode = value
+
+    @property
+    def online(self) -> bool:
+        """``codecarbon.online`` (the flat name of earlier releases)."""
+        return self.codecarbon.online
+
+    @online.setter
+    def online(self, value: Any) -> None:
+        self.codecarbon.online = value
+
+    @property
+    def nvml_poll_interval_s(self) -> float:
+        """``nvml.poll_interval_s`` (the flat name of earlier releases)."""
+        return self.nvml.poll_interval_s
+
+    @nvml_poll_interval_s.setter
+    def nvml_poll_interval_s(self, value: Any) -> None:
+        self.nvml.poll_interval_s = value
+
+    @property
+    def rapl_root(self) -> str:
+        """``rapl.root`` (the flat name of earlier releases)."""
+        return self.rapl.root
+
+    @rapl_root.setter
+    def rapl_root(self, value: Any) -> None:
+        self.rapl.root = value
+
+    @property
+    def rapl_poll_interval_s(self) -> float:
+        """``rapl.poll_interval_s`` (the flat name of earlier releases)."""
+        return self.rapl.poll_interval_s
+
+    @rapl_poll_interval_s.setter
+    def rapl_poll_interval_s(self, value: Any) -> None:
+        self.rapl.poll_interval_s = value
 
     @field_validator("type", mode="before")
     @classmethod
@@ -374,11 +539,15 @@ class BenchmarkConfig(_Section):
 
 
 __all__ = [
+    "AmdSmiSettings",
     "BackendConfig",
     "BenchmarkConfig",
+    "CodeCarbonSettings",
     "GenerateKwargs",
     "InputShapes",
     "MetricsConfig",
+    "NvmlSettings",
+    "RaplSettings",
     "ReporterConfig",
     "ScenarioConfig",
     "parse_scalar_string",

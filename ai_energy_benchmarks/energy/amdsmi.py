@@ -48,6 +48,7 @@ class AmdSmiMeter(GpuMeter):
             library=lambda: AmdSmiLibrary(modulus),
             counter_source=COUNTER_SOURCE,
             polled_source=POLLED_SOURCE,
+            poll_interval_s=config.amdsmi.poll_interval_s,
             poll_seed=poll_seed,
             clock=clock,
         )

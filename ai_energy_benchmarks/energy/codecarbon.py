@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyReading, IncompleteWindowError
+from ai_energy_benchmarks.energy.devices.processes import ServerProcesses, server_gpus
 from ai_energy_benchmarks.energy.devices.visible import match_gpus
 from ai_energy_benchmarks.exceptions import MeterError
 
@@ -174,6 +175,31 @@ def _nvml_indices(gpu_ids: list[int] | None) -> tuple[list[int] | None, list[str
     return [m.index for m in matches], [m.how for m in matches]
 
 
+def _server_nvml_indices(server: ServerProcesses) -> tuple[list[int] | None, list[str]]:
+    """The NVML indices of the GPUs a local server's processes run on, and how each was matched; (None, [reason])
+    when none is known (CodeCarbon then reads every GPU, as before) or NVML is not available."""
+    from ai_energy_benchmarks.energy.devices.nvml import NvmlLibrary
+
+    library = NvmlLibrary()
+    try:
+        library.open()
+    except MeterError as exc:
+        logger.debug("NVML unavailable, the server's GPUs not looked up for CodeCarbon: %s", exc)
+        return None, []
+    try:
+        found, reason = server_gpus(library, server)
+    finally:
+        library.close()
+    if found:
+        return [m.index for m in found], [m.how for m in found]
+    logger.warning(
+        "codecarbon meter: the local server's own GPUs are not known (%s): CodeCarbon reads every GPU it finds; "
+        "set backend.device_ids to name them",
+        reason,
+    )
+    return None, [f"all GPUs CodeCarbon finds, the server's own not known ({reason})"]
+
+
 class CodeCarbonMeter:
     """Measures windows with CodeCarbon tasks; reports GPU, CPU and RAM energy and emissions."""
 
@@ -186,6 +212,7 @@ class CodeCarbonMeter:
         self._output_dir = Path(config.output_dir) if config.output_dir else output_dir
         self._gpu_ids = gpu_ids  # device ordinals until prepare(), then NVML indices
         self._matched_by: list[str] = []
+        self._server: ServerProcesses | None = None
         self._tracker: Any = None
         self._hardware: dict[str, str] = {}
         self._open: dict[str, list[float]] = {}  # window -> [cpu kWh, ram kWh, gpu kWh, emissions kg]
@@ -196,6 +223,11 @@ class CodeCarbonMeter:
         self._counter_at_close_kwh: float | None = None
         self._kg_per_kwh = 0.0
         self._warned_no_counter = False
+
+    def meter_server(self, server: ServerProcesses) -> None:
+        """Give CodeCarbon the GPUs a local server's processes run on (before :meth:`prepare`), when no GPU ids were
+        given: those NVML lists ``server.pids`` on; every GPU when it lists none of them (logged)."""
+        self._server = server
 
     def prepare(self) -> None:
         """Create the tracker and take its first (slow, ~1.4 s) hardware reading outside the windows."""
@@ -211,23 +243,27 @@ class CodeCarbonMeter:
             "project_name": self._config.project_name,
             "country_iso_code": self._config.country_iso_code,
             "output_dir": str(self._output_dir),
-            "measure_power_secs": self._config.measure_power_secs,
-            "tracking_mode": self._config.tracking_mode,
+            "measure_power_secs": self._config.codecarbon.measure_power_secs,
+            "tracking_mode": self._config.codecarbon.tracking_mode,
             "log_level": "error",
             "allow_multiple_runs": True,
         }
         kwargs.update(_csv_output_kwargs())
         if self._config.region:
             kwargs["region"] = self._config.region
-        self._gpu_ids, self._matched_by = _nvml_indices(self._gpu_ids)
+        if self._gpu_ids is None and self._server is not None:
+            self._gpu_ids, self._matched_by = _server_nvml_indices(self._server)
+        else:
+            self._gpu_ids, self._matched_by = _nvml_indices(self._gpu_ids)
         if self._gpu_ids:  # an empty list means "no GPU": CodeCarbon would read every GPU, so its GPU figure is dropped
             kwargs["gpu_ids"] = list(self._gpu_ids)
         try:
-            if self._config.online:
+            if self._config.codecarbon.online:
                 # The online tracker finds the location over the network (and silently assumes Canada when it
                 # cannot); country and region are not passed to it.
                 logger.warning(
-                    "metrics.online: CodeCarbon geolocates this machine over the network for the carbon intensity"
+                    "metrics.codecarbon.online: CodeCarbon geolocates this machine over the network for the carbon "
+                    "intensity"
                 )
                 kwargs.pop("country_iso_code", None)
                 kwargs.pop("region", None)
@@ -381,18 +417,37 @@ class CodeCarbonMeter:
         """Configuration and detected hardware."""
         return {
             "version": _codecarbon_version(),
-            "tracker": "EmissionsTracker (online)" if self._config.online else "OfflineEmissionsTracker",
+            "tracker": "EmissionsTracker (online)" if self._config.codecarbon.online else "OfflineEmissionsTracker",
             "country_iso_code": self._config.country_iso_code,
             "region": self._config.region,
-            "measure_power_secs": self._config.measure_power_secs,
+            "measure_power_secs": self._config.codecarbon.measure_power_secs,
             # Its CPU/GPU figures come from samples this far apart: windows shorter than ten of them are coarse.
-            "update_period_s": self._config.measure_power_secs,
-            "tracking_mode": self._config.tracking_mode,
+            "update_period_s": self._config.codecarbon.measure_power_secs,
+            "tracking_mode": self._config.codecarbon.tracking_mode,
             "gpu_ids": self._gpu_ids,
             "matched_by": self._matched_by or None,
+            "gpus": self._gpus_described(),
             "sources": {k: v for k, v in self._hardware.items() if not k.endswith("_mode")},
             "output_dir": str(self._output_dir),
         }
+
+    def _gpus_described(self) -> list[dict[str, Any]]:
+        """The GPUs given to CodeCarbon (NVML indices) and how each was matched; CodeCarbon does not report their
+        UUIDs, so those are null. Empty when CodeCarbon reads every GPU it finds (no device ids) or none."""
+        if not self._gpu_ids or "gpu" not in self._hardware:
+            return []
+        how = self._matched_by if len(self._matched_by) == len(self._gpu_ids) else []
+        return [
+            {
+                "index": index,
+                "uuid": None,
+                "name": None,
+                "bus_id": None,
+                "matched_by": how[position] if how else f"NVML index {index} (no CUDA_VISIBLE_DEVICES)",
+                "source": self._hardware["gpu"],
+            }
+            for position, index in enumerate(self._gpu_ids)
+        ]
 
     def close(self) -> None:
         """Stop the tracker; CodeCarbon writes its emissions.csv into the output directory."""

@@ -4,10 +4,11 @@ this meter with their adapter and labels.
 
 Per selected GPU, a window's energy is the difference of the device's energy counter between the window's edges
 (``measured:<vendor>-energy-counter``). GPUs without a counter are estimated by polling their power at random
-intervals averaging ``metrics.nvml_poll_interval_s`` (jittered, so a load that repeats at the polling rate is not
-sampled at one phase) and integrating with the trapezoid rule (``estimated:<vendor>-power-integrated``), with
-bounds that cover the sampling error; a power sample is also taken at each window edge. The same poller records a
-power, clock, temperature and utilisation timeline, written to ``<output_dir>/timeline.csv``.
+intervals averaging the meter's ``poll_interval_s`` (``metrics.nvml.poll_interval_s``, ``metrics.amdsmi...``;
+jittered, so a load that repeats at the polling rate is not sampled at one phase) and integrating with the
+trapezoid rule (``estimated:<vendor>-power-integrated``), with bounds that cover the sampling error; a power
+sample is also taken at each window edge. The same poller records a power, clock, temperature and utilisation
+timeline, written to ``<output_dir>/timeline.csv``.
 
 A GPU that stops answering is never read as zero: the window it failed in, and every later one, gives no reading for
 it, and :class:`IncompleteWindowError` says which GPU failed, with what error, and when.
@@ -32,7 +33,8 @@ from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyReading, IncompleteWindowError, IntervalReading, SnapshotWindows
 from ai_energy_benchmarks.energy.clock import SYSTEM_CLOCK, Clock
 from ai_energy_benchmarks.energy.devices.base import NO_PERMISSION, NOT_SUPPORTED, DeviceError, GpuLibrary
-from ai_energy_benchmarks.energy.devices.visible import match_gpus
+from ai_energy_benchmarks.energy.devices.processes import ServerProcesses, server_gpus
+from ai_energy_benchmarks.energy.devices.visible import Match, match_gpus
 from ai_energy_benchmarks.energy.gpu_state import (
     SAMPLING_BOUND_SIGMAS,
     GpuState,
@@ -53,6 +55,7 @@ class GpuMeter(SnapshotWindows[Snapshot]):
     """Energy of the selected GPUs of one vendor library, one ``gpu:N`` reading per GPU and window.
 
     ``library`` makes the vendor adapter; ``counter_source`` / ``polled_source`` label counter and polled figures.
+    ``poll_interval_s``: the mean polling interval (s; None: ``metrics.nvml.poll_interval_s``).
     ``poll_seed`` seeds the random polling intervals (None: a fresh seed); ``clock`` times every read (a test passes
     the clock its simulated GPUs run on).
     """
@@ -70,6 +73,7 @@ class GpuMeter(SnapshotWindows[Snapshot]):
         library: Callable[[], GpuLibrary],
         counter_source: str,
         polled_source: str,
+        poll_interval_s: float | None = None,
         poll_seed: int | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -77,12 +81,14 @@ class GpuMeter(SnapshotWindows[Snapshot]):
         self._library: GpuLibrary | None = None
         self.counter_source, self.polled_source = counter_source, polled_source
         self._poll_seed = poll_seed
-        self._poll_interval_s = float(config.nvml_poll_interval_s)
+        self._poll_interval_s = float(config.nvml.poll_interval_s if poll_interval_s is None else poll_interval_s)
         self._requested = list(gpu_ids) if gpu_ids is not None else None
         self._initialized = False
         self._gpus: list[GpuState] = []
         self._visible_count = 0
         self._matched_by: dict[int, str] = {}
+        self._server: ServerProcesses | None = None
+        self._server_found: bool | None = None
         self._driver_version = "unknown"
         self._init_windows(clock)
         self._origin_s = 0.0
@@ -101,6 +107,12 @@ class GpuMeter(SnapshotWindows[Snapshot]):
         return self.counter_source if gpu.has_counter else self.polled_source
 
     # -- set-up ------------------------------------------------------------------------------------------------------
+
+    def meter_server(self, server: ServerProcesses) -> None:
+        """Meter the GPUs a local server's processes run on (before :meth:`prepare`), when no GPU ids were given:
+        those the library lists ``server.pids`` on; every visible GPU when it lists none of them (logged, and said
+        in each GPU's ``matched_by``)."""
+        self._server = server
 
     def prepare(self) -> None:
         """Open the library, check the selected GPUs, probe their counters and start the poller."""
@@ -131,13 +143,16 @@ class GpuMeter(SnapshotWindows[Snapshot]):
         self._driver_version = library.driver_version()
         # The requested devices are the runtime's ordinals: matched to the library's GPUs through
         # CUDA_VISIBLE_DEVICES and the like (by index or UUID).
-        matches = match_gpus(
-            self._requested,
-            library.visible_devices_variables,
-            self._visible_count,
-            lambda index: library.device(index).uuid,
-            library.vendor,
-        )
+        if self._requested is None and self._server is not None:
+            matches = self._server_matches(library, self._server)
+        else:
+            matches = match_gpus(
+                self._requested,
+                library.visible_devices_variables,
+                self._visible_count,
+                lambda index: library.device(index).uuid,
+                library.vendor,
+            )
         self._matched_by = {match.index: match.how for match in matches}
         indices = [match.index for match in matches]
         for index in indices:
@@ -163,6 +178,28 @@ class GpuMeter(SnapshotWindows[Snapshot]):
                     self._poll_interval_s * 1000.0,
                     self.polled_source,
                 )
+
+    def _server_matches(self, library: GpuLibrary, server: ServerProcesses) -> list[Match]:
+        """The GPUs ``library`` lists the server's processes on; else every visible GPU, with the reason."""
+        found, reason = server_gpus(library, server)
+        if found:
+            self._server_found = True
+            return found
+        self._server_found = False
+        logger.warning(
+            "%s meter: the local server's own GPUs are not known (%s): every GPU visible here is metered as the "
+            "server's; set backend.device_ids to name them",
+            self.name,
+            reason,
+        )
+        visible = match_gpus(
+            None,
+            library.visible_devices_variables,
+            self._visible_count,
+            lambda index: library.device(index).uuid,
+            library.vendor,
+        )
+        return [Match(m.index, f"all visible GPUs, the server's own not known ({reason}): {m.how}") for m in visible]
 
     @staticmethod
     def _probe_counter(library: GpuLibrary, index: int, read: Callable[[], int]) -> bool:
@@ -378,7 +415,9 @@ class GpuMeter(SnapshotWindows[Snapshot]):
     def describe(self) -> dict[str, Any]:
         """GPUs measured (name, uuid, bus id, power limit, counter availability, source), driver and polling set-up."""
         discovered = bool(self._gpus)
-        if self._requested is None:
+        if self._requested is None and self._server is not None and self._server_found:
+            selection = f"the local server's GPUs ({self._server.found})"
+        elif self._requested is None:
             selection = f"all visible GPUs ({self._visible_count})" if discovered else "all visible GPUs"
         else:
             selection = f"gpu_ids {self._requested}" + (f" of {self._visible_count} visible" if discovered else "")
@@ -396,6 +435,9 @@ class GpuMeter(SnapshotWindows[Snapshot]):
             # Counter readings are exact at window edges; only polled power (no counter) has an update period.
             "update_period_s": self._poll_interval_s if polled else None,
             "timeline": str(self.timeline_path),
+            "server_processes": None
+            if self._server is None
+            else {"port": self._server.port, "pids": sorted(self._server.pids), "found": self._server.found},
             "gpus": [
                 {
                     "index": gpu.index,

@@ -4,7 +4,7 @@ The GPU meter (:mod:`ai_energy_benchmarks.energy.gpu`) over the NVML adapter
 (:mod:`ai_energy_benchmarks.energy.devices.nvml`): per selected GPU, a window's energy is the difference of
 ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since the driver loaded) between the window's edges
 (``measured:nvml-energy-counter``); GPUs without that counter (pre-Volta, many vGPUs) are estimated by polling
-``nvmlDeviceGetPowerUsage`` at jittered intervals averaging ``metrics.nvml_poll_interval_s`` and integrating
+``nvmlDeviceGetPowerUsage`` at jittered intervals averaging ``metrics.nvml.poll_interval_s`` and integrating
 (``estimated:nvml-power-integrated``, with bounds). The poller also writes ``<output_dir>/timeline.csv``.
 
 The bindings are nvidia-ml-py (module ``pynvml``), imported only when the meter is prepared.
@@ -63,6 +63,7 @@ class NvmlMeter(GpuMeter):
             library=lambda: NvmlLibrary(modulus_mj),
             counter_source=COUNTER_SOURCE,
             polled_source=POLLED_SOURCE,
+            poll_interval_s=config.nvml.poll_interval_s,
             poll_seed=poll_seed,
             clock=clock,
         )

@@ -6,7 +6,7 @@ gives a ``cpu:N`` reading (``measured:rapl``); its ``dram`` subzone, where prese
 ``psys`` (whole platform, some laptops) is left out so nothing is counted twice.
 
 ``energy_uj`` is cumulative (µJ) and wraps to 0 after ``max_energy_range_uj`` (about 262 kJ: some 20 minutes at
-200 W). Every zone is read at each window edge and by a background thread every ``metrics.rapl_poll_interval_s``
+200 W). Every zone is read at each window edge and by a background thread every ``metrics.rapl.poll_interval_s``
 seconds; each read adds the difference to the previous one (plus ``max_energy_range_uj`` when the counter went
 backwards), so windows of any length are measured as long as no zone wraps twice between two reads.
 
@@ -84,8 +84,8 @@ class RaplMeter(SnapshotWindows[dict[str, int]]):
     ) -> None:
         """``clock`` times every read (a test may pass a simulated one)."""
         #: Seconds between background reads (wraparound tracking and the interval record).
-        self.poll_interval_s = float(config.rapl_poll_interval_s)
-        self._root = Path(config.rapl_root)
+        self.poll_interval_s = float(config.rapl.poll_interval_s)
+        self._root = Path(config.rapl.root)
         self._zones: list[_Zone] = []
         self._ignored: list[dict[str, str]] = []
         self._init_windows(clock)

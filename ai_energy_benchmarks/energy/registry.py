@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyMeter
+from ai_energy_benchmarks.energy.devices.processes import ServerProcesses
 from ai_energy_benchmarks.exceptions import ConfigError
 
 MeterFactory = Callable[[MetricsConfig, Path, "list[int] | None"], EnergyMeter]
@@ -123,8 +124,23 @@ def _factory(name: str) -> MeterFactory:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def create_meters(config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None) -> list[EnergyMeter]:
-    """The meters ``config`` asks for (none when metrics are disabled)."""
+def create_meters(
+    config: MetricsConfig, output_dir: Path, gpu_ids: list[int] | None, server: ServerProcesses | None = None
+) -> list[EnergyMeter]:
+    """The meters ``config`` asks for (none when metrics are disabled).
+
+    ``server``: the processes of a model server on this host; with ``gpu_ids`` None the GPU meters (NVML, AMD SMI)
+    meter the GPUs those processes run on (every visible GPU when the library lists none of them), and so does
+    CodeCarbon's GPU figure.
+    """
     if not config.enabled:
         return []
-    return [_factory(name)(config, output_dir, gpu_ids) for name in config.meter_types]
+    meters = [_factory(name)(config, output_dir, gpu_ids) for name in config.meter_types]
+    if server is not None and gpu_ids is None:
+        from ai_energy_benchmarks.energy.codecarbon import CodeCarbonMeter
+        from ai_energy_benchmarks.energy.gpu import GpuMeter
+
+        for meter in meters:
+            if isinstance(meter, (GpuMeter, CodeCarbonMeter)):
+                meter.meter_server(server)
+    return meters

@@ -23,7 +23,7 @@ from ai_energy_benchmarks.energy.base import IntervalReading, WindowMeasurement
 from ai_energy_benchmarks.records import RequestRecord
 from ai_energy_benchmarks.results.contract import apply_0_0_4_types
 from ai_energy_benchmarks.results.energy import NO_GPU_SOURCE, REMOTE_SERVER_SOURCE, _energy
-from ai_energy_benchmarks.results.meters import Expected, choose_meters, expected_devices
+from ai_energy_benchmarks.results.meters import Expected, choose_meters, expected_devices, metered_gpus
 from ai_energy_benchmarks.results.model import SCHEMA_VERSION, BenchmarkResult
 from ai_energy_benchmarks.results.phases import _phases, _repetitions
 from ai_energy_benchmarks.results.speed import _latency, _summary
@@ -105,6 +105,8 @@ def aggregate(
         if metered or prefill
         else None
     )
+    if gpus := metered_gpus(meters_info, chosen.get("gpu")):
+        energy["gpus"] = gpus  # which GPUs the GPU figure covers, by UUID (only when a meter identified them)
     if metered:
         energy["steady_state"] = _steady_state(model_info, generate, chosen, steady_state_readings or {}, expected)
     all_warnings = list(warnings) + list(prompt_set.warnings) + energy_warnings + _backend_warnings(model_info)

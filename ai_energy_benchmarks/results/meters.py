@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ai_energy_benchmarks.energy.base import EnergyReading, WindowMeasurement
 
@@ -205,3 +206,26 @@ def _sources(windows: Sequence[WindowMeasurement], chosen: dict[str, str]) -> di
         )
         sources[device] = "+".join(labels) if labels else None
     return sources
+
+
+#: The keys of one metered GPU's identity in ``energy.gpus`` (as the GPU meters describe their GPUs).
+_GPU_IDENTITY_KEYS = ("index", "uuid", "name", "bus_id", "matched_by", "source")
+
+
+def metered_gpus(meters_info: dict[str, Any], gpu_meter: str | None) -> list[dict[str, Any]]:
+    """The identity of each GPU whose energy is in the reported GPU figure (``energy.gpus``): the GPUs the meter
+    chosen for the ``gpu`` class describes (``meters.<name>.gpus``), as ``{device, index, uuid, name, bus_id,
+    matched_by, meter, source}``; a key the meter does not know is null. Empty when no meter's GPU figure is
+    reported or the meter lists no GPUs."""
+    if gpu_meter is None:
+        return []
+    gpus = (meters_info.get(gpu_meter) or {}).get("gpus") or []
+    listed: list[dict[str, Any]] = []
+    for gpu in gpus:
+        if not isinstance(gpu, dict) or not isinstance(gpu.get("index"), int):
+            continue
+        entry: dict[str, Any] = {"device": f"gpu:{gpu['index']}"}
+        entry.update({key: gpu.get(key) for key in _GPU_IDENTITY_KEYS})
+        entry["meter"] = gpu_meter
+        listed.append(entry)
+    return listed

@@ -163,6 +163,24 @@ class SteadyState(_Block):
     output_tokens_per_joule: Number | None = None
 
 
+class MeteredGpu(_Block):
+    """One GPU whose energy is in ``energy.gpu_energy_wh``: its identity and how it was matched to the model's or
+    server's devices."""
+
+    device: str = Field(..., description="the reading's device label, `gpu:<library index>`")
+    index: int | None = Field(None, description="the vendor library's index (NVML, AMD SMI), not the runtime ordinal")
+    uuid: str | None = None
+    name: str | None = None
+    bus_id: str | None = Field(None, description="PCI bus id")
+    matched_by: str | None = Field(
+        None,
+        description="how the GPU was chosen: a device ordinal through CUDA_VISIBLE_DEVICES (ROCR_/HIP_VISIBLE_DEVICES) "
+        "by index or UUID, the library index, the server's process, or every visible GPU (with the reason)",
+    )
+    meter: str | None = None
+    source: str | None = None
+
+
 class Energy(_ZeroFilled):
     """Energy over the measured generate windows (``energy``): one meter per device class, each figure's source."""
 
@@ -182,6 +200,11 @@ class Energy(_ZeroFilled):
     energy_bounds_wh: dict[str, list[Number] | None] = Field(default_factory=dict)
     sources: dict[str, str | None] = Field(default_factory=dict)
     meters_used: dict[str, str] = Field(default_factory=dict)
+    gpus: list[MeteredGpu] = Field(
+        default_factory=list,
+        description="the GPUs the GPU figure covers, as the meter reported for it identified them (absent when "
+        "none was identified)",
+    )
     measured_energy_wh: Number | None = None
     estimated_energy_wh: Number | None = None
     all_measured: bool = False

@@ -115,6 +115,8 @@ class FakeAmdGpu:
     hotspot_c: int = 55
     gfx_activity_pct: int = 90
     throttle_status: int = 0
+    #: PIDs of the processes running on the device (amdsmi_get_gpu_process_list).
+    processes: tuple[int, ...] = ()
     trace: PowerTrace = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -357,7 +359,12 @@ class FakeAmdSmi:
             gpu = fake._gpu("amdsmi_get_gpu_metrics_info", handle)[1]
             return {"throttle_status": gpu.throttle_status, "indep_throttle_status": gpu.throttle_status}
 
+        def amdsmi_get_gpu_process_list(handle: Any) -> list[dict[str, Any]]:
+            gpu = fake._gpu("amdsmi_get_gpu_process_list", handle)[1]
+            return [{"name": f"process {pid}", "pid": pid, "mem": 2**30} for pid in gpu.processes]
+
         for function in (
+            amdsmi_get_gpu_process_list,
             amdsmi_init,
             amdsmi_shut_down,
             amdsmi_get_processor_handles,

@@ -109,6 +109,8 @@ class FakeGpu:
     mem_clock_mhz: int = 2619
     temperature_c: int = 45
     utilization_pct: int = 87
+    #: PIDs of the processes with a compute context on the GPU (nvmlDeviceGetComputeRunningProcesses).
+    processes: tuple[int, ...] = ()
     trace: PowerTrace = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -361,8 +363,8 @@ class FakeNvml:
             return 0
 
         def nvmlDeviceGetComputeRunningProcesses(handle: Any) -> list[c_nvmlProcessInfo_t]:
-            fake._gpu("nvmlDeviceGetComputeRunningProcesses", handle)
-            return []
+            gpu = fake._gpu("nvmlDeviceGetComputeRunningProcesses", handle)[1]
+            return [c_nvmlProcessInfo_t(pid, 2**30, 0xFFFFFFFF, 0xFFFFFFFF) for pid in gpu.processes]
 
         def nvmlDeviceGetGraphicsRunningProcesses(handle: Any) -> list[c_nvmlProcessInfo_t]:
             fake._gpu("nvmlDeviceGetGraphicsRunningProcesses", handle)

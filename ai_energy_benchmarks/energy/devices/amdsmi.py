@@ -147,6 +147,19 @@ class AmdSmiDevice:
             return []
         return ["throttled"]  # AMD SMI reports a flag here; which limit is not given portably
 
+    def process_ids(self) -> set[int]:
+        function = getattr(self._amdsmi, "amdsmi_get_gpu_process_list", None)
+        if function is None:
+            raise DeviceError("this AMD SMI has no process list", NOT_SUPPORTED)
+        try:
+            processes = function(self.handle)
+        except Exception as exc:
+            raise _device_error(exc) from exc
+        # ROCm 6.1+ lists dicts with the pid; older releases gave opaque handles (not read here).
+        if any(not isinstance(process, dict) for process in processes):
+            raise DeviceError("this AMD SMI lists process handles, not PIDs", NOT_SUPPORTED)
+        return {int(process["pid"]) for process in processes if isinstance(process.get("pid"), int)}
+
 
 class AmdSmiLibrary:
     """AMD SMI, opened by the meter's ``prepare()``."""

@@ -62,6 +62,10 @@ class GpuDevice(Protocol):
     def throttle_reasons(self) -> list[str]:
         """Why the clocks are held down now (vendor names; empty when nothing holds them or unknown)."""
 
+    def process_ids(self) -> set[int]:
+        """The PIDs of the processes with a context on the device (compute and graphics); :class:`DeviceError`
+        (``NOT_SUPPORTED``) when the library cannot list them."""
+
 
 class GpuLibrary(Protocol):
     """A vendor's management library, opened once per meter."""

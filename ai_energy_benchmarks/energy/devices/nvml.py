@@ -130,6 +130,26 @@ class NvmlDevice:
             return []
         return [name for bit, name in _THROTTLE_REASONS.items() if mask & bit]
 
+    def process_ids(self) -> set[int]:
+        pids: set[int] = set()
+        listed = False
+        for name in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
+            function = getattr(self._nvml, name, None)
+            if function is None:
+                continue
+            try:
+                processes = function(self.handle)
+            except Exception as exc:
+                error = _device_error(exc)
+                if error.kind != NOT_SUPPORTED:
+                    raise error from exc
+                continue
+            listed = True
+            pids.update(int(p.pid) for p in processes if getattr(p, "pid", None) is not None)
+        if not listed:
+            raise DeviceError("NVML lists no processes for this GPU", NOT_SUPPORTED)
+        return pids
+
 
 class NvmlLibrary:
     """NVML, opened by the meter's ``prepare()``."""
