@@ -256,10 +256,10 @@ def test_0_0_4_metrics_keywords_keep_working_by_keyword_and_attribute() -> None:
 def test_flat_metrics_keys_are_read_into_their_meters_sections(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from ai_energy_benchmarks.config import schema
+    from ai_energy_benchmarks.config import metrics as metrics_module
 
-    monkeypatch.setattr(schema, "_deprecation_logged", set())
-    with caplog.at_level("WARNING", logger="ai_energy_benchmarks.config.schema"):
+    monkeypatch.setattr(metrics_module, "_deprecation_logged", set())
+    with caplog.at_level("WARNING", logger="ai_energy_benchmarks.config.metrics"):
         metrics = MetricsConfig(
             measure_power_secs="0.5",
             tracking_mode="process",
