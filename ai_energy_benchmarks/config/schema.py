@@ -19,6 +19,7 @@ from pydantic import ConfigDict, Field, SerializeAsAny, field_validator, model_v
 from ai_energy_benchmarks.config.backend import BackendConfig, validate_backend
 from ai_energy_benchmarks.config.coerce import Section as _Section
 from ai_energy_benchmarks.config.coerce import parse_scalar_string, to_plain
+from ai_energy_benchmarks.config.scorer import ScorerConfig
 
 
 class InputShapes(_Section):
@@ -152,6 +153,11 @@ class ScenarioConfig(_Section):
         1, ge=0, description="Batches (or requests) run before measuring, outside every measured window."
     )
     repetitions: int = Field(1, ge=1, description="Times the measured workload is repeated.")
+    scorer: ScorerConfig | None = Field(
+        None,
+        description="Check each answer against the dataset's reference after the run (energy per correct answer); "
+        "unset: answers are not scored.",
+    )
 
     @field_validator("reasoning_params", mode="before")
     @classmethod

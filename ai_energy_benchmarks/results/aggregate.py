@@ -26,8 +26,10 @@ from ai_energy_benchmarks.results.energy import NO_GPU_SOURCE, REMOTE_SERVER_SOU
 from ai_energy_benchmarks.results.meters import Expected, choose_meters, expected_devices
 from ai_energy_benchmarks.results.model import SCHEMA_VERSION, BenchmarkResult
 from ai_energy_benchmarks.results.phases import _phases, _repetitions
+from ai_energy_benchmarks.results.quality import quality_block
 from ai_energy_benchmarks.results.speed import _latency, _summary
 from ai_energy_benchmarks.results.steady import TIME_SHARE_SOURCE, _steady_state
+from ai_energy_benchmarks.scoring import describe_scorer, verdicts_of
 
 
 def _backend_warnings(model_info: dict[str, Any]) -> list[str]:
@@ -81,11 +83,14 @@ def aggregate(
     gpu_ids_used: list[int] | None = None,
     warnings: Sequence[str] = (),
     steady_state_readings: dict[str, list[IntervalReading]] | None = None,
+    scoring_errors: Sequence[str] = (),
 ) -> BenchmarkResult:
     """Build the typed result (see docs/results.md for every key and its unit; ``.to_dict()`` is ``run()``'s dict).
 
     ``steady_state_readings`` holds, by generate-window label, the meters' readings over the backend's
-    steady-state interval in that window (where a meter can read a past interval back).
+    steady-state interval in that window (where a meter can read a past interval back). With
+    ``scenario.scorer``, the records' verdicts (``correct``, set by :func:`~ai_energy_benchmarks.scoring.score_records`)
+    give the ``quality`` block; ``scoring_errors`` are what the scorer raised.
     """
     metered = bool(meters_info)
     generate = [w for w in windows if w.kind == "generate"]
@@ -157,6 +162,12 @@ def aggregate(
         "warnings": all_warnings,
         "energy_notes": energy["notes"],
     }
+    scorer = config.scenario.scorer
+    if scorer is not None:
+        result["quality"] = quality_block(
+            scorer, describe_scorer(scorer), verdicts_of(generate_records), result["energy"], scoring_errors
+        )
+        all_warnings += list(scoring_errors)
     all_warnings += apply_0_0_4_types(result)
     return BenchmarkResult.model_validate(result)
 

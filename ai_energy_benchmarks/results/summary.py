@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ai_energy_benchmarks.results.model import BenchmarkResult, DatasetInfo, SteadyState, Summary, as_result
+from ai_energy_benchmarks.results.model import (
+    BenchmarkResult,
+    DatasetInfo,
+    Quality,
+    SteadyState,
+    Summary,
+    as_result,
+)
 
 
 def _num(value: Any, digits: int = 4, unit: str = "") -> str:
@@ -62,6 +69,30 @@ def _output_rate(summary: Summary) -> Any:
     if "throughput_output_tokens_per_second" in summary.model_fields_set:
         return summary.throughput_output_tokens_per_second
     return summary.throughput_tokens_per_second
+
+
+def _percent(value: Any) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
+
+
+def _quality_lines(quality: Quality) -> list[str]:
+    """Accuracy with its Wilson interval, and the energy per correct answer (or why there is none)."""
+    low, high = quality.accuracy_ci95 or (None, None)
+    lines = [
+        f"  accuracy      {quality.correct}/{quality.scored} correct = {_percent(quality.accuracy)}%"
+        f" (95% CI {_percent(low)}-{_percent(high)}%, Wilson); scorer {quality.scorer}"
+        + (f"; {quality.unscored} not scored" if quality.unscored else "")
+    ]
+    per_correct = f"{_num(quality.joules_per_correct_answer, 4)} J per correct answer"
+    if quality.joules_per_correct_answer is None:
+        lines.append(f"  per correct   {per_correct} ({quality.null_reason})")
+    else:
+        ci = quality.joules_per_correct_answer_ci95 or [None, None]
+        lines.append(
+            f"  per correct   {per_correct} (95% CI {_num(ci[0], 4)}-{_num(ci[1], 4)} J)"
+            f"; {_num(quality.wh_per_1000_correct_answers, 4, 'Wh')} per 1,000 correct answers"
+        )
+    return lines
 
 
 def format_summary(result: BenchmarkResult | Mapping[str, Any], report_path: str | None = None) -> str:
@@ -129,6 +160,9 @@ def format_summary(result: BenchmarkResult | Mapping[str, Any], report_path: str
             lines.append("  note          energy figures marked ESTIMATE are models, not measurements")
     else:
         lines.append("  energy        not measured (metrics.enabled=false)")
+    quality = typed.quality
+    if quality is not None:
+        lines += _quality_lines(quality)
     for warning in typed.warnings:
         lines.append(f"  warning       {warning}")
     if report_path:

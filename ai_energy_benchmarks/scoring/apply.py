@@ -1,0 +1,85 @@
+"""Apply a scorer to every answer of the measured generate passes, after the run (outside every measured window).
+
+Each record gets ``correct``: True/False, or None where the answer cannot be scored (the request failed, the backend
+kept no text, the prompt has no reference, or the scorer said None or raised). A batch record (PyTorch backend,
+``batch_size`` > 1) gets one verdict per prompt, as a list.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ai_energy_benchmarks.config.scorer import ScorerConfig
+from ai_energy_benchmarks.exceptions import one_line
+from ai_energy_benchmarks.records import RequestRecord
+from ai_energy_benchmarks.scoring.scorers import create_scorer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ScoringOutcome:
+    """What scoring met besides verdicts: a scorer's errors (the first few), and how many answers had no text."""
+
+    errors: list[str] = field(default_factory=list)
+    missing_text: int = 0
+
+
+def _answers(record: RequestRecord) -> list[str | None]:
+    if record.output_texts is not None:
+        return list(record.output_texts) + [None] * (record.num_prompts - len(record.output_texts))
+    return [record.output_text] + [None] * (record.num_prompts - 1)
+
+
+def score_records(
+    config: ScorerConfig, references: Sequence[Any] | None, records: Sequence[RequestRecord]
+) -> ScoringOutcome:
+    """Set ``correct`` on every generate-phase record (others keep None); see the module docstring."""
+    scorer = create_scorer(config)
+    outcome = ScoringOutcome()
+    table = list(references or [])
+    count = len(table)
+    for record in records:
+        if record.phase != "generate":
+            continue
+        verdicts: list[bool | None] = []
+        first = record.prompt_index if record.prompt_index is not None else record.index
+        for offset, answer in enumerate(_answers(record)):
+            verdict: bool | None = None
+            reference = table[(first + offset) % count] if count else None
+            if not record.ok:
+                pass
+            elif answer is None:
+                outcome.missing_text += 1
+            elif reference is not None:
+                try:
+                    result = scorer(answer, reference)
+                except Exception as exc:  # a user's scorer: its failure is one unscored answer, reported once
+                    if len(outcome.errors) < 3:
+                        outcome.errors.append(f"the scorer raised on prompt {first + offset}: {one_line(exc)}")
+                    result = None
+                verdict = None if result is None else bool(result)
+            verdicts.append(verdict)
+        record.correct = verdicts[0] if record.num_prompts == 1 else verdicts
+    for message in outcome.errors:
+        logger.warning(message)
+    return outcome
+
+
+def verdicts_of(records: Sequence[RequestRecord]) -> list[bool | None]:
+    """Every verdict of the generate-phase records, one per prompt sent (None: not scored)."""
+    found: list[bool | None] = []
+    for record in records:
+        if record.phase != "generate":
+            continue
+        if isinstance(record.correct, list):
+            found.extend(record.correct)
+        else:
+            found.extend([record.correct] if record.num_prompts == 1 else [None] * record.num_prompts)
+    return found
+
+
+__all__ = ["ScoringOutcome", "score_records", "verdicts_of"]
