@@ -353,3 +353,38 @@ def test_compare_and_the_report_page_show_energy_per_correct_answer(tmp_path: Pa
     page = write_report(good, tmp_path / "page").html.read_text(encoding="utf-8")
     assert "Energy per correct answer" in page and f"{expected:.4g} J" in page
     assert "8 correct of 10 scored (80 %)" in page
+
+
+def test_gsm8k_from_the_local_datasets_cache_gives_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GSM8K's layout (config `main`, columns `question` and `answer` ending `#### n`) read offline from a cache."""
+    import datasets
+    from hub_cache import build_hub_cache
+
+    from ai_energy_benchmarks.datasets.loader import load_prompts
+
+    rows = [
+        {"question": "Tom has 3 bags of 4 apples. How many apples?", "answer": "3 * 4 = <<3*4=12>>12\n#### 12"},
+        {"question": "A pen costs $2. What do 5 pens cost?", "answer": "5 * 2 = <<5*2=10>>10\n#### 10"},
+    ]
+    build_hub_cache(tmp_path / "cache", "openai/gsm8k", {"main": {"test": rows}})
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "cache")
+    scenario = ScenarioConfig.model_validate(
+        {
+            "dataset_name": "openai/gsm8k",
+            "dataset_config": "main",
+            "split": "test",
+            "text_column_name": "question",
+            "num_samples": 2,
+            "scorer": SCORER,
+        }
+    )
+    loaded = load_prompts(scenario)
+    assert loaded.prompts == [row["question"] for row in rows]
+    assert loaded.references == [row["answer"] for row in rows]
+    score = create_scorer(_config())
+    assert [score(answer, ref) for answer, ref in zip(["It is 12.", "9"], loaded.references, strict=True)] == [
+        True,
+        False,
+    ]
