@@ -55,6 +55,9 @@ class RequestRecord:
     #: The scorer's verdict (``scenario.scorer``): True/False, None when not scored (no scorer, failed request, no
     #: reference); for a batch of several prompts, a list with one verdict per prompt.
     correct: bool | list[bool | None] | None = None
+    #: This request's share of its window's energy (J; ``results/attribution.py``): the shares of a window add up to
+    #: its energy. None when the window's energy is unknown or not measured.
+    energy_j: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -284,6 +284,7 @@ class BenchmarkRunner(LegacyRunnerParts):
             status=status,
             warnings=failures,
             scoring_errors=scoring_errors,
+            read_back=meter_set.energy_between if meter_set.meters else None,
         ).to_dict()
         self._write_reports(result, records, self._sent_prompts(backend, prompt_set))
         return result

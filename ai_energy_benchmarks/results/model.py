@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 #: tokens per second again (``throughput_output_tokens_per_second``: output only), repetitions'
 #: ``output_tokens_per_second`` (was ``throughput_tokens_per_second``), ``mean_latency_s``, ``mean_ttft_s``.
 #: 1.2: ``quality`` (scored answers, accuracy, energy per correct answer) and its CSV columns; ``requests.jsonl``
-#: records carry ``correct`` and ``prompt_index``.
+#: records carry ``correct``, ``prompt_index`` and ``energy_j``; ``energy.request_attribution``.
 SCHEMA_VERSION = "1.2"
 
 #: A JSON number: kept as the int or float it was given (pydantic's ``float`` would turn ``2`` into ``2.0``).
@@ -203,6 +203,9 @@ class Energy(_ZeroFilled):
     enabled: bool = False
     emissions_estimated_g_co2eq: Number | None = None
     zero_filled: list[str] = Field(default_factory=list, description="0.0.4 keys holding 0.0 for an unknown value")
+    request_attribution: dict[str, Any] | None = Field(
+        None, description="schema 1.2: how each window's energy was shared among its requests (energy_j)"
+    )
 
 
 class PhaseBlock(_Block):
