@@ -388,3 +388,30 @@ def test_gsm8k_from_the_local_datasets_cache_gives_references(tmp_path: Path, mo
         True,
         False,
     ]
+
+
+def test_a_scorer_that_raises_or_an_answer_without_text_is_unscored_and_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ai_energy_benchmarks.records import RequestRecord
+    from ai_energy_benchmarks.scoring import score_records, verdicts_of
+
+    (tmp_path / "fussy_checks.py").write_text(
+        "def check(answer, reference):\n    if answer == 'boom':\n        raise ValueError('cannot read boom')\n"
+        "    return answer == reference\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = ScenarioConfig.model_validate({"scorer": {"type": "callable", "function": "fussy_checks:check"}}).scorer
+    assert config is not None
+
+    def answered(index: int, text: str | None, error: str | None = None) -> RequestRecord:
+        return RequestRecord(index, 1, 0.0, 1.0, 1, 1, error=error, output_text=text)
+
+    records = [answered(0, "a"), answered(1, "x"), answered(2, "boom"), answered(3, None), answered(4, "d", "http_500")]
+    outcome = score_records(config, ["a", "b", "c", "d", "e"], records)
+    assert verdicts_of(records) == [True, False, None, None, None]
+    assert outcome.errors == [
+        "the scorer raised on prompt 2: cannot read boom",
+        "1 answers came back without their text (the backend does not return it): not scored",
+    ]

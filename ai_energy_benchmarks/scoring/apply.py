@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ScoringOutcome:
-    """What scoring met besides verdicts: a scorer's errors (the first few), and how many answers had no text."""
+    """What scoring met besides verdicts: what the scorer raised (the first three) and, when answers came back
+    without text, how many (both as warnings in ``errors``)."""
 
     errors: list[str] = field(default_factory=list)
     missing_text: int = 0
@@ -64,6 +65,10 @@ def score_records(
                 verdict = None if result is None else bool(result)
             verdicts.append(verdict)
         record.correct = verdicts[0] if record.num_prompts == 1 else verdicts
+    if outcome.missing_text:
+        outcome.errors.append(
+            f"{outcome.missing_text} answers came back without their text (the backend does not return it): not scored"
+        )
     for message in outcome.errors:
         logger.warning(message)
     return outcome
