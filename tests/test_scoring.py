@@ -408,7 +408,8 @@ def test_a_scorer_that_raises_or_an_answer_without_text_is_unscored_and_said(
     def answered(index: int, text: str | None, error: str | None = None) -> RequestRecord:
         return RequestRecord(index, 1, 0.0, 1.0, 1, 1, error=error, output_text=text)
 
-    records = [answered(0, "a"), answered(1, "x"), answered(2, "boom"), answered(3, None), answered(4, "d", "http_500")]
+    records = [answered(0, "<think>a? no, x</think>a"), answered(1, "x"), answered(2, "boom"), answered(3, None)]
+    records.append(answered(4, "d", "http_500"))
     outcome = score_records(config, ["a", "b", "c", "d", "e"], records)
     assert verdicts_of(records) == [True, False, None, None, None]
     assert outcome.errors == [

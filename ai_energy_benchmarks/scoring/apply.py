@@ -1,8 +1,9 @@
 """Apply a scorer to every answer of the measured generate passes, after the run (outside every measured window).
 
-Each record gets ``correct``: True/False, or None where the answer cannot be scored (the request failed, the backend
-kept no text, the prompt has no reference, or the scorer said None or raised). A batch record (PyTorch backend,
-``batch_size`` > 1) gets one verdict per prompt, as a list.
+The scorer reads the answer after its reasoning (the text after the last ``</think>``, where a local model's
+decoded text holds one). Each record gets ``correct``: True/False, or None where the answer cannot be scored (the
+request failed, the backend kept no text, the prompt has no reference, or the scorer said None or raised). A batch
+record (PyTorch backend, ``batch_size`` > 1) gets one verdict per prompt, as a list.
 """
 
 from __future__ import annotations
@@ -27,6 +28,16 @@ class ScoringOutcome:
 
     errors: list[str] = field(default_factory=list)
     missing_text: int = 0
+
+
+#: Where a reasoning model's thinking ends in a local model's decoded text (servers return the answer apart).
+THINK_END = "</think>"
+
+
+def final_part(answer: str) -> str:
+    """The part of ``answer`` after its last ``</think>`` (the reasoning), or all of it."""
+    cut = answer.rfind(THINK_END)
+    return answer if cut < 0 else answer[cut + len(THINK_END) :]
 
 
 def _answers(record: RequestRecord) -> list[str | None]:
@@ -57,7 +68,7 @@ def score_records(
                 outcome.missing_text += 1
             elif reference is not None:
                 try:
-                    result = scorer(answer, reference)
+                    result = scorer(final_part(answer), reference)
                 except Exception as exc:  # a user's scorer: its failure is one unscored answer, reported once
                     if len(outcome.errors) < 3:
                         outcome.errors.append(f"the scorer raised on prompt {first + offset}: {one_line(exc)}")
