@@ -12,6 +12,7 @@ from http_support import MODEL, runner_config
 from ai_energy_benchmarks.energy.base import EnergyReading, IntervalReading, WindowMeasurement
 from ai_energy_benchmarks.records import RequestRecord
 from ai_energy_benchmarks.results.attribution import attribute_energy, prefill_token_weight
+from ai_energy_benchmarks.results.summary import format_summary
 from ai_energy_benchmarks.runner import BenchmarkRunner
 
 CHOSEN = {"gpu": "nvml"}
@@ -115,3 +116,7 @@ def test_under_concurrency_the_requests_energy_adds_up_to_each_window(tmp_path: 
     attribution = result["energy"]["request_attribution"]
     assert [w["spread"] for w in attribution["windows"]] == [["gpu: power record"]] * len(windows)
     assert attribution["prefill_token_weight_from"] in ("measured:phases", "assumed:equal-to-an-output-token")
+    per_request = attribution["generate_request_energy_j"]
+    generate = [r["energy_j"] for r in records if r["phase"] == "generate"]
+    assert per_request["count"] == 12 and per_request["mean"] == pytest.approx(sum(generate) / 12)
+    assert f"  per request   {sum(generate) / 12:.4f} J mean" in format_summary(result)

@@ -32,6 +32,7 @@ from typing import Any
 
 from ai_energy_benchmarks.energy.base import IntervalReading, WindowMeasurement
 from ai_energy_benchmarks.records import RequestRecord
+from ai_energy_benchmarks.results import stats
 from ai_energy_benchmarks.results.meters import _DEVICES, Expected, _device_class, _window_joules
 
 #: Most time bins per window (read-backs per window).
@@ -213,12 +214,14 @@ def attribute_energy(
             attributed.append({"window": label, "requests": len(mine), "spread": shapes})
     if not attributed:
         return None
+    generate = [r.energy_j for r in records if r.phase == "generate" and r.energy_j is not None]
     return {
         "method": "window energy spread over time bins (power record where read back, else time), each bin shared "
         "by the tokens each request processed in it (docs/workloads.md)",
         "prefill_token_weight": weight,
         "prefill_token_weight_from": weight_from,
         "windows": attributed,
+        "generate_request_energy_j": stats.describe(generate) if generate else None,
     }
 
 

@@ -139,6 +139,12 @@ def format_summary(result: BenchmarkResult | Mapping[str, Any], report_path: str
                 f"  steady state  {_num(steady.joules_per_output_token, 4, 'J')}/output token"
                 f" over {steady.output_tokens:.1f} tokens ({_steady_sources(steady)})"
             )
+        per_request = (energy.request_attribution or {}).get("generate_request_energy_j")
+        if per_request:
+            lines.append(
+                f"  per request   {_num(per_request.get('mean'), 4, 'J')} mean, p50 {_num(per_request.get('p50'), 4)}"
+                f", p99 {_num(per_request.get('p99'), 4)} J (shared by power and tokens; requests.jsonl energy_j)"
+            )
         phases = typed.phases
         if phases:
             prefill, decode = phases.prefill, phases.decode
