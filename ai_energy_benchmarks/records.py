@@ -48,6 +48,16 @@ class RequestRecord:
     #: The answer's text (chat ``content`` or completion ``text``, reasoning excluded), kept only when the backend
     #: was asked to keep it (None otherwise; never written to requests.jsonl).
     output_text: str | None = None
+    #: A batch's answers, one per prompt in order (PyTorch backend, kept only when asked; never written).
+    output_texts: list[str] | None = None
+    #: Index in the run's prompt list of this record's (first) prompt; None: ``index`` modulo the number of prompts.
+    prompt_index: int | None = None
+    #: The scorer's verdict (``scenario.scorer``): True/False, None when not scored (no scorer, failed request, no
+    #: reference); for a batch of several prompts, a list with one verdict per prompt.
+    correct: bool | list[bool | None] | None = None
+    #: This request's share of its window's energy (J; ``results/attribution.py``): the shares of a window add up to
+    #: its energy. None when the window's energy is unknown or not measured.
+    energy_j: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -67,7 +77,7 @@ class RequestRecord:
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-safe form with latency and TTFT added."""
         data = asdict(self)
-        del data["output_text"]
+        del data["output_text"], data["output_texts"]
         data["latency_s"] = self.latency_s
         data["ttft_s"] = self.ttft_s
         return data

@@ -46,6 +46,7 @@ from ai_energy_benchmarks.run_dir import (
     check_writable,
     claim_run_dir,
 )
+from ai_energy_benchmarks.scoring import create_scorer, score_records
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +115,8 @@ class BenchmarkRunner(LegacyRunnerParts):
             check_meter_names(self.config.metrics.meter_types)
             check_meter_settings(self.config.metrics)
         prompt_source(self.config.scenario)
+        if self.config.scenario.scorer is not None:
+            create_scorer(self.config.scenario.scorer)  # a callable that cannot be imported stops the run here
         backend = create_backend(self.config)
         check_writable(self.output_dir, "output_dir")
         check_writable(Path(self.config.reporter.output_file).parent, "reporter.output_file")
@@ -258,6 +261,9 @@ class BenchmarkRunner(LegacyRunnerParts):
             failures = failed_passes(meter_set.windows, records)
             status = "failed" if failures else "completed"
         config = self.config
+        scoring_errors: list[str] = []
+        if config.scenario.scorer is not None:  # after the run: outside every measured window
+            scoring_errors = score_records(config.scenario.scorer, prompt_set.references, records).errors
         result = aggregate(
             config=config,
             prompt_set=prompt_set,
@@ -277,6 +283,8 @@ class BenchmarkRunner(LegacyRunnerParts):
             timestamps={"started_at": started_at, "finished_at": _now()},
             status=status,
             warnings=failures,
+            scoring_errors=scoring_errors,
+            read_back=meter_set.energy_between if meter_set.meters else None,
         ).to_dict()
         self._write_reports(result, records, self._sent_prompts(backend, prompt_set))
         return result
@@ -299,6 +307,8 @@ class BenchmarkRunner(LegacyRunnerParts):
         rows = []
         for index, prompt in enumerate(prompt_set.prompts):
             row: dict[str, Any] = {"index": index, "prompt": prompt}
+            if prompt_set.references is not None:
+                row["reference"] = prompt_set.references[index]
             try:
                 sent = backend.render(prompt)
             except BenchmarkError as exc:

@@ -28,7 +28,8 @@ LEAF_MODULES = {f"{PACKAGE}.results.stats": "results.stats"}
 OWN_PARTS = {**LEAF_MODULES, f"{PACKAGE}.config.parser": "config.parser"}
 
 #: Bottom to top. A part may import parts of its own layer or of a lower one, never of a higher one. Derived from
-#: the code: records, stats and exceptions are leaves; config knows only exceptions; meters and datasets read config;
+#: the code: records, stats and exceptions are leaves; config knows only exceptions; meters, datasets and scorers read
+#: config;
 #: backends record requests (and use stats); results combines records with readings; reporting reads results;
 #: the runner drives backends and meters into results (``passes`` and ``run_dir``, its helpers, and ``legacy_runner``,
 #: 0.0.4's runner attributes, beside it);
@@ -37,7 +38,7 @@ OWN_PARTS = {**LEAF_MODULES, f"{PACKAGE}.config.parser": "config.parser"}
 LAYERS: list[set[str]] = [
     {"_version", "exceptions", "records", "results.stats"},
     {"interrupts", "environment", "formatters", "config", "reporters"},
-    {"datasets", "energy", "testing"},
+    {"datasets", "energy", "testing", "scoring"},
     {"backends"},
     {"results"},
     {"reporting"},

@@ -505,3 +505,27 @@ def test_quantization_without_bitsandbytes_names_the_extra(monkeypatch: pytest.M
         "backend.load_in_8bit/load_in_4bit: bitsandbytes is not installed: "
         "pip install 'ai-energy-benchmarks[quantization]'"
     )
+
+
+def test_wheel_ships_the_task_set_and_the_scorers(tmp_path: Path) -> None:
+    """`packaged:arithmetic` and `scoring/` are in a wheel built from a copy of the source tree, so the packaged
+    task set runs offline from an installed wheel."""
+    import zipfile
+
+    source = tmp_path / "src"
+    shutil.copytree(
+        ROOT / "ai_energy_benchmarks", source / "ai_energy_benchmarks", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("pyproject.toml", "setup.py", "VERSION.txt", "README.md", "LICENSE", "MANIFEST.in"):
+        if (ROOT / name).exists():
+            shutil.copy(ROOT / name, source / name)
+    command = [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q"]
+    proc = subprocess.run([*command, "-w", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        packaged = archive.read("ai_energy_benchmarks/data/prompts/arithmetic.jsonl")
+    assert packaged == (ROOT / "ai_energy_benchmarks" / "data" / "prompts" / "arithmetic.jsonl").read_bytes()
+    for module in ("scoring/__init__.py", "scoring/scorers.py", "scoring/apply.py", "results/quality.py"):
+        assert f"ai_energy_benchmarks/{module}" in names, module

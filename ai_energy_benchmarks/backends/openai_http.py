@@ -71,6 +71,8 @@ class OpenAIHTTPBackend(Backend):
         self._config = config
         self._backend = OpenAIHTTPConfig.of(config.backend)
         self._scenario = config.scenario
+        if config.scenario.scorer is not None:
+            self.keep_text = True  # the scorer reads each answer after the run
         if not self._backend.endpoint:
             raise ConfigError("backend.endpoint: required when backend.type is 'vllm'")
         self._base_url = normalize_endpoint(self._backend.endpoint)

@@ -102,6 +102,8 @@ class PyTorchBackend(Backend):
         self._use_chat = False
         self._rendered: dict[str, str] = {}
         self._phase = "unnamed"
+        #: Decode each answer's text into its record (``output_texts``): only when a scorer will read it.
+        self.keep_text = config.scenario.scorer is not None
 
     # -- loading ---------------------------------------------------------------------------------------------
     def _resolve_device(self, torch: Any) -> str:
@@ -390,6 +392,10 @@ class PyTorchBackend(Backend):
                 output = self._model.generate(**encoded, **kwargs, streamer=timer if use_streamer else None)
             self.synchronize()
             end_s = time.perf_counter()
+            generated = output[:, input_length:]
+            texts = None
+            if self.keep_text:  # after the batch's end time: decoding is not part of the request's latency
+                texts = self._tokenizer.batch_decode(generated, skip_special_tokens=True)
             yield RequestRecord(
                 index=index,
                 num_prompts=len(batch),
@@ -397,7 +403,9 @@ class PyTorchBackend(Backend):
                 end_s=end_s,
                 first_token_s=timer.first_token_s,
                 prompt_tokens=int(encoded["attention_mask"].sum().item()),
-                completion_tokens=self._count_new_tokens(output[:, input_length:]),
+                completion_tokens=self._count_new_tokens(generated),
+                prompt_index=first,
+                output_texts=texts,
             )
 
     # -- reporting -------------------------------------------------------------------------------------------

@@ -93,6 +93,9 @@ def _sections(model: type[BaseModel], path: str = "") -> Iterator[tuple[str, typ
     yield path, model
     for name, field in model.model_fields.items():
         annotation = field.annotation
+        if get_origin(annotation) in (Union, types.UnionType):  # an optional section (``Section | None``)
+            sections = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+            annotation = sections[0] if len(sections) == 1 else annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             yield from _sections(annotation, f"{path}.{name}" if path else name)
 
@@ -129,7 +132,7 @@ def _section_markdown(path: str, model: type[BaseModel], backend_type: str | Non
             continue
         key = f"{path}.{name}" if path else name
         description = field.description or ""
-        if _type_name(field.annotation) == "section":
+        if "section" in _type_name(field.annotation).split(" or "):
             description = f"{description} See `{key}`."
         cells = [f"`{key}`", _type_name(field.annotation), _default_text(field), description]
         lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")

@@ -33,6 +33,7 @@ from ai_energy_benchmarks.config.metrics import (
     NvmlSettings,
     RaplSettings,
 )
+from ai_energy_benchmarks.config.scorer import ScorerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,11 @@ class ScenarioConfig(_Section):
         1, ge=0, description="Batches (or requests) run before measuring, outside every measured window."
     )
     repetitions: int = Field(1, ge=1, description="Times the measured workload is repeated.")
+    scorer: ScorerConfig | None = Field(
+        None,
+        description="Check each answer against the dataset's reference after the run (energy per correct answer); "
+        "unset: answers are not scored.",
+    )
 
     @field_validator("reasoning_params", mode="before")
     @classmethod

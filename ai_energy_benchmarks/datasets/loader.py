@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ai_energy_benchmarks.config.schema import ScenarioConfig
+from ai_energy_benchmarks.datasets.references import hub_references, read_references
 from ai_energy_benchmarks.exceptions import DatasetError, one_line
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ class PromptSet:
     warnings: list[str] = field(default_factory=list)
     hub: dict[str, Any] | None = None
     """For a hub dataset: ``id``, ``config``, ``split``, ``revision_requested``, ``commit`` and ``offline``."""
+    references: list[Any] | None = None
+    """With ``scenario.scorer``: each prompt's reference answer (None where its cell is empty), in prompt order."""
 
     @property
     def sha256(self) -> str:
@@ -226,7 +229,7 @@ def _cached_commit(data: Any) -> str | None:
     return None
 
 
-def _read_hub(scenario: ScenarioConfig) -> tuple[list[str], dict[str, Any], list[str]]:
+def _read_hub(scenario: ScenarioConfig) -> tuple[list[str], dict[str, Any], list[str], list[Any] | None]:
     name = scenario.dataset_name
     offline = _offline()
     try:
@@ -276,7 +279,8 @@ def _read_hub(scenario: ScenarioConfig) -> tuple[list[str], dict[str, Any], list
         "commit": commit,
         "offline": offline,
     }
-    return _texts(list(data[column]), f"hub:{name}: column '{column}'"), hub, warnings
+    references = hub_references(data, name, scenario.scorer.answer_column) if scenario.scorer is not None else None
+    return _texts(list(data[column]), f"hub:{name}: column '{column}'"), hub, warnings, references
 
 
 def prompt_source(scenario: ScenarioConfig) -> tuple[str, Path | None]:
@@ -313,21 +317,30 @@ def load_prompts(scenario: ScenarioConfig) -> PromptSet:
     name = scenario.dataset_name
     hub: dict[str, Any] | None = None
     hub_warnings: list[str] = []
+    references: list[Any] | None = None
+    answer_column = scenario.scorer.answer_column if scenario.scorer is not None else None
     kind, path = prompt_source(scenario)
     if kind == "packaged" and path is not None:
         texts, source = _read_jsonl(path, "text"), name
+        if answer_column is not None:
+            references = read_references(path, answer_column, _SUPPORTED_SUFFIXES)
     elif kind == "local" and path is not None:
         texts, source = _read_local(path, scenario.text_column_name), str(path.resolve())
+        if answer_column is not None:
+            references = read_references(path, answer_column, _SUPPORTED_SUFFIXES)
     else:
-        texts, hub, hub_warnings = _read_hub(scenario)
+        texts, hub, hub_warnings, references = _read_hub(scenario)
         source = f"hub:{name}"
 
-    texts = [t for t in texts if t.strip()]
-    if not texts:
+    if references is not None and len(references) != len(texts):  # pragma: no cover - read from the same rows
+        raise DatasetError(f"{source}: {len(texts)} prompts but {len(references)} reference answers")
+    rows = [(t, None if references is None else references[i]) for i, t in enumerate(texts) if t.strip()]
+    if not rows:
         raise DatasetError(f"scenario.dataset_name: {source} holds no non-empty prompts")
-    available = len(texts)
-    if scenario.shuffle:
-        random.Random(scenario.seed).shuffle(texts)
+    available = len(rows)
+    if scenario.shuffle:  # the same permutation of the prompts as without references (same length, same seed)
+        random.Random(scenario.seed).shuffle(rows)
+    texts = [t for t, _ in rows]
     warnings: list[str] = list(hub_warnings)
     if scenario.num_samples > available and not scenario.allow_fewer_samples:
         raise DatasetError(
@@ -344,6 +357,7 @@ def load_prompts(scenario: ScenarioConfig) -> PromptSet:
     prompts = texts[: scenario.num_samples]
     return PromptSet(
         prompts=prompts,
+        references=None if references is None else [r for _, r in rows[: scenario.num_samples]],
         source=source,
         num_requested=scenario.num_samples,
         num_available=available,

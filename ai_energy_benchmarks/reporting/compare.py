@@ -139,6 +139,14 @@ def _notes(runs: Sequence[Run]) -> list[str]:
         notes.append(
             "the runs ran on different hardware: " + "; ".join(f"{k}: {v[0]} {list(v[1])}" for k, v in hosts.items())
         )
+    scorers = {run.label: run.report.quality.scorer if run.report.quality else None for run in runs}
+    if len(set(scorers.values())) > 1:
+        shown = ", ".join(f"{label} {scorer or 'unscored'}" for label, scorer in scorers.items())
+        notes.append(f"the answers were not scored the same way: {shown}")
+    for run in runs:
+        quality = run.report.quality
+        if quality is not None and quality.null_reason:
+            notes.append(f"{run.label}: no energy per correct answer ({quality.null_reason})")
     if any(run.report.synthetic_model for run in runs):
         notes.append("a synthetic model (random weights) measures the machine and the harness, not a real model")
     return notes

@@ -177,6 +177,7 @@ def key_figures(report: BenchmarkResult, samples: Mapping[str, Sequence[float]])
                 f"{len(itl):,} gaps between streamed chunks",
             )
         )
+    rows += _quality_rows(report, provenance)
     idle = energy.idle_baseline
     if idle is not None:
         powers = ", ".join(
@@ -191,6 +192,41 @@ def key_figures(report: BenchmarkResult, samples: Mapping[str, Sequence[float]])
         )
     body = _table(["figure", "value", "note"], [(_e(a), _e(b), _e(c)) for a, b, c in rows], "key")
     return f'<section id="key-figures"><h2>Key figures</h2>{body}</section>'
+
+
+def _range(bounds: Sequence[Any] | None, scale: float = 1.0, unit: str = "") -> str:
+    """``95% CI low-high unit``; an end with no finite bound reads "unbounded"."""
+    if not bounds:
+        return ""
+    low, high = (None if v is None else v * scale for v in bounds)
+    return f"95% CI {num(low, 4)} to {'unbounded' if high is None else num(high, 4)} {unit}".rstrip()
+
+
+def _quality_rows(report: BenchmarkResult, provenance: str) -> list[tuple[str, str, str]]:
+    """Accuracy (Wilson interval) and energy per correct answer, with the scorer (runs with ``scenario.scorer``)."""
+    quality = report.quality
+    if quality is None:
+        return []
+    why = quality.null_reason or ""
+    return [
+        (
+            "Accuracy",
+            f"{num(quality.correct)} correct of {num(quality.scored)} scored"
+            f" ({num(None if quality.accuracy is None else 100 * quality.accuracy, 4, '%')})",
+            f"scorer {quality.scorer}; {_range(quality.accuracy_ci95, 100.0, '%')} (Wilson)"
+            + (f"; {quality.unscored} not scored" if quality.unscored else ""),
+        ),
+        (
+            "Energy per correct answer",
+            num(quality.joules_per_correct_answer, 4, "J"),
+            why or f"{_range(quality.joules_per_correct_answer_ci95, 1.0, 'J')}; {provenance}",
+        ),
+        (
+            "Energy per 1,000 correct answers",
+            num(quality.wh_per_1000_correct_answers, 4, "Wh"),
+            why or _range(quality.wh_per_1000_correct_answers_ci95, 1.0, "Wh"),
+        ),
+    ]
 
 
 def _img(name: str, path: Path, title: str) -> str:

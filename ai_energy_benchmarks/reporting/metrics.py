@@ -118,6 +118,28 @@ def _latency(block: str, key: str) -> Reader:
     return value
 
 
+def _quality(key: str) -> Reader:
+    """``quality.<key>`` (None for a run without a scorer, or where the figure is null)."""
+
+    def value(report: BenchmarkResult) -> float | None:
+        return None if report.quality is None else _number(getattr(report.quality, key))
+
+    return value
+
+
+def _quality_interval(key: str) -> Callable[[BenchmarkResult], Interval | None]:
+    """``quality.<key>_ci95`` where both ends are finite (an unbounded end gives no interval)."""
+
+    def interval(report: BenchmarkResult) -> Interval | None:
+        bounds = None if report.quality is None else getattr(report.quality, f"{key}_ci95")
+        if not bounds or len(bounds) != 2:
+            return None
+        low, high = _number(bounds[0]), _number(bounds[1])
+        return None if low is None or high is None else (low, high)
+
+    return interval
+
+
 @dataclass(frozen=True)
 class Metric:
     """A key figure: how to read it (with its 95% interval and its samples' statistics) from a report, its unit,
@@ -170,6 +192,23 @@ METRICS: tuple[Metric, ...] = (
         _per_pass("gpu_energy_wh", "gpu"),
         _repetition_statistics("gpu_energy_wh"),
     ),
+    Metric(
+        "joules_per_correct_answer",
+        "energy per correct answer",
+        "J",
+        "lower",
+        _quality("joules_per_correct_answer"),
+        _quality_interval("joules_per_correct_answer"),
+    ),
+    Metric(
+        "wh_per_1000_correct_answers",
+        "energy per 1,000 correct answers",
+        "Wh",
+        "lower",
+        _quality("wh_per_1000_correct_answers"),
+        _quality_interval("wh_per_1000_correct_answers"),
+    ),
+    Metric("accuracy", "accuracy (scored answers)", "", "higher", _quality("accuracy"), _quality_interval("accuracy")),
     Metric("total_energy_wh", "total energy (all repetitions)", "Wh", "lower", _energy("total_energy_wh")),
     Metric("emissions_g_per_pass", "emissions per pass", "g CO2eq", "lower", _per_pass("emissions_g_co2eq")),
     _with_statistics(

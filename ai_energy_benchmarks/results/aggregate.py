@@ -21,13 +21,16 @@ from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.datasets.loader import PromptSet
 from ai_energy_benchmarks.energy.base import IntervalReading, WindowMeasurement
 from ai_energy_benchmarks.records import RequestRecord
+from ai_energy_benchmarks.results.attribution import ReadBack, attribute_energy
 from ai_energy_benchmarks.results.contract import apply_0_0_4_types
 from ai_energy_benchmarks.results.energy import NO_GPU_SOURCE, REMOTE_SERVER_SOURCE, _energy
 from ai_energy_benchmarks.results.meters import Expected, choose_meters, expected_devices, metered_gpus
 from ai_energy_benchmarks.results.model import SCHEMA_VERSION, BenchmarkResult
 from ai_energy_benchmarks.results.phases import _phases, _repetitions
+from ai_energy_benchmarks.results.quality import quality_block
 from ai_energy_benchmarks.results.speed import _latency, _summary
 from ai_energy_benchmarks.results.steady import TIME_SHARE_SOURCE, _steady_state
+from ai_energy_benchmarks.scoring import describe_scorer, verdicts_of
 
 
 def _backend_warnings(model_info: dict[str, Any]) -> list[str]:
@@ -81,11 +84,17 @@ def aggregate(
     gpu_ids_used: list[int] | None = None,
     warnings: Sequence[str] = (),
     steady_state_readings: dict[str, list[IntervalReading]] | None = None,
+    scoring_errors: Sequence[str] = (),
+    read_back: ReadBack | None = None,
 ) -> BenchmarkResult:
     """Build the typed result (see docs/results.md for every key and its unit; ``.to_dict()`` is ``run()``'s dict).
 
     ``steady_state_readings`` holds, by generate-window label, the meters' readings over the backend's
-    steady-state interval in that window (where a meter can read a past interval back).
+    steady-state interval in that window (where a meter can read a past interval back). With
+    ``scenario.scorer``, the records' verdicts (``correct``, set by :func:`~ai_energy_benchmarks.scoring.score_records`)
+    give the ``quality`` block; ``scoring_errors`` are what the scorer raised. Each record's ``energy_j`` is set
+    (its share of its window's energy, :mod:`~ai_energy_benchmarks.results.attribution`), using ``read_back`` (the
+    meters' energy over a past interval) for the power's shape where given.
     """
     metered = bool(meters_info)
     generate = [w for w in windows if w.kind == "generate"]
@@ -108,6 +117,9 @@ def aggregate(
     if gpus := metered_gpus(meters_info, chosen.get("gpu")):
         energy["gpus"] = gpus  # which GPUs the GPU figure covers, by UUID (only when a meter identified them)
     if metered:
+        attribution = attribute_energy(records, windows, chosen, expected, read_back, phases)
+        if attribution is not None:
+            energy["request_attribution"] = attribution
         energy["steady_state"] = _steady_state(model_info, generate, chosen, steady_state_readings or {}, expected)
     all_warnings = list(warnings) + list(prompt_set.warnings) + energy_warnings + _backend_warnings(model_info)
     if metered:
@@ -159,6 +171,12 @@ def aggregate(
         "warnings": all_warnings,
         "energy_notes": energy["notes"],
     }
+    scorer = config.scenario.scorer
+    if scorer is not None:
+        result["quality"] = quality_block(
+            scorer, describe_scorer(scorer), verdicts_of(generate_records), result["energy"], scoring_errors
+        )
+        all_warnings += list(scoring_errors)
     all_warnings += apply_0_0_4_types(result)
     return BenchmarkResult.model_validate(result)
 

@@ -26,6 +26,17 @@ CSV_ENERGY_KEYS = (
 )
 
 
+#: Schema 1.2: the ``quality`` figures that get a column (column name -> key of the ``quality`` block), last.
+QUALITY_COLUMNS = {
+    "scorer": "scorer",
+    "scored_answers": "scored",
+    "correct_answers": "correct",
+    "accuracy": "accuracy",
+    "joules_per_correct_answer": "joules_per_correct_answer",
+    "wh_per_1000_correct_answers": "wh_per_1000_correct_answers",
+}
+
+
 def csv_row(result: BenchmarkResult | Mapping[str, Any]) -> dict[str, Any]:
     """The CSV columns for one run (``result``: the typed result or ``run()``'s dict)."""
     typed = as_result(result)
@@ -57,4 +68,8 @@ def csv_row(result: BenchmarkResult | Mapping[str, Any]) -> dict[str, Any]:
     row["prompts_sha256"] = typed.dataset.prompts_sha256
     row["config_sha256"] = typed.provenance.get("config_sha256")
     row["report"] = typed.files.report if typed.files else None
+    # Schema 1.2's columns, after every earlier one (empty cells for a run without a scorer).
+    quality = typed.quality
+    for column, key in QUALITY_COLUMNS.items():
+        row[column] = getattr(quality, key) if quality is not None else None
     return row

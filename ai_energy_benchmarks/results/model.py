@@ -1,7 +1,7 @@
 """The typed result: ``BenchmarkResult`` and its blocks, and the JSON Schema published from them.
 
 ``aggregate()`` returns a :class:`BenchmarkResult`; ``BenchmarkRunner.run()`` returns :meth:`BenchmarkResult.to_dict`,
-which is exactly the dict of schema 1.1 (keys, key order and values): a field is written when it was given, so a
+which is exactly the dict of schema 1.2 (keys, key order and values): a field is written when it was given, so a
 block that has a key only sometimes (``energy.steady_state`` only when energy was measured, an unreached
 steady-state window with three keys) keeps that shape. Reports read from disk parse into the same model
 (:func:`parse_report`, after :func:`~ai_energy_benchmarks.results.contract.reader_view`); keys this version does not
@@ -23,7 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 #: 1.1: 0.0.4's keys are never null (``zero_filled``), ``summary.throughput_tokens_per_second`` is prompt + output
 #: tokens per second again (``throughput_output_tokens_per_second``: output only), repetitions'
 #: ``output_tokens_per_second`` (was ``throughput_tokens_per_second``), ``mean_latency_s``, ``mean_ttft_s``.
-SCHEMA_VERSION = "1.1"
+#: 1.2: ``quality`` (scored answers, accuracy, energy per correct answer) and its CSV columns; ``requests.jsonl``
+#: records carry ``correct``, ``prompt_index`` and ``energy_j``; ``energy.request_attribution``.
+SCHEMA_VERSION = "1.2"
 
 #: A JSON number: kept as the int or float it was given (pydantic's ``float`` would turn ``2`` into ``2.0``).
 Number = Annotated[int | float, WithJsonSchema({"type": "number"})]
@@ -224,6 +226,9 @@ class Energy(_ZeroFilled):
     enabled: bool = False
     emissions_estimated_g_co2eq: Number | None = None
     zero_filled: list[str] = Field(default_factory=list, description="0.0.4 keys holding 0.0 for an unknown value")
+    request_attribution: dict[str, Any] | None = Field(
+        None, description="schema 1.2: how each window's energy was shared among its requests (energy_j)"
+    )
 
 
 class PhaseBlock(_Block):
@@ -288,6 +293,33 @@ class RepetitionStatistics(_Block):
     duration_s: Statistics | None = None
 
 
+class Quality(_Block):
+    """Answers checked by ``scenario.scorer`` after the run, and the energy per correct answer (J, Wh per 1,000).
+
+    Intervals are ``[low, high]`` (95%); an end is null where no finite bound holds. See ``results/quality.py``.
+    """
+
+    scorer: str | None = None
+    answer_column: str | None = None
+    answers: int = 0
+    scored: int = 0
+    unscored: int = 0
+    correct: int = 0
+    accuracy: Number | None = None
+    accuracy_ci95: list[Number] | None = None
+    accuracy_interval: str | None = None
+    energy_j: Number | None = None
+    energy_all_measured: bool = False
+    joules_per_correct_answer: Number | None = None
+    joules_per_correct_answer_ci95: list[Number | None] | None = None
+    wh_per_1000_correct_answers: Number | None = None
+    wh_per_1000_correct_answers_ci95: list[Number | None] | None = None
+    gpu_joules_per_correct_answer: Number | None = None
+    null_reason: str | None = None
+    method: str | None = None
+    errors: list[str] = Field(default_factory=list)
+
+
 class DatasetInfo(_Block):
     """Where the prompts came from."""
 
@@ -321,7 +353,7 @@ class BenchmarkResult(_Block):
 
     model_config = ConfigDict(extra="allow", title="BenchmarkResult")
 
-    schema_version: str | None = Field(None, description="'1.1' today; '1.0' reports are upgraded when read")
+    schema_version: str | None = Field(None, description="'1.2' today; '1.0' reports are upgraded when read")
     status: str | None = Field(None, description="completed | failed | interrupted")
     config: RunConfig = Field(default_factory=RunConfig)
     summary: Summary = Field(default_factory=Summary)
@@ -332,6 +364,7 @@ class BenchmarkResult(_Block):
     repetition_statistics: RepetitionStatistics | None = None
     model: dict[str, Any] = Field(default_factory=dict, description="the backend's description of what it ran")
     dataset: DatasetInfo = Field(default_factory=DatasetInfo)
+    quality: Quality | None = Field(None, description="with scenario.scorer: accuracy and energy per correct answer")
     meters: dict[str, Any] = Field(default_factory=dict, description="each meter's description, by name")
     environment: dict[str, Any] = Field(default_factory=dict)
     provenance: dict[str, Any] = Field(default_factory=dict)

@@ -174,6 +174,31 @@ def welch_t_test(
     return WelchResult(t=t, dof=dof, p_value=student_t_two_sided_p(t, dof))
 
 
+#: The standard normal's 97.5% quantile: a two-sided 95% interval is +- this many standard errors.
+Z_95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float] | None:
+    """Wilson score interval for a binomial proportion (95% by default): ``(low, high)``, None when ``trials`` is 0.
+
+    ``low = (p + z^2/2n - z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)`` with ``p = successes / trials``, and
+    ``high`` with ``+``; it stays within [0, 1] and is 0 (1) at the edge when no (every) trial succeeded.
+    """
+    if trials <= 0:
+        return None
+    if not 0 <= successes <= trials:
+        raise ValueError(f"successes must be within 0..{trials}, got {successes}")
+    n = float(trials)
+    p = successes / n
+    z2 = z * z
+    centre = p + z2 / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    denominator = 1 + z2 / n
+    low = 0.0 if successes == 0 else max(0.0, (centre - spread) / denominator)
+    high = 1.0 if successes == trials else min(1.0, (centre + spread) / denominator)
+    return (low, high)
+
+
 def describe(values: Sequence[float]) -> dict[str, float | int | None]:
     """count, mean, std, 95% CI half-width and bounds (Student's t for every n), coefficient of variation, min,
     p50, p90, p99, max."""

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ai_energy_benchmarks.results.model import BenchmarkResult, DatasetInfo, SteadyState, Summary, as_result
+from ai_energy_benchmarks.results.model import (
+    BenchmarkResult,
+    DatasetInfo,
+    Quality,
+    SteadyState,
+    Summary,
+    as_result,
+)
 
 
 def _num(value: Any, digits: int = 4, unit: str = "") -> str:
@@ -64,6 +71,30 @@ def _output_rate(summary: Summary) -> Any:
     return summary.throughput_tokens_per_second
 
 
+def _percent(value: Any) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
+
+
+def _quality_lines(quality: Quality) -> list[str]:
+    """Accuracy with its Wilson interval, and the energy per correct answer (or why there is none)."""
+    low, high = quality.accuracy_ci95 or (None, None)
+    lines = [
+        f"  accuracy      {quality.correct}/{quality.scored} correct = {_percent(quality.accuracy)}%"
+        f" (95% CI {_percent(low)}-{_percent(high)}%, Wilson); scorer {quality.scorer}"
+        + (f"; {quality.unscored} not scored" if quality.unscored else "")
+    ]
+    per_correct = f"{_num(quality.joules_per_correct_answer, 4)} J per correct answer"
+    if quality.joules_per_correct_answer is None:
+        lines.append(f"  per correct   {per_correct} ({quality.null_reason})")
+    else:
+        ci = quality.joules_per_correct_answer_ci95 or [None, None]
+        lines.append(
+            f"  per correct   {per_correct} (95% CI {_num(ci[0], 4)}-{_num(ci[1], 4)} J)"
+            f"; {_num(quality.wh_per_1000_correct_answers, 4, 'Wh')} per 1,000 correct answers"
+        )
+    return lines
+
+
 def format_summary(result: BenchmarkResult | Mapping[str, Any], report_path: str | None = None) -> str:
     """Multi-line text: workload, speed, energy with the source of each figure, and warnings (``result``: the typed
     result or ``run()``'s dict)."""
@@ -108,6 +139,12 @@ def format_summary(result: BenchmarkResult | Mapping[str, Any], report_path: str
                 f"  steady state  {_num(steady.joules_per_output_token, 4, 'J')}/output token"
                 f" over {steady.output_tokens:.1f} tokens ({_steady_sources(steady)})"
             )
+        per_request = (energy.request_attribution or {}).get("generate_request_energy_j")
+        if per_request:
+            lines.append(
+                f"  per request   {_num(per_request.get('mean'), 4, 'J')} mean, p50 {_num(per_request.get('p50'), 4)}"
+                f", p99 {_num(per_request.get('p99'), 4)} J (shared by power and tokens; requests.jsonl energy_j)"
+            )
         phases = typed.phases
         if phases:
             prefill, decode = phases.prefill, phases.decode
@@ -129,6 +166,9 @@ def format_summary(result: BenchmarkResult | Mapping[str, Any], report_path: str
             lines.append("  note          energy figures marked ESTIMATE are models, not measurements")
     else:
         lines.append("  energy        not measured (metrics.enabled=false)")
+    quality = typed.quality
+    if quality is not None:
+        lines += _quality_lines(quality)
     for warning in typed.warnings:
         lines.append(f"  warning       {warning}")
     if report_path:

@@ -29,6 +29,10 @@ A prompt chooses its own failure with a marker, so one run can mix good and bad 
 - ``[fault:lying_usage:N]``: stream as usual but claim N completion tokens in the usage block
 - ``[fault:wrong_model]``: answer with another model's name (``impostor-model``) in every event
 
+``answers`` (a table ``{text: answer}``) makes the server answer from it: a prompt containing a table key gets that
+key's answer, one streamed token per word (then it stops, as at its end-of-sequence token, never past
+``max_tokens``), so that a test knows which answers are correct.
+
 :func:`refused_port` gives a port where nothing listens; :func:`unaccepting_listener` a port whose accept queue is
 full, so that connecting times out. Everything binds to 127.0.0.1 only.
 """
@@ -41,7 +45,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -91,6 +95,7 @@ class FakeOpenAIServer:
         eos_after_tokens: int | None = None,
         retry_after: str | None = None,
         server: str = "vllm",
+        answers: Mapping[str, str] | None = None,
     ) -> None:
         self.models = list(models)
         #: Whose manners this server has (see :mod:`.server_profiles`).
@@ -115,6 +120,8 @@ class FakeOpenAIServer:
         self.eos_after_tokens = eos_after_tokens
         #: ``Retry-After`` header value sent with the ``retry429`` / ``retry503`` faults' answers (None: no header).
         self.retry_after = retry_after
+        #: Prompt text -> answer: a prompt containing a key is answered with its value, a word per token.
+        self.answers = dict(answers or {})
         self.bodies: list[dict[str, Any]] = []
         self.auth_headers: list[str | None] = []
         self.attempts: Counter[str] = Counter()
@@ -287,6 +294,9 @@ class FakeOpenAIServer:
         tokens = 0 if fault == "empty" else max_tokens
         if tokens and self.eos_after_tokens is not None and not body.get("ignore_eos"):
             tokens = min(max_tokens, max(int(body.get("min_tokens") or 0), self.eos_after_tokens))
+        words = self._answer_words(prompt)
+        if words is not None and fault is None:
+            tokens = min(max_tokens, len(words))
         if fault == "wrong_model":
             model = "impostor-model"
         if not stream:
@@ -297,7 +307,9 @@ class FakeOpenAIServer:
         self.counters.active += 1
         self.max_concurrent = max(self.max_concurrent, self.counters.active)
         try:
-            await self._stream(request, response, chat, model, tokens, prompt_tokens, include_usage, fault, argument)
+            await self._stream(
+                request, response, chat, model, tokens, prompt_tokens, include_usage, fault, argument, words
+            )
         except ConnectionResetError:
             pass  # the client went away (for instance after its read timeout)
         finally:
@@ -334,6 +346,7 @@ class FakeOpenAIServer:
         include_usage: bool,
         fault: str | None,
         argument: str | None,
+        words: list[str] | None = None,
     ) -> None:
         ident = f"fake-{id(response):x}"
         if chat and self.role_chunk:
@@ -346,7 +359,9 @@ class FakeOpenAIServer:
         chunk_index = 0
         while sent < tokens:
             count = min(self.tokens_per_chunk, tokens - sent)
-            text = "".join("" if (sent + i == 0 and self.empty_first_token) else f" t{sent + i}" for i in range(count))
+            text = "".join(
+                "" if (sent + i == 0 and self.empty_first_token) else self._word(words, sent + i) for i in range(count)
+            )
             finish = "length" if sent + count >= tokens else None
             if chunk_index == 2 and fault == "reset":
                 self.counters.generation_tokens += sent
@@ -389,6 +404,19 @@ class FakeOpenAIServer:
         if fault != "truncated":
             await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
+
+    def _answer_words(self, prompt: str) -> list[str] | None:
+        """The table's answer for ``prompt`` as words (the first key the prompt contains), or None."""
+        for key, answer in self.answers.items():
+            if key in prompt:
+                return answer.split() or [""]
+        return None
+
+    @staticmethod
+    def _word(words: list[str] | None, position: int) -> str:
+        if words is None:
+            return f" t{position}"
+        return ("" if position == 0 else " ") + words[position]
 
     def _count(self, prompt_tokens: int, tokens: int) -> None:
         self.counters.prompt_tokens += prompt_tokens
