@@ -48,6 +48,10 @@ class RequestRecord:
     #: The answer's text (chat ``content`` or completion ``text``, reasoning excluded), kept only when the backend
     #: was asked to keep it (None otherwise; never written to requests.jsonl).
     output_text: str | None = None
+    #: Multi-turn and trace workloads: the conversation (or trace session) this request belongs to, and its user
+    #: turn within the conversation (0-based; None for a trace request).
+    conversation_id: str | None = None
+    turn: int | None = None
 
     @property
     def ok(self) -> bool:

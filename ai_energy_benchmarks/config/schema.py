@@ -19,6 +19,7 @@ from pydantic import ConfigDict, Field, SerializeAsAny, field_validator, model_v
 from ai_energy_benchmarks.config.backend import BackendConfig, validate_backend
 from ai_energy_benchmarks.config.coerce import Section as _Section
 from ai_energy_benchmarks.config.coerce import parse_scalar_string, to_plain
+from ai_energy_benchmarks.config.sessions import MultiTurnConfig, TraceConfig
 
 
 class InputShapes(_Section):
@@ -152,6 +153,10 @@ class ScenarioConfig(_Section):
         1, ge=0, description="Batches (or requests) run before measuring, outside every measured window."
     )
     repetitions: int = Field(1, ge=1, description="Times the measured workload is repeated.")
+    multi_turn: MultiTurnConfig = Field(
+        default_factory=MultiTurnConfig, description="Multi-turn conversations (docs/workloads.md)."
+    )
+    trace: TraceConfig = Field(default_factory=TraceConfig, description="Trace replay (docs/workloads.md).")
 
     @field_validator("reasoning_params", mode="before")
     @classmethod
@@ -160,6 +165,12 @@ class ScenarioConfig(_Section):
         if isinstance(value, dict):
             return {k: parse_scalar_string(v) if isinstance(v, str) else v for k, v in value.items()}
         return value
+
+    @model_validator(mode="after")
+    def _one_session_workload(self) -> ScenarioConfig:
+        if self.multi_turn.enabled and self.trace.enabled:
+            raise ValueError("multi_turn.enabled and trace.enabled are both true; choose one workload")
+        return self
 
     @model_validator(mode="after")
     def _reasoning_switch_in_params(self) -> ScenarioConfig:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.datasets.loader import PromptSet
+from ai_energy_benchmarks.datasets.workload import Workload
 from ai_energy_benchmarks.energy.base import IntervalReading, WindowMeasurement
 from ai_energy_benchmarks.records import RequestRecord
 from ai_energy_benchmarks.results.contract import apply_0_0_4_types
@@ -28,6 +29,7 @@ from ai_energy_benchmarks.results.model import SCHEMA_VERSION, BenchmarkResult
 from ai_energy_benchmarks.results.phases import _phases, _repetitions
 from ai_energy_benchmarks.results.speed import _latency, _summary
 from ai_energy_benchmarks.results.steady import TIME_SHARE_SOURCE, _steady_state
+from ai_energy_benchmarks.results.workload import workload_block
 
 
 def _backend_warnings(model_info: dict[str, Any]) -> list[str]:
@@ -81,11 +83,13 @@ def aggregate(
     gpu_ids_used: list[int] | None = None,
     warnings: Sequence[str] = (),
     steady_state_readings: dict[str, list[IntervalReading]] | None = None,
+    workload: Workload | None = None,
 ) -> BenchmarkResult:
     """Build the typed result (see docs/results.md for every key and its unit; ``.to_dict()`` is ``run()``'s dict).
 
     ``steady_state_readings`` holds, by generate-window label, the meters' readings over the backend's
-    steady-state interval in that window (where a meter can read a past interval back).
+    steady-state interval in that window (where a meter can read a past interval back). ``workload``: the session
+    workload (conversations or a trace) the records came from, for the ``workload`` block.
     """
     metered = bool(meters_info)
     generate = [w for w in windows if w.kind == "generate"]
@@ -157,6 +161,8 @@ def aggregate(
         "warnings": all_warnings,
         "energy_notes": energy["notes"],
     }
+    if workload is not None:  # a session workload's own block; absent otherwise
+        result["workload"] = workload_block(workload, records, windows, chosen if metered else {}, expected, model_info)
     all_warnings += apply_0_0_4_types(result)
     return BenchmarkResult.model_validate(result)
 

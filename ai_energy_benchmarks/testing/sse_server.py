@@ -91,6 +91,7 @@ class FakeOpenAIServer:
         eos_after_tokens: int | None = None,
         retry_after: str | None = None,
         server: str = "vllm",
+        tag_answers: bool = False,
     ) -> None:
         self.models = list(models)
         #: Whose manners this server has (see :mod:`.server_profiles`).
@@ -115,6 +116,12 @@ class FakeOpenAIServer:
         self.eos_after_tokens = eos_after_tokens
         #: ``Retry-After`` header value sent with the ``retry429`` / ``retry503`` faults' answers (None: no header).
         self.retry_after = retry_after
+        #: Each answer's tokens carry the first word of the request's last message (`` Hello.t0 Hello.t1``), so a
+        #: test can tell which request an answer came from (a multi-turn history, for one).
+        self.tag_answers = tag_answers
+        #: Message lists (chat) already seen, for the simulated prefix cache (a request's hits: the words of the
+        #: longest earlier-seen list of messages its own starts with).
+        self._seen_prefixes: set[str] = set()
         self.bodies: list[dict[str, Any]] = []
         self.auth_headers: list[str | None] = []
         self.attempts: Counter[str] = Counter()
@@ -259,9 +266,11 @@ class FakeOpenAIServer:
         model = body.get("model")
         if model not in self.models:
             return error(404, f"The model `{model}` does not exist.", "NotFoundError")
+        context_words = 0
         if chat:
             messages = body.get("messages") or [{}]
             prompt = str(messages[-1].get("content", ""))
+            context_words = self._prefix_cache(messages)
         else:
             prompt = str(body.get("prompt", ""))
         rejected = sorted(self.rejected_fields & set(body))
@@ -283,7 +292,7 @@ class FakeOpenAIServer:
             return early
         stream = bool(body.get("stream"))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        prompt_tokens = len(prompt.split()) + (3 if chat else 0)
+        prompt_tokens = (context_words or len(prompt.split())) + (3 if chat else 0)
         tokens = 0 if fault == "empty" else max_tokens
         if tokens and self.eos_after_tokens is not None and not body.get("ignore_eos"):
             tokens = min(max_tokens, max(int(body.get("min_tokens") or 0), self.eos_after_tokens))
@@ -297,7 +306,10 @@ class FakeOpenAIServer:
         self.counters.active += 1
         self.max_concurrent = max(self.max_concurrent, self.counters.active)
         try:
-            await self._stream(request, response, chat, model, tokens, prompt_tokens, include_usage, fault, argument)
+            tag = (prompt.split() or [""])[0] + "." if self.tag_answers else ""
+            await self._stream(
+                request, response, chat, model, tokens, prompt_tokens, include_usage, fault, argument, tag
+            )
         except ConnectionResetError:
             pass  # the client went away (for instance after its read timeout)
         finally:
@@ -334,6 +346,7 @@ class FakeOpenAIServer:
         include_usage: bool,
         fault: str | None,
         argument: str | None,
+        tag: str = "",
     ) -> None:
         ident = f"fake-{id(response):x}"
         if chat and self.role_chunk:
@@ -346,7 +359,9 @@ class FakeOpenAIServer:
         chunk_index = 0
         while sent < tokens:
             count = min(self.tokens_per_chunk, tokens - sent)
-            text = "".join("" if (sent + i == 0 and self.empty_first_token) else f" t{sent + i}" for i in range(count))
+            text = "".join(
+                "" if (sent + i == 0 and self.empty_first_token) else f" {tag}t{sent + i}" for i in range(count)
+            )
             finish = "length" if sent + count >= tokens else None
             if chunk_index == 2 and fault == "reset":
                 self.counters.generation_tokens += sent
@@ -389,6 +404,20 @@ class FakeOpenAIServer:
         if fault != "truncated":
             await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
+
+    def _prefix_cache(self, messages: list[Any]) -> int:
+        """Count a chat request in the simulated prefix cache; return the words of all its messages."""
+        words = [len(str(m.get("content", "")).split()) if isinstance(m, dict) else 0 for m in messages]
+        hits = 0
+        for end in range(len(messages), 0, -1):
+            if repr(messages[:end]) in self._seen_prefixes:
+                hits = sum(words[:end])
+                break
+        for end in range(1, len(messages) + 1):
+            self._seen_prefixes.add(repr(messages[:end]))
+        self.counters.prefix_cache_queries += sum(words)
+        self.counters.prefix_cache_hits += hits
+        return sum(words)
 
     def _count(self, prompt_tokens: int, tokens: int) -> None:
         self.counters.prompt_tokens += prompt_tokens

@@ -1,0 +1,62 @@
+"""Session workloads: what a run sends when it is not one independent request per prompt.
+
+``multi_turn`` (conversations sent turn by turn, :mod:`.conversations`) and ``trace`` (a request trace replayed at its
+arrival times, :mod:`.traces`). A backend that runs them lists their kinds in ``Backend.workloads`` and runs them in
+``Backend.run_workload``; the runner measures them in the generate window only (no prefill pass).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ai_energy_benchmarks.config.schema import ScenarioConfig
+from ai_energy_benchmarks.datasets.conversations import ConversationSet, conversations_path, load_conversations
+from ai_energy_benchmarks.datasets.loader import PromptSet
+from ai_energy_benchmarks.datasets.traces import Trace, load_trace, trace_path
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A session workload: conversations (``multi_turn``) or a trace (``trace``)."""
+
+    kind: Literal["multi_turn", "trace"]
+    conversations: ConversationSet | None = None
+    #: ``model`` or ``dataset``: whose answers are sent as history (multi_turn).
+    history: str = "model"
+    trace: Trace | None = None
+
+    def prompt_set(self, num_requested: int) -> PromptSet:
+        """The prompts as the rest of the run sees them (``prompts.jsonl``, the warm-up): every user turn in order,
+        or the trace's synthesised prompts."""
+        if self.conversations is not None:
+            turns = [text for c in self.conversations.conversations for text in c.user_turns]
+            c = self.conversations
+            return PromptSet(turns, c.source, num_requested, c.num_available, list(c.warnings))
+        assert self.trace is not None
+        t = self.trace
+        return PromptSet(list(t.prompts), t.source, num_requested, t.num_available, list(t.warnings))
+
+
+def workload_kind(scenario: ScenarioConfig) -> str | None:
+    """``multi_turn``, ``trace`` or None (single prompts), checking that the file named exists."""
+    if scenario.multi_turn.enabled:
+        conversations_path(scenario.multi_turn.dataset)
+        return "multi_turn"
+    if scenario.trace.enabled:
+        trace_path(scenario.trace.path)
+        return "trace"
+    return None
+
+
+def load_workload(scenario: ScenarioConfig) -> Workload | None:
+    """The session workload ``scenario`` asks for, loaded, or None for single prompts."""
+    if scenario.multi_turn.enabled:
+        conversations = load_conversations(scenario.multi_turn, scenario.num_samples)
+        return Workload("multi_turn", conversations=conversations, history=scenario.multi_turn.history)
+    if scenario.trace.enabled:
+        return Workload("trace", trace=load_trace(scenario.trace))
+    return None
+
+
+__all__ = ["Workload", "load_workload", "workload_kind"]
