@@ -3,6 +3,7 @@ replay against the test server at the trace's (scaled) times with schedule drift
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from ai_energy_benchmarks.datasets.traces import (
     synthesize_words,
     trace_path,
 )
-from ai_energy_benchmarks.exceptions import ConfigError, DatasetError
+from ai_energy_benchmarks.exceptions import DatasetError
 from ai_energy_benchmarks.runner import BenchmarkRunner
 from ai_energy_benchmarks.testing.sse_server import FakeOpenAIServer
 
@@ -112,12 +113,27 @@ def test_a_trace_is_replayed_at_its_scaled_times_with_its_output_lengths(tmp_pat
     assert result["summary"]["total_duration_seconds"] >= trace.entries[-1].offset_s
 
 
-def test_the_pytorch_backend_refuses_a_trace_before_loading(tmp_path: Path) -> None:
+def test_the_pytorch_backend_replays_a_trace_one_request_at_a_time(tmp_path: Path) -> None:
+    trace = load_trace(TraceConfig(enabled=True))
     config = {
         "output_dir": str(tmp_path / "out"),
         "backend": {"type": "pytorch", "model": "packaged:tiny-llama", "no_weights": True, "device": "cpu"},
-        "scenario": {"trace": {"enabled": True}},
+        "scenario": {"warmup_runs": 1, "trace": {"enabled": True}},
         "metrics": {"enabled": False},
+        "reporter": {"output_file": str(tmp_path / "r.csv")},
     }
-    with pytest.raises(ConfigError, match=r"scenario\.trace: backend type 'pytorch' does not run trace workloads"):
-        BenchmarkRunner(config).check()
+    result = BenchmarkRunner(config).run()
+    assert result["status"] == "completed"
+    rows = [json.loads(line) for line in (tmp_path / "out" / "requests.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in rows] == list(range(26))
+    assert [r["completion_tokens"] for r in rows] == [e.output_length for e in trace.entries]
+    assert [r["conversation_id"] for r in rows] == [e.session_id for e in trace.entries]
+    for before, after in itertools.pairwise(rows):
+        assert after["start_s"] >= before["end_s"]  # one at a time
+    offsets = [r["start_s"] - rows[0]["start_s"] for r in rows]
+    # every request starts at its arrival time, or later when the one before was still running
+    for offset, entry in zip(offsets, trace.entries, strict=True):
+        assert offset >= entry.offset_s - 0.005
+    (drift,) = result["workload"]["schedule_drift"]
+    assert drift["count"] + drift["held_for_a_slot"] == 26 and drift["count"] > 0 and drift["p99"] < 50.0
+    assert result["workload"]["output_tokens"]["requests_off_length"] == 0

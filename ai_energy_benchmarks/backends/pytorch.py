@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from ai_energy_benchmarks.backends.base import Backend, RequestRecord
+from ai_energy_benchmarks.backends.http_metrics import schedule_drift
 from ai_energy_benchmarks.backends.pytorch_config import PyTorchConfig
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.datasets.conversations import history_messages, with_history
+from ai_energy_benchmarks.datasets.traces import Trace
 from ai_energy_benchmarks.datasets.workload import Workload
 from ai_energy_benchmarks.exceptions import (
     BackendError,
@@ -89,7 +91,7 @@ class PyTorchBackend(Backend):
 
     #: Keep each answer's decoded text in its record (``RequestRecord.output_text``); off for benchmarks.
     keep_text: bool = False
-    workloads = frozenset({"multi_turn"})
+    workloads = frozenset({"multi_turn", "trace"})
 
     def __init__(self, config: BenchmarkConfig) -> None:
         self._config = config
@@ -108,6 +110,8 @@ class PyTorchBackend(Backend):
         self._use_chat = False
         self._rendered: dict[str, str] = {}
         self._phase = "unnamed"
+        #: Trace replays' schedule drift by pass label (``describe()["schedule_drift"]``).
+        self._drift: dict[str, dict[str, Any]] = {}
 
     # -- loading ---------------------------------------------------------------------------------------------
     def _resolve_device(self, torch: Any) -> str:
@@ -420,8 +424,10 @@ class PyTorchBackend(Backend):
         (the model's own decoded answers, or the dataset's) and the turn; one record per turn."""
         if self._model is None:
             raise BackendError("PyTorchBackend.run_workload() called before load()")
-        if workload.conversations is None:
-            raise ConfigError(f"scenario.{workload.kind}: the pytorch backend runs multi_turn workloads only")
+        if workload.trace is not None:
+            yield from self._replay(workload.trace, generate_kwargs)
+            return
+        assert workload.conversations is not None
         torch = self._torch
         scenario = self._scenario
         kwargs = dict(generate_kwargs)
@@ -473,6 +479,31 @@ class PyTorchBackend(Backend):
                 )
                 index += 1
 
+    def _replay(self, trace: Trace, generate_kwargs: dict[str, Any]) -> Iterator[RequestRecord]:
+        """A trace one request at a time: each starts at its arrival time, or as soon as the one before has ended
+        when that is later (counted as held, not as drift), with its output length fixed to the trace's."""
+        label = self._phase
+        drift_s: list[float] = []
+        held = 0
+        start = time.perf_counter()
+        for index, (entry, prompt) in enumerate(zip(trace.entries, trace.prompts, strict=True)):
+            due = start + entry.offset_s
+            late = time.perf_counter() > due
+            if late:
+                held += 1
+            else:
+                while (left := due - time.perf_counter()) > 0:
+                    time.sleep(left)
+            length = entry.output_length
+            kwargs = generate_kwargs | {"max_new_tokens": length, "min_new_tokens": length}
+            for record in self.run([prompt], kwargs):
+                if not late:
+                    drift_s.append(record.start_s - due)
+                record.index = index
+                record.conversation_id = entry.session_id
+                yield record
+        self._drift[label] = schedule_drift(drift_s, held)
+
     # -- reporting -------------------------------------------------------------------------------------------
     def metered_gpu_ids(self) -> list[int] | None:
         """The GPUs the model runs on (an empty list on CPU: no GPU is metered)."""
@@ -498,6 +529,8 @@ class PyTorchBackend(Backend):
             )
         if self._tokenizer_note:
             info["tokenizer_note"] = self._tokenizer_note
+        if self._drift:
+            info["schedule_drift"] = [drift | {"label": label} for label, drift in self._drift.items()]
         if self._formatter is not None:
             info["prompt_format"] = {
                 "chat_template": self._use_chat,

@@ -208,6 +208,7 @@ def _trace_block(
     ]
     runs = [r for r in (model_info.get("http") or {}).get("runs") or [] if str(r.get("label", "")).startswith("gen")]
     drift = [r["schedule_drift"] | {"label": r.get("label")} for r in runs if r.get("schedule_drift")]
+    drift += [d for d in model_info.get("schedule_drift") or [] if str(d.get("label", "")).startswith("gen")]
     rows = _group_rows(records, energy, known)
     return {
         "source": trace.source,
