@@ -268,6 +268,9 @@ class OpenAIHTTPBackend(Backend):
             plan = self._plan(label, [], generate_kwargs)
             plan.conversations = workload.conversations.conversations
             plan.history = workload.history
+            if plan.request_rate is not None:
+                logger.warning("backend.request_rate does not apply to conversations: each turn follows the last")
+                plan.request_rate = None
         else:
             assert workload.trace is not None
             trace = workload.trace
