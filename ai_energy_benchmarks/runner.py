@@ -301,7 +301,8 @@ class BenchmarkRunner(LegacyRunnerParts):
             warnings=failures,
             workload=self._workload,
         ).to_dict()
-        self._write_reports(result, records, self._sent_prompts(backend, prompt_set))
+        sent = self._sent_prompts(backend, prompt_set) if self._workload is None else self._workload.prompt_rows()
+        self._write_reports(result, records, sent)
         return result
 
     @staticmethod

@@ -302,3 +302,37 @@ def test_pytorch_multi_turn_through_the_runner(tmp_path: Path) -> None:
     assert workload["source"] == "packaged:tiny_chat" and workload["conversations"] == 2 and workload["turns"] == 5
     assert [r["id"] for r in workload["per_conversation"]] == ["kettle", "garden"]
     assert result["summary"]["successful_prompts"] == 5
+
+
+@pytest.mark.parametrize(("history", "sent_after_failure"), [("model", False), ("dataset", True)])
+def test_a_failed_turn_ends_its_conversation_only_with_the_models_history(
+    tmp_path: Path, history: str, sent_after_failure: bool
+) -> None:
+    rows = [dict(CONVERSATIONS[0]), CONVERSATIONS[1]]
+    rows[0]["conversations"] = [dict(m) for m in CONVERSATIONS[0]["conversations"]]
+    rows[0]["conversations"][2]["value"] = "a1 [fault:http_400] second question"
+    with FakeOpenAIServer(models=[MODEL], tag_answers=True) as server:
+        config = runner_config(
+            tmp_path,
+            server.url + "/v1",
+            backend={"concurrency": 2},
+            scenario={
+                "num_samples": 2,
+                "warmup_runs": 0,
+                "generate_kwargs": {"max_new_tokens": TOKENS, "min_new_tokens": TOKENS},
+                "multi_turn": {
+                    "enabled": True,
+                    "dataset": str(write_conversations(tmp_path, rows)),
+                    "history": history,
+                },
+            },
+        )
+        result = BenchmarkRunner(config).run()
+    requests = [json.loads(line) for line in (tmp_path / "out" / "requests.jsonl").read_text().splitlines()]
+    sent = sorted((r["conversation_id"], r["turn"], r["error"] is None) for r in requests)
+    expected = [("a", 0, True), ("a", 1, False)] + ([("a", 2, True)] if sent_after_failure else [])
+    assert sent == [*expected, ("b", 0, True), ("b", 1, True)]
+    (run,) = [r for r in result["model"]["http"]["runs"] if r["label"] == "generate-0"]
+    assert run["requests_not_sent"] == (0 if sent_after_failure else 1)
+    prompts = [json.loads(line) for line in (tmp_path / "out" / "prompts.jsonl").read_text().splitlines()]
+    assert [(p["conversation_id"], p["turn"]) for p in prompts] == [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1)]

@@ -306,6 +306,16 @@ class HttpClient:
                 self._finished(state, record, emit)
                 if record.error_class == ABORTED:
                     break
+                if not record.ok and plan.history == "model":
+                    # The model gave no answer to put in the history: the later turns cannot be what was asked.
+                    logger.warning(
+                        "conversation '%s': turn %d failed (%s); its %d later turn(s) are not sent",
+                        conversation.id,
+                        turn,
+                        record.error_class,
+                        len(conversation.user_turns) - turn - 1,
+                    )
+                    break
         finally:
             if task is not None:
                 state.tasks.discard(task)

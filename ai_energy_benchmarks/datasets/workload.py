@@ -8,7 +8,7 @@ arrival times, :mod:`.traces`). A backend that runs them lists their kinds in ``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ai_energy_benchmarks.config.schema import ScenarioConfig
 from ai_energy_benchmarks.datasets.conversations import ConversationSet, conversations_path, load_conversations
@@ -36,6 +36,30 @@ class Workload:
         assert self.trace is not None
         t = self.trace
         return PromptSet(list(t.prompts), t.source, num_requested, t.num_available, list(t.warnings))
+
+    def prompt_rows(self) -> list[dict[str, Any]]:
+        """``prompts.jsonl``'s rows: each user turn with its conversation and turn (the history is added when it
+        is sent), or each trace request's prompt with its arrival offset (s), lengths and session."""
+        if self.conversations is not None:
+            turns = [
+                (c.id, turn, text) for c in self.conversations.conversations for turn, text in enumerate(c.user_turns)
+            ]
+            return [
+                {"index": i, "prompt": text, "conversation_id": ident, "turn": turn}
+                for i, (ident, turn, text) in enumerate(turns)
+            ]
+        assert self.trace is not None
+        return [
+            {
+                "index": i,
+                "prompt": prompt,
+                "offset_s": entry.offset_s,
+                "input_length": entry.input_length,
+                "output_length": entry.output_length,
+                "session_id": entry.session_id,
+            }
+            for i, (prompt, entry) in enumerate(zip(self.trace.prompts, self.trace.entries, strict=True))
+        ]
 
 
 def workload_kind(scenario: ScenarioConfig) -> str | None:
