@@ -336,3 +336,52 @@ def test_a_failed_turn_ends_its_conversation_only_with_the_models_history(
     assert run["requests_not_sent"] == (0 if sent_after_failure else 1)
     prompts = [json.loads(line) for line in (tmp_path / "out" / "prompts.jsonl").read_text().splitlines()]
     assert [(p["conversation_id"], p["turn"]) for p in prompts] == [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1)]
+
+
+def test_energy_is_shared_by_time_among_the_requests_in_flight() -> None:
+    """10 W; request 1 runs 0-2 s, request 2 1-3 s, request 3 4-5 s (alone), nothing 3-4 s: hand-computed shares."""
+    from ai_energy_benchmarks.records import RequestRecord
+    from ai_energy_benchmarks.results.workload import share_energy_by_time
+
+    spans = [(0.0, 2.0), (1.0, 3.0), (4.0, 5.0)]
+    records = [RequestRecord(i, 1, start, end, 1, 1) for i, (start, end) in enumerate(spans)]
+    assert share_energy_by_time(records, 10.0) == pytest.approx([15.0, 15.0, 10.0])
+
+
+def test_a_backend_that_does_not_run_conversations_is_refused_before_loading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typing import Literal
+
+    from ai_energy_benchmarks.backends import registry
+    from ai_energy_benchmarks.backends.base import Backend
+    from ai_energy_benchmarks.config.backend import BackendConfig
+
+    class PlainConfig(BackendConfig):
+        type: Literal["plain-test"] = "plain-test"
+
+    class Plain(Backend):
+        def __init__(self, config: Any) -> None:
+            pass
+
+        def run(self, prompts: list[str], generate_kwargs: dict[str, Any]) -> Any:
+            return iter(())
+
+        def describe(self) -> dict[str, Any]:
+            return {}
+
+        def close(self) -> None:
+            pass
+
+        def set_phase(self, label: str) -> None:
+            pass
+
+    monkeypatch.setitem(registry._SPECS, "plain-test", registry.BackendSpec(PlainConfig, Plain))
+    config = {
+        "output_dir": str(tmp_path / "out"),
+        "backend": {"type": "plain-test", "model": "m"},
+        "scenario": {"multi_turn": {"enabled": True}},
+        "metrics": {"enabled": False},
+    }
+    with pytest.raises(ConfigError, match=r"scenario\.multi_turn: backend type 'plain-test' does not run multi_turn"):
+        BenchmarkRunner(config).check()
