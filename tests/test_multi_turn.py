@@ -16,6 +16,7 @@ from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.config.sessions import MultiTurnConfig
 from ai_energy_benchmarks.datasets.conversations import history_messages, load_conversations
 from ai_energy_benchmarks.exceptions import ConfigError, DatasetError
+from ai_energy_benchmarks.results.summary import format_summary
 from ai_energy_benchmarks.runner import BenchmarkRunner
 from ai_energy_benchmarks.testing.sse_server import FakeOpenAIServer
 
@@ -203,6 +204,7 @@ def test_prefix_cache_counters_are_recorded_beside(tmp_path: Path) -> None:
             hits += sum(words[: len(sent[turn - 1])]) if turn else 0
     assert (cache["queries_tokens"], cache["hits_tokens"]) == (queries, hits)
     assert 0 < cache["hit_rate"] < 1 and cache["source"].startswith("measured:server-prometheus")
+    assert f"prefix cache  {hits} of {queries} prompt tokens hit" in format_summary(result)
 
 
 def test_energy_per_turn_and_per_conversation_at_constant_power(tmp_path: Path) -> None:
@@ -226,6 +228,9 @@ def test_energy_per_turn_and_per_conversation_at_constant_power(tmp_path: Path) 
     for row in rows:
         assert row["energy_j"] == pytest.approx(60.0 * row["latency_s"], rel=0.02)
     assert workload["conversation_energy_j"]["count"] == 3
+    text = format_summary(result)
+    assert "multi-turn    3 conversations, 8 turns (history: model); per conversation" in text
+    assert "(ESTIMATE: time share of window)" in text and "  by turn       0: " in text
 
 
 def test_completions_api_is_refused_for_conversations(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from ai_energy_benchmarks.datasets.traces import (
     trace_path,
 )
 from ai_energy_benchmarks.exceptions import DatasetError
+from ai_energy_benchmarks.results.summary import format_summary
 from ai_energy_benchmarks.runner import BenchmarkRunner
 from ai_energy_benchmarks.testing.sse_server import FakeOpenAIServer
 
@@ -111,6 +112,7 @@ def test_a_trace_is_replayed_at_its_scaled_times_with_its_output_lengths(tmp_pat
     assert sorted(r["id"] for r in workload["per_session"]) == ["s0", "s1", "s2", "s3"]
     assert all(r["requests"] == 5 for r in workload["per_session"])
     assert result["summary"]["total_duration_seconds"] >= trace.entries[-1].offset_s
+    assert "  trace         26 requests over 1.286 s (scale 0.5); drift p99 " in format_summary(result)
 
 
 def test_the_pytorch_backend_replays_a_trace_one_request_at_a_time(tmp_path: Path) -> None:

@@ -486,9 +486,10 @@ class PyTorchBackend(Backend):
         drift_s: list[float] = []
         held = 0
         start = time.perf_counter()
+        previous_end = start
         for index, (entry, prompt) in enumerate(zip(trace.entries, trace.prompts, strict=True)):
             due = start + entry.offset_s
-            late = time.perf_counter() > due
+            late = previous_end > due  # the request before was still running when this one arrived
             if late:
                 held += 1
             else:
@@ -501,6 +502,7 @@ class PyTorchBackend(Backend):
                     drift_s.append(record.start_s - due)
                 record.index = index
                 record.conversation_id = entry.session_id
+                previous_end = record.end_s
                 yield record
         self._drift[label] = schedule_drift(drift_s, held)
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ai_energy_benchmarks.results.model import BenchmarkResult, DatasetInfo, SteadyState, Summary, as_result
+from ai_energy_benchmarks.results.model import (
+    BenchmarkResult,
+    DatasetInfo,
+    SteadyState,
+    Summary,
+    WorkloadResult,
+    as_result,
+)
 
 
 def _num(value: Any, digits: int = 4, unit: str = "") -> str:
@@ -62,6 +69,44 @@ def _output_rate(summary: Summary) -> Any:
     if "throughput_output_tokens_per_second" in summary.model_fields_set:
         return summary.throughput_output_tokens_per_second
     return summary.throughput_tokens_per_second
+
+
+def _workload_lines(workload: WorkloadResult | None) -> list[str]:
+    """A multi-turn or trace run's own lines: conversations and turns, or the replay's drift and lengths."""
+    if workload is None:
+        return []
+    lines: list[str] = []
+    estimate = " (ESTIMATE: time share of window)" if workload.energy_source else ""
+    if workload.kind == "multi_turn":
+        latency, joules = workload.conversation_latency_s, workload.conversation_energy_j
+        lines.append(
+            f"  multi-turn    {workload.conversations} conversations, {workload.turns} turns (history: "
+            f"{workload.history}); per conversation {_num(latency.mean if latency else None, 4, 's')}"
+            f", {_num(joules.mean if joules else None, 4, 'J')}{estimate}"
+        )
+        turns = [
+            f"{t.get('turn')}: {_num(t.get('mean_latency_s'), 3, 's')} {_num(t.get('mean_energy_j'), 3, 'J')}"
+            f" {_num(t.get('mean_prompt_tokens'), 1, 'tok')}"
+            for t in workload.per_turn or []
+        ]
+        lines.append("  by turn       " + " | ".join(turns))
+    elif workload.kind == "trace":
+        drift = (workload.schedule_drift or [{}])[0]
+        outputs = workload.output_tokens or {}
+        lines.append(
+            f"  trace         {workload.requests} requests over {_num(workload.span_s, 3, 's')}"
+            f" (scale {workload.scale}); drift p99 {_num(drift.get('p99'), 3, 'ms')}"
+            f", held for a slot {drift.get('held_for_a_slot', 'n/a')}"
+            f"; output tokens {outputs.get('served_total')}/{outputs.get('trace_total')}"
+        )
+    cache = workload.prefix_cache
+    if cache:
+        rate = cache.get("hit_rate")
+        lines.append(
+            f"  prefix cache  {cache.get('hits_tokens')} of {cache.get('queries_tokens')} prompt tokens hit"
+            f" ({_num(None if rate is None else 100 * rate, 1)}%; server counters)"
+        )
+    return lines
 
 
 def format_summary(result: BenchmarkResult | Mapping[str, Any], report_path: str | None = None) -> str:
@@ -129,6 +174,7 @@ def format_summary(result: BenchmarkResult | Mapping[str, Any], report_path: str
             lines.append("  note          energy figures marked ESTIMATE are models, not measurements")
     else:
         lines.append("  energy        not measured (metrics.enabled=false)")
+    lines += _workload_lines(typed.workload)
     for warning in typed.warnings:
         lines.append(f"  warning       {warning}")
     if report_path:
