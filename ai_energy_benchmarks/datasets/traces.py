@@ -6,9 +6,11 @@ as Mooncake's traces are written), ``input_length`` and ``output_length`` (token
 id per ``block_tokens`` tokens). Arrivals are replayed relative to the first request, times ``scale``.
 
 Prompts are synthesised to the trace's input lengths by :data:`synthesize_words`, a tokenizer-free method: words
-from a list of common English words that are one token each in the usual BPE vocabularies (GPT-2, Llama), so a
-prompt of N words is about N tokens (the server's ``usage`` gives the real count, and the result reports the
-difference). A prompt's first ``len(hash_ids) * block_tokens`` words come block by block from each hash id (seeded
+from a list of short, common English words, chosen to be one token each in large BPE vocabularies, so a prompt of N
+words is about N tokens. That is an approximation, not checked against those vocabularies here (none is available
+offline); the packaged tiny-llama tokenizer, whose vocabulary is small, makes them 1.29 tokens per word on the
+packaged trace. The server's ``usage`` gives the real count, and the result reports the difference. A prompt's
+first ``len(hash_ids) * block_tokens`` words come block by block from each hash id (seeded
 by it), so shared ids give the same prefix text and exercise the server's prefix cache as the trace did. A
 tokenizer-exact synthesiser can replace it: :func:`synthesize_prompts` takes any :data:`PromptSynthesizer`.
 """
@@ -30,7 +32,7 @@ PACKAGED_PREFIX = "packaged:"
 #: How prompts are made (the result's ``workload.prompt_method``).
 WORDS_METHOD = "words: one common English word per token (approximate; tokenizer-free)"
 
-#: Common English words, each one token (with its leading space) in GPT-2's and Llama's BPE vocabularies.
+#: Short, common English words, chosen to be one token each (with their leading space) in large BPE vocabularies.
 _WORDS = [
     "the",
     "of",
