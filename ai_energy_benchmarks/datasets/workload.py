@@ -13,7 +13,7 @@ from typing import Any, Literal
 from ai_energy_benchmarks.config.schema import ScenarioConfig
 from ai_energy_benchmarks.datasets.conversations import ConversationSet, conversations_path, load_conversations
 from ai_energy_benchmarks.datasets.loader import PromptSet
-from ai_energy_benchmarks.datasets.traces import Trace, load_trace, trace_path
+from ai_energy_benchmarks.datasets.traces import PromptSynthesizer, Trace, load_trace, trace_path
 
 
 @dataclass(frozen=True)
@@ -73,13 +73,15 @@ def workload_kind(scenario: ScenarioConfig) -> str | None:
     return None
 
 
-def load_workload(scenario: ScenarioConfig) -> Workload | None:
-    """The session workload ``scenario`` asks for, loaded, or None for single prompts."""
+def load_workload(scenario: ScenarioConfig, synthesizer: PromptSynthesizer | None = None) -> Workload | None:
+    """The session workload ``scenario`` asks for, loaded, or None for single prompts. ``synthesizer`` makes a trace's
+    prompts (default: :func:`~.traces.synthesize_words`, tokenizer-free)."""
     if scenario.multi_turn.enabled:
         conversations = load_conversations(scenario.multi_turn, scenario.num_samples)
         return Workload("multi_turn", conversations=conversations, history=scenario.multi_turn.history)
     if scenario.trace.enabled:
-        return Workload("trace", trace=load_trace(scenario.trace))
+        trace = load_trace(scenario.trace) if synthesizer is None else load_trace(scenario.trace, synthesizer)
+        return Workload("trace", trace=trace)
     return None
 
 
