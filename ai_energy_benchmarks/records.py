@@ -58,6 +58,10 @@ class RequestRecord:
     #: This request's share of its window's energy (J; ``results/attribution.py``): the shares of a window add up to
     #: its energy. None when the window's energy is unknown or not measured.
     energy_j: float | None = None
+    #: Multi-turn and trace workloads: the conversation (or trace session) this request belongs to, and its user
+    #: turn within the conversation (0-based; None for a trace request).
+    conversation_id: str | None = None
+    turn: int | None = None
 
     @property
     def ok(self) -> bool:

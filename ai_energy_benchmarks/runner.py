@@ -24,6 +24,7 @@ from ai_energy_benchmarks.config.loader import Overrides, build_config, load_con
 from ai_energy_benchmarks.config.parser import as_runner_config
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.datasets.loader import PromptSet, load_prompts, prompt_source
+from ai_energy_benchmarks.datasets.workload import Workload, load_workload, workload_kind
 from ai_energy_benchmarks.energy.base import IntervalReading, MeterSet
 from ai_energy_benchmarks.energy.registry import check_meter_names, check_meter_settings, create_meters
 from ai_energy_benchmarks.environment import collect_environment
@@ -93,6 +94,8 @@ class BenchmarkRunner(LegacyRunnerParts):
         self.run_dir = self.output_dir
         #: The result as written by the latest :meth:`run` (None until its report and CSV row are written).
         self.result: dict[str, Any] | None = None
+        #: The session workload of the latest :meth:`run` (conversations or a trace), None for single prompts.
+        self._workload: Workload | None = None
         #: ``self.backend`` (legacy_runner.py): before :meth:`run`, 0.0.4's adapter built on first use (nothing
         #: loaded); after it, the backend of the latest run, which callers such as AIEnergyScore's batch runner reach
         #: for clean-up. It is closed (model released) when :meth:`run` returns or raises.
@@ -114,10 +117,17 @@ class BenchmarkRunner(LegacyRunnerParts):
         if self.config.metrics.enabled:
             check_meter_names(self.config.metrics.meter_types)
             check_meter_settings(self.config.metrics)
-        prompt_source(self.config.scenario)
+        kind = workload_kind(self.config.scenario)
+        if kind is None:
+            prompt_source(self.config.scenario)
         if self.config.scenario.scorer is not None:
             create_scorer(self.config.scenario.scorer)  # a callable that cannot be imported stops the run here
         backend = create_backend(self.config)
+        if kind is not None and kind not in backend.workloads:
+            raise ConfigError(
+                f"scenario.{kind}: backend type '{self.config.backend.type}' does not run {kind} workloads"
+                + (f" (it runs: {', '.join(sorted(backend.workloads))})" if backend.workloads else "")
+            )
         check_writable(self.output_dir, "output_dir")
         check_writable(Path(self.config.reporter.output_file).parent, "reporter.output_file")
         return backend
@@ -151,7 +161,11 @@ class BenchmarkRunner(LegacyRunnerParts):
 
     def _run(self, backend: Backend, config: BenchmarkConfig) -> dict[str, Any]:
         started_at = _now()
-        prompt_set = load_prompts(config.scenario)
+        self._workload = load_workload(config.scenario)
+        if self._workload is not None:
+            prompt_set = self._workload.prompt_set(config.scenario.num_samples)
+        else:
+            prompt_set = load_prompts(config.scenario)
         logger.info("loaded %d prompts from %s", len(prompt_set.prompts), prompt_set.source)
         interrupts.check()
 
@@ -227,7 +241,10 @@ class BenchmarkRunner(LegacyRunnerParts):
         scenario = self.config.scenario
         kwargs = scenario.generate_kwargs.as_kwargs()
         passes: list[tuple[str, dict[str, Any]]] = []
-        if scenario.measure_prefill and not backend.splits_phases:
+        workload: Workload | None = self._workload
+        if workload is not None and scenario.measure_prefill:
+            logger.info("%s workload: no separate prefill pass is measured (its requests are whole)", workload.kind)
+        elif scenario.measure_prefill and not backend.splits_phases:
             logger.warning("this backend's workload runs for a fixed duration: no separate prefill pass is measured")
         elif scenario.measure_prefill:
             passes.append(("prefill", kwargs | {"max_new_tokens": 1, "min_new_tokens": 1}))
@@ -239,7 +256,12 @@ class BenchmarkRunner(LegacyRunnerParts):
                 with untorn_window(meter_set, f"{phase}-{repetition}", kind=phase, repetition=repetition):
                     logger.info("measuring window '%s-%d'", phase, repetition)
                     backend.set_phase(f"{phase}-{repetition}")
-                    for record in backend.run(prompt_set.prompts, phase_kwargs):
+                    run = (
+                        backend.run(prompt_set.prompts, phase_kwargs)
+                        if workload is None
+                        else backend.run_workload(workload, phase_kwargs)
+                    )
+                    for record in run:
                         record.repetition = repetition
                         record.phase = phase
                         records.append(record)
@@ -285,8 +307,10 @@ class BenchmarkRunner(LegacyRunnerParts):
             warnings=failures,
             scoring_errors=scoring_errors,
             read_back=meter_set.energy_between if meter_set.meters else None,
+            workload=self._workload,
         ).to_dict()
-        self._write_reports(result, records, self._sent_prompts(backend, prompt_set))
+        sent = self._sent_prompts(backend, prompt_set) if self._workload is None else self._workload.prompt_rows()
+        self._write_reports(result, records, sent)
         return result
 
     @staticmethod

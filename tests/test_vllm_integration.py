@@ -339,3 +339,79 @@ def test_aienergyscore_reasoning_rows_on_the_real_server(vllm_server: str, tmp_p
     assert_0_0_4_types(results)
     figures = post_process(tmp_path / "benchmark_report.json")
     assert float(figures["GPU_ENERGY_WH.txt"]) == pytest.approx(results["energy"]["gpu_energy_wh"], abs=0.005)
+
+
+def _tokenize_messages(base: str, messages: list[dict[str, str]]) -> int:
+    """The server's own prompt-token count of ``messages`` through its chat template (vLLM's ``/tokenize``)."""
+    body = {"model": SERVED_NAME, "messages": messages, "add_generation_prompt": True}
+    request = urllib.request.Request(
+        base + "/tokenize", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return int(json.loads(response.read())["count"])
+
+
+def test_multi_turn_history_is_the_models_own_answers_on_the_real_server(vllm_server: str, tmp_path: Path) -> None:
+    """Each turn's prompt, as the server counted it, is exactly the chat template over the conversation so far with
+    the model's own earlier answers; turns stay in order under concurrency; the prefix cache serves the history."""
+    from ai_energy_benchmarks.datasets.workload import load_workload
+
+    long_opening = "Tell me about the sea. " + " ".join(f"The river number {i} flows into it." for i in range(24))
+    script = [long_opening, "-", "And then?", "-", "Say it shorter."]
+    rows = [
+        {
+            "id": f"c{n}",
+            "messages": [
+                {"role": ("user", "assistant")[i % 2], "content": f"{n}: {text}" if i == 0 else text}
+                for i, text in enumerate(script)
+            ],
+        }
+        for n in range(3)
+    ]
+    path = tmp_path / "chats.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    config = make_config(vllm_server, tokens=8, api="chat", concurrency=2)
+    config.scenario.num_samples = 3
+    config.scenario.multi_turn.enabled = True
+    config.scenario.multi_turn.dataset = str(path)
+    workload = load_workload(config.scenario)
+    assert workload is not None and workload.conversations is not None
+    backend = OpenAIHTTPBackend(config)
+    backend.keep_text = True
+    backend.load()
+    try:
+        backend.set_phase("generate-0")
+        records = list(backend.run_workload(workload, config.scenario.generate_kwargs.as_kwargs()))
+        info = backend.describe()
+    finally:
+        backend.close()
+    assert len(records) == 9 and all(r.ok and r.completion_tokens == 8 for r in records)
+    for conversation in workload.conversations.conversations:
+        turns = sorted((r for r in records if r.conversation_id == conversation.id), key=lambda r: r.start_s)
+        assert [r.turn for r in turns] == [0, 1, 2]
+        assert turns[0].end_s <= turns[1].start_s and turns[1].end_s <= turns[2].start_s
+        messages: list[dict[str, str]] = []
+        for record, text in zip(turns, conversation.user_turns, strict=True):
+            messages.append({"role": "user", "content": text})
+            assert record.prompt_tokens == _tokenize_messages(vllm_server, messages), (conversation.id, record.turn)
+            messages.append({"role": "assistant", "content": str(record.output_text)})
+    cache = info["http"]["runs"][-1]["prefix_cache"]
+    assert cache is not None and cache["queries_tokens"] >= sum(r.prompt_tokens for r in records) * 0.9
+    assert cache["hits_tokens"] >= 128 * 6  # turns 1 and 2 of each conversation find the opening's first block
+
+
+def test_trace_replay_on_the_real_server(vllm_server: str, tmp_path: Path) -> None:
+    """The packaged trace at twice its speed: sent on time, every output the trace's length, the server's prompt
+    counts near the trace's (the tokenizer-free prompts and the chat template's own tokens)."""
+    config = make_config(vllm_server, tokens=8, tmp=tmp_path, api="chat", concurrency=16)
+    config.scenario.trace.enabled = True
+    config.scenario.trace.scale = 0.5
+    result = BenchmarkRunner(config).run()
+    assert result["status"] == "completed"
+    workload = result["workload"]
+    (drift,) = workload["schedule_drift"]
+    assert drift["count"] + drift["held_for_a_slot"] == 26 and drift["p99"] < 50.0
+    outputs = workload["output_tokens"]
+    assert outputs["requests_off_length"] == 0 and outputs["served_total"] == outputs["trace_total"]
+    inputs = workload["input_tokens"]
+    assert inputs["served_total"] > 0 and abs(inputs["mean_relative_error"]) < 0.6, inputs

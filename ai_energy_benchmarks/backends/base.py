@@ -6,10 +6,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ai_energy_benchmarks.energy.devices.processes import ServerProcesses
+from ai_energy_benchmarks.exceptions import ConfigError
 from ai_energy_benchmarks.records import RequestRecord  # re-exported: its home was here
+
+if TYPE_CHECKING:
+    from ai_energy_benchmarks.datasets.workload import Workload
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,14 @@ class Backend(ABC):
         pass; a backend that keeps per-pass facts (e.g. :meth:`steady_state_intervals`) files them under it."""
 
     # -- optional, with defaults ------------------------------------------------------------------------------------
+    #: The session workloads (``multi_turn``, ``trace``; see ``datasets/workload.py``) :meth:`run_workload` runs.
+    workloads: ClassVar[frozenset[str]] = frozenset()
+
+    def run_workload(self, workload: Workload, generate_kwargs: dict[str, Any]) -> Iterator[RequestRecord]:
+        """Run a session workload (conversations turn by turn, or a trace at its arrival times); yield one record
+        per request as it completes, with ``conversation_id`` and ``turn`` set. Default: refused."""
+        raise ConfigError(f"scenario.{workload.kind}: this backend does not run {workload.kind} workloads")
+
     def load(self) -> None:  # noqa: B027  # an optional hook: nothing to load by default
         """Load the model or connect to the server (never inside a measured window). Default: nothing."""
 

@@ -16,7 +16,8 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import aiohttp
 
@@ -67,6 +68,7 @@ from ai_energy_benchmarks.backends.http_stream import (  # noqa: F401 (re-export
 )
 from ai_energy_benchmarks.backends.servers.base import MetricNames
 from ai_energy_benchmarks.backends.servers.vllm import METRICS as VLLM_METRICS
+from ai_energy_benchmarks.datasets.conversations import Conversation, history_messages, with_history
 
 logger = logging.getLogger(__name__)
 
@@ -181,18 +183,23 @@ class HttpClient:
             state.prometheus_before = await self.scrape(state)
             scraper = loop.create_task(self._scrape_loop(state, plan.scrape_interval_s))
         slots = asyncio.Semaphore(plan.concurrency)
-        offsets = arrival_offsets(plan.request_rate, plan.arrival, plan.burstiness, plan.seed)
+        if plan.offsets_s is not None:
+            offsets: Iterator[float] = iter(plan.offsets_s)
+        else:
+            offsets = arrival_offsets(plan.request_rate, plan.arrival, plan.burstiness, plan.seed)
         count = None if plan.duration_s is not None else len(plan.prompts)
         start = time.perf_counter()
         state.trace.start_s = start
         deadline = None if plan.duration_s is None else start + plan.duration_s
         index = 0
         try:
+            if plan.conversations is not None:  # every turn of every conversation, sent and answered
+                index = count = await self._conversations(state, slots, emit)
             while (count is None or index < count) and state.stop_reason is None:
                 due = start + next(offsets)
                 if deadline is not None and due >= deadline:
                     break
-                if plan.request_rate is not None:
+                if plan.scheduled:
                     await self.sleep_until(due)
                 held = slots.locked()
                 await slots.acquire()
@@ -201,14 +208,15 @@ class HttpClient:
                     slots.release()
                     break
                 state.trace.events.append((now, len(state.tasks) + 1))
-                if plan.request_rate is not None and held:
+                if plan.scheduled and held:
                     state.held_for_slot += 1
-                scheduled = due if plan.request_rate is not None and not held else None
+                scheduled = due if plan.scheduled and not held else None
                 prompt = plan.prompts[index % len(plan.prompts)]
                 task = loop.create_task(self._request(state, index, prompt, scheduled, slots, emit))
                 state.tasks.add(task)
                 index += 1
-            state.trace.sends_done_s = time.perf_counter()
+            if state.trace.sends_done_s is None:
+                state.trace.sends_done_s = time.perf_counter()
             state.sent = index
             state.not_sent = 0 if count is None else count - index
             while state.tasks:
@@ -233,6 +241,87 @@ class HttpClient:
             state.prometheus_after = await self.scrape(state)
         return state
 
+    async def _conversations(
+        self, state: RunState, slots: asyncio.Semaphore, emit: Callable[[RequestRecord], None]
+    ) -> int:
+        """Run ``state.plan.conversations``: each takes a slot for all its turns (sent one after another), up to
+        ``concurrency`` conversations at once. Returns when all have ended: the number of turns they hold."""
+        plan = state.plan
+        conversations = plan.conversations or []
+        loop = asyncio.get_running_loop()
+        active: list[asyncio.Task[None]] = []
+        for position, conversation in enumerate(conversations):
+            await slots.acquire()
+            if state.stop_reason is not None:
+                slots.release()
+                break
+            state.trace.events.append((time.perf_counter(), len(state.tasks) + 1))
+            task = loop.create_task(self._conversation(state, position, conversation, slots, emit))
+            active.append(task)
+            state.tasks.add(task)
+        state.trace.sends_done_s = time.perf_counter()
+        while state.tasks:
+            done, _ = await asyncio.wait(set(state.tasks))
+            state.tasks.difference_update(done)
+        for task in active:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        return sum(len(c.user_turns) for c in conversations)
+
+    async def _conversation(
+        self,
+        state: RunState,
+        position: int,
+        conversation: Conversation,
+        slots: asyncio.Semaphore,
+        emit: Callable[[RequestRecord], None],
+    ) -> None:
+        """One conversation's turns in order, each sent with the history so far (see ``history_messages``)."""
+        plan = state.plan
+        answers: list[str | None] = []
+        first_index = sum(len(c.user_turns) for c in (plan.conversations or [])[:position])
+        task = asyncio.current_task()
+        try:
+            for turn, text in enumerate(conversation.user_turns):
+                if state.stop_reason is not None:
+                    break
+                body = build_body(plan, text)
+                formatted = body.get("messages") or [{"role": "user", "content": text}]
+                history = history_messages(conversation, turn, answers, plan.history)[:-1]
+                body["messages"] = with_history(formatted, history)
+                start = time.perf_counter()
+                try:
+                    result = await self._attempts(state, json.dumps(body).encode("utf-8"))
+                except asyncio.CancelledError:
+                    if state.stop_reason is None:
+                        raise
+                    result = Attempt(error_class=ABORTED, error=f"aborted: {state.stop_reason}")
+                end = time.perf_counter()
+                record = make_record(first_index + turn, start, end, result, state, self.model_names, body)
+                record.conversation_id = conversation.id
+                record.turn = turn
+                answers.append(record.output_text if record.ok else None)
+                if not plan.keep_text:  # kept for the history only
+                    record.output_text = None
+                self._finished(state, record, emit)
+                if record.error_class == ABORTED:
+                    break
+                if not record.ok and plan.history == "model":
+                    # The model gave no answer to put in the history: the later turns cannot be what was asked.
+                    logger.warning(
+                        "conversation '%s': turn %d failed (%s); its %d later turn(s) are not sent",
+                        conversation.id,
+                        turn,
+                        record.error_class,
+                        len(conversation.user_turns) - turn - 1,
+                    )
+                    break
+        finally:
+            if task is not None:
+                state.tasks.discard(task)
+            state.trace.events.append((time.perf_counter(), len(state.tasks)))
+            slots.release()
+
     async def _request(
         self,
         state: RunState,
@@ -248,19 +337,28 @@ class HttpClient:
             state.drift_s.append(start - scheduled_s)
         task = asyncio.current_task()
         try:
+            extra = plan.overrides[index] if plan.overrides is not None else None
+            body = build_body(plan, prompt, extra)
             try:
-                result = await self._attempts(state, encode_body(plan, prompt))
+                result = await self._attempts(state, json.dumps(body).encode("utf-8"))
             except asyncio.CancelledError:
                 if state.stop_reason is None:
                     raise
                 result = Attempt(error_class=ABORTED, error=f"aborted: {state.stop_reason}")
             end = time.perf_counter()
-            record = make_record(index, start, end, result, state, self.model_names)
+            record = make_record(index, start, end, result, state, self.model_names, body)
+            if plan.session_ids is not None:
+                record.conversation_id = plan.session_ids[index]
         finally:
             if task is not None:
                 state.tasks.discard(task)
             state.trace.events.append((time.perf_counter(), len(state.tasks)))
             slots.release()
+        self._finished(state, record, emit)
+
+    def _finished(self, state: RunState, record: RequestRecord, emit: Callable[[RequestRecord], None]) -> None:
+        """File a completed request's record, emit it, and stop the run after too many failures in a row."""
+        plan = state.plan
         state.records.append(record)
         if record.contradictions:
             note_contradictions(state, record)
@@ -282,7 +380,8 @@ class HttpClient:
         plan = state.plan
         retries = 0
         while True:
-            result = await self.stream_once(data, plan.chat, plan.keep_text)
+            keep = plan.keep_text or (plan.conversations is not None and plan.history == "model")
+            result = await self.stream_once(data, plan.chat, keep)
             if not result.retryable or retries >= plan.max_retries or state.stop_reason is not None:
                 return result
             retries += 1
@@ -327,11 +426,17 @@ class HttpClient:
 def encode_body(plan: RunPlan, prompt: str) -> bytes:
     """The JSON body of one request: the plan's base body and the prompt's fields from ``plan.render`` (by default
     ``prompt`` as is, or one user message for chat)."""
+    return json.dumps(build_body(plan, prompt)).encode("utf-8")
+
+
+def build_body(plan: RunPlan, prompt: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """:func:`encode_body`'s body as a dict, with ``extra`` fields (a trace request's output length) on top."""
     body = dict(plan.base_body)
+    body.update(extra or {})
     if plan.render is not None:
         body.update(plan.render(prompt))
     elif plan.chat:
         body["messages"] = [{"role": "user", "content": prompt}]
     else:
         body["prompt"] = prompt
-    return json.dumps(body).encode("utf-8")
+    return body

@@ -33,8 +33,9 @@ def run_summary(label: str, state: hc.RunState, backend: OpenAIHTTPConfig, names
         "stopped": state.stop_reason,
         "responses_without_usage": state.usage_missing,
     }
-    if state.plan.request_rate is not None:
+    if state.plan.scheduled:
         summary["schedule_drift"] = schedule_drift(state.drift_s, state.held_for_slot)
+    summary["prefix_cache"] = prefix_cache(state.prometheus_before, state.prometheus_after)
     if state.plan.scrape_interval_s is not None and names is not None:
         summary["prometheus"] = prometheus_summary(
             state.prometheus_before,
@@ -47,6 +48,31 @@ def run_summary(label: str, state: hc.RunState, backend: OpenAIHTTPConfig, names
             names=names,
         )
     return summary
+
+
+#: vLLM's prefix-cache counters (tokens looked up in the cache, and of those found there), as exposed on /metrics.
+PREFIX_CACHE_QUERIES = "vllm:prefix_cache_queries_total"
+PREFIX_CACHE_HITS = "vllm:prefix_cache_hits_total"
+
+
+def prefix_cache(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, Any] | None:
+    """The server's prefix-cache queries and hits (tokens) over a run, from its counters before and after (None
+    where it has no such counters or was not scraped). Counters cover every client of the server."""
+    if before is None or after is None:
+        return None
+    names = (PREFIX_CACHE_QUERIES, PREFIX_CACHE_HITS)
+    if not all(name in before and name in after for name in names):
+        return None
+    queries = after[PREFIX_CACHE_QUERIES] - before[PREFIX_CACHE_QUERIES]
+    hits = after[PREFIX_CACHE_HITS] - before[PREFIX_CACHE_HITS]
+    if queries < 0 or hits < 0:
+        return {"queries_tokens": None, "hits_tokens": None, "hit_rate": None, "note": "server counters restarted"}
+    return {
+        "queries_tokens": int(queries),
+        "hits_tokens": int(hits),
+        "hit_rate": hits / queries if queries > 0 else None,
+        "source": "measured:server-prometheus (vllm:prefix_cache_queries / vllm:prefix_cache_hits, tokens)",
+    }
 
 
 def energy_scope(on_this_host: bool, gpus: list[int] | None, device: str) -> dict[str, Any]:

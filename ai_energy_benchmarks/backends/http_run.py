@@ -21,6 +21,7 @@ from ai_energy_benchmarks.backends.http_answers import (
 )
 from ai_energy_benchmarks.backends.http_metrics import SlotTrace
 from ai_energy_benchmarks.backends.http_stream import EMPTY_COMPLETION, Attempt
+from ai_energy_benchmarks.datasets.conversations import Conversation
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,20 @@ class RunPlan:
     scrape_interval_s: float | None = None
     #: Keep each answer's text in its record (``RequestRecord.output_text``).
     keep_text: bool = False
+    #: Trace replay: each request's send time (s after the start; replaces ``request_rate``), its own body fields
+    #: (e.g. its output length) and its session (``RequestRecord.conversation_id``).
+    offsets_s: list[float] | None = None
+    overrides: list[dict[str, Any]] | None = None
+    session_ids: list[str | None] | None = None
+    #: Multi-turn: the conversations, sent turn by turn (``prompts`` unused), and whose answers are the history
+    #: (``model``: the answers just received; ``dataset``: the dataset's).
+    conversations: list[Conversation] | None = None
+    history: str = "model"
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether requests have send times (an arrival rate or a trace), whose drift is reported."""
+        return self.request_rate is not None or self.offsets_s is not None
 
 
 @dataclass
@@ -93,13 +108,21 @@ def note_contradictions(state: RunState, record: RequestRecord) -> None:
 
 
 def make_record(
-    index: int, start: float, end: float, result: Attempt, state: RunState, model: str | Collection[str]
+    index: int,
+    start: float,
+    end: float,
+    result: Attempt,
+    state: RunState,
+    model: str | Collection[str],
+    body: dict[str, Any] | None = None,
 ) -> RequestRecord:
+    """The record of one request; its answer is checked against ``body`` (default: the plan's base body)."""
     usage = result.usage if isinstance(result.usage, dict) else None
     if usage is None and result.error_class is None:
         state.usage_missing += 1
     claimed = as_int(usage.get("completion_tokens")) if usage else None
-    completion, flags = check_answer(claimed, len(result.chunk_times), result.models, state.plan.base_body, model)
+    sent = body if body is not None else state.plan.base_body
+    completion, flags = check_answer(claimed, len(result.chunk_times), result.models, sent, model)
     if result.error_class is not None:  # a broken stream is short by nature: only what it said is checked
         flags = [flag for flag in flags if flag != BELOW_MIN_TOKENS]
     believed = not (USAGE_OVER_MAX_TOKENS in flags or USAGE_BELOW_CHUNKS in flags)

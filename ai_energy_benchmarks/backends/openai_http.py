@@ -47,6 +47,7 @@ from ai_energy_benchmarks.backends.servers import get_profile
 from ai_energy_benchmarks.backends.servers.base import ServerProfile
 from ai_energy_benchmarks.config.redact import redact_text
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
+from ai_energy_benchmarks.datasets.workload import Workload
 from ai_energy_benchmarks.energy.devices.processes import ServerProcesses
 from ai_energy_benchmarks.energy.devices.processes import server_processes as find_server_processes
 from ai_energy_benchmarks.exceptions import BackendError, ConfigError
@@ -66,6 +67,7 @@ class OpenAIHTTPBackend(Backend):
     keep_text: bool = False
     #: The local server's processes, found once (see :meth:`server_processes`).
     _local_server: ServerProcesses | None = None
+    workloads = frozenset({"multi_turn", "trace"})
 
     def __init__(self, config: BenchmarkConfig) -> None:
         self._config = config
@@ -94,6 +96,11 @@ class OpenAIHTTPBackend(Backend):
             logger.info("using the %s API (%s)", self._api, self._api_reason)
         self._api_path = API_PATHS[self._api]
         self._chat = self._api == "chat"
+        if self._scenario.multi_turn.enabled and not self._chat:
+            raise ConfigError(
+                "scenario.multi_turn: conversations are sent as chat messages, and this run uses the completions "
+                f"API ({self._api_reason}); set backend.api=chat"
+            )
         self._ignore_eos = resolve_ignore_eos(self._backend.ignore_eos, self._scenario.generate_kwargs)
         # Unset, the server's profile is detected in load(); until then requests are checked as vLLM's (the widest).
         configured = self._backend.server
@@ -253,10 +260,42 @@ class OpenAIHTTPBackend(Backend):
             raise BackendError("OpenAIHTTPBackend.run() called before load()")
         if not prompts:
             return
-        backend = self._backend
         label = self._take_label()
+        yield from self._execute(self._plan(label, prompts, generate_kwargs), label)
+
+    def run_workload(self, workload: Workload, generate_kwargs: dict[str, Any]) -> Iterator[RequestRecord]:
+        """Conversations turn by turn (up to ``concurrency`` at once), or a trace at its arrival times (times
+        ``scenario.trace.scale``) with each request's output length fixed to the trace's (``max_tokens`` and, where
+        the server reads it, ``min_tokens``)."""
+        if self._loop is None or self._client is None:
+            raise BackendError("OpenAIHTTPBackend.run_workload() called before load()")
+        label = self._take_label()
+        if workload.conversations is not None:
+            plan = self._plan(label, [], generate_kwargs)
+            plan.conversations = workload.conversations.conversations
+            plan.history = workload.history
+            if plan.request_rate is not None:
+                logger.warning("backend.request_rate does not apply to conversations: each turn follows the last")
+                plan.request_rate = None
+        else:
+            assert workload.trace is not None
+            trace = workload.trace
+            plan = self._plan(label, trace.prompts, generate_kwargs)
+            plan.request_rate = None
+            plan.offsets_s = [entry.offset_s for entry in trace.entries]
+            plan.session_ids = [entry.session_id for entry in trace.entries]
+            min_tokens = self._profile.supports("min_tokens")
+            plan.overrides = [
+                {"max_tokens": e.output_length} | ({"min_tokens": e.output_length} if min_tokens else {})
+                for e in trace.entries
+            ]
+        plan.duration_s = None
+        yield from self._execute(plan, label)
+
+    def _plan(self, label: str, prompts: list[str], generate_kwargs: dict[str, Any]) -> hc.RunPlan:
+        backend = self._backend
         measured = label != "warmup"
-        plan = hc.RunPlan(
+        return hc.RunPlan(
             label=label,
             prompts=list(prompts),
             base_body=self._base_body(generate_kwargs),
@@ -274,6 +313,9 @@ class OpenAIHTTPBackend(Backend):
             scrape_interval_s=SCRAPE_INTERVAL_S if measured and self._metrics_available else None,
             keep_text=self.keep_text,
         )
+
+    def _execute(self, plan: hc.RunPlan, label: str) -> Iterator[RequestRecord]:
+        assert self._loop is not None
         handoff = Handoff(self._loop.loop)
         future = self._loop.submit(self._drive(plan, handoff))
         finished = False

@@ -34,6 +34,7 @@ from ai_energy_benchmarks.config.metrics import (
     RaplSettings,
 )
 from ai_energy_benchmarks.config.scorer import ScorerConfig
+from ai_energy_benchmarks.config.sessions import MultiTurnConfig, TraceConfig
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +175,10 @@ class ScenarioConfig(_Section):
         description="Check each answer against the dataset's reference after the run (energy per correct answer); "
         "unset: answers are not scored.",
     )
+    multi_turn: MultiTurnConfig = Field(
+        default_factory=MultiTurnConfig, description="Multi-turn conversations (docs/workloads.md)."
+    )
+    trace: TraceConfig = Field(default_factory=TraceConfig, description="Trace replay (docs/workloads.md).")
 
     @field_validator("reasoning_params", mode="before")
     @classmethod
@@ -182,6 +187,12 @@ class ScenarioConfig(_Section):
         if isinstance(value, dict):
             return {k: parse_scalar_string(v) if isinstance(v, str) else v for k, v in value.items()}
         return value
+
+    @model_validator(mode="after")
+    def _one_session_workload(self) -> ScenarioConfig:
+        if self.multi_turn.enabled and self.trace.enabled:
+            raise ValueError("multi_turn.enabled and trace.enabled are both true; choose one workload")
+        return self
 
     @model_validator(mode="after")
     def _reasoning_switch_in_params(self) -> ScenarioConfig:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.datasets.loader import PromptSet
+from ai_energy_benchmarks.datasets.workload import Workload
 from ai_energy_benchmarks.energy.base import IntervalReading, WindowMeasurement
 from ai_energy_benchmarks.records import RequestRecord
 from ai_energy_benchmarks.results.attribution import ReadBack, attribute_energy
@@ -30,6 +31,7 @@ from ai_energy_benchmarks.results.phases import _phases, _repetitions
 from ai_energy_benchmarks.results.quality import quality_block
 from ai_energy_benchmarks.results.speed import _latency, _summary
 from ai_energy_benchmarks.results.steady import TIME_SHARE_SOURCE, _steady_state
+from ai_energy_benchmarks.results.workload import workload_block
 from ai_energy_benchmarks.scoring import describe_scorer, verdicts_of
 
 
@@ -86,6 +88,7 @@ def aggregate(
     steady_state_readings: dict[str, list[IntervalReading]] | None = None,
     scoring_errors: Sequence[str] = (),
     read_back: ReadBack | None = None,
+    workload: Workload | None = None,
 ) -> BenchmarkResult:
     """Build the typed result (see docs/results.md for every key and its unit; ``.to_dict()`` is ``run()``'s dict).
 
@@ -95,6 +98,8 @@ def aggregate(
     give the ``quality`` block; ``scoring_errors`` are what the scorer raised. Each record's ``energy_j`` is set
     (its share of its window's energy, :mod:`~ai_energy_benchmarks.results.attribution`), using ``read_back`` (the
     meters' energy over a past interval) for the power's shape where given.
+    ``workload``: the session workload (conversations or a trace) the records came from, for the ``workload``
+    block.
     """
     metered = bool(meters_info)
     generate = [w for w in windows if w.kind == "generate"]
@@ -177,6 +182,8 @@ def aggregate(
             scorer, describe_scorer(scorer), verdicts_of(generate_records), result["energy"], scoring_errors
         )
         all_warnings += list(scoring_errors)
+    if workload is not None:  # a session workload's own block; absent otherwise
+        result["workload"] = workload_block(workload, records, windows, chosen if metered else {}, expected, model_info)
     all_warnings += apply_0_0_4_types(result)
     return BenchmarkResult.model_validate(result)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
@@ -348,6 +348,39 @@ class Files(_Block):
     csv: str | None = None
 
 
+class WorkloadResult(_Block):
+    """A session workload's own figures: multi-turn conversations or a trace replay (docs/workloads.md)."""
+
+    kind: Literal["multi_turn", "trace"] | None = Field(None, description="multi_turn | trace")
+    energy_method: str | None = Field(None, description="how each request's energy is taken from its window's")
+    energy_source: str | None = Field(None, description="estimated:time-share-of-window; null when not metered")
+    window_energy_j: Number | None = Field(None, description="energy of the generate windows, J")
+    unattributed_energy_j: Number | None = Field(None, description="of it, time with no request in flight, J")
+    prefix_cache: dict[str, Any] | None = Field(
+        None, description="server's prefix-cache queries_tokens, hits_tokens, hit_rate over the measured runs"
+    )
+    source: str | None = Field(None, description="the conversation file or trace")
+    history: str | None = Field(None, description="multi_turn: model | dataset (whose answers are the history)")
+    conversations: int | None = Field(None, description="multi_turn: conversations sent per repetition")
+    turns: int | None = Field(None, description="multi_turn: user turns sent per repetition")
+    per_turn: list[dict[str, Any]] | None = Field(None, description="multi_turn: means by turn position")
+    per_conversation: list[dict[str, Any]] | None = Field(None, description="multi_turn: one row per conversation")
+    conversation_latency_s: Statistics | None = None
+    conversation_wall_s: Statistics | None = None
+    conversation_energy_j: Statistics | None = None
+    timestamp_unit: str | None = Field(None, description="trace: ms | s")
+    scale: Number | None = Field(None, description="trace: time scale of the arrivals (0.5: twice as fast)")
+    requests: int | None = Field(None, description="trace: requests replayed")
+    requests_available: int | None = None
+    sessions: int | None = None
+    span_s: Number | None = Field(None, description="trace: last arrival after the first, scaled, s")
+    prompt_method: str | None = None
+    schedule_drift: list[dict[str, Any]] | None = Field(None, description="trace: send time minus arrival time")
+    input_tokens: dict[str, Any] | None = None
+    output_tokens: dict[str, Any] | None = None
+    per_session: list[dict[str, Any]] | None = Field(None, description="trace: one row per session")
+
+
 class BenchmarkResult(_Block):
     """One benchmark run's result (``benchmark_report.json``; ``run()`` returns :meth:`to_dict`)."""
 
@@ -372,6 +405,7 @@ class BenchmarkResult(_Block):
     warnings: list[str] = Field(default_factory=list)
     energy_notes: list[str] = Field(default_factory=list)
     files: Files | None = None
+    workload: WorkloadResult | None = Field(None, description="multi-turn or trace workloads only")
 
     @property
     def synthetic_model(self) -> bool:

@@ -11,6 +11,7 @@ from ai_energy_benchmarks.results.model import (
     Quality,
     SteadyState,
     Summary,
+    WorkloadResult,
     as_result,
 )
 
@@ -95,6 +96,44 @@ def _quality_lines(quality: Quality) -> list[str]:
     return lines
 
 
+def _workload_lines(workload: WorkloadResult | None) -> list[str]:
+    """A multi-turn or trace run's own lines: conversations and turns, or the replay's drift and lengths."""
+    if workload is None:
+        return []
+    lines: list[str] = []
+    estimate = " (ESTIMATE: time share of window)" if workload.energy_source else ""
+    if workload.kind == "multi_turn":
+        latency, joules = workload.conversation_latency_s, workload.conversation_energy_j
+        lines.append(
+            f"  multi-turn    {workload.conversations} conversations, {workload.turns} turns (history: "
+            f"{workload.history}); per conversation {_num(latency.mean if latency else None, 4, 's')}"
+            f", {_num(joules.mean if joules else None, 4, 'J')}{estimate}"
+        )
+        turns = [
+            f"{t.get('turn')}: {_num(t.get('mean_latency_s'), 3, 's')} {_num(t.get('mean_energy_j'), 3, 'J')}"
+            f" {_num(t.get('mean_prompt_tokens'), 1, 'tok')}"
+            for t in workload.per_turn or []
+        ]
+        lines.append("  by turn       " + " | ".join(turns))
+    elif workload.kind == "trace":
+        drift = (workload.schedule_drift or [{}])[0]
+        outputs = workload.output_tokens or {}
+        lines.append(
+            f"  trace         {workload.requests} requests over {_num(workload.span_s, 3, 's')}"
+            f" (scale {workload.scale}); drift p99 {_num(drift.get('p99'), 3, 'ms')}"
+            f", held for a slot {drift.get('held_for_a_slot', 'n/a')}"
+            f"; output tokens {outputs.get('served_total')}/{outputs.get('trace_total')}"
+        )
+    cache = workload.prefix_cache
+    if cache:
+        rate = cache.get("hit_rate")
+        lines.append(
+            f"  prefix cache  {cache.get('hits_tokens')} of {cache.get('queries_tokens')} prompt tokens hit"
+            f" ({_num(None if rate is None else 100 * rate, 1)}%; server counters)"
+        )
+    return lines
+
+
 def format_summary(result: BenchmarkResult | Mapping[str, Any], report_path: str | None = None) -> str:
     """Multi-line text: workload, speed, energy with the source of each figure, and warnings (``result``: the typed
     result or ``run()``'s dict)."""
@@ -169,6 +208,7 @@ def format_summary(result: BenchmarkResult | Mapping[str, Any], report_path: str
     quality = typed.quality
     if quality is not None:
         lines += _quality_lines(quality)
+    lines += _workload_lines(typed.workload)
     for warning in typed.warnings:
         lines.append(f"  warning       {warning}")
     if report_path:

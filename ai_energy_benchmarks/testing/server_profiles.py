@@ -24,6 +24,9 @@ class Counters:
     generation_tokens: int = 0
     prompt_tokens: int = 0
     successes: int = 0
+    #: Prompt tokens looked up in the (simulated) prefix cache, and of those found there.
+    prefix_cache_queries: int = 0
+    prefix_cache_hits: int = 0
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,10 @@ def _vllm_metrics(model: str, c: Counters, share: float) -> list[str]:
         f'vllm:request_success_total{{engine="0",finished_reason="length",model_name="{model}"}} '
         f"{float(c.successes) * share}",
         f'vllm:time_to_first_token_seconds_bucket{{{labels},le="0.1"}} 1.0',
+        "# TYPE vllm:prefix_cache_queries_total counter",
+        f"vllm:prefix_cache_queries_total{{{labels}}} {float(c.prefix_cache_queries) * share}",
+        "# TYPE vllm:prefix_cache_hits_total counter",
+        f"vllm:prefix_cache_hits_total{{{labels}}} {float(c.prefix_cache_hits) * share}",
     ]
 
 

@@ -96,6 +96,7 @@ class FakeOpenAIServer:
         retry_after: str | None = None,
         server: str = "vllm",
         answers: Mapping[str, str] | None = None,
+        tag_answers: bool = False,
     ) -> None:
         self.models = list(models)
         #: Whose manners this server has (see :mod:`.server_profiles`).
@@ -122,6 +123,12 @@ class FakeOpenAIServer:
         self.retry_after = retry_after
         #: Prompt text -> answer: a prompt containing a key is answered with its value, a word per token.
         self.answers = dict(answers or {})
+        #: Each answer's tokens carry the first word of the request's last message (`` Hello.t0 Hello.t1``), so a
+        #: test can tell which request an answer came from (a multi-turn history, for one).
+        self.tag_answers = tag_answers
+        #: Message lists (chat) already seen, for the simulated prefix cache (a request's hits: the words of the
+        #: longest earlier-seen list of messages its own starts with).
+        self._seen_prefixes: set[str] = set()
         self.bodies: list[dict[str, Any]] = []
         self.auth_headers: list[str | None] = []
         self.attempts: Counter[str] = Counter()
@@ -266,9 +273,11 @@ class FakeOpenAIServer:
         model = body.get("model")
         if model not in self.models:
             return error(404, f"The model `{model}` does not exist.", "NotFoundError")
+        context_words = 0
         if chat:
             messages = body.get("messages") or [{}]
             prompt = str(messages[-1].get("content", ""))
+            context_words = self._prefix_cache(messages)
         else:
             prompt = str(body.get("prompt", ""))
         rejected = sorted(self.rejected_fields & set(body))
@@ -290,7 +299,7 @@ class FakeOpenAIServer:
             return early
         stream = bool(body.get("stream"))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        prompt_tokens = len(prompt.split()) + (3 if chat else 0)
+        prompt_tokens = (context_words or len(prompt.split())) + (3 if chat else 0)
         tokens = 0 if fault == "empty" else max_tokens
         if tokens and self.eos_after_tokens is not None and not body.get("ignore_eos"):
             tokens = min(max_tokens, max(int(body.get("min_tokens") or 0), self.eos_after_tokens))
@@ -307,8 +316,9 @@ class FakeOpenAIServer:
         self.counters.active += 1
         self.max_concurrent = max(self.max_concurrent, self.counters.active)
         try:
+            tag = (prompt.split() or [""])[0] + "." if self.tag_answers else ""
             await self._stream(
-                request, response, chat, model, tokens, prompt_tokens, include_usage, fault, argument, words
+                request, response, chat, model, tokens, prompt_tokens, include_usage, fault, argument, words, tag
             )
         except ConnectionResetError:
             pass  # the client went away (for instance after its read timeout)
@@ -347,6 +357,7 @@ class FakeOpenAIServer:
         fault: str | None,
         argument: str | None,
         words: list[str] | None = None,
+        tag: str = "",
     ) -> None:
         ident = f"fake-{id(response):x}"
         if chat and self.role_chunk:
@@ -360,7 +371,8 @@ class FakeOpenAIServer:
         while sent < tokens:
             count = min(self.tokens_per_chunk, tokens - sent)
             text = "".join(
-                "" if (sent + i == 0 and self.empty_first_token) else self._word(words, sent + i) for i in range(count)
+                "" if (sent + i == 0 and self.empty_first_token) else self._word(words, sent + i, tag)
+                for i in range(count)
             )
             finish = "length" if sent + count >= tokens else None
             if chunk_index == 2 and fault == "reset":
@@ -413,10 +425,24 @@ class FakeOpenAIServer:
         return None
 
     @staticmethod
-    def _word(words: list[str] | None, position: int) -> str:
+    def _word(words: list[str] | None, position: int, tag: str = "") -> str:
         if words is None:
-            return f" t{position}"
+            return f" {tag}t{position}"
         return ("" if position == 0 else " ") + words[position]
+
+    def _prefix_cache(self, messages: list[Any]) -> int:
+        """Count a chat request in the simulated prefix cache; return the words of all its messages."""
+        words = [len(str(m.get("content", "")).split()) if isinstance(m, dict) else 0 for m in messages]
+        hits = 0
+        for end in range(len(messages), 0, -1):
+            if repr(messages[:end]) in self._seen_prefixes:
+                hits = sum(words[:end])
+                break
+        for end in range(1, len(messages) + 1):
+            self._seen_prefixes.add(repr(messages[:end]))
+        self.counters.prefix_cache_queries += sum(words)
+        self.counters.prefix_cache_hits += hits
+        return sum(words)
 
     def _count(self, prompt_tokens: int, tokens: int) -> None:
         self.counters.prompt_tokens += prompt_tokens
