@@ -198,6 +198,14 @@ class BackendConfig(_Section):
         None, description="Attention kernel passed to transformers (`eager`, `sdpa`, `flash_attention_2`)."
     )
     trust_remote_code: bool = Field(False, description="Allow model code from the hub to run. Off unless asked.")
+    num_threads: int | None = Field(
+        None,
+        ge=1,
+        description="`pytorch`: torch intra-op CPU threads for the run (set before loading, restored afterwards). "
+        "Unset: on a CPU run, the cores actually free: usable cores (affinity, cgroup quota) minus busy ones (the "
+        "1-minute load average or the tasks runnable now, whichever is higher), at least 1, at most torch's own "
+        "default (which OMP_NUM_THREADS sets); on a GPU run, torch's default. Recorded as `model.num_threads`.",
+    )
     endpoint: str | None = Field(
         None,
         description="Server base URL for `vllm`, with or without `/v1` (e.g. `http://localhost:8000/v1`).",
@@ -348,6 +356,7 @@ _PYTORCH_ONLY = frozenset(
         "load_in_4bit",
         "attn_implementation",
         "trust_remote_code",
+        "num_threads",
     }
 )
 
