@@ -41,7 +41,8 @@ from ai_energy_benchmarks.results.writers import (
 
 logger = logging.getLogger(__name__)
 
-#: Called as ``progress(stage, completed, total)``; stages: "idle", "warmup", "measure".
+#: Called as ``progress(stage, completed, total)``; stages: "load" (0/1 then 1/1), "idle" (0/1, 1/1), "warmup"
+#: (prompts) and "measure <window>" (prompts of that measured pass, e.g. "measure prefill-0", "measure generate-0").
 ProgressCallback = Callable[[str, int, int], None]
 
 REPORT_FILE = "benchmark_report.json"
@@ -101,7 +102,7 @@ class BenchmarkRunner:
         else:
             self.config = build_config(config, config_source)
         self.config_source = config_source
-        self._progress = progress or (lambda stage, done, total: None)
+        self._progress: ProgressCallback = ProgressLog(progress)
         self.output_dir = Path(self.config.output_dir)
         #: Where the latest :meth:`run` wrote its files: ``output_dir``, or a directory of its own under it when
         #: another run held ``output_dir``.
@@ -171,7 +172,9 @@ class BenchmarkRunner:
         meter_set: MeterSet | None = None
         records: list[RequestRecord] = []
         try:
+            self._progress("load", 0, 1)
             backend.load()
+            self._progress("load", 1, 1)
             interrupts.check()  # a signal whose exception was dropped during heavy imports or the model load
             meter_set = MeterSet(
                 create_meters(config.metrics, self.run_dir, backend.metered_gpu_ids()), backend.synchronize
@@ -217,6 +220,7 @@ class BenchmarkRunner:
         kwargs = scenario.generate_kwargs.as_kwargs()
         done = 0
         logger.info("warm-up: %d prompts (not measured)", count)
+        self._progress("warmup", done, count)
         _label_pass(backend, "warmup")
         for record in backend.run(prompt_set.prompts[:count], kwargs):
             done += record.num_prompts
@@ -247,10 +251,11 @@ class BenchmarkRunner:
         elif scenario.measure_prefill:
             passes.append(("prefill", kwargs | {"max_new_tokens": 1, "min_new_tokens": 1}))
         passes.append(("generate", kwargs))
-        total = len(prompt_set.prompts) * scenario.repetitions * len(passes)
-        done = 0
+        total = len(prompt_set.prompts)
         for repetition in range(scenario.repetitions):
             for phase, phase_kwargs in passes:
+                done = 0
+                self._progress(f"measure {phase}-{repetition}", done, total)
                 with _untorn_window(meter_set, f"{phase}-{repetition}", kind=phase, repetition=repetition):
                     logger.info("measuring window '%s-%d'", phase, repetition)
                     _label_pass(backend, f"{phase}-{repetition}")
@@ -259,7 +264,7 @@ class BenchmarkRunner:
                         record.phase = phase
                         records.append(record)
                         done += record.num_prompts
-                        self._progress("measure", done, total)
+                        self._progress(f"measure {phase}-{repetition}", done, total)
                         interrupts.check()
 
     def _finish(
@@ -417,6 +422,58 @@ def csv_row(result: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+class ProgressLog:
+    """A progress callback that also logs a line on the ``ai_energy_benchmarks.progress`` logger (INFO): when a
+    stage starts and ends, and at most every ``interval_s`` seconds in between. Consoles that are no terminal (CI,
+    log files, nohup) see the run advance through it; the CLI turns it on there. ``then`` (the caller's own
+    callback, e.g. a progress bar) is called with every update."""
+
+    def __init__(
+        self,
+        then: ProgressCallback | None = None,
+        interval_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._then = then
+        self._interval_s = interval_s
+        self._clock = clock
+        self._stage: str | None = None
+        self._stage_start_s = 0.0
+        self._last_log_s = 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now_s = self._clock()
+        if stage != self._stage:
+            self._stage, self._stage_start_s, self._last_log_s = stage, now_s, now_s
+            self._log(stage, done, total, now_s)
+        elif done >= total or now_s - self._last_log_s >= self._interval_s:
+            self._last_log_s = now_s
+            self._log(stage, done, total, now_s)
+        if self._then is not None:
+            self._then(stage, done, total)
+
+    def _log(self, stage: str, done: int, total: int, now_s: float) -> None:
+        elapsed_s = now_s - self._stage_start_s
+        if stage in ("load", "idle"):
+            what = {"load": "loading the model", "idle": "measuring the idle baseline"}[stage]
+            if done >= total:
+                progress_logger.info("%s: done in %.1f s", what, elapsed_s)
+            else:
+                progress_logger.info("%s", what)
+            return
+        text = f"{stage}: {done}/{total} prompts"
+        if done >= total:
+            text += f", done in {elapsed_s:.1f} s"
+        elif done > 0:
+            left_s = elapsed_s / done * (total - done)
+            text += f", {elapsed_s:.0f} s elapsed, about {left_s:.0f} s left"
+        progress_logger.info("%s", text)
+
+
+#: Progress lines (see :class:`ProgressLog`); the CLI shows them when stderr is not a terminal.
+progress_logger = logging.getLogger("ai_energy_benchmarks.progress")
+
+
 def _failed_passes(windows: list[WindowMeasurement], records: list[RequestRecord]) -> list[str]:
     """Why a run whose passes all ran must still fail: each measured pass (window) without one successful request."""
     reasons = []
@@ -562,6 +619,7 @@ def run_benchmark_from_config(config_path: str | os.PathLike[str], overrides: Ov
 __all__ = [
     "BenchmarkRunner",
     "ProgressCallback",
+    "ProgressLog",
     "config_sha256",
     "create_benchmark",
     "load_config",
