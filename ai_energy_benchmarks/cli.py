@@ -112,7 +112,7 @@ def _setup_progress_lines(enabled: bool) -> None:
     for handler in list(progress.handlers):
         progress.removeHandler(handler)
     progress.propagate = not enabled
-    progress.setLevel(logging.NOTSET)
+    progress.setLevel(logging.WARNING)  # on a terminal the bar shows progress; log lines would break it up
     if enabled:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s progress: %(message)s", datefmt="%H:%M:%S"))

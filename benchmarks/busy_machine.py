@@ -2,9 +2,10 @@
 
 "Busy" means one background ``python -c 'while True: pass'`` per usable core (started before the run, killed after
 it), the situation of a shared 2-core machine where other work keeps both cores busy. Each threads setting runs
-quiet then busy; the ratio busy / quiet is printed for each. ``auto`` leaves ``backend.num_threads`` unset (the
-run chooses from the cores actually free); a number sets it (``--threads <cores>`` reproduces torch's default of
-one thread per core, i.e. the behaviour before ``backend.num_threads`` existed).
+rounds of quiet then busy (medians over ``--runs`` rounds); the ratio busy / quiet is printed for each. "Quiet"
+means without these loops: whatever else the machine runs stays (the 1-minute load is printed). ``auto`` leaves
+``backend.num_threads`` unset (the run chooses from the cores actually free); a number sets it (``--threads
+<cores>`` reproduces torch's default of one thread per core, the behaviour before ``backend.num_threads``).
 
     python benchmarks/busy_machine.py                    # auto vs one thread per core, quiet and busy
     python benchmarks/busy_machine.py --threads auto --runs 3
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -62,15 +64,23 @@ def quickstart(work: Path, threads: str, overrides: list[str]) -> dict[str, Any]
 
 
 class BusyLoops:
-    """``count`` background processes each spinning one core; killed on exit."""
+    """``count`` background processes each spinning one core; killed on exit.
 
-    def __init__(self, count: int) -> None:
+    ``own_session``: each loop in a session of its own, like other users' or other jobs' work. Linux's scheduler
+    (with autogroup, the default on desktop and many server kernels) shares the CPU between sessions first: loops
+    started with ``&`` from the shell that runs the benchmark share that shell's session, and so the benchmark's own
+    share of the CPU, which no choice of threads can win back.
+    """
+
+    def __init__(self, count: int, own_session: bool) -> None:
         self.count = count
+        self.own_session = own_session
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def __enter__(self) -> BusyLoops:
         for _ in range(self.count):
-            self.procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
+            command = [sys.executable, "-c", "while True: pass"]
+            self.procs.append(subprocess.Popen(command, start_new_session=self.own_session))
         time.sleep(0.5)  # let them start spinning
         return self
 
@@ -85,30 +95,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", default=f"auto,{usable_cores()}", help="comma-separated: auto and/or numbers")
     parser.add_argument("--busy", type=int, default=usable_cores(), help="background busy loops [usable cores]")
-    parser.add_argument("--runs", type=int, default=1, help="runs per condition (the median is shown)")
+    parser.add_argument("--runs", type=int, default=1, help="rounds (quiet, busy) per setting; medians are shown")
+    parser.add_argument(
+        "--same-session",
+        action="store_true",
+        help="start the busy loops in this script's session (as `&` in the same shell) instead of their own",
+    )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     options = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # the loops are killed on the way out
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{usable_cores()} usable cores; 1-minute load before: {load:.2f}; busy = {options.busy} busy loops")
+    where = "this session" if options.same_session else "sessions of their own"
+    print(f"{usable_cores()} usable cores; 1-minute load before: {load:.2f}; busy = {options.busy} loops in {where}")
     print(f"{'threads':>8} {'condition':>9} {'wall s':>7} {'measured s':>10}  torch threads used")
     with tempfile.TemporaryDirectory(prefix="busy_machine_") as tmp:
         work = Path(tmp)
         for threads in options.threads.split(","):
+            runs: dict[str, list[dict[str, Any]]] = {"quiet": [], "busy": []}
+            for _ in range(options.runs):  # rounds alternate quiet / busy, so drift in other load hits both alike
+                runs["quiet"].append(quickstart(work, threads, options.overrides))
+                with BusyLoops(options.busy, own_session=not options.same_session):
+                    runs["busy"].append(quickstart(work, threads, options.overrides))
             walls: dict[str, float] = {}
-            for condition in ("quiet", "busy"):
-                runs = []
-                for _ in range(options.runs):
-                    if condition == "busy":
-                        with BusyLoops(options.busy):
-                            runs.append(quickstart(work, threads, options.overrides))
-                    else:
-                        runs.append(quickstart(work, threads, options.overrides))
-                walls[condition] = statistics.median(r["wall_s"] for r in runs)
-                measured = statistics.median(r["measured_s"] for r in runs)
-                last = runs[-1]
+            for condition, done in runs.items():
+                walls[condition] = statistics.median(r["wall_s"] for r in done)
+                measured = statistics.median(r["measured_s"] for r in done)
                 print(
                     f"{threads:>8} {condition:>9} {walls[condition]:7.1f} {measured:10.2f}  "
-                    f"{last['num_threads']} ({last['chosen']})",
+                    f"{done[-1]['num_threads']} ({done[-1]['chosen']})",
                     flush=True,
                 )
             print(f"{threads:>8} busy / quiet wall time: {walls['busy'] / walls['quiet']:.2f}x", flush=True)

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import pty
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -106,9 +107,24 @@ def test_quickstart_runs_end_to_end(tmp_path: Path) -> None:
     # stderr is not a terminal here: no progress bar, and CodeCarbon's chatter is silenced.
     assert "prompt/s" not in result.stderr
     assert "codecarbon" not in result.stderr.lower()
+    # The README shows this very summary: the same lines, in the same order, with the same words (figures differ;
+    # a warning about a short window depends on the machine's speed, and the report's path on the folder).
+    assert _summary_shape(result.stdout) == _summary_shape(_readme_sample_summary())
     # The torch threads it ran with, and why (one here: OMP_NUM_THREADS=1 caps the choice).
     assert report["model"]["num_threads"] == 1
     assert report["model"]["num_threads_chosen"].startswith("auto: ")
+
+
+def _readme_sample_summary() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## What the quickstart prints") :]
+    return section.split("```", 2)[1]
+
+
+def _summary_shape(text: str) -> list[str]:
+    """The summary's lines with every figure replaced by N, without the machine-dependent lines."""
+    lines = [line for line in text.strip().splitlines() if line.split()[0] not in ("warning", "report")]
+    return [re.sub(r"\d+(\.\d+)?(e[+-]\d+)?", "N", line) for line in lines]
 
 
 def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
