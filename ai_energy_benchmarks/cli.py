@@ -24,6 +24,8 @@ from ai_energy_benchmarks.exceptions import BenchmarkError, Interrupted
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+#: stdout was closed by its reader (``... | head -1``): 128 + SIGPIPE, the code of a Unix tool stopped by SIGPIPE.
+EXIT_STDOUT_CLOSED = 141
 
 _RUN_HELP = """Run a benchmark.
 
@@ -49,6 +51,38 @@ class _DefaultRunGroup(click.Group):
             args = ["run"]
         return super().parse_args(ctx, args)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            if not _stdout_closed():
+                raise
+            _exit_stdout_closed()
+
+
+def _stdout_closed() -> bool:
+    """True when stdout is a pipe whose reader has gone (``| head -1`` read what it wanted and exited)."""
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll() here, or no real file behind stdout
+        return False
+
+
+def _exit_stdout_closed() -> None:
+    """Exit quietly with :data:`EXIT_STDOUT_CLOSED`; stdout now leads nowhere, so that Python's last flush at exit
+    raises nothing either."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    sys.exit(EXIT_STDOUT_CLOSED)
+
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
@@ -56,6 +90,35 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     if verbose < 2:
         for noisy in ("codecarbon", "urllib3", "filelock", "httpx", "datasets", "transformers"):
             logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    _setup_progress_lines(not quiet and not _stderr_is_terminal())
+
+
+def _drop_warnings_the_summary_repeats() -> None:
+    """Log records marked ``in_result_warnings`` reach the result's warnings, which the summary prints: not twice."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(lambda record: not getattr(record, "in_result_warnings", False))
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
+
+
+def _setup_progress_lines(enabled: bool) -> None:
+    """Progress lines (the runner's ``ai_energy_benchmarks.progress`` logger) on stderr, timestamped: shown when
+    stderr is no terminal (CI, log files, nohup) and not --quiet; a terminal gets the progress bar instead."""
+    progress = logging.getLogger("ai_energy_benchmarks.progress")
+    for handler in list(progress.handlers):
+        progress.removeHandler(handler)
+    progress.propagate = not enabled
+    progress.setLevel(logging.WARNING)  # on a terminal the bar shows progress; log lines would break it up
+    if enabled:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s progress: %(message)s", datefmt="%H:%M:%S"))
+        progress.addHandler(handler)
+        progress.setLevel(logging.INFO)
 
 
 def _install_signal_handlers() -> None:
@@ -92,18 +155,28 @@ def _errors_to_exit_codes(verbose: int) -> Iterator[None]:
         if partial:
             click.echo(f"partial report (what was measured before the failure): {partial}", err=True)
         sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        if _stdout_closed():
+            raise  # the reader of our output went away: not an error of the benchmark (see _DefaultRunGroup)
+        _unexpected(verbose)
     except KeyboardInterrupt as exc:
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
         partial = getattr(exc, "partial_report", None)
         where = f"; partial report: {partial}" if partial else "; nothing had been measured yet"
         click.echo(f"interrupted by {signal.Signals(signum).name}{where}", err=True)
         sys.exit(128 + signum)
-    except Exception as exc:  # a bug or an unforeseen failure: still one clear line, details with -v
-        if verbose:
-            traceback.print_exc(file=sys.stderr)
-        detail = "" if verbose else " (run with -v for the traceback)"
-        click.echo(f"error: unexpected {type(exc).__name__}: {exc}{detail}", err=True)
-        sys.exit(1)
+    except Exception:  # a bug or an unforeseen failure: still one clear line, details with -v
+        _unexpected(verbose)
+
+
+def _unexpected(verbose: int) -> None:
+    """Report the exception being handled in one line (the traceback with -v) and exit 1."""
+    exc = sys.exc_info()[1]
+    if verbose:
+        traceback.print_exc(file=sys.stderr)
+    detail = "" if verbose else " (run with -v for the traceback)"
+    click.echo(f"error: unexpected {type(exc).__name__}: {exc}{detail}", err=True)
+    sys.exit(1)
 
 
 def _progress_bar(enabled: bool) -> tuple[Callable[[str, int, int], None] | None, Callable[[], None]]:
@@ -126,8 +199,11 @@ def _progress_bar(enabled: bool) -> tuple[Callable[[str, int, int], None] | None
         if bar is None:
             for other in bars.values():
                 other.close()
+            # Loading and the idle baseline are stages without prompts: their name and the time spent.
+            shape = {"bar_format": "{desc} {elapsed}"} if stage in ("load", "idle") else {"unit": "prompt"}
+            desc = {"load": "loading the model", "idle": "idle baseline"}.get(stage, stage)
             bar = bars[stage] = tqdm(
-                total=total, desc=stage, unit="prompt", file=sys.stderr, leave=False, ncols=width, nrows=height
+                total=total, desc=desc, file=sys.stderr, leave=False, ncols=width, nrows=height, **shape
             )
         bar.n = done
         bar.refresh()
@@ -171,12 +247,13 @@ def run_command(
 ) -> None:
     """Run a benchmark and print its summary."""
     _setup_logging(verbose, quiet)
-    _install_signal_handlers()
     with _errors_to_exit_codes(verbose):
+        _install_signal_handlers()
         from ai_energy_benchmarks.results.summary import format_summary
         from ai_energy_benchmarks.runner import create_benchmark
 
-        progress, close_progress = _progress_bar(not quiet and sys.stderr.isatty())
+        progress, close_progress = _progress_bar(not quiet and _stderr_is_terminal())
+        _drop_warnings_the_summary_repeats()
         runner = create_benchmark(
             config_path=config_path, overrides=list(overrides), config_name=config_name, progress=progress
         )
@@ -373,8 +450,8 @@ def sweep_command(
     Trailing KEY=VALUE arguments override the config of every point.
     """
     _setup_logging(verbose, quiet)
-    _install_signal_handlers()
     with _errors_to_exit_codes(verbose):
+        _install_signal_handlers()
         from ai_energy_benchmarks.sweeps import Sweep, parse_param
 
         sweep = Sweep(
@@ -400,7 +477,7 @@ def sweep_command(
             if show:
                 click.echo(_sweep_event_line(event), err=True)
             if event.kind == "start":
-                bar["update"], bar["close"] = _progress_bar(show and sys.stderr.isatty())
+                bar["update"], bar["close"] = _progress_bar(show and _stderr_is_terminal())
 
         if show:
             click.echo(f"sweep: {len(sweep.points)} points in {sweep.directory}", err=True)

@@ -9,7 +9,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import ExitStack, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +31,7 @@ from ai_energy_benchmarks.environment import collect_environment
 from ai_energy_benchmarks.exceptions import BenchmarkError, ConfigError, Interrupted
 from ai_energy_benchmarks.legacy_runner import LegacyRunnerParts
 from ai_energy_benchmarks.passes import failed_passes, sleep_checked, untorn_window
+from ai_energy_benchmarks.progress import ProgressCallback, ProgressLog
 from ai_energy_benchmarks.results.aggregate import aggregate
 from ai_energy_benchmarks.results.columns import csv_row
 from ai_energy_benchmarks.results.writers import (
@@ -51,8 +52,8 @@ from ai_energy_benchmarks.scoring import create_scorer, score_records
 
 logger = logging.getLogger(__name__)
 
-#: Called as ``progress(stage, completed, total)``; stages: "idle", "warmup", "measure".
-ProgressCallback = Callable[[str, int, int], None]
+#: Called as ``progress(stage, completed, total)``; stages: "load" (0/1 then 1/1), "idle" (0/1, 1/1), "warmup"
+#: (prompts) and "measure <window>" (prompts of that measured pass, e.g. "measure prefill-0", "measure generate-0").
 
 
 def _now() -> str:
@@ -87,7 +88,7 @@ class BenchmarkRunner(LegacyRunnerParts):
         else:
             self.config = build_config(config, config_source)
         self.config_source = config_source
-        self._progress = progress or (lambda stage, done, total: None)
+        self._progress: ProgressCallback = ProgressLog(progress)
         self.output_dir = Path(self.config.output_dir)
         #: Where the latest :meth:`run` wrote its files: ``output_dir``, or a directory of its own under it when
         #: another run held ``output_dir``.
@@ -173,7 +174,9 @@ class BenchmarkRunner(LegacyRunnerParts):
         meter_set: MeterSet | None = None
         records: list[RequestRecord] = []
         try:
+            self._progress("load", 0, 1)
             backend.load()
+            self._progress("load", 1, 1)
             interrupts.check()  # a signal whose exception was dropped during heavy imports or the model load
             meters = create_meters(config.metrics, self.run_dir, backend.metered_gpu_ids(), backend.server_processes())
             meter_set = MeterSet(meters, backend.synchronize)
@@ -216,6 +219,7 @@ class BenchmarkRunner(LegacyRunnerParts):
         kwargs = scenario.generate_kwargs.as_kwargs()
         done = 0
         logger.info("warm-up: %d prompts (not measured)", count)
+        self._progress("warmup", done, count)
         backend.set_phase("warmup")
         for record in backend.run(prompt_set.prompts[:count], kwargs):
             done += record.num_prompts
@@ -249,10 +253,11 @@ class BenchmarkRunner(LegacyRunnerParts):
         elif scenario.measure_prefill:
             passes.append(("prefill", kwargs | {"max_new_tokens": 1, "min_new_tokens": 1}))
         passes.append(("generate", kwargs))
-        total = len(prompt_set.prompts) * scenario.repetitions * len(passes)
-        done = 0
+        total = len(prompt_set.prompts)
         for repetition in range(scenario.repetitions):
             for phase, phase_kwargs in passes:
+                done = 0
+                self._progress(f"measure {phase}-{repetition}", done, total)
                 with untorn_window(meter_set, f"{phase}-{repetition}", kind=phase, repetition=repetition):
                     logger.info("measuring window '%s-%d'", phase, repetition)
                     backend.set_phase(f"{phase}-{repetition}")
@@ -266,7 +271,7 @@ class BenchmarkRunner(LegacyRunnerParts):
                         record.phase = phase
                         records.append(record)
                         done += record.num_prompts
-                        self._progress("measure", done, total)
+                        self._progress(f"measure {phase}-{repetition}", done, total)
                         interrupts.check()
 
     def _finish(
@@ -429,6 +434,7 @@ def run_benchmark_from_config(config_path: str | os.PathLike[str], overrides: Ov
 __all__ = [
     "BenchmarkRunner",
     "ProgressCallback",
+    "ProgressLog",
     "config_sha256",
     "create_benchmark",
     "csv_row",

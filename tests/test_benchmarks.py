@@ -57,3 +57,30 @@ def test_counter_record_benchmark_prints_memory_and_costs() -> None:
     kept = int(result.stdout.split("record kept")[1].split("samples")[0].strip().replace(",", ""))
     assert kept <= 5000
     assert "bytes per kept sample" in result.stdout and "interval read-back" in result.stdout
+
+
+def test_busy_machine_prints_quiet_busy_and_their_ratio() -> None:
+    """benchmarks/busy_machine.py on a tiny quickstart: both conditions, the threads used and their ratio."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "busy_machine.py"),
+            "--threads",
+            "1",
+            "--busy",
+            "1",
+            "scenario.num_samples=2",
+            "scenario.generate_kwargs.max_new_tokens=2",
+            "scenario.generate_kwargs.min_new_tokens=2",
+            "metrics.enabled=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,  # a guard against a hang only: four tiny runs, slow on a busy machine
+        env={**os.environ},
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.split()[:2] == ["1", "quiet"] and "1 (backend.num_threads)" in line for line in lines), lines
+    assert any(line.split()[:2] == ["1", "busy"] for line in lines), lines
+    assert "busy / quiet wall time:" in result.stdout

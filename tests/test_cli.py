@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import pty
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,14 +18,22 @@ ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "ai_energy_benchmarks"]
 
 
+#: Every run here uses one torch thread: a verdict must not depend on how busy the machine is (threads = cores
+#: on a machine whose cores other work keeps busy made a run many times slower).
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+#: A guard against a hung process only, never a verdict on speed: far beyond the slowest run seen on a 2-core
+#: machine with both cores busy (the quickstart took 86 s there with one thread).
+HANG_TIMEOUT_S = 1800
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*CLI, *args],
         capture_output=True,
         text=True,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **ONE_THREAD, **(env or {})},
         cwd=cwd,
-        timeout=300,
+        timeout=HANG_TIMEOUT_S,
         stdin=subprocess.DEVNULL,
     )
 
@@ -97,6 +107,72 @@ def test_quickstart_runs_end_to_end(tmp_path: Path) -> None:
     # stderr is not a terminal here: no progress bar, and CodeCarbon's chatter is silenced.
     assert "prompt/s" not in result.stderr
     assert "codecarbon" not in result.stderr.lower()
+    # The README shows this very summary: the same lines, in the same order, with the same words (figures differ;
+    # a warning about a short window depends on the machine's speed, and the report's path on the folder).
+    assert _summary_shape(result.stdout) == _summary_shape(_readme_sample_summary())
+    # The torch threads it ran with, and why (one here: OMP_NUM_THREADS=1 caps the choice).
+    assert report["model"]["num_threads"] == 1
+    assert report["model"]["num_threads_chosen"].startswith("auto: ")
+
+
+def _readme_sample_summary() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## What the quickstart prints") :]
+    return section.split("```", 2)[1]
+
+
+def _summary_shape(text: str) -> list[str]:
+    """The summary's lines with every figure replaced by N, without the machine-dependent lines."""
+    lines = [line for line in text.strip().splitlines() if line.split()[0] not in ("warning", "report")]
+    return [re.sub(r"\d+(\.\d+)?(e[+-]\d+)?", "N", line) for line in lines]
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
+    """CI logs, nohup, a file: the run still says how far it is, stage by stage, in prompts (not on stdout)."""
+    result = run_cli(
+        "--config-name",
+        "quickstart",
+        f"output_dir={tmp_path / 'o'}",
+        f"reporter.output_file={tmp_path / 'r.csv'}",
+        "scenario.num_samples=3",
+        "metrics.enabled=false",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line.split(" ", 1)[1] for line in result.stderr.splitlines() if " progress: " in line]
+    assert lines[0] == "progress: loading the model"
+    assert lines[1].startswith("progress: loading the model: done in ")
+    assert "progress: warmup: 0/2 prompts" in lines
+    for window in ("prefill-0", "generate-0"):
+        assert f"progress: measure {window}: 0/3 prompts" in lines
+        assert any(line.startswith(f"progress: measure {window}: 3/3 prompts, done in ") for line in lines), lines
+    assert "progress:" not in result.stdout
+    quiet = run_cli(
+        "-q",
+        "--config-name",
+        "quickstart",
+        f"output_dir={tmp_path / 'q'}",
+        f"reporter.output_file={tmp_path / 'q.csv'}",
+        "scenario.num_samples=1",
+        "metrics.enabled=false",
+    )
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_progress_lines_come_at_a_steady_interval(caplog: pytest.LogCaptureFixture) -> None:
+    """A long stage logs a line every 10 s (with what is left), not one per prompt and not none at all."""
+    from ai_energy_benchmarks.runner import ProgressLog
+
+    now = [0.0]
+    progress = ProgressLog(interval_s=10.0, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="ai_energy_benchmarks.progress"):
+        for done in range(101):  # 100 prompts, one every 0.5 s
+            now[0] = done * 0.5
+            progress("measure generate-0", done, 100)
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 6  # at 0, 10, 20, 30 and 40 s, and at the end (50 s): nothing else
+    assert lines[0] == "measure generate-0: 0/100 prompts"
+    assert lines[1] == "measure generate-0: 20/100 prompts, 10 s elapsed, about 40 s left"
+    assert lines[-1] == "measure generate-0: 100/100 prompts, done in 50.0 s"
 
 
 def test_overrides_and_quiet(tmp_path: Path) -> None:
@@ -151,12 +227,16 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     finally:
         os.close(primary)
     stdout = proc.stdout.read() if proc.stdout else ""
-    proc.wait(timeout=300)
+    proc.wait(timeout=HANG_TIMEOUT_S)
     terminal = b"".join(chunks).decode("utf-8", "replace")
     assert proc.returncode == 0
-    # 20 prompts, each measured twice: a prefill pass and a generate pass.
-    assert "measure" in terminal and "40/40" in terminal
-    assert "measure:" not in stdout
+    # Model loading is a stage; each measured pass counts its own 20 prompts (a prefill pass, a generate pass).
+    assert "loading the model" in terminal
+    assert "measure prefill-0" in terminal and "measure generate-0" in terminal and "20/20" in terminal
+    assert "40/40" not in terminal
+    assert "prefill-0" not in stdout
+    # On a terminal the bar shows progress; no progress lines are logged beside it.
+    assert "progress:" not in terminal
 
 
 @pytest.mark.parametrize("verbose", [False, True])
@@ -252,6 +332,11 @@ def test_a_mistyped_command_is_named_not_run() -> None:
         (["scenario.dataset_name=./missing.jsonl"], "file or folder './missing.jsonl' not found"),
         (["backend.model=packaged:nope"], "backend.model: no packaged architecture 'nope'"),
         (["metrics.type=dcgm"], "metrics.dcgm: set prometheus_url (or exporter_urls) for metrics.type dcgm"),
+        (
+            ["backend.model=packaged:gpt2", "backend.no_weights=false"],
+            "backend.model: 'packaged:gpt2' is an architecture shipped without weights (no *.safetensors or "
+            "pytorch_model*.bin): set backend.no_weights=true to run it with random weights",
+        ),
     ],
 )
 def test_validate_refuses_what_run_would_refuse(tmp_path: Path, overrides: list[str], message: str) -> None:
@@ -259,3 +344,66 @@ def test_validate_refuses_what_run_would_refuse(tmp_path: Path, overrides: list[
     result = run_cli("validate", "--config-name", "quickstart", *overrides, cwd=tmp_path)
     assert result.returncode == 2, result.stdout
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_validate_and_run_refuse_a_local_model_folder_without_weights(tmp_path: Path) -> None:
+    """A folder holding only a config (no weights) is refused in an instant, naming the fix; nothing is loaded."""
+    from ai_energy_benchmarks.backends.pytorch import packaged_models_dir
+
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    (folder / "config.json").write_bytes((packaged_models_dir() / "tiny-llama" / "config.json").read_bytes())
+    for command in (["validate"], []):
+        result = run_cli(
+            *command, "--config-name", "quickstart", f"backend.model={folder}", "backend.no_weights=false", cwd=tmp_path
+        )
+        assert result.returncode == 2, result.stderr
+        assert f"has no weights in {folder}" in result.stderr and "set backend.no_weights=true" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "benchmark_output").exists()
+    # With no_weights the same folder validates (random weights from its config).
+    assert run_cli("validate", "--config-name", "quickstart", f"backend.model={folder}", cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize("command", [["validate", "--config-name", "quickstart"], ["presets"]])
+def test_output_into_a_closed_pipe_ends_quietly_with_141(command: list[str]) -> None:
+    """`ai-energy-benchmark validate ... | head -1`: once the reader has gone, no error message, exit 141 (128 +
+    SIGPIPE, as a Unix tool stopped by SIGPIPE). The reader is gone before the command writes anything."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.Popen(
+            [*CLI, *command],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, **ONE_THREAD},
+        )
+    finally:
+        os.close(write_end)
+    _, stderr = proc.communicate(timeout=HANG_TIMEOUT_S)
+    assert proc.returncode == 141, stderr
+    assert stderr == ""
+
+
+def test_a_warning_the_summary_shows_is_printed_once(tmp_path: Path) -> None:
+    """Fewer prompts than num_samples: the sentence appears once on the console (in the summary), not also as a log
+    line on stderr."""
+    prompts = tmp_path / "two.txt"
+    prompts.write_text("first prompt\nsecond prompt\n", encoding="utf-8")
+    result = run_cli(
+        "--config-name",
+        "quickstart",
+        f"output_dir={tmp_path / 'o'}",
+        f"reporter.output_file={tmp_path / 'r.csv'}",
+        f"scenario.dataset_name={prompts}",
+        "scenario.num_samples=5",
+        "scenario.allow_fewer_samples=true",
+        "scenario.warmup_runs=0",
+        "metrics.enabled=false",
+    )
+    assert result.returncode == 0, result.stderr
+    sentence = "scenario.num_samples is 5 but"
+    assert (result.stdout + result.stderr).count(sentence) == 1
+    assert f"warning       {sentence}" in result.stdout

@@ -16,6 +16,9 @@ from typing import Any
 import pytest
 
 CLI = [sys.executable, "-m", "ai_energy_benchmarks"]
+#: A guard against a hung process only, never a verdict on speed: eight runs at once on a 2-core machine whose cores
+#: other work keeps busy take minutes (each imports torch and loads a model). Runs use one torch thread (conftest).
+HANG_TIMEOUT_S = 1800
 
 
 def base_args(tmp_path: Path, *extra: str) -> list[str]:
@@ -50,7 +53,7 @@ def signal_when(proc: subprocess.Popen[str], marker: str, signum: int) -> tuple[
             break
     else:
         pytest.fail(f"the run ended before {marker!r}:\n{''.join(seen)}")
-    stdout, rest = proc.communicate(timeout=120)
+    stdout, rest = proc.communicate(timeout=HANG_TIMEOUT_S)
     return stdout, "".join(seen) + rest
 
 
@@ -115,7 +118,7 @@ def test_eight_concurrent_runs_append_aligned_rows(tmp_path: Path) -> None:
         for i in range(8)
     ]
     for proc in procs:
-        _, err = proc.communicate(timeout=300)
+        _, err = proc.communicate(timeout=HANG_TIMEOUT_S)
         assert proc.returncode == 0, err
     header, rows = csv_rows(target)
     assert len(rows) == 8
@@ -130,7 +133,7 @@ def test_csv_with_an_old_header_is_migrated_not_torn(tmp_path: Path) -> None:
         [*CLI, "-q", *base_args(tmp_path, "scenario.num_samples=2", "metrics.enabled=false")],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=HANG_TIMEOUT_S,
     )
     assert result.returncode == 0, result.stderr
     header, rows = csv_rows(target)
@@ -193,7 +196,7 @@ def test_meter_failing_mid_run_does_not_end_it(tmp_path: Path) -> None:
         [*CLI, *base_args(tmp_path, "scenario.num_samples=4", "metrics.type=[codecarbon, faulty]")],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=HANG_TIMEOUT_S,
         env=env,
     )
     assert result.returncode == 0, result.stderr
@@ -210,10 +213,12 @@ def test_model_that_cannot_load(tmp_path: Path) -> None:
         [*CLI, *base_args(tmp_path, f"backend.model={tmp_path / 'missing-model'}", "backend.no_weights=false")],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=HANG_TIMEOUT_S,
     )
     assert result.returncode == 1
-    assert result.stderr.strip().startswith("error: backend.model: cannot load")
+    # Besides the progress line of the stage that failed (stderr is not a terminal), one line: the error.
+    errors = [line for line in result.stderr.splitlines() if "progress: " not in line]
+    assert len(errors) == 1 and errors[0].startswith("error: backend.model: cannot load"), result.stderr
     assert not (tmp_path / "out" / "benchmark_report.json").exists()
     assert not (tmp_path / "results.csv").exists()
 
@@ -231,7 +236,7 @@ def test_unwritable_output_directory_is_refused_before_anything_runs(tmp_path: P
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_TIMEOUT_S,
     )
     assert result.returncode == 2
     assert f"output_dir: directory '{blocker / 'out'}' cannot be written" in result.stderr

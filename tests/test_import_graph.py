@@ -42,7 +42,7 @@ LAYERS: list[set[str]] = [
     {"backends"},
     {"results"},
     {"reporting"},
-    {"runner", "legacy_runner", "passes", "run_dir", "config.parser"},
+    {"runner", "legacy_runner", "passes", "run_dir", "progress", "config.parser"},
     {"sweeps"},
     {"cli", "__main__", "(package)"},
 ]

@@ -432,3 +432,31 @@ def test_a_results_csv_that_cannot_take_the_row_gets_one_beside_it(tmp_path: Pat
     report = json.loads((tmp_path / "out" / "benchmark_report.json").read_text(encoding="utf-8"))
     assert report["files"]["csv"] == str(beside)
     assert f"this run's row is in {beside}" in stdout  # said on the console, in the summary's warnings
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+def test_sigint_just_after_the_summary_keeps_the_exit_code_of_the_written_results(
+    tmp_path: Path, server: TinyServer, command: str
+) -> None:
+    """Ctrl-C once the summary is on the screen: the results stand (exit 0, as written), with no "Aborted!" from
+    click and no traceback from an exit hook. The signal is sent as soon as the summary's last line is read."""
+    config = write_config(tmp_path, server.endpoint, 4)
+    args = ["sweep", "--param", "backend.concurrency=1", "--no-plot"] if command == "sweep" else []
+    proc = subprocess.Popen(
+        [*CLI, *args, "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    last = "report" if command == "run" else "summary_md:"
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.strip().startswith(last):
+            proc.send_signal(signal.SIGINT)
+            break
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, "".join(seen) + stderr
+    assert "Aborted!" not in stderr and "Traceback" not in stderr, stderr

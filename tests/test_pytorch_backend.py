@@ -122,9 +122,9 @@ def test_beam_search_runs_without_a_streamer(tmp_path: Path) -> None:
     assert all(r["ttft_s"] is None for r in requests(tmp_path))
 
 
-def test_quantisation_without_gpu_is_rejected(tmp_path: Path) -> None:
+def test_quantisation_without_gpu_is_rejected(tmp_path: Path, saved_model: Path) -> None:
     with pytest.raises(ConfigError, match="needs a CUDA GPU"):
-        run(tmp_path, backend={"load_in_8bit": True, "no_weights": False})
+        run(tmp_path, backend={"model": str(saved_model), "load_in_8bit": True, "no_weights": False})
 
 
 def test_cuda_without_gpu_is_a_clear_error(tmp_path: Path) -> None:
@@ -234,3 +234,35 @@ def test_truncation_keeps_the_end_of_a_prompt() -> None:
         assert kept.rstrip().endswith("omega") and "alpha" not in kept
     finally:
         backend.close()
+
+
+def test_num_threads_is_applied_recorded_and_restored(tmp_path: Path) -> None:
+    """backend.num_threads reaches torch for the run (the report says so) and torch's own setting is back after."""
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    result = run(tmp_path, backend={"num_threads": wanted})
+    assert result["model"]["num_threads"] == wanted
+    assert result["model"]["num_threads_chosen"] == "backend.num_threads"
+    assert torch.get_num_threads() == before
+
+
+def test_unset_num_threads_takes_the_cores_actually_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a 2-core machine with both cores busy a CPU run takes one thread; on a quiet one torch's default."""
+    from ai_energy_benchmarks.backends import pytorch as backend_module
+
+    monkeypatch.setattr(backend_module, "usable_cores", lambda: 2)
+    monkeypatch.setattr(backend_module, "_other_runnable_tasks", lambda: 0.0)
+    monkeypatch.setattr(backend_module.os, "getloadavg", lambda: (2.1, 2.0, 1.5))
+    threads, how = backend_module.choose_num_threads(None, 2, on_cpu=True)
+    assert threads == 1
+    assert how == "auto: 2 usable cores, 1-minute load 2.10, 0 other tasks runnable now, so 1 free; torch default 2"
+    # Work that started seconds ago shows in the runnable tasks before the load average catches up.
+    monkeypatch.setattr(backend_module.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    assert backend_module.choose_num_threads(None, 2, on_cpu=True)[0] == 2
+    monkeypatch.setattr(backend_module, "_other_runnable_tasks", lambda: 2.0)
+    assert backend_module.choose_num_threads(None, 2, on_cpu=True)[0] == 1
+    # Never more than torch's own default (OMP_NUM_THREADS=1 keeps one); a GPU run and an explicit value as given.
+    monkeypatch.setattr(backend_module, "_other_runnable_tasks", lambda: 0.0)
+    assert backend_module.choose_num_threads(None, 1, on_cpu=True)[0] == 1
+    assert backend_module.choose_num_threads(None, 8, on_cpu=False) == (8, "torch default (not a CPU run)")
+    assert backend_module.choose_num_threads(3, 8, on_cpu=True) == (3, "backend.num_threads")

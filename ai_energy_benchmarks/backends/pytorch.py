@@ -6,6 +6,8 @@ torch and transformers are imported when the backend loads, never at package imp
 from __future__ import annotations
 
 import logging
+import os
+import statistics
 import time
 from collections.abc import Iterator
 from importlib import resources
@@ -59,12 +61,97 @@ def resolve_model_source(model: str) -> tuple[str, bool]:
     return model, False
 
 
+#: Files whose presence means a local model folder holds weights transformers can load.
+_WEIGHT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin", "pytorch_model.bin.index.json")
+
+
+def check_weights_present(model: str, source: str, packaged: bool) -> None:
+    """Refuse, before anything loads, a local model folder without weights (a file listing; nothing is read).
+
+    Packaged architectures ship a config.json only; a hub id is not checked (its files are fetched or cached)."""
+    folder = Path(source)
+    if not (packaged or folder.is_dir()):
+        return
+    if any(next(folder.glob(pattern), None) is not None for pattern in _WEIGHT_PATTERNS):
+        return
+    what = "is an architecture shipped without weights" if packaged else f"has no weights in {folder}"
+    raise ConfigError(
+        f"backend.model: '{model}' {what} (no *.safetensors or pytorch_model*.bin): set backend.no_weights=true "
+        "to run it with random weights"
+    )
+
+
 def _open_assistant_turn(text: str, prefix: str) -> str:
     """``text`` (the chat template's output) followed by the assistant prefix, unless the template already opened
     the turn with it (e.g. DeepSeek-R1's templates end their generation prompt with ``<think>``)."""
     if not prefix or text.rstrip().endswith(prefix.strip()):
         return text
     return text + prefix
+
+
+# -- CPU threads (backend.num_threads) -----------------------------------------------------------------------------
+def usable_cores() -> int:
+    """CPU cores this process may run on: its affinity mask, capped by a cgroup CPU quota (at least 1)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    quota_files = (
+        ("/sys/fs/cgroup/cpu.max",),
+        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"),
+    )
+    for files in quota_files:  # cgroup v2, v1
+        try:
+            quota, period = " ".join(Path(f).read_text(encoding="utf-8") for f in files).split()[:2]
+            if quota not in ("max", "-1"):
+                cores = min(cores, int(quota) // int(period))
+        except (OSError, ValueError):
+            continue
+    return max(1, cores)
+
+
+def choose_num_threads(requested: int | None, torch_default: int, on_cpu: bool) -> tuple[int, str]:
+    """torch intra-op threads for a run, and how they were chosen (a sentence for the report and the log).
+
+    ``requested`` (``backend.num_threads``) wins. Otherwise a CPU run takes the cores actually free: the usable
+    cores minus the busy ones (the 1-minute load average or the tasks runnable now, whichever is higher, rounded),
+    at least 1 and at most ``torch_default`` (torch's own choice, which ``OMP_NUM_THREADS`` sets). On a machine
+    whose other work keeps the cores busy, torch's default of one thread per core makes every thread wait for the
+    others; fewer threads then finish sooner. A GPU run keeps the default.
+    """
+    if requested is not None:
+        return requested, "backend.num_threads"
+    if not on_cpu:
+        return torch_default, "torch default (not a CPU run)"
+    cores = usable_cores()
+    try:
+        load_1min = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        load_1min = 0.0
+    running = _other_runnable_tasks()
+    busy = max(load_1min, running or 0.0)
+    free = max(1, cores - int(busy + 0.5))
+    threads = min(torch_default, free)
+    now = "" if running is None else f", {running:g} other tasks runnable now"
+    return threads, (
+        f"auto: {cores} usable cores, 1-minute load {load_1min:.2f}{now}, so {free} free; torch default {torch_default}"
+    )
+
+
+def _other_runnable_tasks(samples: int = 5, interval_s: float = 0.01) -> float | None:
+    """Tasks runnable besides this one right now (median of a few reads of /proc/stat's procs_running; Linux only).
+
+    The 1-minute load average lags work that started seconds ago; this catches it.
+    """
+    counts = []
+    for _ in range(samples):
+        try:
+            text = Path("/proc/stat").read_text(encoding="utf-8")
+        except OSError:
+            return None
+        counts += [int(line.split()[1]) - 1 for line in text.splitlines() if line.startswith("procs_running ")]
+        time.sleep(interval_s)
+    return float(statistics.median(counts)) if counts else None
 
 
 class _FirstTokenTimer:
@@ -101,6 +188,8 @@ class PyTorchBackend(Backend):
         self._tokenizer: Any = None
         self._device: str = "cpu"
         self._source, self._packaged = resolve_model_source(self._backend.model)
+        if not self._backend.no_weights:
+            check_weights_present(self._backend.model, self._source, self._packaged)
         self._context_tokens: int | None = None
         self._torch: Any = None
         self._tokenizer_note: str | None = None
@@ -114,6 +203,8 @@ class PyTorchBackend(Backend):
         self.keep_text = config.scenario.scorer is not None
         #: Trace replays' schedule drift by pass label (``describe()["schedule_drift"]``).
         self._drift: dict[str, dict[str, Any]] = {}
+        self._num_threads: tuple[int, str] | None = None
+        self._threads_to_restore: int | None = None
 
     # -- loading ---------------------------------------------------------------------------------------------
     def _resolve_device(self, torch: Any) -> str:
@@ -199,6 +290,7 @@ class PyTorchBackend(Backend):
             ) from None
         self._torch = torch
         self._device = self._resolve_device(torch)
+        self._set_num_threads(torch)
         backend = self._backend
         trust = backend.trust_remote_code
         quantization = self._quantization()
@@ -256,6 +348,16 @@ class PyTorchBackend(Backend):
         self._setup_formatting()
         self._check_generate_kwargs()
         logger.info("loaded %s on %s (%s parameters)", backend.model, self._device, model.num_parameters())
+
+    def _set_num_threads(self, torch: Any) -> None:
+        """Choose and apply the intra-op threads before loading and warm-up (close() restores torch's setting)."""
+        previous = int(torch.get_num_threads())
+        threads, how = choose_num_threads(self._backend.num_threads, previous, self._device == "cpu")
+        if threads != previous:
+            torch.set_num_threads(threads)
+            self._threads_to_restore = previous
+        self._num_threads = (threads, how)
+        logger.info("torch intra-op threads: %d (%s)", threads, how)
 
     def _random_model(
         self, transformers: Any, torch: Any, model_config: Any, common: dict[str, Any], placement: dict[str, Any]
@@ -541,6 +643,8 @@ class PyTorchBackend(Backend):
             info["tokenizer_note"] = self._tokenizer_note
         if self._drift:
             info["schedule_drift"] = [drift | {"label": label} for label, drift in self._drift.items()]
+        if self._num_threads is not None:
+            info["num_threads"], info["num_threads_chosen"] = self._num_threads
         if self._formatter is not None:
             info["prompt_format"] = {
                 "chat_template": self._use_chat,
@@ -559,10 +663,13 @@ class PyTorchBackend(Backend):
         return info
 
     def close(self) -> None:
-        """Drop the model and free GPU memory."""
+        """Drop the model, free GPU memory and restore torch's intra-op thread setting if the run changed it."""
         self._model = None
         if self._torch is not None and self._device.startswith("cuda"):
             self._torch.cuda.empty_cache()
+        if self._torch is not None and self._threads_to_restore is not None:
+            self._torch.set_num_threads(self._threads_to_restore)
+            self._threads_to_restore = None
 
 
 def _gpu_memory(torch: Any, device_ids: list[int]) -> dict[int | str, str]:

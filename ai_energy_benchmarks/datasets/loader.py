@@ -28,6 +28,9 @@ from ai_energy_benchmarks.datasets.references import hub_references, read_refere
 from ai_energy_benchmarks.exceptions import DatasetError, one_line
 
 logger = logging.getLogger(__name__)
+#: Marks a logged warning that the result's ``warnings`` also carry (the CLI's summary shows those: it drops the
+#: log line rather than print the same sentence twice).
+IN_RESULT_WARNINGS = {"in_result_warnings": True}
 
 PACKAGED_PREFIX = "packaged:"
 _SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".parquet")
@@ -269,7 +272,7 @@ def _read_hub(scenario: ScenarioConfig) -> tuple[list[str], dict[str, Any], list
                 f"scenario.revision '{requested}' cannot be resolved while offline; "
                 f"used the cached copy of '{name}'" + (f" at commit {commit}" if commit else "")
             )
-            logger.warning(message)
+            logger.warning(message, extra=IN_RESULT_WARNINGS)
             warnings.append(message)
     hub = {
         "id": name,
@@ -352,7 +355,7 @@ def load_prompts(scenario: ScenarioConfig) -> PromptSet:
             f"scenario.num_samples is {scenario.num_samples} but {source} holds {available} prompts; "
             f"using all {available}"
         )
-        logger.warning(message)
+        logger.warning(message, extra=IN_RESULT_WARNINGS)
         warnings.append(message)
     prompts = texts[: scenario.num_samples]
     return PromptSet(
