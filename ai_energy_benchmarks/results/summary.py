@@ -182,7 +182,9 @@ def format_summary(result: BenchmarkResult | Mapping[str, Any], report_path: str
         if per_request:
             lines.append(
                 f"  per request   {_num(per_request.get('mean'), 4, 'J')} mean, p50 {_num(per_request.get('p50'), 4)}"
-                f", p99 {_num(per_request.get('p99'), 4)} J (shared by power and tokens; requests.jsonl energy_j)"
+                f", p99 {_num(per_request.get('p99'), 4)} J ("
+                + ("a model: the measured" if energy.all_measured else "ESTIMATE: the estimated")
+                + " window energy shared by power and tokens; requests.jsonl energy_j)"
             )
         phases = typed.phases
         if phases:
