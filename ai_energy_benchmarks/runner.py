@@ -24,6 +24,7 @@ from ai_energy_benchmarks.config.loader import Overrides, build_config, load_con
 from ai_energy_benchmarks.config.parser import as_runner_config
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.datasets.loader import PromptSet, load_prompts, prompt_source
+from ai_energy_benchmarks.datasets.synthetic import make_synthetic_prompts
 from ai_energy_benchmarks.energy.base import IntervalReading, MeterSet
 from ai_energy_benchmarks.energy.registry import check_meter_names, create_meters
 from ai_energy_benchmarks.environment import collect_environment
@@ -147,8 +148,13 @@ class BenchmarkRunner(LegacyRunnerParts):
 
     def _run(self, backend: Backend, config: BenchmarkConfig) -> dict[str, Any]:
         started_at = _now()
-        prompt_set = load_prompts(config.scenario)
-        logger.info("loaded %d prompts from %s", len(prompt_set.prompts), prompt_set.source)
+        scenario = config.scenario
+        synthetic = prompt_source(scenario)[0] == "synthetic"
+        if synthetic:  # made with the model's tokenizer once the backend is loaded
+            prompt_set = PromptSet([], "synthetic", scenario.num_samples, scenario.num_samples)
+        else:
+            prompt_set = load_prompts(scenario)
+            logger.info("loaded %d prompts from %s", len(prompt_set.prompts), prompt_set.source)
         interrupts.check()
 
         self.backend = backend
@@ -157,6 +163,9 @@ class BenchmarkRunner(LegacyRunnerParts):
         try:
             backend.load()
             interrupts.check()  # a signal whose exception was dropped during heavy imports or the model load
+            if synthetic:
+                prompt_set = _synthetic_prompts(backend, config)
+                interrupts.check()
             meter_set = MeterSet(
                 create_meters(config.metrics, self.run_dir, backend.metered_gpu_ids()), backend.synchronize
             )
@@ -199,6 +208,7 @@ class BenchmarkRunner(LegacyRunnerParts):
         kwargs = scenario.generate_kwargs.as_kwargs()
         done = 0
         logger.info("warm-up: %d prompts (not measured)", count)
+        backend.set_prompt_kwargs(prompt_set.per_prompt_kwargs)
         backend.set_phase("warmup")
         for record in backend.run(prompt_set.prompts[:count], kwargs):
             done += record.num_prompts
@@ -235,6 +245,8 @@ class BenchmarkRunner(LegacyRunnerParts):
             for phase, phase_kwargs in passes:
                 with untorn_window(meter_set, f"{phase}-{repetition}", kind=phase, repetition=repetition):
                     logger.info("measuring window '%s-%d'", phase, repetition)
+                    # Drawn output lengths apply to the generate pass; a prefill pass generates one token each.
+                    backend.set_prompt_kwargs(prompt_set.per_prompt_kwargs if phase == "generate" else None)
                     backend.set_phase(f"{phase}-{repetition}")
                     for record in backend.run(prompt_set.prompts, phase_kwargs):
                         record.repetition = repetition
@@ -299,6 +311,8 @@ class BenchmarkRunner(LegacyRunnerParts):
         rows = []
         for index, prompt in enumerate(prompt_set.prompts):
             row: dict[str, Any] = {"index": index, "prompt": prompt}
+            if prompt_set.lengths is not None:
+                row.update(prompt_set.lengths[index])
             try:
                 sent = backend.render(prompt)
             except BenchmarkError as exc:
@@ -363,6 +377,22 @@ class BenchmarkRunner(LegacyRunnerParts):
             stop = Interrupted(dropped)
             stop.partial_report = str(report_path)  # type: ignore[attr-defined]
             raise stop
+
+
+def _synthetic_prompts(backend: Backend, config: BenchmarkConfig) -> PromptSet:
+    """Synthetic prompts of exact lengths in the loaded backend's tokens (``scenario.synthetic``)."""
+    counter = backend.token_counter()
+    if counter is None:
+        hint = (
+            "set backend.tokenizer to a local tokenizer path or id, or use a server whose profile has a tokenize "
+            "endpoint (vLLM)"
+            if config.backend.type == "vllm"
+            else "this backend has no tokenizer"
+        )
+        raise ConfigError(f"scenario.dataset_name: synthetic prompts need the model's tokenizer: {hint}")
+    prompt_set = make_synthetic_prompts(config.scenario, counter)
+    logger.info("made %d synthetic prompts with %s", len(prompt_set.prompts), counter.name)
+    return prompt_set
 
 
 def _model_info(backend: Backend) -> dict[str, Any]:

@@ -158,6 +158,7 @@ def test_every_key_of_a_result_is_declared_in_the_schema() -> None:
 
 def test_recorded_results_validate_against_the_schema() -> None:
     import jsonschema  # the [test] extra declares it: a missing package fails here rather than skipping
+
     for name in [*SCENARIOS, "fresh_run_report"]:
         jsonschema.validate(golden(name), json_schema())
 

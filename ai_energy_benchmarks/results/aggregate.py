@@ -149,6 +149,7 @@ def aggregate(
             "num_used": len(prompt_set.prompts),
             "prompts_sha256": prompt_set.sha256,
             "hub": prompt_set.hub,
+            "synthetic": prompt_set.synthetic,
         },
         "meters": meters_info,
         "environment": environment,

@@ -189,6 +189,10 @@ class Energy(_ZeroFilled):
     gpu_wh_per_1000_queries: Number | None = None
     total_wh_per_request: Number | None = None
     joules_per_output_token: Number | None = None
+    joules_per_total_token: Number | None = Field(
+        None, description="total energy (J) / (prompt + output tokens) of the successful generate requests"
+    )
+    joules_per_request: Number | None = Field(None, description="total energy (J) / successful generate requests")
     output_tokens_per_joule: Number | None = None
     tokens_per_joule: Number | None = None
     gpu_tokens_per_joule: Number | None = None
@@ -274,6 +278,10 @@ class DatasetInfo(_Block):
     num_used: int | None = None
     prompts_sha256: str | None = None
     hub: dict[str, Any] | None = None
+    synthetic: dict[str, Any] | None = Field(
+        None,
+        description="synthetic prompts (scenario.synthetic): tokenizer, method, seed, the lengths requested and drawn",
+    )
 
 
 class Timestamps(_Block):

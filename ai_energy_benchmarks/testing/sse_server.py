@@ -91,6 +91,7 @@ class FakeOpenAIServer:
         eos_after_tokens: int | None = None,
         retry_after: str | None = None,
         server: str = "vllm",
+        tokenize: bool = True,
     ) -> None:
         self.models = list(models)
         #: Whose manners this server has (see :mod:`.server_profiles`).
@@ -115,6 +116,11 @@ class FakeOpenAIServer:
         self.eos_after_tokens = eos_after_tokens
         #: ``Retry-After`` header value sent with the ``retry429`` / ``retry503`` faults' answers (None: no header).
         self.retry_after = retry_after
+        #: Answer ``POST /tokenize`` as vLLM does (``{"count", "tokens", "max_model_len"}``); the fake tokenizer
+        #: splits on whitespace (one token per word, no special tokens), as ``usage.prompt_tokens`` counts a prompt.
+        self.tokenize = tokenize
+        #: Texts received by ``/tokenize``, in order.
+        self.tokenized: list[str] = []
         self.bodies: list[dict[str, Any]] = []
         self.auth_headers: list[str | None] = []
         self.attempts: Counter[str] = Counter()
@@ -194,6 +200,8 @@ class FakeOpenAIServer:
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/chat/completions", self._chat)
+        if self.tokenize:
+            app.router.add_post("/tokenize", self._tokenize)
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, handler_cancellation=True, shutdown_timeout=1.0
         )
@@ -240,6 +248,23 @@ class FakeOpenAIServer:
             return web.Response(status=404)
         lines = self.speaks.metrics(self.models, self.counters)
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+    async def _tokenize(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return error(401, "Unauthorized", "AuthenticationError")
+        try:
+            body = await request.json()
+        except ValueError:
+            return error(400, "request body is not JSON", "BadRequestError")
+        model = body.get("model")
+        if model is not None and model not in self.models:
+            return error(404, f"The model `{model}` does not exist.", "NotFoundError")
+        if not isinstance(body.get("prompt"), str):
+            return error(400, "prompt: a string is required", "BadRequestError")
+        prompt = body["prompt"]
+        self.tokenized.append(prompt)
+        tokens = [sum(map(ord, word)) % 50000 for word in prompt.split()]
+        return web.json_response({"count": len(tokens), "max_model_len": self.max_model_len, "tokens": tokens})
 
     # -- generation ------------------------------------------------------------------------------------------------
     async def _completions(self, request: web.Request) -> web.StreamResponse:

@@ -83,6 +83,9 @@ class ServerProfile:
     metrics: MetricNames | None
     #: Where the facts above come from.
     sources: tuple[str, ...] = ()
+    #: ``POST`` path counting a prompt's tokens with the served model's tokenizer (vLLM's ``/tokenize``: JSON
+    #: ``{"model", "prompt", "add_special_tokens"}`` in, ``{"count", "tokens", ...}`` out); None: the server has none.
+    tokenize_path: str | None = None
 
     def recognise(self, facts: ServerFacts) -> str | None:
         """Why ``facts`` look like this server (a short reason), or None."""
@@ -100,6 +103,7 @@ class ServerProfile:
             "extensions": sorted(self.extensions),
             "health_path": self.health_path,
             "metrics_prefix": self.metrics.prefix if self.metrics is not None else None,
+            "tokenize_path": self.tokenize_path,
         }
 
 

