@@ -160,6 +160,7 @@ def test_pytorch_run_sends_the_requested_input_and_output_lengths(tmp_path: Path
     assert drawn["input_tokens"]["drawn"]["total"] == sum(row["input_tokens"] for row in prompts)
     assert result["summary"]["total_completion_tokens"] == sum(row["output_tokens_requested"] for row in prompts)
     assert result["phases"]["decode"]["output_tokens"] == sum(row["output_tokens_requested"] - 1 for row in prompts)
+    assert result["phases"]["server"] is None  # a local model: no server times
 
 
 def test_pytorch_batches_need_one_output_length(tmp_path: Path) -> None:

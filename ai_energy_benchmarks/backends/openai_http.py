@@ -37,7 +37,7 @@ from ai_energy_benchmarks.backends.http_endpoint import (
 )
 from ai_energy_benchmarks.backends.http_loop import Handoff, LoopThread
 from ai_energy_benchmarks.backends.http_metrics import error_counts, request_metrics
-from ai_energy_benchmarks.backends.http_report import energy_scope, run_summary, stop_message
+from ai_energy_benchmarks.backends.http_report import energy_scope, run_summary, server_features, stop_message
 from ai_energy_benchmarks.backends.http_request import (  # noqa: F401 (re-exported)
     RequestShaper,
     build_base_body,
@@ -458,6 +458,9 @@ class OpenAIHTTPBackend(Backend):
             "energy_scope": scope,
             "synthetic": False,
             "token_counter": self._token_counter_name,
+            "server_features": server_features(
+                [run for run, _ in generate], names, bool(self._metrics_available and backend.scrape_metrics)
+            ),
             "load": {
                 "concurrency": backend.concurrency,
                 "request_rate_per_s": backend.request_rate,

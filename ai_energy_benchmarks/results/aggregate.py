@@ -101,7 +101,7 @@ def aggregate(
     chosen: dict[str, str] = energy["meters_used"]
     repetitions, repetition_stats = _repetitions(generate, records, chosen, expected)
     phases = (
-        _phases(prefill, generate, records, chosen, expected, energy["flags"], energy_warnings)
+        _phases(prefill, generate, records, chosen, expected, energy["flags"], energy_warnings, model_info)
         if metered or prefill
         else None
     )

@@ -225,12 +225,17 @@ class PhaseBlock(_Block):
 
 
 class Phases(_Block):
-    """Prefill, generate and decode (= generate - prefill) for local models."""
+    """Prefill, generate and decode (= generate - prefill), for local models and servers alike."""
 
     method: str | None = None
     prefill: PhaseBlock = Field(default_factory=PhaseBlock)
     generate: PhaseBlock = Field(default_factory=PhaseBlock)
     decode: PhaseBlock = Field(default_factory=PhaseBlock)
+    server: dict[str, Any] | None = Field(
+        None,
+        description="HTTP runs: the server's own mean prefill and decode time per request in each pass (its "
+        "Prometheus histograms) and their cross-check with the client's passes; null for local models",
+    )
 
 
 class Latency(_Block):

@@ -92,6 +92,7 @@ class FakeOpenAIServer:
         retry_after: str | None = None,
         server: str = "vllm",
         tokenize: bool = True,
+        spec_decode: tuple[int, float] | None = None,
     ) -> None:
         self.models = list(models)
         #: Whose manners this server has (see :mod:`.server_profiles`).
@@ -121,6 +122,12 @@ class FakeOpenAIServer:
         self.tokenize = tokenize
         #: Texts received by ``/tokenize``, in order.
         self.tokenized: list[str] = []
+        #: Speculative decoding as vLLM counts it: ``(draft tokens per step, acceptance rate)``; each generated token
+        #: counts one draft of that many tokens, of which the rate's share is accepted. None: off (no series).
+        self.spec_decode = spec_decode
+        #: Every prompt's words seen, for the prefix cache: a prompt's hit tokens are its longest common word prefix
+        #: with an earlier prompt (block size one word).
+        self._cached_prompts: list[list[str]] = []
         self.bodies: list[dict[str, Any]] = []
         self.auth_headers: list[str | None] = []
         self.attempts: Counter[str] = Counter()
@@ -306,6 +313,7 @@ class FakeOpenAIServer:
         early = await self._early_fault(request, fault, argument, prompt)
         if early is not None:
             return early
+        self._look_up_prefix_cache(prompt)
         stream = bool(body.get("stream"))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         prompt_tokens = len(prompt.split()) + (3 if chat else 0)
@@ -347,6 +355,21 @@ class FakeOpenAIServer:
                 request.transport.abort()
             raise asyncio.CancelledError  # nothing more to send on an aborted connection
         return None
+
+    def _look_up_prefix_cache(self, prompt: str) -> None:
+        """Count the prompt's words as queried, and those of its longest common prefix with an earlier one as hit."""
+        words = prompt.split()
+        hit = 0
+        for earlier in self._cached_prompts:
+            common = 0
+            for mine, theirs in zip(words, earlier, strict=False):
+                if mine != theirs:
+                    break
+                common += 1
+            hit = max(hit, common)
+        self._cached_prompts.append(words)
+        self.counters.prefix_cache_queries += len(words)
+        self.counters.prefix_cache_hits += hit
 
     async def _stream(
         self,
@@ -416,9 +439,18 @@ class FakeOpenAIServer:
         await response.write_eof()
 
     def _count(self, prompt_tokens: int, tokens: int) -> None:
-        self.counters.prompt_tokens += prompt_tokens
-        self.counters.generation_tokens += tokens
-        self.counters.successes += 1
+        counters = self.counters
+        counters.prompt_tokens += prompt_tokens
+        counters.generation_tokens += tokens
+        counters.successes += 1
+        # The server's own times: prefill until the first token, decode for the rest (its configured delays).
+        counters.prefill_time_s += self.first_token_delay_s
+        counters.decode_time_s += self.token_delay_s * max(0, tokens - 1)
+        if self.spec_decode is not None:
+            per_draft, rate = self.spec_decode
+            counters.spec_drafts = (counters.spec_drafts or 0) + tokens
+            counters.spec_draft_tokens = (counters.spec_draft_tokens or 0) + tokens * per_draft
+            counters.spec_accepted_tokens = (counters.spec_accepted_tokens or 0) + round(tokens * per_draft * rate)
 
 
 __all__ = ["FakeOpenAIServer", "refused_port", "unaccepting_listener"]
