@@ -105,3 +105,22 @@ def test_speculative_decoding_acceptance_is_reported_when_the_server_counts_it(t
         plain = run(tmp_path / "plain", fake)
     assert plain["model"]["server_features"]["speculative_decoding"] is None
     assert "no speculative-decoding counters" in plain["model"]["server_features"]["speculative_decoding_note"]
+
+
+def test_the_console_names_the_server_features_and_the_energy_per_token_and_request(tmp_path: Path) -> None:
+    from result_scenarios import three_meters
+
+    from ai_energy_benchmarks.results.summary import format_summary
+
+    with FakeOpenAIServer(models=[MODEL], spec_decode=(4, 0.25), first_token_delay_s=0.01) as fake:
+        shown = format_summary(run(tmp_path, fake))
+    assert "server        prefix-cache hit rate 100.0%; speculative acceptance 25.0%" in shown
+    assert "server times  prefill 0.0100 s" in shown
+    result = three_meters().to_dict()
+    energy, summary = result["energy"], result["summary"]
+    per_token = energy["total_energy_j"] / (summary["total_prompt_tokens"] + summary["total_completion_tokens"])
+    per_request = energy["total_energy_j"] / summary["successful_prompts"]
+    assert energy["joules_per_total_token"] == pytest.approx(per_token)
+    assert energy["joules_per_request"] == pytest.approx(per_request)
+    text = format_summary(three_meters())
+    assert f"J/output token; {per_token:.4f} J/token (prompt + output); {per_request:.4f} J/request" in text
