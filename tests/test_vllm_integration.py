@@ -91,8 +91,12 @@ def _get(url: str, timeout_s: float = 2.0) -> tuple[int, bytes]:
 @pytest.fixture(scope="module")
 def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL (no /v1) of a vLLM server serving the packaged tiny Llama with random weights."""
+    yield from _serve_vllm(tmp_path_factory.mktemp("vllm"))
+
+
+def _serve_vllm(workdir: Path, extra_args: tuple[str, ...] = ()) -> Iterator[str]:
+    """Start vLLM (the packaged tiny Llama, random weights, ``extra_args`` added), yield its base URL, stop it."""
     assert VLLM_PYTHON is not None
-    workdir = tmp_path_factory.mktemp("vllm")
     weights = workdir / "tiny-llama"
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     subprocess.run(
@@ -124,6 +128,7 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--max-num-seqs",
         "16",
         *shlex.split(os.environ.get("AIEB_VLLM_ARGS", "--optimization-level 0")),
+        *extra_args,
     ]
     server_env = dict(env, VLLM_CPU_KVCACHE_SPACE="1", VLLM_ENABLE_V1_MULTIPROCESSING="0")
     with log_path.open("wb") as log:
@@ -400,3 +405,24 @@ def test_phases_and_server_features_on_the_real_server(vllm_server: str, tmp_pat
     # no speculative config on this server: no such series, and the result says so instead of a number
     assert features["speculative_decoding"] is None
     assert "no speculative-decoding counters" in features["speculative_decoding_note"]
+
+
+@pytest.fixture(scope="module")
+def vllm_speculative_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same server with n-gram speculative decoding (3 draft tokens per step: no draft model needed)."""
+    yield from _serve_vllm(tmp_path_factory.mktemp("vllm-spec"), ("--spec-method", "ngram", "--spec-tokens", "3"))
+
+
+def test_speculative_decoding_acceptance_from_the_real_servers_counters(
+    vllm_speculative_server: str, tmp_path: Path
+) -> None:
+    data = make_config(vllm_speculative_server, tokens=32, tmp=tmp_path, concurrency=2).model_dump(mode="json")
+    data["scenario"].update({"num_samples": 4})
+    result = BenchmarkRunner(BenchmarkConfig.model_validate(data)).run()
+    spec = result["model"]["server_features"]["speculative_decoding"]
+    assert spec is not None, result["model"]["server_features"]["speculative_decoding_note"]
+    assert 0 < spec["draft_tokens"] <= 3 * spec["drafts"]  # at most 3 draft tokens a step
+    assert 0 <= spec["accepted_tokens"] <= spec["draft_tokens"]
+    assert spec["acceptance_rate"] == spec["accepted_tokens"] / spec["draft_tokens"]
+    assert spec["mean_accepted_tokens_per_draft"] == spec["accepted_tokens"] / spec["drafts"]
+    assert result["summary"]["total_completion_tokens"] == 4 * 32  # the drafts change the speed, not the answer length
