@@ -255,3 +255,19 @@ def test_http_when_the_profile_promises_tokenize_but_the_server_has_none(tmp_pat
     with FakeOpenAIServer(models=[MODEL], tokenize=False) as fake, pytest.raises(ConfigError) as error:
         http_synthetic(tmp_path, fake, {"input_tokens": 8})
     assert "/tokenize answered HTTP 404" in str(error.value) and "set backend.tokenizer" in str(error.value)
+
+
+def test_lengths_beyond_the_models_context_are_refused_before_measuring(tmp_path: Path) -> None:
+    # The packaged tiny Llama has a 512-token context (max_position_embeddings); so has the test server (max_model_len).
+    too_long = {"input_tokens": {"dist": "uniform", "min": 400, "max": 500}, "output_tokens": 100}
+    with pytest.raises(
+        DatasetError, match=r"draws \d+ input \+ 100 output tokens, more than the model's context of 512"
+    ):
+        BenchmarkRunner(pytorch_config(tmp_path / "torch", too_long)).run()
+    assert not (tmp_path / "torch" / "out" / "benchmark_report.json").exists()  # nothing was measured
+    with (
+        FakeOpenAIServer(models=[MODEL], max_model_len=512) as fake,
+        pytest.raises(DatasetError, match="context of 512"),
+    ):
+        http_synthetic(tmp_path / "http", fake, too_long)
+    assert not fake.bodies[1:]  # only the backend's one-token check request was sent

@@ -228,8 +228,9 @@ class OpenAIHTTPBackend(Backend):
         """The served model's tokenizer as a token counter (special tokens excluded): ``backend.tokenizer`` loaded
         locally, else the server's tokenize endpoint where its profile has one (after :meth:`load`), else None."""
         name = self._backend.tokenizer
+        context = self._server.get("max_model_len")
         if name is not None:
-            counter = _local_token_counter(name)
+            counter = _local_token_counter(name, context)
         elif self._profile.tokenize_path is not None and self._loop is not None and self._client is not None:
             counter = self._server_token_counter(self._profile.tokenize_path)
         else:
@@ -265,7 +266,8 @@ class OpenAIHTTPBackend(Backend):
         async def count_many(texts: list[str]) -> list[int]:
             return list(await asyncio.gather(*(count_one(text) for text in texts)))
 
-        return TokenCounter(f"server:{url}", lambda texts: loop.call(count_many(texts)))
+        context = self._server.get("max_model_len")
+        return TokenCounter(f"server:{url}", lambda texts: loop.call(count_many(texts)), context)
 
     def set_prompt_kwargs(self, per_prompt: list[dict[str, Any]] | None) -> None:
         """Per-prompt generation options (drawn output lengths) for the next runs: each request carries its own
@@ -516,7 +518,7 @@ class OpenAIHTTPBackend(Backend):
 _LENGTH_FIELDS = ("max_tokens", "min_tokens", "ignore_eos")
 
 
-def _local_token_counter(name: str) -> TokenCounter:
+def _local_token_counter(name: str, context_tokens: int | None = None) -> TokenCounter:
     """``backend.tokenizer`` (a local path, or a hub id in the local cache) loaded with transformers."""
     try:
         from transformers import AutoTokenizer
@@ -533,4 +535,4 @@ def _local_token_counter(name: str) -> TokenCounter:
     def count(texts: list[str]) -> list[int]:
         return [len(ids) for ids in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]]
 
-    return TokenCounter(f"local:{name}", count)
+    return TokenCounter(f"local:{name}", count, context_tokens)

@@ -301,7 +301,7 @@ class PyTorchBackend(Backend):
 
         source = self._tokenizer_source()
         name = f"pytorch:{self._backend.model}" + ("" if source == self._source else f" (tokenizer {source})")
-        return TokenCounter(name, count)
+        return TokenCounter(name, count, self._context_tokens)
 
     def set_prompt_kwargs(self, per_prompt: list[dict[str, Any]] | None) -> None:
         """Per-prompt generation options (drawn output lengths); a batch generates one length, so the prompts of

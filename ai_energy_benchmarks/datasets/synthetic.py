@@ -64,6 +64,8 @@ class TokenCounter:
 
     name: str
     count: Callable[[list[str]], list[int]]
+    #: The model's context in tokens, where known: prompts and output lengths drawn beyond it are refused up front.
+    context_tokens: int | None = None
 
     def one(self, text: str) -> int:
         """The token count of ``text``."""
@@ -148,6 +150,7 @@ def make_synthetic_prompts(scenario: ScenarioConfig, counter: TokenCounter) -> P
         if config.output_tokens is None
         else draw_lengths(config.output_tokens, n, random.Random(f"{config.seed}:output_tokens"))
     )
+    _check_context(inputs, outputs, scenario, counter)
     fitter = _Fitter(counter, random.Random(f"{config.seed}:words"))
     prompts: list[str] = []
     seen: set[str] = set()
@@ -205,6 +208,24 @@ def make_synthetic_prompts(scenario: ScenarioConfig, counter: TokenCounter) -> P
         per_prompt_kwargs=per_prompt,
         synthetic=info,
     )
+
+
+def _check_context(
+    inputs: Sequence[int], outputs: Sequence[int] | None, scenario: ScenarioConfig, counter: TokenCounter
+) -> None:
+    """Refuse a drawn prompt whose input and output lengths do not fit the model's context (when it is known):
+    every such request would fail, or be truncated, in the measured pass."""
+    context = counter.context_tokens
+    if context is None:
+        return
+    for index, want in enumerate(inputs):
+        output = outputs[index] if outputs is not None else scenario.generate_kwargs.max_new_tokens
+        if want + output > context:
+            raise DatasetError(
+                f"scenario.synthetic: prompt {index} draws {want} input + {output} output tokens, more than the "
+                f"model's context of {context} tokens ({counter.name}); lower the lengths or clip the distribution "
+                "with max"
+            )
 
 
 def _describe(values: Sequence[int]) -> dict[str, Any]:
