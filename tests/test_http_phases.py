@@ -124,3 +124,13 @@ def test_the_console_names_the_server_features_and_the_energy_per_token_and_requ
     assert energy["joules_per_request"] == pytest.approx(per_request)
     text = format_summary(three_meters())
     assert f"J/output token; {per_token:.4f} J/token (prompt + output); {per_request:.4f} J/request" in text
+
+
+def test_a_server_whose_profile_names_no_feature_series_says_so(tmp_path: Path) -> None:
+    with FakeOpenAIServer(models=[MODEL], server="tgi") as fake:
+        result = run(tmp_path, fake, backend={"server": "tgi"})
+    features = result["model"]["server_features"]
+    assert features["prefix_cache"] is None and features["speculative_decoding"] is None
+    assert features["prefix_cache_note"] == "the server exposes no prefix-cache counters"
+    assert result["phases"]["server"]["available"] is False  # TGI's Prometheus has no prefill/decode time histograms
+    assert result["phases"]["decode"]["output_tokens"] == 6 * (TOKENS - 1)
