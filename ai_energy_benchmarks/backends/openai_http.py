@@ -23,6 +23,8 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
+
 from ai_energy_benchmarks.backends import http_client as hc
 from ai_energy_benchmarks.backends.base import Backend, EnergyScope, RequestRecord
 from ai_energy_benchmarks.backends.http_checks import ServerChecks, check_first_answer, describe_exception
@@ -242,10 +244,13 @@ class OpenAIHTTPBackend(Backend):
         loop, client, model = self._loop, self._client, self._backend.model
         assert loop is not None and client is not None
         url = self.public_endpoint + path
+        timeout = aiohttp.ClientTimeout(
+            sock_connect=self._backend.connect_timeout_s, sock_read=self._backend.read_timeout_s
+        )
 
         async def count_one(text: str) -> int:
             payload = {"model": model, "prompt": text, "add_special_tokens": False}
-            async with client.session.post(client.base_url + path, json=payload) as response:
+            async with client.session.post(client.base_url + path, json=payload, timeout=timeout) as response:
                 body = await response.read()
                 if response.status == 404:
                     raise ConfigError(
