@@ -205,10 +205,11 @@ class BenchmarkRunner(LegacyRunnerParts):
         count = min(scenario.warmup_runs * scenario.input_shapes.batch_size, len(prompt_set.prompts))
         if count == 0:
             return
-        kwargs = scenario.generate_kwargs.as_kwargs()
+        shared, per_prompt = _drawn_options(prompt_set)
+        kwargs = scenario.generate_kwargs.as_kwargs() | shared
         done = 0
         logger.info("warm-up: %d prompts (not measured)", count)
-        backend.set_prompt_kwargs(prompt_set.per_prompt_kwargs)
+        backend.set_prompt_kwargs(per_prompt)
         backend.set_phase("warmup")
         for record in backend.run(prompt_set.prompts[:count], kwargs):
             done += record.num_prompts
@@ -238,7 +239,8 @@ class BenchmarkRunner(LegacyRunnerParts):
             logger.warning("this backend's workload runs for a fixed duration: no separate prefill pass is measured")
         elif scenario.measure_prefill:
             passes.append(("prefill", kwargs | {"max_new_tokens": 1, "min_new_tokens": 1}))
-        passes.append(("generate", kwargs))
+        shared, per_prompt = _drawn_options(prompt_set)
+        passes.append(("generate", kwargs | shared))
         total = len(prompt_set.prompts) * scenario.repetitions * len(passes)
         done = 0
         for repetition in range(scenario.repetitions):
@@ -246,7 +248,7 @@ class BenchmarkRunner(LegacyRunnerParts):
                 with untorn_window(meter_set, f"{phase}-{repetition}", kind=phase, repetition=repetition):
                     logger.info("measuring window '%s-%d'", phase, repetition)
                     # Drawn output lengths apply to the generate pass; a prefill pass generates one token each.
-                    backend.set_prompt_kwargs(prompt_set.per_prompt_kwargs if phase == "generate" else None)
+                    backend.set_prompt_kwargs(per_prompt if phase == "generate" else None)
                     backend.set_phase(f"{phase}-{repetition}")
                     for record in backend.run(prompt_set.prompts, phase_kwargs):
                         record.repetition = repetition
@@ -379,17 +381,25 @@ class BenchmarkRunner(LegacyRunnerParts):
             raise stop
 
 
+def _drawn_options(prompt_set: PromptSet) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    """The generation options drawn per prompt, as options shared by every prompt when they are all equal (any
+    backend takes those), else per prompt (``Backend.set_prompt_kwargs``)."""
+    per_prompt = prompt_set.per_prompt_kwargs
+    if not per_prompt:
+        return {}, None
+    if all(options == per_prompt[0] for options in per_prompt):
+        return dict(per_prompt[0]), None
+    return {}, per_prompt
+
+
 def _synthetic_prompts(backend: Backend, config: BenchmarkConfig) -> PromptSet:
     """Synthetic prompts of exact lengths in the loaded backend's tokens (``scenario.synthetic``)."""
     counter = backend.token_counter()
     if counter is None:
-        hint = (
-            "set backend.tokenizer to a local tokenizer path or id, or use a server whose profile has a tokenize "
-            "endpoint (vLLM)"
-            if config.backend.type == "vllm"
-            else "this backend has no tokenizer"
+        raise ConfigError(
+            f"scenario.dataset_name: synthetic prompts need the model's tokenizer, and backend type "
+            f"'{config.backend.type}' gives none"
         )
-        raise ConfigError(f"scenario.dataset_name: synthetic prompts need the model's tokenizer: {hint}")
     prompt_set = make_synthetic_prompts(config.scenario, counter)
     logger.info("made %d synthetic prompts with %s", len(prompt_set.prompts), counter.name)
     return prompt_set

@@ -9,15 +9,17 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import transformers
 from http_support import MODEL, runner_config
 
+from ai_energy_benchmarks.backends.base import Backend, RequestRecord
 from ai_energy_benchmarks.backends.pytorch import packaged_models_dir
+from ai_energy_benchmarks.backends.registry import _SPECS, register_backend
 from ai_energy_benchmarks.config.loader import build_config
-from ai_energy_benchmarks.config.schema import BenchmarkConfig, ScenarioConfig
+from ai_energy_benchmarks.config.schema import BackendConfig, BenchmarkConfig, ScenarioConfig
 from ai_energy_benchmarks.config.synthetic import LengthDistribution
 from ai_energy_benchmarks.datasets.synthetic import TokenCounter, draw_lengths, make_synthetic_prompts
 from ai_energy_benchmarks.exceptions import ConfigError, DatasetError
@@ -271,3 +273,64 @@ def test_lengths_beyond_the_models_context_are_refused_before_measuring(tmp_path
     ):
         http_synthetic(tmp_path / "http", fake, too_long)
     assert not fake.bodies[1:]  # only the backend's one-token check request was sent
+
+
+class _PluginConfig(BackendConfig):
+    type: Literal["wordy"] = "wordy"
+    counts_tokens: bool = True
+
+
+class _PluginBackend(Backend):
+    """A plugin backend: counts one token per word (when configured), generates what it is asked, and keeps the
+    base class's per-prompt hook (which refuses per-prompt options)."""
+
+    def __init__(self, config: BenchmarkConfig) -> None:
+        self.settings = _PluginConfig.of(config.backend)
+
+    def token_counter(self) -> TokenCounter | None:
+        if not self.settings.counts_tokens:
+            return None
+        return TokenCounter("words", lambda texts: [len(t.split()) for t in texts])
+
+    def set_phase(self, label: str) -> None:
+        pass
+
+    def run(self, prompts: list[str], generate_kwargs: dict[str, Any]) -> Iterator[RequestRecord]:
+        for index, prompt in enumerate(prompts):
+            yield RequestRecord(index, 1, 1.0, 2.0, len(prompt.split()), int(generate_kwargs["max_new_tokens"]))
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": "m"}
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_plugin_backend_gets_synthetic_prompts_through_the_hooks(tmp_path: Path) -> None:
+    register_backend("wordy", _PluginConfig, _PluginBackend)
+    try:
+
+        def config(name: str, synthetic: dict[str, Any], **backend: Any) -> BenchmarkConfig:
+            return BenchmarkConfig.model_validate(
+                {
+                    "output_dir": str(tmp_path / name),
+                    "backend": {"type": "wordy", "model": "m", **backend},
+                    "scenario": {"dataset_name": "synthetic", "synthetic": synthetic, "num_samples": 4},
+                    "metrics": {"enabled": False},
+                    "reporter": {"output_file": str(tmp_path / "r.csv")},
+                }
+            )
+
+        fixed = {"input_tokens": {"dist": "uniform", "min": 3, "max": 30}, "output_tokens": 7}
+        result = BenchmarkRunner(config("fixed", fixed)).run()
+        assert result["dataset"]["synthetic"]["tokenizer"] == "words"
+        assert (
+            result["summary"]["total_prompt_tokens"] == result["dataset"]["synthetic"]["input_tokens"]["drawn"]["total"]
+        )
+        varying = fixed | {"output_tokens": {"dist": "uniform", "min": 2, "max": 9}}
+        with pytest.raises(ConfigError, match="cannot vary generation options per prompt"):
+            BenchmarkRunner(config("varying", varying)).run()
+        with pytest.raises(ConfigError, match="backend type 'wordy' gives none"):
+            BenchmarkRunner(config("none", fixed, counts_tokens=False)).run()
+    finally:
+        del _SPECS["wordy"]

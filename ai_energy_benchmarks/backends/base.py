@@ -103,8 +103,9 @@ class Backend(ABC):
     def set_prompt_kwargs(self, per_prompt: list[dict[str, Any]] | None) -> None:
         """Generation options of each prompt for the next :meth:`run` calls (``per_prompt[i]`` over the call's
         ``generate_kwargs`` for ``prompts[i]``; e.g. a drawn ``max_new_tokens``), or None for the call's options
-        alone. The runner sets them before the warm-up and each generate pass, and None before each prefill pass.
-        Default: only None is accepted (this backend cannot vary options per prompt)."""
+        alone. The runner sets them before the warm-up and each generate pass when they differ between prompts
+        (options equal for every prompt go into the pass's ``generate_kwargs`` instead), and None before each
+        prefill pass. Default: only None is accepted (this backend cannot vary options per prompt)."""
         if per_prompt is not None:
             raise ConfigError(
                 f"{type(self).__name__} cannot vary generation options per prompt "

@@ -228,7 +228,11 @@ class OpenAIHTTPBackend(Backend):
     # -- the model's tokens -----------------------------------------------------------------------------------------
     def token_counter(self) -> TokenCounter | None:
         """The served model's tokenizer as a token counter (special tokens excluded): ``backend.tokenizer`` loaded
-        locally, else the server's tokenize endpoint where its profile has one (after :meth:`load`), else None."""
+        locally, else the server's tokenize endpoint where its profile has one (after :meth:`load`).
+
+        Raises:
+            ConfigError: neither is available (the message says what to set).
+        """
         name = self._backend.tokenizer
         context = self._server.get("max_model_len")
         if name is not None:
@@ -236,7 +240,10 @@ class OpenAIHTTPBackend(Backend):
         elif self._profile.tokenize_path is not None and self._loop is not None and self._client is not None:
             counter = self._server_token_counter(self._profile.tokenize_path)
         else:
-            return None
+            raise ConfigError(
+                "scenario.dataset_name: synthetic prompts need the model's tokenizer: set backend.tokenizer to a "
+                f"local tokenizer path or id (the {self._profile.title} server profile has no tokenize endpoint)"
+            )
         self._token_counter_name = counter.name
         return counter
 
