@@ -4,8 +4,8 @@ Lengths are drawn first, from ``scenario.synthetic`` with its seed, independentl
 gives the same requested lengths on every backend. Then each prompt is built from words drawn (with the same seed)
 from a fixed list of common English words, and fitted to its length with the tokenizer:
 
-1. the longest run of the drawn words whose text has at most the requested number of tokens (a binary search over
-   the number of words, each candidate tokenised);
+1. the longest run of the drawn words whose text has at most the requested number of tokens (a search over the
+   number of words, interpolating on the token count and bisecting in turn, each candidate tokenised);
 2. the remaining tokens (usually 0 to 2) filled with short pieces (`` a``, `` I``, ``.``, ...), the first piece
    that makes the text longer without passing the requested count kept each time; a dead end drops one word and
    fills again (then another draw of words);
@@ -96,6 +96,8 @@ class _Fitter:
     def __init__(self, counter: TokenCounter, rng: random.Random) -> None:
         self._counter = counter
         self._rng = rng
+        #: Tokens per word seen so far (a guess until the first count), for the first draw of words.
+        self._tokens_per_word = 1.3
 
     def _words(self, count: int) -> list[str]:
         return [self._rng.choice(_WORDS) for _ in range(count)]
@@ -103,16 +105,26 @@ class _Fitter:
     def fit(self, target: int) -> str | None:
         """A text of exactly ``target`` tokens, or None when this draw of words cannot make one."""
         count = self._counter.one
-        words = self._words(max(4, target))
-        while count(" ".join(words)) <= target:  # enough words to pass the target
+        words = self._words(int(target / self._tokens_per_word * 1.1) + 4)
+        while (high_count := count(" ".join(words))) <= target:  # enough words to pass the target
             words += self._words(len(words))
-        low, high = 0, len(words)  # count(words[:low]) <= target < count(words[:high])
+        self._tokens_per_word = high_count / len(words)
+        # count(words[:low]) <= target < count(words[:high]): interpolation steps (tokens grow almost linearly with
+        # words), every other step a bisection so that the search never takes more than twice a binary search's.
+        low, low_count, high = 0, 0, len(words)
+        step = 0
         while high - low > 1:
-            middle = (low + high) // 2
-            if count(" ".join(words[:middle])) <= target:
-                low = middle
+            if step % 2 == 0 and high_count > low_count:
+                guess = low + round((target - low_count) * (high - low) / (high_count - low_count))
+                middle = min(high - 1, max(low + 1, guess))
             else:
-                high = middle
+                middle = (low + high) // 2
+            step += 1
+            tokens = count(" ".join(words[:middle]))
+            if tokens <= target:
+                low, low_count = middle, tokens
+            else:
+                high, high_count = middle, tokens
         for keep in range(low, max(-1, low - 8), -1):  # a dead end drops a word and fills again
             text = self._fill(" ".join(words[:keep]), target)
             if text is not None:
