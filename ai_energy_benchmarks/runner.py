@@ -24,6 +24,7 @@ from ai_energy_benchmarks.config.loader import Overrides, build_config, load_con
 from ai_energy_benchmarks.config.parser import as_runner_config
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.datasets.loader import PromptSet, load_prompts, prompt_source
+from ai_energy_benchmarks.datasets.synthetic import make_synthetic_prompts
 from ai_energy_benchmarks.datasets.workload import Workload, load_workload, workload_kind
 from ai_energy_benchmarks.energy.base import IntervalReading, MeterSet
 from ai_energy_benchmarks.energy.registry import check_meter_names, check_meter_settings, create_meters
@@ -162,12 +163,17 @@ class BenchmarkRunner(LegacyRunnerParts):
 
     def _run(self, backend: Backend, config: BenchmarkConfig) -> dict[str, Any]:
         started_at = _now()
-        self._workload = load_workload(config.scenario)
+        scenario = config.scenario
+        self._workload = load_workload(scenario)
+        synthetic = self._workload is None and prompt_source(scenario)[0] == "synthetic"
         if self._workload is not None:
-            prompt_set = self._workload.prompt_set(config.scenario.num_samples)
+            prompt_set = self._workload.prompt_set(scenario.num_samples)
+        elif synthetic:  # made with the model's tokenizer once the backend is loaded
+            prompt_set = PromptSet([], "synthetic", scenario.num_samples, scenario.num_samples)
         else:
-            prompt_set = load_prompts(config.scenario)
-        logger.info("loaded %d prompts from %s", len(prompt_set.prompts), prompt_set.source)
+            prompt_set = load_prompts(scenario)
+        if not synthetic:
+            logger.info("loaded %d prompts from %s", len(prompt_set.prompts), prompt_set.source)
         interrupts.check()
 
         self.backend = backend
@@ -178,6 +184,9 @@ class BenchmarkRunner(LegacyRunnerParts):
             backend.load()
             self._progress("load", 1, 1)
             interrupts.check()  # a signal whose exception was dropped during heavy imports or the model load
+            if synthetic:
+                prompt_set = _synthetic_prompts(backend, config)
+                interrupts.check()
             meters = create_meters(config.metrics, self.run_dir, backend.metered_gpu_ids(), backend.server_processes())
             meter_set = MeterSet(meters, backend.synchronize)
             meter_set.prepare()
@@ -216,10 +225,12 @@ class BenchmarkRunner(LegacyRunnerParts):
         count = min(scenario.warmup_runs * scenario.input_shapes.batch_size, len(prompt_set.prompts))
         if count == 0:
             return
-        kwargs = scenario.generate_kwargs.as_kwargs()
+        shared, per_prompt = _drawn_options(prompt_set)
+        kwargs = scenario.generate_kwargs.as_kwargs() | shared
         done = 0
         logger.info("warm-up: %d prompts (not measured)", count)
         self._progress("warmup", done, count)
+        backend.set_prompt_kwargs(per_prompt)
         backend.set_phase("warmup")
         for record in backend.run(prompt_set.prompts[:count], kwargs):
             done += record.num_prompts
@@ -252,7 +263,8 @@ class BenchmarkRunner(LegacyRunnerParts):
             logger.warning("this backend's workload runs for a fixed duration: no separate prefill pass is measured")
         elif scenario.measure_prefill:
             passes.append(("prefill", kwargs | {"max_new_tokens": 1, "min_new_tokens": 1}))
-        passes.append(("generate", kwargs))
+        shared, per_prompt = _drawn_options(prompt_set)
+        passes.append(("generate", kwargs | shared))
         total = len(prompt_set.prompts)
         for repetition in range(scenario.repetitions):
             for phase, phase_kwargs in passes:
@@ -260,6 +272,8 @@ class BenchmarkRunner(LegacyRunnerParts):
                 self._progress(f"measure {phase}-{repetition}", done, total)
                 with untorn_window(meter_set, f"{phase}-{repetition}", kind=phase, repetition=repetition):
                     logger.info("measuring window '%s-%d'", phase, repetition)
+                    # Drawn output lengths apply to the generate pass; a prefill pass generates one token each.
+                    backend.set_prompt_kwargs(per_prompt if phase == "generate" else None)
                     backend.set_phase(f"{phase}-{repetition}")
                     run = (
                         backend.run(prompt_set.prompts, phase_kwargs)
@@ -338,6 +352,8 @@ class BenchmarkRunner(LegacyRunnerParts):
             row: dict[str, Any] = {"index": index, "prompt": prompt}
             if prompt_set.references is not None:
                 row["reference"] = prompt_set.references[index]
+            if prompt_set.lengths is not None:
+                row.update(prompt_set.lengths[index])
             try:
                 sent = backend.render(prompt)
             except BenchmarkError as exc:
@@ -402,6 +418,30 @@ class BenchmarkRunner(LegacyRunnerParts):
             stop = Interrupted(dropped)
             stop.partial_report = str(report_path)  # type: ignore[attr-defined]
             raise stop
+
+
+def _drawn_options(prompt_set: PromptSet) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    """The generation options drawn per prompt, as options shared by every prompt when they are all equal (any
+    backend takes those), else per prompt (``Backend.set_prompt_kwargs``)."""
+    per_prompt = prompt_set.per_prompt_kwargs
+    if not per_prompt:
+        return {}, None
+    if all(options == per_prompt[0] for options in per_prompt):
+        return dict(per_prompt[0]), None
+    return {}, per_prompt
+
+
+def _synthetic_prompts(backend: Backend, config: BenchmarkConfig) -> PromptSet:
+    """Synthetic prompts of exact lengths in the loaded backend's tokens (``scenario.synthetic``)."""
+    counter = backend.token_counter()
+    if counter is None:
+        raise ConfigError(
+            f"scenario.dataset_name: synthetic prompts need the model's tokenizer, and backend type "
+            f"'{config.backend.type}' gives none"
+        )
+    prompt_set = make_synthetic_prompts(config.scenario, counter)
+    logger.info("made %d synthetic prompts with %s", len(prompt_set.prompts), counter.name)
+    return prompt_set
 
 
 def _model_info(backend: Backend) -> dict[str, Any]:

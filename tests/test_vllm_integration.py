@@ -91,8 +91,12 @@ def _get(url: str, timeout_s: float = 2.0) -> tuple[int, bytes]:
 @pytest.fixture(scope="module")
 def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL (no /v1) of a vLLM server serving the packaged tiny Llama with random weights."""
+    yield from _serve_vllm(tmp_path_factory.mktemp("vllm"))
+
+
+def _serve_vllm(workdir: Path, extra_args: tuple[str, ...] = ()) -> Iterator[str]:
+    """Start vLLM (the packaged tiny Llama, random weights, ``extra_args`` added), yield its base URL, stop it."""
     assert VLLM_PYTHON is not None
-    workdir = tmp_path_factory.mktemp("vllm")
     weights = workdir / "tiny-llama"
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     subprocess.run(
@@ -124,6 +128,7 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--max-num-seqs",
         "16",
         *shlex.split(os.environ.get("AIEB_VLLM_ARGS", "--optimization-level 0")),
+        *extra_args,
     ]
     server_env = dict(env, VLLM_CPU_KVCACHE_SPACE="1", VLLM_ENABLE_V1_MULTIPROCESSING="0")
     with log_path.open("wb") as log:
@@ -415,3 +420,85 @@ def test_trace_replay_on_the_real_server(vllm_server: str, tmp_path: Path) -> No
     assert outputs["requests_off_length"] == 0 and outputs["served_total"] == outputs["trace_total"]
     inputs = workload["input_tokens"]
     assert inputs["served_total"] > 0 and abs(inputs["mean_relative_error"]) < 0.6, inputs
+
+
+def test_synthetic_lengths_counted_by_the_servers_tokenize(vllm_server: str, tmp_path: Path) -> None:
+    import transformers
+
+    data = make_config(vllm_server, tmp=tmp_path, concurrency=4).model_dump(mode="json")
+    data["scenario"] = {
+        "dataset_name": "synthetic",
+        "num_samples": 8,
+        "warmup_runs": 0,
+        "synthetic": {
+            "input_tokens": {"dist": "normal", "mean": 60, "std": 30, "min": 1, "max": 200},
+            "output_tokens": {"dist": "uniform", "min": 2, "max": 24},
+            "seed": 5,
+        },
+    }
+    result = BenchmarkRunner(BenchmarkConfig.model_validate(data)).run()
+    assert result["dataset"]["synthetic"]["tokenizer"] == f"server:{vllm_server}/tokenize"
+    assert result["model"]["api"] == "completions"  # plain text: the length is what the model reads
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(packaged_models_dir() / "tiny-llama"))
+    special = len(tokenizer("x")["input_ids"]) - len(tokenizer("x", add_special_tokens=False)["input_ids"])
+    prompts = [json.loads(line) for line in (tmp_path / "out" / "prompts.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "out" / "requests.jsonl").read_text().splitlines()]
+    generate = {row["index"]: row for row in rows if row["phase"] == "generate"}
+    for row in prompts:
+        # the served model's tokenizer, read here too: the server's count is the tokenizer's
+        assert len(tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]) == row["input_tokens_requested"]
+        assert row["input_tokens"] == row["input_tokens_requested"]
+        assert generate[row["index"]]["prompt_tokens"] == row["input_tokens"] + special  # the server's usage
+        assert generate[row["index"]]["completion_tokens"] == row["output_tokens_requested"]
+    assert len({row["output_tokens_requested"] for row in prompts}) > 1
+    assert result["energy"]["joules_per_total_token"] is None  # energy off: null, never a made-up figure
+
+
+def test_phases_and_server_features_on_the_real_server(vllm_server: str, tmp_path: Path) -> None:
+    data = make_config(vllm_server, tmp=tmp_path, concurrency=4).model_dump(mode="json")
+    # Prompts longer than the server's KV-cache block, so that its prefix cache (full blocks only) can hit them.
+    synthetic = {"input_tokens": 400, "output_tokens": 32}
+    data["scenario"] = {"dataset_name": "synthetic", "synthetic": synthetic, "num_samples": 8, "warmup_runs": 0}
+    result = BenchmarkRunner(BenchmarkConfig.model_validate(data)).run()
+    phases = result["phases"]
+    assert phases["prefill"]["output_tokens"] == 8 and phases["decode"]["output_tokens"] == 8 * 31
+    server = phases["server"]
+    assert server["available"] is True, server["note"]
+    pre, gen = server["prefill_pass"], server["generate_pass"]
+    assert pre["server_mean_prefill_s"] > 0 and gen["server_mean_prefill_s"] > 0
+    assert gen["server_mean_decode_s"] > pre["server_mean_decode_s"]  # 31 more tokens than one
+    check = server["cross_check"]
+    assert check["decode"]["server_s"] == gen["server_mean_decode_s"] and check["decode"]["client_s"] > 0
+    assert check["prefill"]["relative_difference"] is not None
+    features = result["model"]["server_features"]
+    prefix = features["prefix_cache"]
+    assert prefix is not None, features["prefix_cache_note"]  # vLLM V1 counts prefix-cache queries and hits
+    assert prefix["queried_tokens"] == result["summary"]["total_prompt_tokens"]
+    # The prefill pass sent the same prompts first: the generate pass finds them cached, and the result says so.
+    assert 0.1 < prefix["hit_rate"] <= 1 and prefix["hit_tokens"] % 16 == 0  # whole blocks
+    assert server["generate_pass_prefix_cache_hit_rate"] == prefix["hit_rate"]
+    assert any("prefix cache" in warning and "biased low" in warning for warning in result["warnings"])
+    # no speculative config on this server: no such series, and the result says so instead of a number
+    assert features["speculative_decoding"] is None
+    assert "no speculative-decoding counters" in features["speculative_decoding_note"]
+
+
+@pytest.fixture(scope="module")
+def vllm_speculative_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same server with n-gram speculative decoding (3 draft tokens per step: no draft model needed)."""
+    yield from _serve_vllm(tmp_path_factory.mktemp("vllm-spec"), ("--spec-method", "ngram", "--spec-tokens", "3"))
+
+
+def test_speculative_decoding_acceptance_from_the_real_servers_counters(
+    vllm_speculative_server: str, tmp_path: Path
+) -> None:
+    data = make_config(vllm_speculative_server, tokens=32, tmp=tmp_path, concurrency=2).model_dump(mode="json")
+    data["scenario"].update({"num_samples": 4})
+    result = BenchmarkRunner(BenchmarkConfig.model_validate(data)).run()
+    spec = result["model"]["server_features"]["speculative_decoding"]
+    assert spec is not None, result["model"]["server_features"]["speculative_decoding_note"]
+    assert 0 < spec["draft_tokens"] <= 3 * spec["drafts"]  # at most 3 draft tokens a step
+    assert 0 <= spec["accepted_tokens"] <= spec["draft_tokens"]
+    assert spec["acceptance_rate"] == spec["accepted_tokens"] / spec["draft_tokens"]
+    assert spec["mean_accepted_tokens_per_draft"] == spec["accepted_tokens"] / spec["drafts"]
+    assert result["summary"]["total_completion_tokens"] == 4 * 32  # the drafts change the speed, not the answer length

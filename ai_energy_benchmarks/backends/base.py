@@ -13,6 +13,7 @@ from ai_energy_benchmarks.exceptions import ConfigError
 from ai_energy_benchmarks.records import RequestRecord  # re-exported: its home was here
 
 if TYPE_CHECKING:
+    from ai_energy_benchmarks.datasets.synthetic import TokenCounter
     from ai_energy_benchmarks.datasets.workload import Workload
 
 
@@ -108,6 +109,23 @@ class Backend(ABC):
         """Window label -> ``time.perf_counter()`` (start, end) of a sub-interval at full load, whose energy the
         meters read back where they can. Default: none."""
         return {}
+
+    def token_counter(self) -> TokenCounter | None:
+        """The model's tokenizer as a token counter (special tokens excluded), for synthetic prompts of exact
+        lengths; called after :meth:`load`. Default: None (this backend cannot count the model's tokens)."""
+        return None
+
+    def set_prompt_kwargs(self, per_prompt: list[dict[str, Any]] | None) -> None:
+        """Generation options of each prompt for the next :meth:`run` calls (``per_prompt[i]`` over the call's
+        ``generate_kwargs`` for ``prompts[i]``; e.g. a drawn ``max_new_tokens``), or None for the call's options
+        alone. The runner sets them before the warm-up and each generate pass when they differ between prompts
+        (options equal for every prompt go into the pass's ``generate_kwargs`` instead), and None before each
+        prefill pass. Default: only None is accepted (this backend cannot vary options per prompt)."""
+        if per_prompt is not None:
+            raise ConfigError(
+                f"{type(self).__name__} cannot vary generation options per prompt "
+                "(scenario.synthetic.output_tokens); use a fixed scenario.generate_kwargs.max_new_tokens"
+            )
 
     def energy_scope(self) -> EnergyScope | None:
         """Whose energy this host's meters read (e.g. a server elsewhere: not its GPUs). Default: None, the model

@@ -111,6 +111,12 @@ class OpenAIHTTPConfig(BackendConfig):
         "detected from the endpoint's address (loopback or an address of this host). Set false for a tunnel or "
         "port-forward to a remote server (`ssh -L`, `kubectl port-forward`), whose loopback address is not its host.",
     )
+    tokenizer: str | None = Field(
+        None,
+        description="The served model's tokenizer, a local path or a hub id in the local cache, for synthetic prompts "
+        "of exact lengths (`scenario.dataset_name: synthetic`). Unset: the server's tokenize endpoint where its "
+        "profile has one (vLLM's `POST /tokenize`).",
+    )
     scrape_metrics: bool = Field(
         True, description="Scrape the server's Prometheus `/metrics` every second during the run."
     )

@@ -88,7 +88,11 @@ def prometheus_summary(
         summary["server_mean_latency_s"] = None
         summary["cross_check"] = None
         return summary
-    deltas = {name: after[name] - before[name] for name in names.counters if name in after and name in before}
+    deltas = {
+        name: after[name] - before[name]
+        for name in (*names.counters, *names.feature_counters)
+        if name in after and name in before
+    }
     summary["deltas"] = deltas
     means: dict[str, float | None] = {}
     for short, name in names.histograms.items():

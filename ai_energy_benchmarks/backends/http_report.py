@@ -75,6 +75,78 @@ def prefix_cache(before: dict[str, float] | None, after: dict[str, float] | None
     }
 
 
+def _summed(runs: list[dict[str, Any]], name: str | None) -> float | None:
+    """The sum of counter ``name``'s deltas over ``runs`` (None: no run has it)."""
+    if name is None:
+        return None
+    values = [((run.get("prometheus") or {}).get("deltas") or {}).get(name) for run in runs]
+    present = [value for value in values if value is not None]
+    return sum(present) if present else None
+
+
+def server_features(runs: list[dict[str, Any]], names: MetricNames | None, scraped: bool) -> dict[str, Any]:
+    """Prefix-cache hit rate and speculative-decoding acceptance over the measured generate ``runs`` (run summaries),
+    from the server's counters; each null with the reason where the server gave none.
+
+    ``prefix_cache.hit_rate`` = hit tokens / queried tokens; ``speculative_decoding.acceptance_rate`` = accepted
+    tokens / draft tokens, ``mean_accepted_tokens_per_draft`` = accepted tokens / drafts.
+    """
+    why = None
+    if not scraped:
+        why = "the server's Prometheus /metrics was not read (unavailable, or backend.scrape_metrics is false)"
+    elif names is None:
+        why = "the server's profile names no Prometheus series"
+    prefix: dict[str, Any] | None = None
+    spec: dict[str, Any] | None = None
+    prefix_why = spec_why = why
+    if why is None and names is not None:
+        queries, hits = _summed(runs, names.prefix_cache_queries), _summed(runs, names.prefix_cache_hits)
+        if queries is None or hits is None:
+            prefix_why = "the server exposes no prefix-cache counters" + (
+                f" ({names.prefix_cache_queries}, {names.prefix_cache_hits})" if names.prefix_cache_queries else ""
+            )
+        elif queries <= 0:
+            prefix_why = "no prefix-cache queries during the measured passes"
+        else:
+            prefix = {
+                "hit_rate": hits / queries,
+                "hit_tokens": hits,
+                "queried_tokens": queries,
+                "series": [names.prefix_cache_hits, names.prefix_cache_queries],
+            }
+        drafts = _summed(runs, names.spec_decode_drafts)
+        drafted = _summed(runs, names.spec_decode_draft_tokens)
+        accepted = _summed(runs, names.spec_decode_accepted_tokens)
+        if drafted is None or accepted is None:
+            spec_why = "the server exposes no speculative-decoding counters (speculative decoding off, or not reported)"
+        elif drafted <= 0:
+            spec_why = "no draft tokens during the measured passes"
+        else:
+            spec = {
+                "acceptance_rate": accepted / drafted,
+                "accepted_tokens": accepted,
+                "draft_tokens": drafted,
+                "drafts": drafts,
+                "mean_accepted_tokens_per_draft": None if not drafts else accepted / drafts,
+                "series": [
+                    n
+                    for n in (
+                        names.spec_decode_accepted_tokens,
+                        names.spec_decode_draft_tokens,
+                        names.spec_decode_drafts,
+                    )
+                    if n is not None
+                ],
+            }
+    return {
+        "over": "the measured generate passes (counter deltas, summed over repetitions)",
+        "prefix_cache": prefix,
+        "prefix_cache_note": None if prefix is not None else prefix_why,
+        "speculative_decoding": spec,
+        "speculative_decoding_note": None if spec is not None else spec_why,
+    }
+
+
 def energy_scope(on_this_host: bool, gpus: list[int] | None, device: str) -> dict[str, Any]:
     """Whose energy the meters read: the server's GPUs when it is on this host (``gpus``: None for all), and what
     the CPU and RAM figures cover."""

@@ -14,12 +14,16 @@ The API key (``backend.api_key`` or ``OPENAI_API_KEY``) is sent as a bearer toke
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import json
 import logging
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
+
+import aiohttp
 
 from ai_energy_benchmarks.backends import http_client as hc
 from ai_energy_benchmarks.backends.base import Backend, EnergyScope, RequestRecord
@@ -35,7 +39,7 @@ from ai_energy_benchmarks.backends.http_endpoint import (
 )
 from ai_energy_benchmarks.backends.http_loop import Handoff, LoopThread
 from ai_energy_benchmarks.backends.http_metrics import error_counts, request_metrics
-from ai_energy_benchmarks.backends.http_report import energy_scope, run_summary, stop_message
+from ai_energy_benchmarks.backends.http_report import energy_scope, run_summary, server_features, stop_message
 from ai_energy_benchmarks.backends.http_request import (  # noqa: F401 (re-exported)
     RequestShaper,
     build_base_body,
@@ -47,10 +51,11 @@ from ai_energy_benchmarks.backends.servers import get_profile
 from ai_energy_benchmarks.backends.servers.base import ServerProfile
 from ai_energy_benchmarks.config.redact import redact_text
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
+from ai_energy_benchmarks.datasets.synthetic import TokenCounter
 from ai_energy_benchmarks.datasets.workload import Workload
 from ai_energy_benchmarks.energy.devices.processes import ServerProcesses
 from ai_energy_benchmarks.energy.devices.processes import server_processes as find_server_processes
-from ai_energy_benchmarks.exceptions import BackendError, ConfigError
+from ai_energy_benchmarks.exceptions import BackendError, ConfigError, MissingDependencyError, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +123,8 @@ class OpenAIHTTPBackend(Backend):
         self._metrics_note: str | None = None
         self._on_this_host: bool | None = None
         self._pool_connections = 0
+        self._per_prompt: list[dict[str, Any]] | None = None
+        self._token_counter_name: str | None = None
 
     # -- prompts ---------------------------------------------------------------------------------------------------
     def render(self, prompt: str) -> str | dict[str, Any]:
@@ -231,6 +238,83 @@ class OpenAIHTTPBackend(Backend):
         result = self._loop.call(self._client.stream_once(hc.encode_body(plan, "Hello"), plan.chat))
         self._server["usage_in_stream"] = check_first_answer(result, self.public_endpoint + self._api_path)
 
+    # -- the model's tokens -----------------------------------------------------------------------------------------
+    def token_counter(self) -> TokenCounter | None:
+        """The served model's tokenizer as a token counter (special tokens excluded): ``backend.tokenizer`` loaded
+        locally, else the server's tokenize endpoint where its profile has one (after :meth:`load`).
+
+        Raises:
+            ConfigError: neither is available (the message says what to set).
+        """
+        name = self._backend.tokenizer
+        context = self._server.get("max_model_len")
+        if name is not None:
+            counter = _local_token_counter(name, context)
+        elif self._profile.tokenize_path is not None and self._loop is not None and self._client is not None:
+            counter = self._server_token_counter(self._profile.tokenize_path)
+        else:
+            raise ConfigError(
+                "scenario.dataset_name: synthetic prompts need the model's tokenizer: set backend.tokenizer to a "
+                f"local tokenizer path or id (the {self._profile.title} server profile has no tokenize endpoint)"
+            )
+        self._token_counter_name = counter.name
+        return counter
+
+    def _server_token_counter(self, path: str) -> TokenCounter:
+        loop, client, model = self._loop, self._client, self._backend.model
+        assert loop is not None and client is not None
+        url = self.public_endpoint + path
+        timeout = aiohttp.ClientTimeout(
+            sock_connect=self._backend.connect_timeout_s, sock_read=self._backend.read_timeout_s
+        )
+
+        async def count_one(text: str) -> int:
+            payload = {"model": model, "prompt": text, "add_special_tokens": False}
+            async with client.session.post(client.base_url + path, json=payload, timeout=timeout) as response:
+                body = await response.read()
+                if response.status == 404:
+                    raise ConfigError(
+                        f"{url} answered HTTP 404: this server counts no tokens there; set backend.tokenizer to the "
+                        "served model's tokenizer (a local path or id) for synthetic prompts"
+                    )
+                if response.status != 200:
+                    raise BackendError(
+                        f"{url} answered HTTP {response.status} to a tokenize request: "
+                        f"{self._redact(body[:200].decode('utf-8', 'replace'))}"
+                    )
+            answer = json.loads(body)
+            count = answer.get("count") if isinstance(answer, dict) else None
+            if not isinstance(count, int):
+                raise BackendError(f"{url} answered without a token count ('count'): {body[:200]!r}")
+            return count
+
+        async def count_many(texts: list[str]) -> list[int]:
+            return list(await asyncio.gather(*(count_one(text) for text in texts)))
+
+        context = self._server.get("max_model_len")
+        return TokenCounter(f"server:{url}", lambda texts: loop.call(count_many(texts)), context)
+
+    def set_prompt_kwargs(self, per_prompt: list[dict[str, Any]] | None) -> None:
+        """Per-prompt generation options (drawn output lengths) for the next runs: each request carries its own
+        ``max_tokens`` (and ``min_tokens``/``ignore_eos`` where the server profile reads them)."""
+        self._per_prompt = per_prompt
+
+    def _length_fields(
+        self, prompts: list[str], generate_kwargs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]] | None]:
+        """The shared body, and (with per-prompt options) each prompt's length fields, which the shared body then
+        leaves out."""
+        base = self._base_body(generate_kwargs)
+        if self._per_prompt is None:
+            return base, None
+        per_text: dict[str, dict[str, Any]] = {}
+        for index, prompt in enumerate(prompts):
+            body = self._base_body(generate_kwargs | self._per_prompt[index])
+            fields = {key: body[key] for key in _LENGTH_FIELDS if key in body}
+            if per_text.setdefault(prompt, fields) != fields:
+                raise BackendError(f"prompt {index} is sent twice with different output lengths")
+        return {k: v for k, v in base.items() if k not in _LENGTH_FIELDS}, per_text
+
     # -- running ---------------------------------------------------------------------------------------------------
     def synchronize(self) -> None:
         """Nothing to wait for: every request has completed when ``run()`` returns."""
@@ -295,12 +379,20 @@ class OpenAIHTTPBackend(Backend):
     def _plan(self, label: str, prompts: list[str], generate_kwargs: dict[str, Any]) -> hc.RunPlan:
         backend = self._backend
         measured = label != "warmup"
+        base_body, per_text = self._length_fields(list(prompts), generate_kwargs)
+        render = self._shaper.request_fields
+        if per_text is not None:
+            fields_of = self._shaper.request_fields
+
+            def render(prompt: str) -> dict[str, Any]:
+                return fields_of(prompt) | per_text[prompt]
+
         return hc.RunPlan(
             label=label,
             prompts=list(prompts),
-            base_body=self._base_body(generate_kwargs),
+            base_body=base_body,
             chat=self._chat,
-            render=self._shaper.request_fields,
+            render=render,
             concurrency=backend.concurrency,
             request_rate=backend.request_rate,
             arrival=backend.arrival,
@@ -439,6 +531,10 @@ class OpenAIHTTPBackend(Backend):
             "endpoint_on_this_host": self._on_this_host,
             "energy_scope": scope,
             "synthetic": False,
+            "token_counter": self._token_counter_name,
+            "server_features": server_features(
+                [run for run, _ in generate], names, bool(self._metrics_available and backend.scrape_metrics)
+            ),
             "load": {
                 "concurrency": backend.concurrency,
                 "request_rate_per_s": backend.request_rate,
@@ -488,3 +584,27 @@ class OpenAIHTTPBackend(Backend):
         self._loop.stop()
         self._loop = None
         self._client = None
+
+
+#: Request fields that carry an output length, sent per request when output lengths are drawn per prompt.
+_LENGTH_FIELDS = ("max_tokens", "min_tokens", "ignore_eos")
+
+
+def _local_token_counter(name: str, context_tokens: int | None = None) -> TokenCounter:
+    """``backend.tokenizer`` (a local path, or a hub id in the local cache) loaded with transformers."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"backend.tokenizer needs transformers ({exc.name} is not installed): "
+            "pip install 'ai-energy-benchmarks[pytorch]'"
+        ) from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"backend.tokenizer: cannot load '{name}': {one_line(exc)}") from None
+
+    def count(texts: list[str]) -> list[int]:
+        return [len(ids) for ids in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]]
+
+    return TokenCounter(f"local:{name}", count, context_tokens)

@@ -19,6 +19,7 @@ from ai_energy_benchmarks.backends.http_metrics import schedule_drift
 from ai_energy_benchmarks.backends.pytorch_config import PyTorchConfig
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.datasets.conversations import history_messages, with_history
+from ai_energy_benchmarks.datasets.synthetic import TokenCounter
 from ai_energy_benchmarks.datasets.traces import Trace
 from ai_energy_benchmarks.datasets.workload import Workload
 from ai_energy_benchmarks.exceptions import (
@@ -205,6 +206,7 @@ class PyTorchBackend(Backend):
         self._drift: dict[str, dict[str, Any]] = {}
         self._num_threads: tuple[int, str] | None = None
         self._threads_to_restore: int | None = None
+        self._per_prompt: list[dict[str, Any]] | None = None
 
     # -- loading ---------------------------------------------------------------------------------------------
     def _resolve_device(self, torch: Any) -> str:
@@ -410,6 +412,35 @@ class PyTorchBackend(Backend):
         """Name the next pass (``warmup``, ``prefill-N``, ``generate-N``), for the log."""
         self._phase = label
 
+    def token_counter(self) -> TokenCounter | None:
+        """The loaded tokenizer as a token counter (special tokens excluded); None before :meth:`load`."""
+        tokenizer = self._tokenizer
+        if tokenizer is None:
+            return None
+
+        def count(texts: list[str]) -> list[int]:
+            encoded = tokenizer(texts, add_special_tokens=False, verbose=False)
+            return [len(ids) for ids in encoded["input_ids"]]
+
+        source = self._tokenizer_source()
+        name = f"pytorch:{self._backend.model}" + ("" if source == self._source else f" (tokenizer {source})")
+        return TokenCounter(name, count, self._context_tokens)
+
+    def set_prompt_kwargs(self, per_prompt: list[dict[str, Any]] | None) -> None:
+        """Per-prompt generation options (drawn output lengths); a batch generates one length, so the prompts of
+        one batch (``scenario.input_shapes.batch_size``) must share their options."""
+        batch_size = self._scenario.input_shapes.batch_size
+        if per_prompt is not None and batch_size > 1:
+            for first in range(0, len(per_prompt), batch_size):
+                batch = per_prompt[first : first + batch_size]
+                if any(options != batch[0] for options in batch):
+                    raise ConfigError(
+                        "scenario.input_shapes.batch_size: a batch generates one output length, and "
+                        f"scenario.synthetic.output_tokens draws different ones for prompts {first}.."
+                        f"{first + len(batch) - 1}; use batch_size=1 or a fixed output_tokens"
+                    )
+        self._per_prompt = per_prompt
+
     def prepare_prompts(self, prompts: list[str]) -> None:
         """Apply the chat template and reasoning format to every prompt now, outside the measured windows."""
         for prompt in prompts:
@@ -503,8 +534,11 @@ class PyTorchBackend(Backend):
         kwargs.setdefault("pad_token_id", self._tokenizer.pad_token_id)
         use_streamer = int(kwargs.get("num_beams") or 1) == 1
         logger.debug("pass '%s': %d prompts in batches of %d", self._phase, len(prompts), batch_size)
+        general = kwargs
         for index, first in enumerate(range(0, len(prompts), batch_size)):
             batch = prompts[first : first + batch_size]
+            if self._per_prompt is not None:  # one batch shares its options (checked by set_prompt_kwargs)
+                kwargs = general | self._per_prompt[first]
             encoded = self._encode(batch, first, int(kwargs.get("max_new_tokens", 20))).to(self._device)
             input_length = encoded["input_ids"].shape[1]
             timer = _FirstTokenTimer(self.synchronize)

@@ -35,6 +35,7 @@ from ai_energy_benchmarks.config.metrics import (
 )
 from ai_energy_benchmarks.config.scorer import ScorerConfig
 from ai_energy_benchmarks.config.sessions import MultiTurnConfig, TraceConfig
+from ai_energy_benchmarks.config.synthetic import SyntheticConfig
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,10 @@ class GenerateKwargs(_Section, Mapping[str, Any]):
 _REASONING_SWITCH_KEYS = ("enable_thinking", "reasoning")
 
 
+#: ``scenario.dataset_name`` of synthetic prompts (``scenario.synthetic``).
+SYNTHETIC_DATASET = "synthetic"
+
+
 class ScenarioConfig(_Section):
     """The workload: which prompts, how many, and how they are generated."""
 
@@ -147,7 +152,8 @@ class ScenarioConfig(_Section):
     chat_template: bool | Literal["auto"] = Field(
         "auto",
         description="Send prompts as chat messages through the model's chat template (local tokenizer, or the "
-        "server's chat endpoint): `auto` when the tokenizer has one, `true` (required), `false` (plain text).",
+        "server's chat endpoint): `auto` when the tokenizer has one, `true` (required), `false` (plain text). "
+        "Synthetic prompts (`dataset_name: synthetic`) are sent as plain text unless this is set.",
     )
     reasoning: bool = Field(False, description="Drive the model in its reasoning (thinking) mode.")
     reasoning_format: str | None = Field(
@@ -179,6 +185,12 @@ class ScenarioConfig(_Section):
         default_factory=MultiTurnConfig, description="Multi-turn conversations (docs/workloads.md)."
     )
     trace: TraceConfig = Field(default_factory=TraceConfig, description="Trace replay (docs/workloads.md).")
+    synthetic: SyntheticConfig | None = Field(
+        None,
+        description="With `dataset_name: synthetic`: prompts of controlled input length and requests of controlled "
+        "output length in the model's tokens (`input_tokens`, `output_tokens`, `exact_output`, `seed`; see "
+        "docs/workloads.md).",
+    )
 
     @field_validator("reasoning_params", mode="before")
     @classmethod
@@ -192,6 +204,25 @@ class ScenarioConfig(_Section):
     def _one_session_workload(self) -> ScenarioConfig:
         if self.multi_turn.enabled and self.trace.enabled:
             raise ValueError("multi_turn.enabled and trace.enabled are both true; choose one workload")
+        return self
+
+    @model_validator(mode="after")
+    def _synthetic_section(self) -> ScenarioConfig:
+        """``dataset_name: synthetic`` and ``synthetic`` go together; drawn output lengths replace the fixed ones."""
+        if self.dataset_name == SYNTHETIC_DATASET and self.synthetic is None:
+            raise ValueError("dataset_name is synthetic: set synthetic.input_tokens (e.g. synthetic.input_tokens=256)")
+        if self.synthetic is not None and self.dataset_name != SYNTHETIC_DATASET:
+            raise ValueError(f"synthetic is set but dataset_name is '{self.dataset_name}'; set dataset_name=synthetic")
+        if self.synthetic is not None and "chat_template" not in self.model_fields_set:
+            # The prompt's length is the length sent: plain text (completions), no chat template's text around it.
+            self.__dict__["chat_template"] = False
+        if self.synthetic is not None and self.synthetic.output_tokens is not None:
+            both = sorted({"max_new_tokens", "min_new_tokens"} & self.generate_kwargs.model_fields_set)
+            if both:
+                raise ValueError(
+                    f"synthetic.output_tokens sets max_new_tokens and min_new_tokens per prompt; remove "
+                    f"generate_kwargs.{both[0]}"
+                )
         return self
 
     @model_validator(mode="after")

@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ai_energy_benchmarks.config.schema import ScenarioConfig
+from ai_energy_benchmarks.config.schema import SYNTHETIC_DATASET, ScenarioConfig
 from ai_energy_benchmarks.datasets.references import hub_references, read_references
 from ai_energy_benchmarks.exceptions import DatasetError, one_line
 
@@ -49,6 +49,13 @@ class PromptSet:
     """For a hub dataset: ``id``, ``config``, ``split``, ``revision_requested``, ``commit`` and ``offline``."""
     references: list[Any] | None = None
     """With ``scenario.scorer``: each prompt's reference answer (None where its cell is empty), in prompt order."""
+    lengths: list[dict[str, Any]] | None = None
+    """Synthetic prompts: per prompt ``input_tokens_requested``, ``input_tokens`` (tokenised again) and
+    ``output_tokens_requested`` (None: the generation options decide), written to ``prompts.jsonl``."""
+    per_prompt_kwargs: list[dict[str, Any]] | None = None
+    """Generation options of each prompt (its drawn ``max_new_tokens``/``min_new_tokens``) over the scenario's."""
+    synthetic: dict[str, Any] | None = None
+    """Synthetic prompts: the tokenizer, method, seed and the lengths drawn (the report's ``dataset.synthetic``)."""
 
     @property
     def sha256(self) -> str:
@@ -287,13 +294,16 @@ def _read_hub(scenario: ScenarioConfig) -> tuple[list[str], dict[str, Any], list
 
 
 def prompt_source(scenario: ScenarioConfig) -> tuple[str, Path | None]:
-    """Where ``scenario.dataset_name`` points, checked without reading it: ``("packaged" | "local", path)`` or
-    ``("hub", None)``.
+    """Where ``scenario.dataset_name`` points, checked without reading it: ``("packaged" | "local", path)``,
+    ``("hub", None)`` or ``("synthetic", None)`` (made with the model's tokenizer once it is loaded:
+    :func:`ai_energy_benchmarks.datasets.synthetic.make_synthetic_prompts`).
 
     Raises:
         DatasetError: an unknown packaged set, or a local file or folder that does not exist.
     """
     name = scenario.dataset_name
+    if name == SYNTHETIC_DATASET:
+        return "synthetic", None
     if name.startswith(PACKAGED_PREFIX):
         set_name = name[len(PACKAGED_PREFIX) :]
         path = _prompts_dir() / f"{set_name}.jsonl"
@@ -323,6 +333,11 @@ def load_prompts(scenario: ScenarioConfig) -> PromptSet:
     references: list[Any] | None = None
     answer_column = scenario.scorer.answer_column if scenario.scorer is not None else None
     kind, path = prompt_source(scenario)
+    if kind == "synthetic":
+        raise DatasetError(
+            "scenario.dataset_name: synthetic prompts are made with the model's tokenizer once the backend is loaded "
+            "(datasets.synthetic.make_synthetic_prompts), not by load_prompts"
+        )
     if kind == "packaged" and path is not None:
         texts, source = _read_jsonl(path, "text"), name
         if answer_column is not None:

@@ -115,7 +115,7 @@ def aggregate(
     chosen: dict[str, str] = energy["meters_used"]
     repetitions, repetition_stats = _repetitions(generate, records, chosen, expected)
     phases = (
-        _phases(prefill, generate, records, chosen, expected, energy["flags"], energy_warnings)
+        _phases(prefill, generate, records, chosen, expected, energy["flags"], energy_warnings, model_info)
         if metered or prefill
         else None
     )
@@ -168,6 +168,7 @@ def aggregate(
             "num_used": len(prompt_set.prompts),
             "prompts_sha256": prompt_set.sha256,
             "hub": prompt_set.hub,
+            "synthetic": prompt_set.synthetic,
         },
         "meters": meters_info,
         "environment": environment,

@@ -297,6 +297,8 @@ def _energy(
         else joules["gpu"] / _J_PER_WH / successful * 1000,
         "total_wh_per_request": None if total_j is None or not successful else total_j / _J_PER_WH / successful,
         "joules_per_output_token": _ratio(total_j, completion),
+        "joules_per_total_token": _ratio(total_j, summary["total_tokens"]),
+        "joules_per_request": None if total_j is None or not successful else total_j / successful,
         "output_tokens_per_joule": _ratio(completion, total_j),
         "tokens_per_joule": _ratio(summary["total_tokens"], total_j),
         "gpu_tokens_per_joule": _ratio(summary["total_tokens"], joules["gpu"]),

@@ -214,6 +214,10 @@ class Energy(_ZeroFilled):
     gpu_wh_per_1000_queries: Number | None = None
     total_wh_per_request: Number | None = None
     joules_per_output_token: Number | None = None
+    joules_per_total_token: Number | None = Field(
+        None, description="total energy (J) / (prompt + output tokens) of the successful generate requests"
+    )
+    joules_per_request: Number | None = Field(None, description="total energy (J) / successful generate requests")
     output_tokens_per_joule: Number | None = None
     tokens_per_joule: Number | None = None
     gpu_tokens_per_joule: Number | None = None
@@ -249,12 +253,17 @@ class PhaseBlock(_Block):
 
 
 class Phases(_Block):
-    """Prefill, generate and decode (= generate - prefill) for local models."""
+    """Prefill, generate and decode (= generate - prefill), for local models and servers alike."""
 
     method: str | None = None
     prefill: PhaseBlock = Field(default_factory=PhaseBlock)
     generate: PhaseBlock = Field(default_factory=PhaseBlock)
     decode: PhaseBlock = Field(default_factory=PhaseBlock)
+    server: dict[str, Any] | None = Field(
+        None,
+        description="HTTP runs: the server's own mean prefill and decode time per request in each pass (its "
+        "Prometheus histograms) and their cross-check with the client's passes; null for local models",
+    )
 
 
 class Latency(_Block):
@@ -329,6 +338,10 @@ class DatasetInfo(_Block):
     num_used: int | None = None
     prompts_sha256: str | None = None
     hub: dict[str, Any] | None = None
+    synthetic: dict[str, Any] | None = Field(
+        None,
+        description="synthetic prompts (scenario.synthetic): tokenizer, method, seed, the lengths requested and drawn",
+    )
 
 
 class Timestamps(_Block):

@@ -54,9 +54,12 @@ def _phases(
     expected: Expected,
     flags: list[str],
     warnings: list[str],
+    model_info: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """Prefill, generate and decode (= generate - prefill); a negative decode energy is null, flagged and warned of
-    (appended to ``flags`` and ``warnings``)."""
+    (appended to ``flags`` and ``warnings``). ``server``: the server's own prefill/decode times beside them (HTTP
+    runs, see :func:`server_phase_times`)."""
+    model_info = model_info or {}
     if not prefill:
         return None
     pre = _phase_block(prefill, [r for r in records if r.phase == "prefill"], chosen, expected)
@@ -97,6 +100,107 @@ def _phases(
         "prefill": pre,
         "generate": gen,
         "decode": decode,
+        "server": server_phase_times(model_info, records, warnings),
+    }
+
+
+#: Where ``phases.server`` comes from, for the report.
+SERVER_TIMES_SOURCE = (
+    "the server's Prometheus histograms of per-request prefill and decode time (vLLM: "
+    "vllm:request_prefill_time_seconds, vllm:request_decode_time_seconds), read before and after each pass: mean per "
+    "request = delta of _sum / delta of _count, averaged over the passes' repetitions weighted by successful requests"
+)
+
+
+def _weighted_server_mean(runs: Sequence[dict[str, Any]], phase: str, key: str) -> float | None:
+    """The mean of the server's ``key`` histogram (``prefill_s``/``decode_s``) over the runs of ``phase``."""
+    total = weight = 0.0
+    for run in runs:
+        if not str(run.get("label", "")).startswith(f"{phase}-"):
+            continue
+        means = (run.get("prometheus") or {}).get("server_mean_latency_s") or {}
+        value, ok = means.get(key), run.get("ok") or 0
+        if value is None or not ok:
+            continue
+        total += value * ok
+        weight += ok
+    return total / weight if weight else None
+
+
+def _mean_latency_s(records: Sequence[RequestRecord], phase: str) -> float | None:
+    values = [r.latency_s / r.num_prompts for r in records if r.phase == phase and r.ok]
+    return stats.mean(values) if values else None
+
+
+def _relative(client: float | None, server: float | None) -> dict[str, float | None]:
+    difference = None if client is None or server is None or server == 0 else (client - server) / server
+    return {"client_s": client, "server_s": server, "relative_difference": difference}
+
+
+#: A generate pass whose prompt tokens were found in the server's prefix cache above this share is warned of.
+PREFIX_CACHE_WARNING_RATE = 0.1
+
+
+def server_phase_times(
+    model_info: dict[str, Any], records: Sequence[RequestRecord], warnings: list[str] | None = None
+) -> dict[str, Any] | None:
+    """The server's own prefill and decode times beside the client's passes (HTTP backend runs; None otherwise).
+
+    Cross-check: the client's mean latency of a prefill-pass request (one token: queue, prefill, one step and the
+    HTTP round trip) against the server's mean prefill time in the generate pass; the client's decode time per request
+    (mean generate-pass latency - mean prefill-pass latency) against the server's mean decode time in the generate
+    pass. ``relative_difference`` = (client - server) / server; the client's figures include what the server does
+    not time (HTTP, queueing), so they are expected to be somewhat larger.
+
+    A generate pass that found its prompts in the server's prefix cache (filled by the prefill pass and the warm-up
+    with the same prompts) did not redo their prefill, so decode = generate - prefill is biased low: warned of
+    (appended to ``warnings``) above :data:`PREFIX_CACHE_WARNING_RATE`.
+    """
+    http = model_info.get("http")
+    if not isinstance(http, dict):
+        return None
+    runs = [run for run in http.get("runs") or [] if isinstance(run, dict)]
+    times = {
+        phase: {
+            "server_mean_prefill_s": _weighted_server_mean(runs, phase, "prefill_s"),
+            "server_mean_decode_s": _weighted_server_mean(runs, phase, "decode_s"),
+        }
+        for phase in ("prefill", "generate")
+    }
+    client_prefill = _mean_latency_s(records, "prefill")
+    client_generate = _mean_latency_s(records, "generate")
+    client_decode = None if client_prefill is None or client_generate is None else client_generate - client_prefill
+    available = any(value is not None for block in times.values() for value in block.values())
+    prefix = (model_info.get("server_features") or {}).get("prefix_cache") or {}
+    hit_rate = prefix.get("hit_rate")
+    if hit_rate is not None and hit_rate > PREFIX_CACHE_WARNING_RATE and warnings is not None:
+        warnings.append(
+            f"the generate pass found {hit_rate:.0%} of its prompt tokens in the server's prefix cache (filled by "
+            "the prefill pass and warm-up with the same prompts): it did not redo their prefill, so decode = "
+            "generate - prefill is biased low; for comparable phases start the server without prefix caching "
+            "(vLLM: --no-enable-prefix-caching)"
+        )
+    return {
+        "generate_pass_prefix_cache_hit_rate": hit_rate,
+        "available": available,
+        "source": SERVER_TIMES_SOURCE,
+        "note": None
+        if available
+        else "the server gave no prefill/decode time histograms (no Prometheus /metrics, scraping off, or a server "
+        "profile without them): not cross-checked",
+        "prefill_pass": times["prefill"],
+        "generate_pass": times["generate"],
+        "client_mean_latency_s": {
+            "prefill_pass": client_prefill,
+            "generate_pass": client_generate,
+            "decode": client_decode,
+        },
+        "cross_check": {
+            "prefill": _relative(client_prefill, times["generate"]["server_mean_prefill_s"]),
+            "decode": _relative(client_decode, times["generate"]["server_mean_decode_s"]),
+        }
+        if available
+        else None,
     }
 
 

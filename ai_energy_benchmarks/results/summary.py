@@ -167,7 +167,9 @@ def format_summary(result: BenchmarkResult | Mapping[str, Any], report_path: str
             f"    cpu         {_num(energy.known('cpu_energy_wh'), 6, 'Wh')}  {_kind(sources.get('cpu'))}",
             f"    ram         {_num(energy.known('ram_energy_wh'), 6, 'Wh')}  {_kind(sources.get('ram'))}",
             f"  per 1000 q    {_num(energy.total_wh_per_1000_queries, 4, 'Wh')} total"
-            f"; {_num(energy.joules_per_output_token, 4, 'J')}/output token",
+            f"; {_num(energy.joules_per_output_token, 4, 'J')}/output token"
+            f"; {_num(energy.joules_per_total_token, 4, 'J')}/token (prompt + output)"
+            f"; {_num(energy.joules_per_request, 4, 'J')}/request",
             f"  emissions     {_num(energy.known('emissions_g_co2eq'), 4, 'g CO2eq')}"
             f" at {_num(energy.carbon_intensity_g_per_kwh, 1, 'g/kWh')}"
             + (" (ESTIMATE: grid intensity x energy)" if energy.emissions_source else ""),
@@ -211,6 +213,27 @@ def format_summary(result: BenchmarkResult | Mapping[str, Any], report_path: str
     if quality is not None:
         lines += _quality_lines(quality)
     lines += _workload_lines(typed.workload)
+    server = (typed.phases.server if typed.phases else None) or {}
+    if server.get("available"):
+        generate = server.get("generate_pass") or {}
+        lines.append(
+            f"  server times  prefill {_num(generate.get('server_mean_prefill_s'), 4, 's')}"
+            f", decode {_num(generate.get('server_mean_decode_s'), 4, 's')} per request (its Prometheus)"
+        )
+    features = typed.model.get("server_features") or {}
+    prefix, spec = features.get("prefix_cache"), features.get("speculative_decoding")
+    if prefix or spec:
+        lines.append(
+            "  server        "
+            + "; ".join(
+                text
+                for text in (
+                    f"prefix-cache hit rate {_num(100 * prefix['hit_rate'], 1)}%" if prefix else "",
+                    f"speculative acceptance {_num(100 * spec['acceptance_rate'], 1)}%" if spec else "",
+                )
+                if text
+            )
+        )
     for warning in typed.warnings:
         lines.append(f"  warning       {warning}")
     if report_path:

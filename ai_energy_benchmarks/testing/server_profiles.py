@@ -24,9 +24,16 @@ class Counters:
     generation_tokens: int = 0
     prompt_tokens: int = 0
     successes: int = 0
-    #: Prompt tokens looked up in the (simulated) prefix cache, and of those found there.
+    #: The server's own per-request times summed (its prefill and decode time histograms' ``_sum``).
+    prefill_time_s: float = 0.0
+    decode_time_s: float = 0.0
+    #: Prefix-cache tokens queried and hit; speculative-decoding drafts, draft tokens and accepted tokens (None:
+    #: speculative decoding off, the series absent, as vLLM leaves them out).
     prefix_cache_queries: int = 0
     prefix_cache_hits: int = 0
+    spec_drafts: int | None = None
+    spec_draft_tokens: int | None = None
+    spec_accepted_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -95,10 +102,32 @@ def _vllm_metrics(model: str, c: Counters, share: float) -> list[str]:
         f'vllm:request_success_total{{engine="0",finished_reason="length",model_name="{model}"}} '
         f"{float(c.successes) * share}",
         f'vllm:time_to_first_token_seconds_bucket{{{labels},le="0.1"}} 1.0',
-        "# TYPE vllm:prefix_cache_queries_total counter",
+        "# TYPE vllm:request_prefill_time_seconds histogram",
+        f'vllm:request_prefill_time_seconds_bucket{{{labels},le="+Inf"}} {float(c.successes) * share}',
+        f"vllm:request_prefill_time_seconds_sum{{{labels}}} {c.prefill_time_s * share}",
+        f"vllm:request_prefill_time_seconds_count{{{labels}}} {float(c.successes) * share}",
+        "# TYPE vllm:request_decode_time_seconds histogram",
+        f'vllm:request_decode_time_seconds_bucket{{{labels},le="+Inf"}} {float(c.successes) * share}',
+        f"vllm:request_decode_time_seconds_sum{{{labels}}} {c.decode_time_s * share}",
+        f"vllm:request_decode_time_seconds_count{{{labels}}} {float(c.successes) * share}",
+        "# TYPE vllm:prefix_cache_queries counter",
         f"vllm:prefix_cache_queries_total{{{labels}}} {float(c.prefix_cache_queries) * share}",
-        "# TYPE vllm:prefix_cache_hits_total counter",
+        "# TYPE vllm:prefix_cache_hits counter",
         f"vllm:prefix_cache_hits_total{{{labels}}} {float(c.prefix_cache_hits) * share}",
+        *_spec_decode_metrics(labels, c, share),
+    ]
+
+
+def _spec_decode_metrics(labels: str, c: Counters, share: float) -> list[str]:
+    if c.spec_drafts is None or c.spec_draft_tokens is None or c.spec_accepted_tokens is None:
+        return []
+    return [
+        "# TYPE vllm:spec_decode_num_drafts counter",
+        f"vllm:spec_decode_num_drafts_total{{{labels}}} {float(c.spec_drafts) * share}",
+        "# TYPE vllm:spec_decode_num_draft_tokens counter",
+        f"vllm:spec_decode_num_draft_tokens_total{{{labels}}} {float(c.spec_draft_tokens) * share}",
+        "# TYPE vllm:spec_decode_num_accepted_tokens counter",
+        f"vllm:spec_decode_num_accepted_tokens_total{{{labels}}} {float(c.spec_accepted_tokens) * share}",
     ]
 
 

@@ -97,6 +97,8 @@ class FakeOpenAIServer:
         server: str = "vllm",
         answers: Mapping[str, str] | None = None,
         tag_answers: bool = False,
+        tokenize: bool = True,
+        spec_decode: tuple[int, float] | None = None,
     ) -> None:
         self.models = list(models)
         #: Whose manners this server has (see :mod:`.server_profiles`).
@@ -129,6 +131,17 @@ class FakeOpenAIServer:
         #: Message lists (chat) already seen, for the simulated prefix cache (a request's hits: the words of the
         #: longest earlier-seen list of messages its own starts with).
         self._seen_prefixes: set[str] = set()
+        #: Answer ``POST /tokenize`` as vLLM does (``{"count", "tokens", "max_model_len"}``); the fake tokenizer
+        #: splits on whitespace (one token per word, no special tokens), as ``usage.prompt_tokens`` counts a prompt.
+        self.tokenize = tokenize
+        #: Texts received by ``/tokenize``, in order.
+        self.tokenized: list[str] = []
+        #: Speculative decoding as vLLM counts it: ``(draft tokens per step, acceptance rate)``; each generated token
+        #: counts one draft of that many tokens, of which the rate's share is accepted. None: off (no series).
+        self.spec_decode = spec_decode
+        #: Every prompt's words seen, for the prefix cache: a prompt's hit tokens are its longest common word prefix
+        #: with an earlier prompt (block size one word).
+        self._cached_prompts: list[list[str]] = []
         self.bodies: list[dict[str, Any]] = []
         self.auth_headers: list[str | None] = []
         self.attempts: Counter[str] = Counter()
@@ -208,6 +221,8 @@ class FakeOpenAIServer:
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/chat/completions", self._chat)
+        if self.tokenize:
+            app.router.add_post("/tokenize", self._tokenize)
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, handler_cancellation=True, shutdown_timeout=1.0
         )
@@ -255,6 +270,23 @@ class FakeOpenAIServer:
         lines = self.speaks.metrics(self.models, self.counters)
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
+    async def _tokenize(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return error(401, "Unauthorized", "AuthenticationError")
+        try:
+            body = await request.json()
+        except ValueError:
+            return error(400, "request body is not JSON", "BadRequestError")
+        model = body.get("model")
+        if model is not None and model not in self.models:
+            return error(404, f"The model `{model}` does not exist.", "NotFoundError")
+        if not isinstance(body.get("prompt"), str):
+            return error(400, "prompt: a string is required", "BadRequestError")
+        prompt = body["prompt"]
+        self.tokenized.append(prompt)
+        tokens = [sum(map(ord, word)) % 50000 for word in prompt.split()]
+        return web.json_response({"count": len(tokens), "max_model_len": self.max_model_len, "tokens": tokens})
+
     # -- generation ------------------------------------------------------------------------------------------------
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         return await self._generate(request, chat=False)
@@ -297,6 +329,8 @@ class FakeOpenAIServer:
         early = await self._early_fault(request, fault, argument, prompt)
         if early is not None:
             return early
+        if not chat:  # a chat request was counted by its messages (_prefix_cache)
+            self._look_up_prefix_cache(prompt)
         stream = bool(body.get("stream"))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         prompt_tokens = (context_words or len(prompt.split())) + (3 if chat else 0)
@@ -344,6 +378,21 @@ class FakeOpenAIServer:
                 request.transport.abort()
             raise asyncio.CancelledError  # nothing more to send on an aborted connection
         return None
+
+    def _look_up_prefix_cache(self, prompt: str) -> None:
+        """Count the prompt's words as queried, and those of its longest common prefix with an earlier one as hit."""
+        words = prompt.split()
+        hit = 0
+        for earlier in self._cached_prompts:
+            common = 0
+            for mine, theirs in zip(words, earlier, strict=False):
+                if mine != theirs:
+                    break
+                common += 1
+            hit = max(hit, common)
+        self._cached_prompts.append(words)
+        self.counters.prefix_cache_queries += len(words)
+        self.counters.prefix_cache_hits += hit
 
     async def _stream(
         self,
@@ -445,9 +494,18 @@ class FakeOpenAIServer:
         return sum(words)
 
     def _count(self, prompt_tokens: int, tokens: int) -> None:
-        self.counters.prompt_tokens += prompt_tokens
-        self.counters.generation_tokens += tokens
-        self.counters.successes += 1
+        counters = self.counters
+        counters.prompt_tokens += prompt_tokens
+        counters.generation_tokens += tokens
+        counters.successes += 1
+        # The server's own times: prefill until the first token, decode for the rest (its configured delays).
+        counters.prefill_time_s += self.first_token_delay_s
+        counters.decode_time_s += self.token_delay_s * max(0, tokens - 1)
+        if self.spec_decode is not None:
+            per_draft, rate = self.spec_decode
+            counters.spec_drafts = (counters.spec_drafts or 0) + tokens
+            counters.spec_draft_tokens = (counters.spec_draft_tokens or 0) + tokens * per_draft
+            counters.spec_accepted_tokens = (counters.spec_accepted_tokens or 0) + round(tokens * per_draft * rate)
 
 
 __all__ = ["FakeOpenAIServer", "refused_port", "unaccepting_listener"]

