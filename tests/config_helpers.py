@@ -1,4 +1,4 @@
-"""Helpers shared by the tests/test_config_*.py files: an isolated working directory, the real CLI, one-line errors."""
+"""Helpers shared by tests/unit/config/test_config_*.py: an isolated working directory, the real CLI, errors."""
 
 from __future__ import annotations
 

@@ -2,10 +2,11 @@
 
 ``tests/data/aggregate_golden/<scenario>.json`` holds what ``aggregate()`` returned for each scenario *before* it
 returned a typed ``BenchmarkResult`` (written by ``python tests/result_scenarios.py`` at that commit, 1.1 schema):
-tests/test_result_model.py checks that today's ``aggregate(...).to_dict()`` gives exactly those keys, in that order,
-with those values. ``csv_rows.json`` holds the pre-model ``runner.csv_row`` of each (with a report path added);
+tests/unit/results/test_result_model.py checks that today's ``aggregate(...).to_dict()`` gives exactly those keys,
+in that order, with those values. ``csv_rows.json`` holds the pre-model ``runner.csv_row`` of each (with a report
+path added);
 ``fresh_run_report.json`` and ``fresh_run_results.csv`` are what a real run of the packaged tiny model wrote with the
-pre-model code (``tests/test_runner.py``'s ``make_config(num_samples=4, repetitions=2)``).
+pre-model code (``tests/unit/test_runner.py``'s ``make_config(num_samples=4, repetitions=2)``).
 """
 
 from __future__ import annotations

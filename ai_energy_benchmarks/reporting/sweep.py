@@ -1,7 +1,7 @@
 """Where sweeps lived before they moved beside the runner (``ai_energy_benchmarks.sweeps``): the same names, kept
 importable from here for code written against this path. New code imports ``ai_energy_benchmarks.sweeps``.
 
-This is the one import from ``reporting`` up to a higher layer; tests/test_import_graph.py allows it by name.
+This is the one import from ``reporting`` up to a higher layer; tests/unit/test_import_graph.py allows it by name.
 """
 
 from ai_energy_benchmarks.sweeps import (

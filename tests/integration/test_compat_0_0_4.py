@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from repo_paths import REPO_ROOT
 
 from ai_energy_benchmarks.exceptions import BackendError, ConfigError
 from ai_energy_benchmarks.testing.sse_server import FakeOpenAIServer, refused_port
 
-TINY = Path(__file__).resolve().parent.parent / "ai_energy_benchmarks" / "data" / "models" / "tiny-llama"
+TINY = REPO_ROOT / "ai_energy_benchmarks" / "data" / "models" / "tiny-llama"
 HEAVY = ("torch", "transformers", "datasets")
 
 #: 0.0.4's run_inference result keys and their types (success).
@@ -422,7 +423,7 @@ def test_wheel_ships_the_0_0_4_modules(tmp_path: Path) -> None:
     """A wheel built from a copy of the source tree holds every 0.0.4 module (the build never touches the tree)."""
     import zipfile
 
-    root = Path(__file__).resolve().parent.parent
+    root = REPO_ROOT
     source = tmp_path / "src"
     shutil.copytree(
         root / "ai_energy_benchmarks", source / "ai_energy_benchmarks", ignore=shutil.ignore_patterns("__pycache__")

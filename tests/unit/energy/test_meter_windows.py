@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from repo_paths import REPO_ROOT
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.nvml import NvmlMeter
@@ -67,7 +68,7 @@ def test_simulated_clock_runs_the_poller_at_its_own_times(tmp_path: Path) -> Non
 
 def test_architecture_doc_names_every_energy_module_and_only_real_ones() -> None:
     """docs/architecture.md ("add a meter or a GPU vendor" and the module table) stays true to energy/."""
-    root = Path(__file__).resolve().parent.parent
+    root = REPO_ROOT
     text = (root / "docs" / "architecture.md").read_text(encoding="utf-8")
     package = root / "ai_energy_benchmarks"
     for named in re.findall(r"`((?:energy|testing)/[\w/]*\.py)`", text):

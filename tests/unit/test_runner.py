@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from contract import ENERGY_KEYS, SUMMARY_KEYS
+from repo_paths import REPO_ROOT
 
 from ai_energy_benchmarks import __version__, create_benchmark
 from ai_energy_benchmarks.config.parser import (
@@ -24,7 +25,7 @@ from ai_energy_benchmarks.results.writers import append_csv_row
 from ai_energy_benchmarks.runner import BenchmarkRunner, run_benchmark_from_config
 
 NEW_TOKENS = 8
-MODEL_DIR = Path(__file__).resolve().parent.parent / "ai_energy_benchmarks" / "data" / "models" / "tiny-llama"
+MODEL_DIR = REPO_ROOT / "ai_energy_benchmarks" / "data" / "models" / "tiny-llama"
 
 
 def make_config(out: Path, num_samples: int = 12, batch_size: int = 1, **scenario: Any) -> BenchmarkConfig:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from repo_paths import REPO_ROOT
 from result_scenarios import GOLDEN_DIR, SCENARIOS
 
 from ai_energy_benchmarks.results.columns import QUALITY_COLUMNS, csv_row
@@ -25,7 +26,7 @@ from ai_energy_benchmarks.results.model import (
 )
 from ai_energy_benchmarks.results.summary import format_summary
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 DOCS = ROOT / "docs" / "results.md"
 BEGIN, END = "<!-- BEGIN GENERATED: result JSON Schema -->", "<!-- END GENERATED: result JSON Schema -->"
 
@@ -45,7 +46,7 @@ def test_aggregate_gives_the_dict_the_pre_model_code_gave(name: str) -> None:
     result = SCENARIOS[name]()
     assert isinstance(result, BenchmarkResult)
     # the goldens were recorded at schema 1.1; 1.2 only added keys (``quality``, absent without a scorer, and
-    # ``energy.request_attribution``, checked in tests/test_request_energy.py)
+    # ``energy.request_attribution``, checked in tests/unit/results/test_request_energy.py)
     data = result.to_dict()
     data["energy"].pop("request_attribution", None)
     assert text(data) == text(golden(name) | {"schema_version": SCHEMA_VERSION})
@@ -181,11 +182,12 @@ def generated_docs_section() -> str:
 
 
 def test_docs_publish_the_current_schema() -> None:
-    """docs/results.md holds the schema between the markers; regenerate with ``python tests/test_result_model.py``."""
+    """docs/results.md holds the schema between the markers; regenerate with
+    ``python tests/unit/results/test_result_model.py``."""
     found = re.search(re.escape(BEGIN) + ".*?" + re.escape(END), DOCS.read_text(encoding="utf-8"), re.S)
     assert found, f"{DOCS} has no generated schema section"
     assert found.group(0) == generated_docs_section(), (
-        "docs/results.md's schema is stale: python tests/test_result_model.py"
+        "docs/results.md's schema is stale: python tests/unit/results/test_result_model.py"
     )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from contract import SUMMARY_KEYS
+from repo_paths import REPO_ROOT
 
 from ai_energy_benchmarks import create_benchmark
 from ai_energy_benchmarks.backends.pytorch import PyTorchBackend
@@ -34,7 +35,7 @@ from ai_energy_benchmarks.config.parser import (
 from ai_energy_benchmarks.exceptions import BenchmarkError, ConfigError
 from ai_energy_benchmarks.runner import BenchmarkRunner
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 DOCKERFILE = ROOT / "examples" / "aienergyscore" / "Dockerfile"
 NUM_SAMPLES = 6
 NEW_TOKENS = 4

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from repo_paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 
 PYPROJECT = """\
 [build-system]

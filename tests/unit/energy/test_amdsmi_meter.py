@@ -1,7 +1,8 @@
 """The AMD SMI meter against simulated AMD GPUs (ai_energy_benchmarks.testing.fake_amdsmi).
 
 The ground-truth scenario shared with NVML (nested and overlapping windows, wraparound, no-counter GPUs, a counter
-reset, past intervals) runs for both vendors in tests/test_nvml_meter.py; here are what is AMD's own: per-die devices,
+reset, past intervals) runs for both vendors in tests/unit/energy/test_nvml_meter.py; here are what is AMD's own:
+per-die devices,
 the accumulator's resolution and older key, power reported as an average, and AMD SMI's errors.
 """
 

@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from repo_paths import REPO_ROOT
 from welch_reference import EXAMPLE_1, EXAMPLE_2, mean_std, welch_by_hand
 
 from ai_energy_benchmarks.runner import create_benchmark
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 CLI = [sys.executable, "-m", "ai_energy_benchmarks"]
 CHROMIUM = Path("/usr/bin/chromium")
 NEW_TOKENS = 8

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from repo_paths import REPO_ROOT
 
 from ai_energy_benchmarks.exceptions import BackendError
 from ai_energy_benchmarks.testing.sse_server import FakeOpenAIServer
@@ -218,7 +219,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     import transformers
 
-    tiny = Path(__file__).resolve().parent.parent / "ai_energy_benchmarks" / "data" / "models" / "tiny-llama"
+    tiny = REPO_ROOT / "ai_energy_benchmarks" / "data" / "models" / "tiny-llama"
     target = tmp_path_factory.mktemp("readme_model") / "tiny"
     torch.manual_seed(0)
     model = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.from_pretrained(str(tiny)))

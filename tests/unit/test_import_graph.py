@@ -18,8 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from repo_paths import REPO_ROOT
+
 PACKAGE = "ai_energy_benchmarks"
-ROOT = Path(__file__).resolve().parent.parent / PACKAGE
+ROOT = REPO_ROOT / PACKAGE
 
 #: Modules that are parts of their own, below the package they sit in.
 LEAF_MODULES = {f"{PACKAGE}.results.stats": "results.stats"}

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from http_support import MODEL, runner_config
+from repo_paths import REPO_ROOT
 
 from ai_energy_benchmarks.config.schema import BenchmarkConfig, ScenarioConfig
 from ai_energy_benchmarks.exceptions import ConfigError
@@ -241,7 +242,7 @@ def test_a_scorer_needs_the_reference_column(tmp_path: Path) -> None:
 
 # -- the packaged task set ------------------------------------------------------------------------------------------
 def test_packaged_arithmetic_set_is_what_the_generator_makes() -> None:
-    root = Path(__file__).resolve().parent.parent
+    root = REPO_ROOT
     sys.path.insert(0, str(root / "tools"))
     try:
         import make_arithmetic_tasks as tasks

@@ -10,7 +10,7 @@ a ``ScenarioConfig`` whose reasoning switch and token budget come from its reaso
 
 Here the server is the package's streaming test server serving the models under their hub ids (so the reasoning
 format is chosen from the name, as for the real rows), answering in its own length when ``ignore_eos`` is not sent.
-tests/test_vllm_integration.py replays the same rows against a real vLLM server.
+tests/integration/test_vllm_integration.py replays the same rows against a real vLLM server.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 from contract import ENERGY_KEYS, SUMMARY_KEYS
+from repo_paths import TESTS_DIR
 
 from ai_energy_benchmarks.config.parser import (
     BackendConfig,
@@ -301,7 +302,7 @@ def test_a_local_servers_gpu_is_metered_and_measured_by_default(tmp_path: Path) 
     write_fake_nvidia_smi(bin_dir)
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     child = subprocess.run(
-        [sys.executable, "-c", _LOCAL_GPU_CHILD, str(tmp_path / "run"), str(Path(__file__).parent)],
+        [sys.executable, "-c", _LOCAL_GPU_CHILD, str(tmp_path / "run"), str(TESTS_DIR)],
         capture_output=True,
         text=True,
         env=env,

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from http_support import MODEL, fake_server, loaded, make_config, run_all, runner_config
+from repo_paths import REPO_ROOT
 
 from ai_energy_benchmarks.backends import http_client as hc
 from ai_energy_benchmarks.exceptions import BackendError
@@ -88,7 +89,7 @@ def test_runner_writes_a_partial_report_when_a_hopeless_run_stops(server: FakeOp
 
 
 def test_client_capacity_benchmark_runs(tmp_path: Path) -> None:
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "client_capacity.py"
+    script = REPO_ROOT / "benchmarks" / "client_capacity.py"
     out = tmp_path / "capacity.json"
     command = [sys.executable, str(script), "--concurrency", "2", "--requests", "40", "--rounds", "1"]
     command += ["--drift-requests", "20", "--drift-rate", "200", "--json", str(out)]

@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from repo_paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 CLI = [sys.executable, "-m", "ai_energy_benchmarks"]
 
 
