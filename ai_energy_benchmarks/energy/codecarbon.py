@@ -5,20 +5,31 @@ and region) and measures windows with CodeCarbon tasks, one per segment between 
 CodeCarbon reads GPUs through the NVML energy counter
 (a measurement), CPUs through RAPL where readable (a measurement) and otherwise through a TDP/load model or a
 constant (an estimate), and RAM through a size-based model (always an estimate). Each reading here carries that
-distinction in its ``source``.
+distinction in its ``source``. What differs between CodeCarbon releases (its private GPU attributes, its CSV
+output argument) is read in :mod:`ai_energy_benchmarks.energy.codecarbon_compat`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyReading, IncompleteWindowError
+from ai_energy_benchmarks.energy.codecarbon_compat import (
+    COUNTER_SOURCE,
+    GPU_NOTES,
+    NO_COUNTER_SOURCE,
+    codecarbon_version,
+    counter_kwh,
+    csv_output_kwargs,
+    nvidia_devices,
+    nvidia_gpu_source,
+    unreadable_gpus,
+)
 from ai_energy_benchmarks.energy.devices.processes import ServerProcesses, server_gpus
 from ai_energy_benchmarks.energy.devices.visible import match_gpus
 from ai_energy_benchmarks.exceptions import MeterError
@@ -40,110 +51,6 @@ _CPU_NOTES = {
     "cpu_load": "no readable RAPL counter: CodeCarbon models CPU power from utilisation and the CPU's TDP",
     "constant": "no readable RAPL counter and unknown TDP: CodeCarbon assumes a constant power per thread",
 }
-
-
-def _csv_output_kwargs() -> dict[str, Any]:
-    """Ask CodeCarbon for its emissions.csv in the form its version understands."""
-    try:
-        from codecarbon.output_methods.base_output import OutputMethod
-    except ImportError:  # older CodeCarbon
-        return {"save_to_file": True}
-    return {"output_methods": [OutputMethod.CSV]}
-
-
-# -- CodeCarbon releases ------------------------------------------------------------------------------------------
-# Supported: codecarbon>=3.0.4,<4 (pyproject.toml), tested in CI with 3.0.4 (AIEnergyScore's pin) and the latest 3.x
-# (.ci/compat-matrix). Which path CodeCarbon took for an NVIDIA GPU shows only in private attributes of its device
-# objects (``tracker._hardware[GPU].devices.devices``), and they differ between releases:
-# - every 3.x: ``handle``, ``gpu_index`` and ``last_energy`` (the last counter reading, kWh) on each device;
-# - 3.3.2 and later: a GPU without the NVML energy counter (or whose counter fails or jumps back) is read by averaging
-#   its ~1 s power samples, and ``_use_power_fallback`` / ``_has_counter`` say so;
-# - 3.0.x to 3.3.1: such a GPU reads 0 kWh (CodeCarbon issue #1316) and nothing on the device says so, so the counter
-#   is read here through the pynvml module that CodeCarbon bound (the module of its device class).
-_COUNTER_SOURCE = "measured:codecarbon-nvml-energy-counter"
-_POWER_AVERAGE_SOURCE = "estimated:codecarbon-nvml-power-average"
-# Not an EnergyReading label: no GPU reading is given, so the result says the GPU energy is missing, not 0.
-NO_COUNTER_SOURCE = "not-measured:codecarbon-gpu-without-energy-counter"
-_GPU_NOTES = {
-    _POWER_AVERAGE_SOURCE: "the GPU's energy counter is missing or went backwards: CodeCarbon averaged its ~1 s "
-    "power samples, which misjudges bursts (use metrics.type=[codecarbon, nvml] for 20 Hz integration)",
-}
-
-
-def _nvidia_devices(tracker: Any, gpu_ids: list[int] | None) -> list[Any]:
-    """CodeCarbon's NVIDIA device objects for the selected GPUs (all of them when ``gpu_ids`` is None)."""
-    gpu_item = next((h for h in getattr(tracker, "_hardware", None) or [] if type(h).__name__ == "GPU"), None)
-    devices = list(getattr(getattr(gpu_item, "devices", None), "devices", None) or [])
-    if gpu_ids:
-        devices = [d for d in devices if getattr(d, "gpu_index", None) in gpu_ids]
-    return devices
-
-
-def _counter_readable(device: Any) -> bool:
-    """Whether the NVML energy counter of CodeCarbon's ``device`` answers now, asked through CodeCarbon's pynvml."""
-    pynvml = getattr(sys.modules.get(type(device).__module__), "pynvml", None)
-    if pynvml is None:
-        return False
-    try:
-        pynvml.nvmlDeviceGetTotalEnergyConsumption(device.handle)
-    except Exception:
-        return False
-    return True
-
-
-def _nvidia_gpu_source(devices: list[Any]) -> str:
-    """The label of CodeCarbon's figure for ``devices``: the counter, averaged power samples (3.3.2+), or nothing
-    (3.0.x-3.3.1 report 0 kWh for a GPU whose counter does not answer)."""
-    if any(hasattr(d, "_use_power_fallback") for d in devices):  # 3.3.2 and later
-        fallback = any(
-            getattr(d, "_use_power_fallback", False) or getattr(d, "_has_counter", True) is False for d in devices
-        )
-        return _POWER_AVERAGE_SOURCE if fallback else _COUNTER_SOURCE
-    return _COUNTER_SOURCE if devices and all(_counter_readable(d) for d in devices) else NO_COUNTER_SOURCE
-
-
-def _counter_kwh(devices: list[Any]) -> float | None:
-    """The selected GPUs' last counter readings added up (kWh), None unless every one is read by its counter."""
-    if not devices:
-        return None
-    total = 0.0
-    for device in devices:
-        last = getattr(device, "last_energy", None)
-        if last is None or getattr(device, "_use_power_fallback", False):
-            return None
-        if not hasattr(device, "_use_power_fallback") and not _counter_readable(device):
-            return None  # before 3.3.2 a failed read keeps the previous reading: ``last_energy`` is stale
-        total += float(last.kWh)
-    return total
-
-
-def _codecarbon_version() -> str:
-    import codecarbon
-
-    return str(getattr(codecarbon, "__version__", "unknown"))
-
-
-def _unreadable_gpus(gpu_item: Any, gpu_ids: list[int] | None) -> list[str]:
-    """The selected GPUs CodeCarbon cannot read now (neither its energy counter nor its power), as "GPU i (error)".
-
-    CodeCarbon counts a GPU whose reads fail as 0 W (after falling back from the counter to power samples), so a
-    GPU that stopped answering would read 0 Wh: probing it at the window's end tells a dead GPU from an idle one.
-    """
-    devices = getattr(getattr(gpu_item, "devices", None), "devices", None) or []
-    failed: list[str] = []
-    for device in devices:
-        index = getattr(device, "gpu_index", None)
-        counter = getattr(device, "_get_total_energy_consumption", None)
-        power = getattr(device, "_get_power_usage", None)
-        if (gpu_ids and index not in gpu_ids) or not callable(power):
-            continue
-        try:
-            if callable(counter) and counter() is not None:  # CodeCarbon returns None when the read fails
-                continue
-            power()
-        except Exception as exc:
-            failed.append(f"GPU {index} ({exc or type(exc).__name__})")
-    return failed
 
 
 def _nvml_indices(gpu_ids: list[int] | None) -> tuple[list[int] | None, list[str]]:
@@ -248,7 +155,7 @@ class CodeCarbonMeter:
             "log_level": "error",
             "allow_multiple_runs": True,
         }
-        kwargs.update(_csv_output_kwargs())
+        kwargs.update(csv_output_kwargs())
         if self._config.region:
             kwargs["region"] = self._config.region
         if self._gpu_ids is None and self._server is not None:
@@ -289,7 +196,7 @@ class CodeCarbonMeter:
             elif kind == "RAM":
                 found["ram"] = "estimated:codecarbon-ram"
             elif kind == "GPU":
-                found["gpu"] = _nvidia_gpu_source(_nvidia_devices(self._tracker, self._gpu_ids))
+                found["gpu"] = nvidia_gpu_source(nvidia_devices(self._tracker, self._gpu_ids))
             elif kind == "AMDGPU":
                 found["gpu"] = "measured:codecarbon-amdsmi"
             elif kind == "AppleSiliconChip":
@@ -332,9 +239,9 @@ class CodeCarbonMeter:
 
     def _gpu_counter_kwh(self) -> float | None:
         """CodeCarbon's last counter reading of the metered GPUs (kWh); None when not read by the counter."""
-        if self._gpu_ids == [] or self._hardware.get("gpu") != _COUNTER_SOURCE:
+        if self._gpu_ids == [] or self._hardware.get("gpu") != COUNTER_SOURCE:
             return None
-        return _counter_kwh(_nvidia_devices(self._tracker, self._gpu_ids))
+        return counter_kwh(nvidia_devices(self._tracker, self._gpu_ids))
 
     def start_window(self, name: str) -> None:
         """Open window ``name`` (windows may nest and overlap)."""
@@ -378,7 +285,7 @@ class CodeCarbonMeter:
             gpu_item = next(
                 (h for h in getattr(self._tracker, "_hardware", None) or [] if type(h).__name__ == "GPU"), None
             )
-            unreadable = _unreadable_gpus(gpu_item, self._gpu_ids) if gpu_item is not None else []
+            unreadable = unreadable_gpus(gpu_item, self._gpu_ids) if gpu_item is not None else []
             if unreadable:
                 raise IncompleteWindowError(
                     f"CodeCarbon cannot read {', '.join(unreadable)} at the end of window '{name}': its GPU "
@@ -389,9 +296,9 @@ class CodeCarbonMeter:
                 )
             # CodeCarbon switches a GPU to averaged power samples (3.3.2+) or reads 0 (older releases) when it has no
             # counter or the counter fails or jumps back: label this window by what CodeCarbon did in it.
-            devices = _nvidia_devices(self._tracker, self._gpu_ids)
+            devices = nvidia_devices(self._tracker, self._gpu_ids)
             if devices:
-                self._hardware["gpu"] = _nvidia_gpu_source(devices)
+                self._hardware["gpu"] = nvidia_gpu_source(devices)
         if self._hardware.get("gpu") == NO_COUNTER_SOURCE and self._gpu_ids != []:
             if not self._warned_no_counter:
                 self._warned_no_counter = True
@@ -399,7 +306,7 @@ class CodeCarbonMeter:
                     "CodeCarbon %s reads 0 kWh for a GPU whose NVML energy counter does not answer (CodeCarbon "
                     "issue #1316): its GPU energy is not measured; add the nvml meter (metrics.type=[codecarbon, "
                     "nvml]) or install codecarbon>=3.3.2",
-                    _codecarbon_version(),
+                    codecarbon_version(),
                 )
         elif "gpu" in self._hardware and self._gpu_ids != []:
             readings.append(
@@ -408,7 +315,7 @@ class CodeCarbonMeter:
                     energy_j=gpu_kwh * _J_PER_KWH,
                     source=self._hardware["gpu"],
                     meter=self.name,
-                    note=_GPU_NOTES.get(self._hardware["gpu"], ""),
+                    note=GPU_NOTES.get(self._hardware["gpu"], ""),
                 )
             )
         return readings, emissions_kg
@@ -416,7 +323,7 @@ class CodeCarbonMeter:
     def describe(self) -> dict[str, Any]:
         """Configuration and detected hardware."""
         return {
-            "version": _codecarbon_version(),
+            "version": codecarbon_version(),
             "tracker": "EmissionsTracker (online)" if self._config.codecarbon.online else "OfflineEmissionsTracker",
             "country_iso_code": self._config.country_iso_code,
             "region": self._config.region,

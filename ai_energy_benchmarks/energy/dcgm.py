@@ -26,25 +26,41 @@ from __future__ import annotations
 
 import logging
 import time
-import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyReading, IncompleteWindowError, IntervalReading, SnapshotWindows
+from ai_energy_benchmarks.energy.dcgm_fleet import (
+    COUNTER_METRIC,
+    COUNTER_SOURCE,
+    INTERPOLATED_SOURCE,
+    POWER_METRIC,
+    POWER_SOURCE,
+    RESET_SOURCE,
+    Fetched,
+    FleetGpu,
+)
 from ai_energy_benchmarks.energy.dcgm_series import Samples, Span, counter_span, power_span
 from ai_energy_benchmarks.energy.prometheus_query import ExporterReader, PrometheusApi, Selector, SeriesKey
 from ai_energy_benchmarks.exceptions import ConfigError, MeterError
 
 logger = logging.getLogger(__name__)
 
-COUNTER_METRIC = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"
-POWER_METRIC = "DCGM_FI_DEV_POWER_USAGE"
-COUNTER_SOURCE = "measured:dcgm-energy-counter"
-POWER_SOURCE = "estimated:dcgm-power-samples"
-RESET_SOURCE = "estimated:dcgm-energy-counter-reset"
-INTERPOLATED_SOURCE = "estimated:dcgm-interpolated-counter"
+__all__ = [
+    "COUNTER_METRIC",
+    "COUNTER_SOURCE",
+    "INTERPOLATED_SOURCE",
+    "NOT_COUNTED",
+    "POWER_METRIC",
+    "POWER_SOURCE",
+    "RESET_SOURCE",
+    "STALE_INTERVALS",
+    "DcgmMeter",
+    "check_settings",
+]
+
 #: A series whose newest sample is this many of its scrape intervals behind the fleet's newest has stopped.
 STALE_INTERVALS = 3.0
 NOT_COUNTED = (
@@ -53,32 +69,10 @@ NOT_COUNTED = (
 )
 
 
-@dataclass
-class _Gpu:
-    key: SeriesKey
-    node: str
-    gpu_id: str
-    model: str
-    index: str
-    has_counter: bool
-    url: str | None = None
-
-    @property
-    def device(self) -> str:
-        return f"gpu:{self.node}/{self.gpu_id}"
-
-
 @dataclass(frozen=True)
 class _Edge:
     perf_s: float
     unix_s: float
-
-
-@dataclass
-class _Fetched:
-    counters: dict[SeriesKey, Samples] = field(default_factory=dict)
-    powers: dict[SeriesKey, Samples] = field(default_factory=dict)
-    labels: dict[SeriesKey, dict[str, str]] = field(default_factory=dict)
 
 
 def check_settings(config: MetricsConfig) -> None:
@@ -103,7 +97,7 @@ class DcgmMeter(SnapshotWindows[_Edge]):
         self._api = (
             PrometheusApi(settings.prometheus_url, settings.request_timeout_s) if settings.prometheus_url else None
         )
-        self._gpus: dict[SeriesKey, _Gpu] = {}
+        self._gpus: dict[SeriesKey, FleetGpu] = {}
         self._duplicates: dict[SeriesKey, str] = {}
         #: Every node the exporters report, selected or not (those not selected are named in the report).
         self._seen_nodes: set[str] = set()
@@ -125,9 +119,9 @@ class DcgmMeter(SnapshotWindows[_Edge]):
         if self._reader is not None:
             self._reader.read()
 
-    def _fetch(self, start_unix_s: float) -> _Fetched:
+    def _fetch(self, start_unix_s: float) -> Fetched:
         """Every selected series' samples from ``start_unix_s`` until now."""
-        fetched = _Fetched()
+        fetched = Fetched()
         if self._reader is not None:
             self._reader.read()
             by_metric, fetched.labels = self._reader.since(start_unix_s)
@@ -146,16 +140,7 @@ class DcgmMeter(SnapshotWindows[_Edge]):
             self._gpus[key].has_counter = self._gpus[key].has_counter or has_counter
             return
         url = self._reader.url_of(key) if self._reader is not None else None
-        host = labels.get("Hostname") or labels.get("instance") or urllib.parse.urlsplit(url or "").hostname
-        gpu = _Gpu(
-            key,
-            host or "unknown",
-            labels.get("UUID") or f"gpu{labels.get('gpu', '?')}",
-            labels.get("modelName", ""),
-            labels.get("gpu", ""),
-            has_counter,
-            url,
-        )
+        gpu = FleetGpu.from_labels(key, labels, has_counter, url)
         if any(other.device == gpu.device for other in self._gpus.values()):
             # One GPU scraped twice (two jobs, an HA pair): counted once.
             if key not in self._duplicates:
@@ -164,7 +149,7 @@ class DcgmMeter(SnapshotWindows[_Edge]):
             return
         self._gpus[key] = gpu
 
-    def _discover(self, fetched: _Fetched, live_since_s: float | None = None) -> None:
+    def _discover(self, fetched: Fetched, live_since_s: float | None = None) -> None:
         """Add the series in ``fetched`` as GPUs; after set-up only those with a sample since ``live_since_s`` (a
         series that ended before a window, e.g. a finished pod's, has no part in it)."""
         for key, labels in fetched.labels.items():
@@ -185,7 +170,7 @@ class DcgmMeter(SnapshotWindows[_Edge]):
         self._unix_minus_perf = time.time() - time.perf_counter()
         if self._api is not None:
             now_s = time.time()
-            fetched = _Fetched()
+            fetched = Fetched()
             for metric in (COUNTER_METRIC, POWER_METRIC):
                 for key, labels in self._api.latest(self._selector.of(metric), now_s).items():
                     fetched.labels[key] = labels
@@ -228,15 +213,15 @@ class DcgmMeter(SnapshotWindows[_Edge]):
 
     # -- windows -----------------------------------------------------------------------------------------------------
 
-    def _samples_of(self, gpu: _Gpu, fetched: _Fetched) -> Samples:
+    def _samples_of(self, gpu: FleetGpu, fetched: Fetched) -> Samples:
         source = fetched.counters if gpu.has_counter else fetched.powers
         return source.get(gpu.key, [])
 
-    def _waiting(self, fetched: _Fetched, end_unix_s: float) -> tuple[list[_Gpu], dict[SeriesKey, str]]:
+    def _waiting(self, fetched: Fetched, end_unix_s: float) -> tuple[list[FleetGpu], dict[SeriesKey, str]]:
         """GPUs still to be scraped after ``end_unix_s``, and GPUs given up on (key -> reason)."""
         lag_s = self._settings.exporter_lag_s
         newest_s = max((s[-1][0] for s in (*fetched.counters.values(), *fetched.powers.values()) if s), default=0.0)
-        waiting: list[_Gpu] = []
+        waiting: list[FleetGpu] = []
         gone: dict[SeriesKey, str] = {}
         for gpu in self._gpus.values():
             samples = self._samples_of(gpu, fetched)
@@ -259,7 +244,7 @@ class DcgmMeter(SnapshotWindows[_Edge]):
                 waiting.append(gpu)
         return waiting, gone
 
-    def _collect(self, start_unix_s: float, end_unix_s: float, wait: bool) -> tuple[_Fetched, dict[SeriesKey, str]]:
+    def _collect(self, start_unix_s: float, end_unix_s: float, wait: bool) -> tuple[Fetched, dict[SeriesKey, str]]:
         """The samples covering the window, once every live GPU has a scrape after its end (or the wait timed out)."""
         deadline_s = time.monotonic() + (self._settings.wait_timeout_s if wait else 0.0)
         while True:
@@ -278,19 +263,12 @@ class DcgmMeter(SnapshotWindows[_Edge]):
                 return fetched, gone
             time.sleep(0.05)
 
-    def _span(self, gpu: _Gpu, fetched: _Fetched, start_unix_s: float, end_unix_s: float) -> Span | None:
+    def _span(self, gpu: FleetGpu, fetched: Fetched, start_unix_s: float, end_unix_s: float) -> Span | None:
         samples = self._samples_of(gpu, fetched)
         lag_s = self._settings.exporter_lag_s
         if gpu.has_counter:
             return counter_span(samples, start_unix_s, end_unix_s, lag_s)
         return power_span(samples, start_unix_s, end_unix_s, lag_s)
-
-    def _source(self, gpu: _Gpu, span: Span, duration_s: float) -> str:
-        if not gpu.has_counter:
-            return POWER_SOURCE
-        if span.resets:
-            return RESET_SOURCE
-        return COUNTER_SOURCE if span.inside_s >= 0.5 * duration_s else INTERPOLATED_SOURCE
 
     def _measure(self, name: str, start: _Edge, end: _Edge, wait: bool) -> tuple[list[EnergyReading], list[str]]:
         """Readings of the GPUs counted over ``start``-``end`` and the reasons of those not counted; the window's
@@ -317,7 +295,7 @@ class DcgmMeter(SnapshotWindows[_Edge]):
                     f"window shorter than {self._settings.min_window_scrapes} scrape intervals "
                     f"({span.scrape_interval_s:.3g} s): wide bounds"
                 )
-            source = self._source(gpu, span, duration_s)
+            source = gpu.source(span, duration_s)
             readings.append(
                 EnergyReading(
                     gpu.device, span.energy_j, source, self.name, "; ".join(notes), lower_j=span.lower_j,
@@ -392,18 +370,7 @@ class DcgmMeter(SnapshotWindows[_Edge]):
             "update_period_s": max((w["scrape_interval_s"] or 0.0 for w in self._windows), default=None) or None,
             "nodes": self._nodes(),
             "nodes_not_selected": sorted(self._seen_nodes - set(self._nodes())),
-            "gpus": [
-                {
-                    "device": gpu.device,
-                    "node": gpu.node,
-                    "gpu": gpu.index,
-                    "uuid": gpu.gpu_id,
-                    "model": gpu.model,
-                    "energy_counter": gpu.has_counter,
-                    "source": COUNTER_SOURCE if gpu.has_counter else POWER_SOURCE,
-                }
-                for gpu in sorted(self._gpus.values(), key=lambda g: (g.node, g.index, g.gpu_id))
-            ],
+            "gpus": [gpu.described() for gpu in sorted(self._gpus.values(), key=lambda g: (g.node, g.index, g.gpu_id))],
             "duplicate_series_ignored": sorted(set(self._duplicates.values())),
             "windows": list(self._windows),
             "includes": "the selected GPUs' energy as DCGM reports it (board power), per GPU, node and in total",

@@ -10,6 +10,8 @@ trapezoid rule (``estimated:<vendor>-power-integrated``), with bounds that cover
 sample is also taken at each window edge. The same poller records a power, clock, temperature and utilisation
 timeline, written to ``<output_dir>/timeline.csv``.
 
+Which GPUs are read, and how they are described, is :mod:`ai_energy_benchmarks.energy.gpu_discovery`.
+
 A GPU that stops answering is never read as zero: the window it failed in, and every later one, gives no reading for
 it, and :class:`IncompleteWindowError` says which GPU failed, with what error, and when.
 
@@ -32,9 +34,16 @@ from typing import Any, ClassVar
 from ai_energy_benchmarks.config.schema import MetricsConfig
 from ai_energy_benchmarks.energy.base import EnergyReading, IncompleteWindowError, IntervalReading, SnapshotWindows
 from ai_energy_benchmarks.energy.clock import SYSTEM_CLOCK, Clock
-from ai_energy_benchmarks.energy.devices.base import NO_PERMISSION, NOT_SUPPORTED, DeviceError, GpuLibrary
-from ai_energy_benchmarks.energy.devices.processes import ServerProcesses, server_gpus
-from ai_energy_benchmarks.energy.devices.visible import Match, match_gpus
+from ai_energy_benchmarks.energy.devices.base import NO_PERMISSION, DeviceError, GpuLibrary
+from ai_energy_benchmarks.energy.devices.processes import ServerProcesses
+from ai_energy_benchmarks.energy.gpu_discovery import (
+    check_indices,
+    gpu_identity,
+    gpu_state,
+    requested_matches,
+    selection_text,
+    server_matches,
+)
 from ai_energy_benchmarks.energy.gpu_state import (
     SAMPLING_BOUND_SIGMAS,
     GpuState,
@@ -144,77 +153,14 @@ class GpuMeter(SnapshotWindows[Snapshot]):
         # The requested devices are the runtime's ordinals: matched to the library's GPUs through
         # CUDA_VISIBLE_DEVICES and the like (by index or UUID).
         if self._requested is None and self._server is not None:
-            matches = self._server_matches(library, self._server)
+            matches, self._server_found = server_matches(library, self._server, self._visible_count, self.name)
         else:
-            matches = match_gpus(
-                self._requested,
-                library.visible_devices_variables,
-                self._visible_count,
-                lambda index: library.device(index).uuid,
-                library.vendor,
-            )
+            matches = requested_matches(library, self._requested, self._visible_count)
         self._matched_by = {match.index: match.how for match in matches}
         indices = [match.index for match in matches]
-        for index in indices:
-            if not 0 <= index < self._visible_count:
-                visible = f"indices 0-{self._visible_count - 1}" if self._visible_count else "none"
-                raise MeterError(
-                    f"{library.vendor}: GPU index {index} out of range: {self._visible_count} GPU(s) visible "
-                    f"({visible})"
-                )
+        check_indices(library, indices, self._visible_count)
         for index in dict.fromkeys(indices):
-            device = library.device(index)
-            limit_w = device.power_limit_w()
-            has_counter = self._probe_counter(library, device.index, device.energy_counter)
-            self._gpus.append(
-                GpuState(device, limit_w, has_counter, int(device.counter_modulus), device.counter_resolution_mj)
-            )
-            if not has_counter:
-                logger.warning(
-                    "GPU %d has no %s energy counter: its energy is estimated from power polled every %.0f ms on "
-                    "average and integrated (%s)",
-                    index,
-                    library.vendor,
-                    self._poll_interval_s * 1000.0,
-                    self.polled_source,
-                )
-
-    def _server_matches(self, library: GpuLibrary, server: ServerProcesses) -> list[Match]:
-        """The GPUs ``library`` lists the server's processes on; else every visible GPU, with the reason."""
-        found, reason = server_gpus(library, server)
-        if found:
-            self._server_found = True
-            return found
-        self._server_found = False
-        logger.warning(
-            "%s meter: the local server's own GPUs are not known (%s): every GPU visible here is metered as the "
-            "server's; set backend.device_ids to name them",
-            self.name,
-            reason,
-        )
-        visible = match_gpus(
-            None,
-            library.visible_devices_variables,
-            self._visible_count,
-            lambda index: library.device(index).uuid,
-            library.vendor,
-        )
-        return [Match(m.index, f"all visible GPUs, the server's own not known ({reason}): {m.how}") for m in visible]
-
-    @staticmethod
-    def _probe_counter(library: GpuLibrary, index: int, read: Callable[[], int]) -> bool:
-        try:
-            read()
-        except DeviceError as exc:
-            if exc.kind == NOT_SUPPORTED:
-                return False
-            if exc.kind == NO_PERMISSION:
-                raise MeterError(
-                    f"{library.vendor}: permission denied reading GPU {index}'s energy counter ({exc}); "
-                    f"{library.permission_hint}"
-                ) from exc
-            raise MeterError(f"{library.vendor}: cannot read GPU {index}'s energy counter: {exc}") from exc
-        return True
+            self._gpus.append(gpu_state(library, index, self._poll_interval_s, self.polled_source))
 
     # -- sampling ----------------------------------------------------------------------------------------------------
 
@@ -415,12 +361,7 @@ class GpuMeter(SnapshotWindows[Snapshot]):
     def describe(self) -> dict[str, Any]:
         """GPUs measured (name, uuid, bus id, power limit, counter availability, source), driver and polling set-up."""
         discovered = bool(self._gpus)
-        if self._requested is None and self._server is not None and self._server_found:
-            selection = f"the local server's GPUs ({self._server.found})"
-        elif self._requested is None:
-            selection = f"all visible GPUs ({self._visible_count})" if discovered else "all visible GPUs"
-        else:
-            selection = f"gpu_ids {self._requested}" + (f" of {self._visible_count} visible" if discovered else "")
+        selection = selection_text(self._requested, self._server, self._server_found, self._visible_count, discovered)
         polled = any(not g.has_counter for g in self._gpus)
         library = self._library if self._library is not None else self._library_factory()
         return {
@@ -438,19 +379,7 @@ class GpuMeter(SnapshotWindows[Snapshot]):
             "server_processes": None
             if self._server is None
             else {"port": self._server.port, "pids": sorted(self._server.pids), "found": self._server.found},
-            "gpus": [
-                {
-                    "index": gpu.index,
-                    "name": gpu.device.name,
-                    "uuid": gpu.device.uuid,
-                    "bus_id": gpu.device.bus_id or None,
-                    "matched_by": self._matched_by.get(gpu.index),
-                    "power_limit_w": gpu.power_limit_w,
-                    "energy_counter": gpu.has_counter,
-                    "source": self.source_of(gpu),
-                }
-                for gpu in self._gpus
-            ],
+            "gpus": [gpu_identity(gpu, self._matched_by.get(gpu.index), self.source_of(gpu)) for gpu in self._gpus],
         }
 
     def _shutdown(self) -> None:

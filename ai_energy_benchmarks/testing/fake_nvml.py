@@ -21,7 +21,8 @@ advertises it); a GPU may lack the counter (``NVMLError_NotSupported``, as on pr
 reads (``NVMLError_NoPermission``). :attr:`FakeNvml.lost_after_s` makes every NVML call fail from a given elapsed
 time on (``NVMLError_GpuIsLost``), as when a GPU falls off the bus mid-run.
 
-Units follow NVML: power in mW (integers), energy in mJ (integers), clocks in MHz, temperatures in °C.
+Units follow NVML: power in mW (integers), energy in mJ (integers), clocks in MHz, temperatures in °C. The module's
+functions are in :mod:`.fake_nvml_module`; NVML's errors, constants and structures in :mod:`.nvml_api`.
 """
 
 from __future__ import annotations
@@ -36,27 +37,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ai_energy_benchmarks.energy.clock import SYSTEM_CLOCK, Clock
+from ai_energy_benchmarks.testing.fake_nvml_module import FakeHandle, build_module
 from ai_energy_benchmarks.testing.nvidia_smi import write_fake_nvidia_smi
 from ai_energy_benchmarks.testing.nvml_api import (
-    _CONSTANTS,
-    _ERROR_CLASSES,
-    _ERROR_STRINGS,
     NVML_ERROR_GPU_IS_LOST,
     NVML_ERROR_INVALID_ARGUMENT,
-    NVML_ERROR_LIBRARY_NOT_FOUND,
-    NVML_ERROR_NO_PERMISSION,
-    NVML_ERROR_NOT_SUPPORTED,
     NVML_ERROR_UNINITIALIZED,
     NVMLError_GpuIsLost,
     NVMLError_InvalidArgument,
-    NVMLError_LibraryNotFound,
-    NVMLError_NoPermission,
-    NVMLError_NotSupported,
     NVMLError_Uninitialized,
-    c_nvmlMemory_t,
-    c_nvmlPciInfo_t,
-    c_nvmlProcessInfo_t,
-    c_nvmlUtilization_t,
 )
 from ai_energy_benchmarks.testing.traces import (
     PiecewiseLinearTrace,
@@ -80,7 +69,6 @@ __all__ = [
 ]
 
 #: NVML's energy counter is an unsigned 64-bit count of millijoules.
-NVML_ENERGY_COUNTER_MODULUS_MJ = 2**64
 NVML_ENERGY_COUNTER_MODULUS_MJ = 2**64
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -117,18 +105,6 @@ class FakeGpu:
         self.trace = as_trace(self.power)
         if self.counter_modulus_mj <= 0:
             raise ValueError("counter_modulus_mj must be positive")
-
-
-class _FakeHandle:
-    """Opaque device handle (NVML's is a C pointer)."""
-
-    __slots__ = ("index",)
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-
-    def __repr__(self) -> str:
-        return f"<simulated nvmlDevice {self.index}>"
 
 
 _MISSING = object()
@@ -171,7 +147,7 @@ class FakeNvml:
         self._lock = threading.Lock()
         self._t0 = clock.now_s()
         self._previous_module: Any = _MISSING
-        self.module = self._build_module()
+        self.module = build_module(self)
 
     # -- time and ground truth ---------------------------------------------------------------------------------------
 
@@ -244,181 +220,7 @@ class FakeNvml:
 
     def _gpu(self, function: str, handle: Any) -> tuple[int, FakeGpu]:
         self._require_init()
-        if not isinstance(handle, _FakeHandle) or not 0 <= handle.index < len(self.gpus):
+        if not isinstance(handle, FakeHandle) or not 0 <= handle.index < len(self.gpus):
             raise NVMLError_InvalidArgument(NVML_ERROR_INVALID_ARGUMENT)
         self._record(function, handle.index)
         return handle.index, self.gpus[handle.index]
-
-    def _build_module(self) -> types.ModuleType:
-        module = types.ModuleType("pynvml", "Simulated NVML (ai_energy_benchmarks.testing.fake_nvml).")
-        fake = self
-
-        def nvmlInit() -> None:
-            fake._record("nvmlInit")
-            if fake.driver_missing:
-                raise NVMLError_LibraryNotFound(NVML_ERROR_LIBRARY_NOT_FOUND)
-            if fake.permission_denied:
-                raise NVMLError_NoPermission(NVML_ERROR_NO_PERMISSION)
-            with fake._lock:
-                fake.init_count += 1
-
-        def nvmlInitWithFlags(flags: int) -> None:
-            nvmlInit()
-
-        def nvmlShutdown() -> None:
-            fake._record("nvmlShutdown")
-            fake._require_init()
-            with fake._lock:
-                fake.init_count -= 1
-
-        def nvmlErrorString(code: int) -> str:
-            return _ERROR_STRINGS.get(code, f"NVML Error with code {code}")
-
-        def nvmlSystemGetDriverVersion() -> str:
-            fake._record("nvmlSystemGetDriverVersion")
-            fake._require_init()
-            return fake.driver_version
-
-        def nvmlSystemGetNVMLVersion() -> str:
-            fake._record("nvmlSystemGetNVMLVersion")
-            fake._require_init()
-            return "12." + fake.driver_version
-
-        def nvmlSystemGetCudaDriverVersion() -> int:
-            fake._record("nvmlSystemGetCudaDriverVersion")
-            fake._require_init()
-            return fake.cuda_driver_version
-
-        def nvmlDeviceGetCount() -> int:
-            fake._record("nvmlDeviceGetCount")
-            fake._require_init()
-            return len(fake.gpus)
-
-        def nvmlDeviceGetHandleByIndex(index: int) -> _FakeHandle:
-            fake._record("nvmlDeviceGetHandleByIndex", index)
-            fake._require_init()
-            if not 0 <= index < len(fake.gpus):
-                raise NVMLError_InvalidArgument(NVML_ERROR_INVALID_ARGUMENT)
-            return _FakeHandle(index)
-
-        def nvmlDeviceGetIndex(handle: Any) -> int:
-            index, _ = fake._gpu("nvmlDeviceGetIndex", handle)
-            return index
-
-        def nvmlDeviceGetName(handle: Any) -> str:
-            return fake._gpu("nvmlDeviceGetName", handle)[1].name
-
-        def nvmlDeviceGetUUID(handle: Any) -> str:
-            return fake._gpu("nvmlDeviceGetUUID", handle)[1].uuid
-
-        def nvmlDeviceGetPciInfo(handle: Any) -> c_nvmlPciInfo_t:
-            gpu = fake._gpu("nvmlDeviceGetPciInfo", handle)[1]
-            return c_nvmlPciInfo_t(gpu.bus_id.encode(), 0, int(gpu.bus_id.split(":")[1], 16), 0)
-
-        def nvmlDeviceGetCurrentClocksEventReasons(handle: Any) -> int:
-            return fake._gpu("nvmlDeviceGetCurrentClocksEventReasons", handle)[1].throttle_reasons_mask
-
-        def nvmlDeviceGetTotalEnergyConsumption(handle: Any) -> int:
-            now = fake.clock.now_s()
-            index, gpu = fake._gpu("nvmlDeviceGetTotalEnergyConsumption", handle)
-            if gpu.permission_denied:
-                raise NVMLError_NoPermission(NVML_ERROR_NO_PERMISSION)
-            if not gpu.has_energy_counter:
-                raise NVMLError_NotSupported(NVML_ERROR_NOT_SUPPORTED)
-            return fake.counter_mj(index, now)
-
-        def nvmlDeviceGetPowerUsage(handle: Any) -> int:
-            now = fake.clock.now_s()
-            index, gpu = fake._gpu("nvmlDeviceGetPowerUsage", handle)
-            if gpu.permission_denied:
-                raise NVMLError_NoPermission(NVML_ERROR_NO_PERMISSION)
-            return round(fake.power_w(index, now) * 1000.0)
-
-        def nvmlDeviceGetEnforcedPowerLimit(handle: Any) -> int:
-            return round(fake._gpu("nvmlDeviceGetEnforcedPowerLimit", handle)[1].power_limit_w * 1000.0)
-
-        def nvmlDeviceGetPowerManagementLimit(handle: Any) -> int:
-            return round(fake._gpu("nvmlDeviceGetPowerManagementLimit", handle)[1].power_limit_w * 1000.0)
-
-        def nvmlDeviceGetPowerManagementDefaultLimit(handle: Any) -> int:
-            return round(fake._gpu("nvmlDeviceGetPowerManagementDefaultLimit", handle)[1].power_limit_w * 1000.0)
-
-        def nvmlDeviceGetMemoryInfo(handle: Any, version: int | None = None) -> c_nvmlMemory_t:
-            gpu = fake._gpu("nvmlDeviceGetMemoryInfo", handle)[1]
-            used = gpu.memory_used_bytes
-            return c_nvmlMemory_t(gpu.memory_total_bytes, gpu.memory_total_bytes - used, used)
-
-        def nvmlDeviceGetTemperature(handle: Any, sensor: int) -> int:
-            gpu = fake._gpu("nvmlDeviceGetTemperature", handle)[1]
-            if sensor != 0:
-                raise NVMLError_InvalidArgument(NVML_ERROR_INVALID_ARGUMENT)
-            return gpu.temperature_c
-
-        def nvmlDeviceGetUtilizationRates(handle: Any) -> c_nvmlUtilization_t:
-            gpu = fake._gpu("nvmlDeviceGetUtilizationRates", handle)[1]
-            return c_nvmlUtilization_t(gpu.utilization_pct, gpu.utilization_pct // 2)
-
-        def nvmlDeviceGetComputeMode(handle: Any) -> int:
-            fake._gpu("nvmlDeviceGetComputeMode", handle)
-            return 0
-
-        def nvmlDeviceGetComputeRunningProcesses(handle: Any) -> list[c_nvmlProcessInfo_t]:
-            gpu = fake._gpu("nvmlDeviceGetComputeRunningProcesses", handle)[1]
-            return [c_nvmlProcessInfo_t(pid, 2**30, 0xFFFFFFFF, 0xFFFFFFFF) for pid in gpu.processes]
-
-        def nvmlDeviceGetGraphicsRunningProcesses(handle: Any) -> list[c_nvmlProcessInfo_t]:
-            fake._gpu("nvmlDeviceGetGraphicsRunningProcesses", handle)
-            return []
-
-        def nvmlDeviceGetClockInfo(handle: Any, clock_type: int) -> int:
-            gpu = fake._gpu("nvmlDeviceGetClockInfo", handle)[1]
-            if clock_type in (0, 1):  # graphics, SM
-                return gpu.sm_clock_mhz
-            if clock_type == 2:  # memory
-                return gpu.mem_clock_mhz
-            raise NVMLError_NotSupported(NVML_ERROR_NOT_SUPPORTED)
-
-        def nvmlDeviceGetMaxClockInfo(handle: Any, clock_type: int) -> int:
-            gpu = fake._gpu("nvmlDeviceGetMaxClockInfo", handle)[1]
-            return gpu.mem_clock_mhz if clock_type == 2 else gpu.sm_clock_mhz
-
-        for function in (
-            nvmlInit,
-            nvmlInitWithFlags,
-            nvmlShutdown,
-            nvmlErrorString,
-            nvmlSystemGetDriverVersion,
-            nvmlSystemGetNVMLVersion,
-            nvmlSystemGetCudaDriverVersion,
-            nvmlDeviceGetCount,
-            nvmlDeviceGetHandleByIndex,
-            nvmlDeviceGetIndex,
-            nvmlDeviceGetName,
-            nvmlDeviceGetUUID,
-            nvmlDeviceGetPciInfo,
-            nvmlDeviceGetCurrentClocksEventReasons,
-            nvmlDeviceGetTotalEnergyConsumption,
-            nvmlDeviceGetPowerUsage,
-            nvmlDeviceGetEnforcedPowerLimit,
-            nvmlDeviceGetPowerManagementLimit,
-            nvmlDeviceGetPowerManagementDefaultLimit,
-            nvmlDeviceGetMemoryInfo,
-            nvmlDeviceGetTemperature,
-            nvmlDeviceGetUtilizationRates,
-            nvmlDeviceGetComputeMode,
-            nvmlDeviceGetComputeRunningProcesses,
-            nvmlDeviceGetGraphicsRunningProcesses,
-            nvmlDeviceGetClockInfo,
-            nvmlDeviceGetMaxClockInfo,
-        ):
-            setattr(module, function.__name__, function)
-        for name, value in _CONSTANTS.items():
-            setattr(module, name, value)
-        for error_class in _ERROR_CLASSES:
-            setattr(module, error_class.__name__, error_class)
-        module.c_nvmlMemory_t = c_nvmlMemory_t  # type: ignore[attr-defined]
-        module.c_nvmlUtilization_t = c_nvmlUtilization_t  # type: ignore[attr-defined]
-        module.c_nvmlProcessInfo_t = c_nvmlProcessInfo_t  # type: ignore[attr-defined]
-        module.c_nvmlPciInfo_t = c_nvmlPciInfo_t  # type: ignore[attr-defined]
-        module.fake = fake  # type: ignore[attr-defined]
-        return module

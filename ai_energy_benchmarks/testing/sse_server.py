@@ -35,12 +35,14 @@ key's answer, one streamed token per word (then it stops, as at its end-of-seque
 
 :func:`refused_port` gives a port where nothing listens; :func:`unaccepting_listener` a port whose accept queue is
 full, so that connecting times out. Everything binds to 127.0.0.1 only.
+
+Its parts: the fault markers in :mod:`.sse_faults`, one streamed answer in :mod:`.sse_stream`, the simulated prefix
+cache and tokenizer in :mod:`.sse_cache`, event shapes and ports in :mod:`.sse_parts`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 import threading
 import time
@@ -51,17 +53,10 @@ from typing import Any
 from aiohttp import web
 
 from ai_energy_benchmarks.testing.server_profiles import EXTENSIONS, SPEAKS, Counters
-from ai_energy_benchmarks.testing.sse_parts import (
-    HOST,
-    chunk,
-    error,
-    event,
-    full_response,
-    refused_port,
-    unaccepting_listener,
-)
-
-_FAULT = re.compile(r"\[fault:([a-z0-9_]+)(?::([0-9.]+))?\]")
+from ai_energy_benchmarks.testing.sse_cache import PrefixCache, token_ids
+from ai_energy_benchmarks.testing.sse_faults import early_fault, fault_of
+from ai_energy_benchmarks.testing.sse_parts import HOST, error, full_response, refused_port, unaccepting_listener
+from ai_energy_benchmarks.testing.sse_stream import stream_answer
 
 
 class FakeOpenAIServer:
@@ -128,9 +123,10 @@ class FakeOpenAIServer:
         #: Each answer's tokens carry the first word of the request's last message (`` Hello.t0 Hello.t1``), so a
         #: test can tell which request an answer came from (a multi-turn history, for one).
         self.tag_answers = tag_answers
-        #: Message lists (chat) already seen, for the simulated prefix cache (a request's hits: the words of the
-        #: longest earlier-seen list of messages its own starts with).
-        self._seen_prefixes: set[str] = set()
+        #: The simulated prefix cache (:mod:`.sse_cache`): a chat request's hits are the words of the longest
+        #: earlier-seen list of messages its own starts with; a prompt's, its longest common word prefix with an
+        #: earlier prompt (block size one word).
+        self._prefix_cache = PrefixCache()
         #: Answer ``POST /tokenize`` as vLLM does (``{"count", "tokens", "max_model_len"}``); the fake tokenizer
         #: splits on whitespace (one token per word, no special tokens), as ``usage.prompt_tokens`` counts a prompt.
         self.tokenize = tokenize
@@ -139,9 +135,6 @@ class FakeOpenAIServer:
         #: Speculative decoding as vLLM counts it: ``(draft tokens per step, acceptance rate)``; each generated token
         #: counts one draft of that many tokens, of which the rate's share is accepted. None: off (no series).
         self.spec_decode = spec_decode
-        #: Every prompt's words seen, for the prefix cache: a prompt's hit tokens are its longest common word prefix
-        #: with an earlier prompt (block size one word).
-        self._cached_prompts: list[list[str]] = []
         self.bodies: list[dict[str, Any]] = []
         self.auth_headers: list[str | None] = []
         self.attempts: Counter[str] = Counter()
@@ -284,7 +277,7 @@ class FakeOpenAIServer:
             return error(400, "prompt: a string is required", "BadRequestError")
         prompt = body["prompt"]
         self.tokenized.append(prompt)
-        tokens = [sum(map(ord, word)) % 50000 for word in prompt.split()]
+        tokens = token_ids(prompt)
         return web.json_response({"count": len(tokens), "max_model_len": self.max_model_len, "tokens": tokens})
 
     # -- generation ------------------------------------------------------------------------------------------------
@@ -309,7 +302,7 @@ class FakeOpenAIServer:
         if chat:
             messages = body.get("messages") or [{}]
             prompt = str(messages[-1].get("content", ""))
-            context_words = self._prefix_cache(messages)
+            context_words = self._prefix_cache.look_up_messages(messages, self.counters)
         else:
             prompt = str(body.get("prompt", ""))
         rejected = sorted(self.rejected_fields & set(body))
@@ -324,13 +317,12 @@ class FakeOpenAIServer:
             return error(400, f"max_tokens={max_tokens} cannot be greater than max_model_len", "BadRequestError")
         self.attempts[prompt] += 1
         self.attempt_times.setdefault(prompt, []).append(time.perf_counter())
-        match = _FAULT.search(prompt)
-        fault, argument = (match.group(1), match.group(2)) if match else (None, None)
-        early = await self._early_fault(request, fault, argument, prompt)
+        fault, argument = fault_of(prompt)
+        early = early_fault(request, fault, argument, self.attempts[prompt], self.retry_after)
         if early is not None:
             return early
-        if not chat:  # a chat request was counted by its messages (_prefix_cache)
-            self._look_up_prefix_cache(prompt)
+        if not chat:  # a chat request was counted by its messages (look_up_messages)
+            self._prefix_cache.look_up_prompt(prompt, self.counters)
         stream = bool(body.get("stream"))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         prompt_tokens = (context_words or len(prompt.split())) + (3 if chat else 0)
@@ -343,7 +335,7 @@ class FakeOpenAIServer:
         if fault == "wrong_model":
             model = "impostor-model"
         if not stream:
-            self._count(prompt_tokens, tokens)
+            self.count_answer(prompt_tokens, tokens)
             return web.json_response(full_response(chat, model, tokens, prompt_tokens))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
         await response.prepare(request)
@@ -351,120 +343,14 @@ class FakeOpenAIServer:
         self.max_concurrent = max(self.max_concurrent, self.counters.active)
         try:
             tag = (prompt.split() or [""])[0] + "." if self.tag_answers else ""
-            await self._stream(
-                request, response, chat, model, tokens, prompt_tokens, include_usage, fault, argument, words, tag
+            await stream_answer(
+                self, request, response, chat, model, tokens, prompt_tokens, include_usage, fault, argument, words, tag
             )
         except ConnectionResetError:
             pass  # the client went away (for instance after its read timeout)
         finally:
             self.counters.active -= 1
         return response
-
-    async def _early_fault(
-        self, request: web.Request, fault: str | None, argument: str | None, prompt: str
-    ) -> web.Response | None:
-        if fault is None:
-            return None
-        status = re.fullmatch(r"http_(\d{3})", fault)
-        if status:
-            code = int(status.group(1))
-            return error(code, f"injected HTTP {code}", "InjectedError", retry_after="0" if code == 429 else None)
-        if fault in ("retry429", "retry503") and self.attempts[prompt] <= int(float(argument or 1)):
-            code = int(fault[-3:])
-            message = f"injected HTTP {code} (attempt {self.attempts[prompt]})"
-            return error(code, message, "Retry", retry_after=self.retry_after)
-        if fault == "drop":
-            if request.transport is not None:
-                request.transport.abort()
-            raise asyncio.CancelledError  # nothing more to send on an aborted connection
-        return None
-
-    def _look_up_prefix_cache(self, prompt: str) -> None:
-        """Count the prompt's words as queried, and those of its longest common prefix with an earlier one as hit."""
-        words = prompt.split()
-        hit = 0
-        for earlier in self._cached_prompts:
-            common = 0
-            for mine, theirs in zip(words, earlier, strict=False):
-                if mine != theirs:
-                    break
-                common += 1
-            hit = max(hit, common)
-        self._cached_prompts.append(words)
-        self.counters.prefix_cache_queries += len(words)
-        self.counters.prefix_cache_hits += hit
-
-    async def _stream(
-        self,
-        request: web.Request,
-        response: web.StreamResponse,
-        chat: bool,
-        model: str,
-        tokens: int,
-        prompt_tokens: int,
-        include_usage: bool,
-        fault: str | None,
-        argument: str | None,
-        words: list[str] | None = None,
-        tag: str = "",
-    ) -> None:
-        ident = f"fake-{id(response):x}"
-        if chat and self.role_chunk:
-            await response.write(event(chunk(chat, ident, model, "", role=True)))
-        if fault == "stall":
-            await asyncio.sleep(float(argument or 1))
-        if self.first_token_delay_s:
-            await asyncio.sleep(self.first_token_delay_s)
-        sent = 0
-        chunk_index = 0
-        while sent < tokens:
-            count = min(self.tokens_per_chunk, tokens - sent)
-            text = "".join(
-                "" if (sent + i == 0 and self.empty_first_token) else self._word(words, sent + i, tag)
-                for i in range(count)
-            )
-            finish = "length" if sent + count >= tokens else None
-            if chunk_index == 2 and fault == "reset":
-                self.counters.generation_tokens += sent
-                if request.transport is not None:
-                    request.transport.abort()
-                return
-            if chunk_index == 1 and fault in ("bad_sse", "bad_json", "error_event"):
-                await response.write(
-                    {
-                        "bad_sse": b"this line is not an event\n\n",
-                        "bad_json": b"data: {not json\n\n",
-                        "error_event": event({"error": {"message": "injected engine error", "code": 500}}),
-                    }[fault]
-                )
-                if fault == "error_event":
-                    await response.write(b"data: [DONE]\n\n")
-                self.counters.generation_tokens += sent
-                await response.write_eof()
-                return
-            if chunk_index == 2 and fault == "stall_mid":
-                await asyncio.sleep(float(argument or 1))
-            thinking = chat and sent < self.reasoning_tokens
-            await response.write(event(chunk(chat, ident, model, text, finish=finish, reasoning=thinking)))
-            sent += count
-            chunk_index += 1
-            if self.token_delay_s and sent < tokens:
-                await asyncio.sleep(self.token_delay_s)
-        if include_usage and fault != "no_usage":
-            claimed = int(float(argument or 0)) if fault == "lying_usage" else tokens
-            usage: dict[str, Any] = {
-                "prompt_tokens": prompt_tokens,
-                "total_tokens": prompt_tokens + claimed,
-                "completion_tokens": claimed,
-            }
-            if chat and self.reasoning_tokens:
-                usage["completion_tokens_details"] = {"reasoning_tokens": min(self.reasoning_tokens, tokens)}
-            kind = "chat.completion.chunk" if chat else "text_completion"
-            await response.write(event({"id": ident, "object": kind, "model": model, "choices": [], "usage": usage}))
-        self._count(prompt_tokens, tokens)
-        if fault != "truncated":
-            await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
 
     def _answer_words(self, prompt: str) -> list[str] | None:
         """The table's answer for ``prompt`` as words (the first key the prompt contains), or None."""
@@ -473,27 +359,8 @@ class FakeOpenAIServer:
                 return answer.split() or [""]
         return None
 
-    @staticmethod
-    def _word(words: list[str] | None, position: int, tag: str = "") -> str:
-        if words is None:
-            return f" {tag}t{position}"
-        return ("" if position == 0 else " ") + words[position]
-
-    def _prefix_cache(self, messages: list[Any]) -> int:
-        """Count a chat request in the simulated prefix cache; return the words of all its messages."""
-        words = [len(str(m.get("content", "")).split()) if isinstance(m, dict) else 0 for m in messages]
-        hits = 0
-        for end in range(len(messages), 0, -1):
-            if repr(messages[:end]) in self._seen_prefixes:
-                hits = sum(words[:end])
-                break
-        for end in range(1, len(messages) + 1):
-            self._seen_prefixes.add(repr(messages[:end]))
-        self.counters.prefix_cache_queries += sum(words)
-        self.counters.prefix_cache_hits += hits
-        return sum(words)
-
-    def _count(self, prompt_tokens: int, tokens: int) -> None:
+    def count_answer(self, prompt_tokens: int, tokens: int) -> None:
+        """Count one answer of ``tokens`` tokens to a prompt of ``prompt_tokens`` in the ``/metrics`` counters."""
         counters = self.counters
         counters.prompt_tokens += prompt_tokens
         counters.generation_tokens += tokens
