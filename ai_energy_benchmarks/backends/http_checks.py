@@ -19,6 +19,8 @@ import aiohttp
 
 from ai_energy_benchmarks.backends import http_client as hc
 from ai_energy_benchmarks.backends.http_config import OpenAIHTTPConfig
+from ai_energy_benchmarks.backends.http_loop import LoopThread
+from ai_energy_benchmarks.backends.http_request import RequestShaper
 from ai_energy_benchmarks.backends.servers import detect, get_profile
 from ai_energy_benchmarks.backends.servers.base import ServerFacts, ServerProfile
 from ai_energy_benchmarks.exceptions import BackendError, ConfigError
@@ -223,3 +225,21 @@ def check_first_answer(result: hc.Attempt, url: str) -> bool:
             "counted as streamed chunks, which undercounts when a chunk carries several tokens"
         )
     return result.usage is not None
+
+
+def check_request(
+    loop: LoopThread, client: hc.HttpClient, base_body: dict[str, Any], shaper: RequestShaper, url: str
+) -> bool:
+    """Send one request (``base_body``, the configured options with one output token, and ``shaper``'s fields for a
+    short prompt) so that a rejected option fails now; judged by :func:`check_first_answer` (``url`` names the
+    endpoint in its messages)."""
+    plan = hc.RunPlan(
+        label="check",
+        prompts=["Hello"],
+        base_body=base_body,
+        chat=shaper.chat,
+        concurrency=1,
+        render=shaper.request_fields,
+    )
+    result = loop.call(client.stream_once(hc.encode_body(plan, "Hello"), plan.chat))
+    return check_first_answer(result, url)

@@ -1,9 +1,10 @@
 """The asyncio + aiohttp engine of the OpenAI-compatible backend.
 
 One :class:`HttpClient` lives on one event loop (the backend runs that loop in a background thread). It sends on an
-arrival schedule (``http_schedule``) under a concurrency limit, streams each request (``http_stream``), checks each
-answer against its request and stream (``http_answers``), retries 429/503 with jittered backoff, and scrapes the
-server's Prometheus ``/metrics`` (the series of its profile, ``http_prometheus``) while a run is going.
+arrival schedule (``http_schedule``) under a concurrency limit, or conversations turn by turn
+(``http_conversations``), streams each request (``http_stream``), checks each answer against its request and stream
+(``http_answers``), retries 429/503 with jittered backoff, and scrapes the server's Prometheus ``/metrics`` (the series
+of its profile, ``http_prometheus``) while a run is going.
 
 Times are ``time.perf_counter()`` seconds (the clock of the measured windows); durations are seconds.
 """
@@ -17,7 +18,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import aiohttp
 
@@ -32,9 +32,17 @@ from ai_energy_benchmarks.backends.http_answers import (  # noqa: F401 (re-expor
     WRONG_MODEL,
     check_answer,
 )
+from ai_energy_benchmarks.backends.http_conversations import run_conversations
 from ai_energy_benchmarks.backends.http_metrics import SlotTrace
 from ai_energy_benchmarks.backends.http_prometheus import parse_prometheus
-from ai_energy_benchmarks.backends.http_run import RunPlan, RunState, make_record, note_contradictions
+from ai_energy_benchmarks.backends.http_run import (  # noqa: F401 (re-exported)
+    RunPlan,
+    RunState,
+    build_body,
+    encode_body,
+    make_record,
+    note_contradictions,
+)
 from ai_energy_benchmarks.backends.http_schedule import (  # noqa: F401 (re-exported)
     MAX_RETRY_WAIT_S,
     RETRY_AFTER_SPREAD,
@@ -68,7 +76,6 @@ from ai_energy_benchmarks.backends.http_stream import (  # noqa: F401 (re-export
 )
 from ai_energy_benchmarks.backends.servers.base import MetricNames
 from ai_energy_benchmarks.backends.servers.vllm import METRICS as VLLM_METRICS
-from ai_energy_benchmarks.datasets.conversations import Conversation, history_messages, with_history
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +201,9 @@ class HttpClient:
         index = 0
         try:
             if plan.conversations is not None:  # every turn of every conversation, sent and answered
-                index = count = await self._conversations(state, slots, emit)
+                index = count = await run_conversations(
+                    state, slots, emit, self._attempts, self._finished, self.model_names
+                )
             while (count is None or index < count) and state.stop_reason is None:
                 due = start + next(offsets)
                 if deadline is not None and due >= deadline:
@@ -240,87 +249,6 @@ class HttpClient:
         if plan.scrape_interval_s is not None:
             state.prometheus_after = await self.scrape(state)
         return state
-
-    async def _conversations(
-        self, state: RunState, slots: asyncio.Semaphore, emit: Callable[[RequestRecord], None]
-    ) -> int:
-        """Run ``state.plan.conversations``: each takes a slot for all its turns (sent one after another), up to
-        ``concurrency`` conversations at once. Returns when all have ended: the number of turns they hold."""
-        plan = state.plan
-        conversations = plan.conversations or []
-        loop = asyncio.get_running_loop()
-        active: list[asyncio.Task[None]] = []
-        for position, conversation in enumerate(conversations):
-            await slots.acquire()
-            if state.stop_reason is not None:
-                slots.release()
-                break
-            state.trace.events.append((time.perf_counter(), len(state.tasks) + 1))
-            task = loop.create_task(self._conversation(state, position, conversation, slots, emit))
-            active.append(task)
-            state.tasks.add(task)
-        state.trace.sends_done_s = time.perf_counter()
-        while state.tasks:
-            done, _ = await asyncio.wait(set(state.tasks))
-            state.tasks.difference_update(done)
-        for task in active:
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-        return sum(len(c.user_turns) for c in conversations)
-
-    async def _conversation(
-        self,
-        state: RunState,
-        position: int,
-        conversation: Conversation,
-        slots: asyncio.Semaphore,
-        emit: Callable[[RequestRecord], None],
-    ) -> None:
-        """One conversation's turns in order, each sent with the history so far (see ``history_messages``)."""
-        plan = state.plan
-        answers: list[str | None] = []
-        first_index = sum(len(c.user_turns) for c in (plan.conversations or [])[:position])
-        task = asyncio.current_task()
-        try:
-            for turn, text in enumerate(conversation.user_turns):
-                if state.stop_reason is not None:
-                    break
-                body = build_body(plan, text)
-                formatted = body.get("messages") or [{"role": "user", "content": text}]
-                history = history_messages(conversation, turn, answers, plan.history)[:-1]
-                body["messages"] = with_history(formatted, history)
-                start = time.perf_counter()
-                try:
-                    result = await self._attempts(state, json.dumps(body).encode("utf-8"))
-                except asyncio.CancelledError:
-                    if state.stop_reason is None:
-                        raise
-                    result = Attempt(error_class=ABORTED, error=f"aborted: {state.stop_reason}")
-                end = time.perf_counter()
-                record = make_record(first_index + turn, start, end, result, state, self.model_names, body)
-                record.conversation_id = conversation.id
-                record.turn = turn
-                answers.append(record.output_text if record.ok else None)
-                if not plan.keep_text:  # kept for the history only
-                    record.output_text = None
-                self._finished(state, record, emit)
-                if record.error_class == ABORTED:
-                    break
-                if not record.ok and plan.history == "model":
-                    # The model gave no answer to put in the history: the later turns cannot be what was asked.
-                    logger.warning(
-                        "conversation '%s': turn %d failed (%s); its %d later turn(s) are not sent",
-                        conversation.id,
-                        turn,
-                        record.error_class,
-                        len(conversation.user_turns) - turn - 1,
-                    )
-                    break
-        finally:
-            if task is not None:
-                state.tasks.discard(task)
-            state.trace.events.append((time.perf_counter(), len(state.tasks)))
-            slots.release()
 
     async def _request(
         self,
@@ -421,22 +349,3 @@ class HttpClient:
                 sample = {name: values[name] for name in self.metrics.sampled if name in values}
                 state.prometheus_samples.append((time.perf_counter(), sample))
             next_s += interval_s
-
-
-def encode_body(plan: RunPlan, prompt: str) -> bytes:
-    """The JSON body of one request: the plan's base body and the prompt's fields from ``plan.render`` (by default
-    ``prompt`` as is, or one user message for chat)."""
-    return json.dumps(build_body(plan, prompt)).encode("utf-8")
-
-
-def build_body(plan: RunPlan, prompt: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """:func:`encode_body`'s body as a dict, with ``extra`` fields (a trace request's output length) on top."""
-    body = dict(plan.base_body)
-    body.update(extra or {})
-    if plan.render is not None:
-        body.update(plan.render(prompt))
-    elif plan.chat:
-        body["messages"] = [{"role": "user", "content": prompt}]
-    else:
-        body["prompt"] = prompt
-    return body

@@ -6,12 +6,15 @@ The API key (``backend.api_key`` or ``OPENAI_API_KEY``) is sent as a bearer toke
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import socket
 import urllib.parse
 
-from ai_energy_benchmarks.config.redact import url_without_credentials
+from ai_energy_benchmarks.config.redact import redact_text, url_without_credentials
 from ai_energy_benchmarks.exceptions import ConfigError
+
+logger = logging.getLogger(__name__)
 
 API_PATHS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
 
@@ -93,3 +96,40 @@ def resolve_api_key(configured: str | None) -> tuple[str | None, str]:
     if env:
         return env, "env:OPENAI_API_KEY"
     return None, "none"
+
+
+def endpoint_credentials(base_url: str, configured_key: str | None) -> tuple[str | None, str]:
+    """The API key to send and where it came from (see :func:`resolve_api_key`): none (``endpoint``) when
+    ``base_url`` carries credentials (user:password@host), which are sent instead.
+
+    Raises:
+        ConfigError: ``base_url`` carries credentials and ``backend.api_key`` is set too.
+    """
+    api_key, source = resolve_api_key(configured_key)
+    if "@" not in urllib.parse.urlsplit(base_url).netloc:
+        return api_key, source
+    # Both would go in the Authorization header (Basic from the URL, Bearer from the key).
+    if source == "config":
+        raise ConfigError(
+            "backend.endpoint carries credentials (user:password@host) and backend.api_key is set: both "
+            "would be sent as the Authorization header; give one of them"
+        )
+    if api_key:
+        logger.info("the endpoint carries credentials: OPENAI_API_KEY from the environment is not sent")
+    return None, "endpoint"
+
+
+def request_headers(api_key: str | None) -> dict[str, str]:
+    """Every request's headers: JSON, and the API key as a bearer token when there is one."""
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+def redact_secrets(text: str, api_key: str | None, url_password: str | None) -> str:
+    """``text`` without the API key (``***``) and without the endpoint URL's password or other credentials (see
+    :func:`config.redact.redact_text`)."""
+    if api_key and api_key in text:
+        text = text.replace(api_key, "***")
+    return redact_text(text, (url_password or "",))

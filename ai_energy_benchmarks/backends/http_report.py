@@ -1,7 +1,9 @@
-"""What the HTTP backend reports about its runs: each run's summary, and whose energy the meters read."""
+"""What the HTTP backend reports about its runs: each run's summary, the measured runs and their metrics, the steady
+states, the load settings, and whose energy the meters read."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ai_energy_benchmarks.backends import http_client as hc
@@ -53,6 +55,80 @@ def run_summary(label: str, state: hc.RunState, backend: OpenAIHTTPConfig, names
 #: vLLM's prefix-cache counters (tokens looked up in the cache, and of those found there), as exposed on /metrics.
 PREFIX_CACHE_QUERIES = "vllm:prefix_cache_queries_total"
 PREFIX_CACHE_HITS = "vllm:prefix_cache_hits_total"
+
+
+def measured_runs(
+    runs: list[tuple[str, hc.RunState]], backend: OpenAIHTTPConfig, names: MetricNames | None
+) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], hc.RunState]], dict[str, Any]]:
+    """Every run's summary (``runs``: label and state, in order), the measured runs (the ``generate`` passes, or
+    every run but the warm-up when none is named so) each with its state, and their request metrics over their
+    summed duration."""
+    summaries = [run_summary(label, state, backend, names) for label, state in runs]
+    pairs = list(zip(summaries, (state for _, state in runs), strict=True))
+    generate = [(run, state) for run, state in pairs if str(run["label"]).startswith("generate")]
+    if not generate:
+        generate = [(run, state) for run, state in pairs if run["label"] != "warmup"]
+    records = [r for _, state in generate for r in state.records]
+    duration = sum(float(run["duration_s"]) for run, _ in generate)
+    measured = request_metrics(records, duration, backend.slo_ttft_s, backend.slo_tpot_s, backend.slo_e2e_s)
+    return summaries, generate, measured
+
+
+def steady_state_intervals(runs: list[tuple[str, hc.RunState]]) -> dict[str, tuple[float, float]]:
+    """Each measured run's steady state (all slots busy), by label: ``time.perf_counter()`` start, end (runs that
+    never filled every slot left out)."""
+    intervals: dict[str, tuple[float, float]] = {}
+    for label, state in runs:
+        bounds = state.trace.steady_bounds()
+        if label != "warmup" and bounds is not None:
+            intervals[label] = bounds
+    return intervals
+
+
+def load_settings(backend: OpenAIHTTPConfig, ignore_eos: bool, pooled_connections: int) -> dict[str, Any]:
+    """The load the runs were sent with (``describe()["load"]``)."""
+    return {
+        "concurrency": backend.concurrency,
+        "request_rate_per_s": backend.request_rate,
+        "arrival": backend.arrival if backend.request_rate is not None else "as fast as concurrency allows",
+        "burstiness": backend.burstiness,
+        "seed": backend.seed,
+        "duration_s": backend.duration_s,
+        "ignore_eos": ignore_eos,
+        "max_retries": backend.max_retries,
+        "retry_backoff_s": backend.retry_backoff_s,
+        "connect_timeout_s": backend.connect_timeout_s,
+        "read_timeout_s": backend.read_timeout_s,
+        "max_consecutive_failures": backend.max_consecutive_failures,
+        "pooled_connections": pooled_connections,
+        "note": "one prompt per request; the server forms its own batches, and concurrency / request_rate "
+        "set the load (scenario.input_shapes.batch_size only sizes the warm-up: warmup_runs x batch_size "
+        "requests)",
+    }
+
+
+def http_block(
+    runs: list[dict[str, Any]],
+    generate: list[tuple[dict[str, Any], hc.RunState]],
+    measured: dict[str, Any],
+    usage_in_stream: bool,
+    warmup_errors: Mapping[str, int],
+    prometheus: dict[str, Any],
+) -> dict[str, Any]:
+    """``describe()["http"]``: where token counts come from, the measured runs' metrics and steady states (see
+    :func:`measured_runs`), errors by class, every run's summary, and the Prometheus scrape (``prometheus``)."""
+    return {
+        "token_counts_from": "usage"
+        if usage_in_stream
+        else "streamed chunks (the server sent no usage block; a lower bound)",
+        "measured": measured,
+        "steady_state": [run["steady_state"] | {"label": run["label"]} for run, _ in generate],
+        "errors_by_class": measured["errors_by_class"],
+        "warmup_errors_by_class": dict(sorted(warmup_errors.items())),
+        "runs": runs,
+        "prometheus": prometheus,
+        "error_classes": list(hc.ERROR_CLASSES),
+    }
 
 
 def prefix_cache(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ and the backend logs and reports it (``server_profile.not_sent``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,8 @@ from ai_energy_benchmarks.config.schema import ScenarioConfig
 from ai_energy_benchmarks.exceptions import ConfigError
 from ai_energy_benchmarks.formatters.base import Formatter, ThinkPrefixFormatter
 from ai_energy_benchmarks.formatters.harmony import HarmonyFormatter
+
+logger = logging.getLogger(__name__)
 
 #: Body keys the backend sets itself; generate_kwargs may not override them.
 _RESERVED_KEYS = frozenset({"model", "prompt", "messages", "stream", "stream_options"})
@@ -159,6 +162,15 @@ class RequestShaper:
             self.api, backend.model, generate_kwargs, backend.ignore_eos, self.profile, self.not_sent
         )
 
+    def prompt_format(self) -> dict[str, Any]:
+        """How prompts are sent (``describe()["prompt_format"]``): the server's chat template or plain text, the
+        reasoning switch and the formatter."""
+        return {
+            "chat_template": "server's (chat endpoint)" if self.chat else False,
+            "reasoning": self._scenario.reasoning,
+            "formatter": self.formatter.describe(),
+        }
+
     def _choose_formatter(self) -> Formatter:
         """The reasoning formatter for the model, checked against the API (chat messages or plain text)."""
         from ai_energy_benchmarks.formatters.registry import FormatterRegistry
@@ -253,3 +265,20 @@ class RequestShaper:
         """What is sent for ``prompt``: the completions text, or the chat fields (messages, reasoning options)."""
         fields = self.request_fields(prompt)
         return str(fields["prompt"]) if not self.chat else fields
+
+
+def log_not_sent(shaper: RequestShaper, warned: set[str]) -> None:
+    """Log each derived extension ``shaper``'s server profile leaves out (``shaper.not_sent``) once: ``warned``
+    holds those already logged and gains the rest."""
+    profile = shaper.profile
+    for key in sorted(shaper.not_sent - warned):
+        warned.add(key)
+        logger.warning(
+            "the %s server profile does not send '%s' (%s does not read it): %s",
+            profile.name,
+            key,
+            profile.title,
+            "output lengths are the model's own, not fixed"
+            if key == "ignore_eos"
+            else "the server may stop before min_new_tokens",
+        )

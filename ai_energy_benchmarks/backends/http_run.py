@@ -1,9 +1,10 @@
-"""One run of the HTTP backend: its plan (what to send and how) and its state (what happened), and the record
-of each request built from its attempt and checked against the plan."""
+"""One run of the HTTP backend: its plan (what to send and how) and its state (what happened), each request's body
+built from the plan, and the record of each request built from its attempt and checked against the plan."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Collection
@@ -148,3 +149,22 @@ def make_record(
         usage_completion_tokens=None if believed else claimed,
         output_text=None if result.text_parts is None else "".join(result.text_parts),
     )
+
+
+def encode_body(plan: RunPlan, prompt: str) -> bytes:
+    """The JSON body of one request: the plan's base body and the prompt's fields from ``plan.render`` (by default
+    ``prompt`` as is, or one user message for chat)."""
+    return json.dumps(build_body(plan, prompt)).encode("utf-8")
+
+
+def build_body(plan: RunPlan, prompt: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """:func:`encode_body`'s body as a dict, with ``extra`` fields (a trace request's output length) on top."""
+    body = dict(plan.base_body)
+    body.update(extra or {})
+    if plan.render is not None:
+        body.update(plan.render(prompt))
+    elif plan.chat:
+        body["messages"] = [{"role": "user", "content": prompt}]
+    else:
+        body["prompt"] = prompt
+    return body

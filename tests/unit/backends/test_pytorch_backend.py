@@ -248,7 +248,7 @@ def test_num_threads_is_applied_recorded_and_restored(tmp_path: Path) -> None:
 
 def test_unset_num_threads_takes_the_cores_actually_free(monkeypatch: pytest.MonkeyPatch) -> None:
     """On a 2-core machine with both cores busy a CPU run takes one thread; on a quiet one torch's default."""
-    from ai_energy_benchmarks.backends import pytorch as backend_module
+    from ai_energy_benchmarks.backends import pytorch_threads as backend_module
 
     monkeypatch.setattr(backend_module, "usable_cores", lambda: 2)
     monkeypatch.setattr(backend_module, "_other_runnable_tasks", lambda: 0.0)
