@@ -36,7 +36,7 @@ OWN_PARTS = {**LEAF_MODULES, f"{PACKAGE}.config.parser": "config.parser"}
 #: the runner drives backends and meters into results (``passes`` and ``run_dir``, its helpers, and ``legacy_runner``,
 #: 0.0.4's runner attributes, beside it);
 #: 0.0.4's ``reporters`` write a CSV and know nothing else; sweeps drive the runner; the CLI and the package's public
-#: API (``__init__``) sit on top.
+#: API (``__init__``) sit on top (``cli_console``, the CLI's console set-up, beside it).
 LAYERS: list[set[str]] = [
     {"_version", "exceptions", "records", "results.stats"},
     {"interrupts", "environment", "formatters", "config", "reporters"},
@@ -46,7 +46,7 @@ LAYERS: list[set[str]] = [
     {"reporting"},
     {"runner", "legacy_runner", "passes", "run_dir", "progress", "config.parser"},
     {"sweeps"},
-    {"cli", "__main__", "(package)"},
+    {"cli", "cli_console", "__main__", "(package)"},
 ]
 #: Upward imports allowed by name, each with its reason (importer module -> imported part).
 ALLOWED_UPWARD = {
