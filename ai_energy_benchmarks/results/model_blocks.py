@@ -376,30 +376,3 @@ class WorkloadResult(ResultBlock):
     input_tokens: dict[str, Any] | None = None
     output_tokens: dict[str, Any] | None = None
     per_session: list[dict[str, Any]] | None = Field(None, description="trace: one row per session")
-
-
-__all__ = [
-    "CrossCheck",
-    "DatasetInfo",
-    "Energy",
-    "Files",
-    "IdleBaseline",
-    "Latency",
-    "MeteredGpu",
-    "Number",
-    "PhaseBlock",
-    "Phases",
-    "Quality",
-    "Repetition",
-    "RepetitionStatistics",
-    "ResultBlock",
-    "RunConfig",
-    "Statistics",
-    "SteadyDevice",
-    "SteadyState",
-    "SteadyWindow",
-    "Summary",
-    "Timestamps",
-    "WorkloadResult",
-    "ZeroFilledBlock",
-]
