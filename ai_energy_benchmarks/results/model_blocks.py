@@ -350,9 +350,13 @@ class WorkloadResult(ResultBlock):
 
     kind: Literal["multi_turn", "trace"] | None = Field(None, description="multi_turn | trace")
     energy_method: str | None = Field(None, description="how each request's energy is taken from its window's")
-    energy_source: str | None = Field(None, description="estimated:time-share-of-window; null when not metered")
+    energy_source: str | None = Field(
+        None, description="estimated:request-attribution (the records' energy_j); null when not metered"
+    )
     window_energy_j: Number | None = Field(None, description="energy of the generate windows, J")
-    unattributed_energy_j: Number | None = Field(None, description="of it, time with no request in flight, J")
+    unattributed_energy_j: Number | None = Field(
+        None, description="of it, what the requests' energy_j do not cover (0 up to rounding), J"
+    )
     prefix_cache: dict[str, Any] | None = Field(
         None, description="server's prefix-cache queries_tokens, hits_tokens, hit_rate over the measured runs"
     )

@@ -101,7 +101,7 @@ def _workload_lines(workload: WorkloadResult | None) -> list[str]:
     if workload is None:
         return []
     lines: list[str] = []
-    estimate = " (ESTIMATE: time share of window)" if workload.energy_source else ""
+    estimate = " (ESTIMATE: sum of its requests' shares of window energy)" if workload.energy_source else ""
     if workload.kind == "multi_turn":
         latency, joules = workload.conversation_latency_s, workload.conversation_energy_j
         lines.append(

@@ -1,12 +1,13 @@
 """The ``workload`` block of a session workload's result: conversations (per turn, per conversation) or a trace replay
-(schedule drift, lengths against the trace), with energy shared among the requests in flight and the server's
-prefix-cache counters beside it. docs/workloads.md gives every definition.
+(schedule drift, lengths against the trace), with each request's energy and the server's prefix-cache counters
+beside it. docs/workloads.md gives every definition.
 
-Energy of a request (``TIME_SHARE_SOURCE``): each generate window's measured energy E over its duration D is taken
-at its mean power P = E / D; at every instant, P is split evenly among the window's requests in flight then, so a
-request's energy is the integral of P / n(t) over its own span (n(t): requests in flight at t, itself included).
-Time with no request in flight (the window's edges, the client's gaps between turns) is ``unattributed_energy_j``;
-the requests' energies and it add up to E. A conversation's (or trace session's) energy is the sum of its requests'.
+Energy of a request: its record's ``energy_j``, its share of its window's energy as
+:mod:`~ai_energy_benchmarks.results.attribution` set it (``energy.request_attribution``; docs/workloads.md, "Energy
+per request under concurrency"): the one per-request model of the result, so a turn's energy here is the same figure
+as that request's ``energy_j`` in ``requests.jsonl``. A conversation's (or trace session's) energy is the sum of its
+requests'. ``unattributed_energy_j`` is what the requests' shares leave of the generate windows' energy (0 up to
+rounding where every window was attributed).
 """
 
 from __future__ import annotations
@@ -21,62 +22,37 @@ from ai_energy_benchmarks.records import RequestRecord
 from ai_energy_benchmarks.results import stats
 from ai_energy_benchmarks.results.meters import Expected, _joules, _required, _total
 
-TIME_SHARE_SOURCE = "estimated:time-share-of-window"
+#: Where a request's energy in the ``workload`` block comes from: the attribution's share of a measured window.
+REQUEST_ATTRIBUTION_SOURCE = "estimated:request-attribution"
 ENERGY_METHOD = (
-    "each generate window's measured energy at its mean power, split evenly at every instant among the requests "
-    "in flight (a request's energy: integral of P / n(t) over its span); a conversation's energy is the sum of "
-    "its turns'; time with no request in flight is unattributed"
+    "each request's energy_j as in requests.jsonl: its share of its window's energy by the request attribution "
+    "(energy.request_attribution; docs/workloads.md, 'Energy per request under concurrency'); a conversation's or "
+    "session's energy is the sum of its requests'; unattributed: the window energy the shares leave"
 )
 
 
-def share_energy_by_time(records: Sequence[RequestRecord], power_w: float) -> list[float]:
-    """Each record's energy (J) at constant ``power_w``, shared evenly among the records in flight at each instant."""
-    # A sweep over start (+1) and end (-1) events; work is bounded by the requests in flight at once.
-    events = sorted(
-        [(r.start_s, 1, i) for i, r in enumerate(records)] + [(r.end_s, -1, i) for i, r in enumerate(records)]
-    )
-    shares = [0.0] * len(records)
-    active: set[int] = set()
-    previous = events[0][0] if events else 0.0
-    for time_s, change, index in events:
-        if active and time_s > previous:
-            each = power_w * (time_s - previous) / len(active)
-            for i in active:
-                shares[i] += each
-        previous = time_s
-        if change > 0:
-            active.add(index)
-        else:
-            active.discard(index)
-    return shares
-
-
-def _energies(
-    records: Sequence[RequestRecord],
-    windows: Sequence[WindowMeasurement],
-    chosen: dict[str, str],
-    expected: Expected,
-) -> tuple[dict[int, float], float | None, float | None]:
-    """Energy per record (by ``id``), total window energy and unattributed energy (J); None where a window's total
-    is unknown (a meter missed it: no request of the run gets an energy then)."""
-    per_record: dict[int, float] = {}
-    window_total = 0.0
-    unattributed = 0.0
+def _window_energy(windows: Sequence[WindowMeasurement], chosen: dict[str, str], expected: Expected) -> float | None:
+    """Total energy of the generate windows (J), None where a window's total is unknown (a meter missed it)."""
+    if not chosen:
+        return None
+    total_j = 0.0
     for window in windows:
-        total_j = _total(_joules([window], chosen, expected), _required(chosen)) if chosen else None
-        if total_j is None or window.duration_s <= 0:
-            return {}, None, None
-        mine = [r for r in records if r.repetition == window.repetition]
-        shares = share_energy_by_time(mine, total_j / window.duration_s)
-        per_record.update({id(r): j for r, j in zip(mine, shares, strict=True)})
-        window_total += total_j
-        unattributed += total_j - sum(shares)
-    return per_record, window_total, max(0.0, unattributed)
+        window_j = _total(_joules([window], chosen, expected), _required(chosen))
+        if window_j is None:
+            return None
+        total_j += window_j
+    return total_j
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return stats.mean(present) if present else None
+
+
+def _energies(records: Sequence[RequestRecord], known: bool) -> list[float] | None:
+    """The records' ``energy_j`` (J); None unless the run's energy is known and every record has its share."""
+    values = [r.energy_j for r in records]
+    return [float(v) for v in values if v is not None] if known and None not in values else None
 
 
 def _prefix_cache(model_info: dict[str, Any]) -> dict[str, Any] | None:
@@ -96,7 +72,7 @@ def _prefix_cache(model_info: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _group_rows(records: Sequence[RequestRecord], energy: dict[int, float], energy_known: bool) -> list[dict[str, Any]]:
+def _group_rows(records: Sequence[RequestRecord], known: bool) -> list[dict[str, Any]]:
     """One row per (repetition, conversation or session), in first-request order."""
     groups: dict[tuple[int, str], list[RequestRecord]] = defaultdict(list)
     for record in sorted(records, key=lambda r: r.start_s):
@@ -114,7 +90,7 @@ def _group_rows(records: Sequence[RequestRecord], energy: dict[int, float], ener
                 "wall_s": max(r.end_s for r in mine) - min(r.start_s for r in mine),
                 "prompt_tokens": sum(r.prompt_tokens for r in mine),
                 "completion_tokens": sum(r.completion_tokens for r in mine),
-                "energy_j": sum(energy[id(r)] for r in mine) if energy_known else None,
+                "energy_j": sum(joules) if (joules := _energies(mine, known)) is not None else None,
             }
         )
     return rows
@@ -133,32 +109,32 @@ def workload_block(
     expected: Expected,
     model_info: dict[str, Any],
 ) -> dict[str, Any] | None:
-    """The result's ``workload`` block (None for single prompts)."""
+    """The result's ``workload`` block (None for single prompts). The records' ``energy_j`` must already be set by
+    :func:`~ai_energy_benchmarks.results.attribution.attribute_energy` (``aggregate`` runs it first)."""
     if workload is None:
         return None
     generate = [r for r in records if r.phase == "generate"]
-    energy, window_j, unattributed_j = _energies(
-        generate, [w for w in windows if w.kind == "generate"], chosen, expected
-    )
-    known = window_j is not None
+    window_j = _window_energy([w for w in windows if w.kind == "generate"], chosen, expected)
+    shares = _energies(generate, window_j is not None)
+    known = shares is not None
+    # what the requests' shares leave of the windows' energy (0 up to rounding where the attribution shared it all)
+    unattributed_j = max(0.0, window_j - sum(shares)) if window_j is not None and shares is not None else None
     block: dict[str, Any] = {
         "kind": workload.kind,
         "energy_method": ENERGY_METHOD,
-        "energy_source": TIME_SHARE_SOURCE if known else None,
+        "energy_source": REQUEST_ATTRIBUTION_SOURCE if known else None,
         "window_energy_j": window_j,
         "unattributed_energy_j": unattributed_j,
         "prefix_cache": _prefix_cache(model_info),
     }
     if workload.conversations is not None:
-        block |= _conversations_block(workload, generate, energy, known)
+        block |= _conversations_block(workload, generate, known)
     elif workload.trace is not None:
-        block |= _trace_block(workload, generate, energy, known, model_info)
+        block |= _trace_block(workload, generate, known, model_info)
     return block
 
 
-def _conversations_block(
-    workload: Workload, records: Sequence[RequestRecord], energy: dict[int, float], known: bool
-) -> dict[str, Any]:
+def _conversations_block(workload: Workload, records: Sequence[RequestRecord], known: bool) -> dict[str, Any]:
     assert workload.conversations is not None
     conversations = workload.conversations
     by_turn: dict[int, list[RequestRecord]] = defaultdict(list)
@@ -174,11 +150,11 @@ def _conversations_block(
             "mean_ttft_s": _mean([r.ttft_s for r in mine]),
             "mean_prompt_tokens": _mean([float(r.prompt_tokens) for r in mine]),
             "mean_completion_tokens": _mean([float(r.completion_tokens) for r in mine]),
-            "mean_energy_j": _mean([energy[id(r)] for r in mine]) if known else None,
+            "mean_energy_j": _mean(joules) if (joules := _energies(mine, known)) is not None else None,
         }
         for turn, mine in sorted(by_turn.items())
     ]
-    rows = _group_rows(records, energy, known)
+    rows = _group_rows(records, known)
     return {
         "source": conversations.source,
         "history": workload.history,
@@ -195,7 +171,6 @@ def _conversations_block(
 def _trace_block(
     workload: Workload,
     records: Sequence[RequestRecord],
-    energy: dict[int, float],
     known: bool,
     model_info: dict[str, Any],
 ) -> dict[str, Any]:
@@ -209,7 +184,7 @@ def _trace_block(
     runs = [r for r in (model_info.get("http") or {}).get("runs") or [] if str(r.get("label", "")).startswith("gen")]
     drift = [r["schedule_drift"] | {"label": r.get("label")} for r in runs if r.get("schedule_drift")]
     drift += [d for d in model_info.get("schedule_drift") or [] if str(d.get("label", "")).startswith("gen")]
-    rows = _group_rows(records, energy, known)
+    rows = _group_rows(records, known)
     return {
         "source": trace.source,
         "timestamp_unit": trace.timestamp_unit,
@@ -235,4 +210,4 @@ def _trace_block(
     }
 
 
-__all__ = ["ENERGY_METHOD", "TIME_SHARE_SOURCE", "share_energy_by_time", "workload_block"]
+__all__ = ["ENERGY_METHOD", "REQUEST_ATTRIBUTION_SOURCE", "workload_block"]

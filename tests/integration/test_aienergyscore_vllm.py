@@ -26,7 +26,6 @@ from typing import Any
 
 import pytest
 from contract import ENERGY_KEYS, SUMMARY_KEYS
-from repo_paths import TESTS_DIR
 
 from ai_energy_benchmarks.config.parser import (
     BackendConfig,
@@ -280,7 +279,7 @@ _LOCAL_GPU_CHILD = textwrap.dedent(
     fake = FakeNvml([FakeGpu(power=150.0)])
     fake.install()  # before CodeCarbon is imported: it binds pynvml at import time
 
-    sys.path.insert(0, sys.argv[2])
+    sys.path[:0] = [sys.argv[2], str(Path(sys.argv[2]).parent)]  # this file's folder, and tests/ (its helpers)
     from test_aienergyscore_vllm import ROWS, aienergyscore_config, run_row
 
     from ai_energy_benchmarks.testing.sse_server import FakeOpenAIServer
@@ -302,7 +301,7 @@ def test_a_local_servers_gpu_is_metered_and_measured_by_default(tmp_path: Path) 
     write_fake_nvidia_smi(bin_dir)
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     child = subprocess.run(
-        [sys.executable, "-c", _LOCAL_GPU_CHILD, str(tmp_path / "run"), str(TESTS_DIR)],
+        [sys.executable, "-c", _LOCAL_GPU_CHILD, str(tmp_path / "run"), str(Path(__file__).resolve().parent)],
         capture_output=True,
         text=True,
         env=env,

@@ -502,3 +502,32 @@ def test_speculative_decoding_acceptance_from_the_real_servers_counters(
     assert spec["acceptance_rate"] == spec["accepted_tokens"] / spec["draft_tokens"]
     assert spec["mean_accepted_tokens_per_draft"] == spec["accepted_tokens"] / spec["drafts"]
     assert result["summary"]["total_completion_tokens"] == 4 * 32  # the drafts change the speed, not the answer length
+
+
+def test_answers_scored_from_the_real_servers_text(vllm_server: str, tmp_path: Path) -> None:
+    """Energy per verified answer on a real server: every answer's streamed text is kept and scored after the run.
+    The tiny random model cannot do arithmetic, so the scorer here is a pattern every non-empty answer matches (each
+    answer has 8 forced tokens): all answers correct, and J per correct answer = the generate window's energy / 8."""
+    data = make_config(vllm_server, tokens=8, tmp=tmp_path, concurrency=4).model_dump(mode="json")
+    data["scenario"].update(
+        {
+            "dataset_name": "packaged:arithmetic",
+            "num_samples": 8,
+            "scorer": {"type": "regex", "pattern": "\\S"},
+        }
+    )
+    data["metrics"] = {"enabled": True, "type": "codecarbon"}
+    result = BenchmarkRunner(BenchmarkConfig.model_validate(data)).run()
+    assert result["status"] == "completed"
+    rows = [json.loads(line) for line in (tmp_path / "out" / "requests.jsonl").read_text().splitlines()]
+    generate = [row for row in rows if row["phase"] == "generate"]
+    assert len(generate) == 8 and all(row["correct"] is True for row in generate)
+    prompts = [json.loads(line) for line in (tmp_path / "out" / "prompts.jsonl").read_text().splitlines()]
+    assert all(row["reference"] for row in prompts)  # the packaged task set's answers, read beside each prompt
+    quality = result["quality"]
+    assert (quality["answers"], quality["scored"], quality["correct"]) == (8, 8, 8)
+    assert quality["accuracy"] == 1.0 and quality["null_reason"] is None
+    energy_j = result["energy"]["total_energy_j"]
+    assert energy_j is not None and energy_j > 0
+    assert quality["joules_per_correct_answer"] == pytest.approx(energy_j / 8)
+    assert quality["wh_per_1000_correct_answers"] == pytest.approx(energy_j / 8 / 3600 * 1000)

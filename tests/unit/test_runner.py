@@ -11,50 +11,14 @@ from typing import Any
 import pytest
 from contract import ENERGY_KEYS, SUMMARY_KEYS
 from repo_paths import REPO_ROOT
+from run_support import NEW_TOKENS, make_config
 
 from ai_energy_benchmarks import __version__, create_benchmark
-from ai_energy_benchmarks.config.parser import (
-    BackendConfig,
-    BenchmarkConfig,
-    MetricsConfig,
-    ReporterConfig,
-    ScenarioConfig,
-)
 from ai_energy_benchmarks.exceptions import DatasetError
 from ai_energy_benchmarks.results.writers import append_csv_row
 from ai_energy_benchmarks.runner import BenchmarkRunner, run_benchmark_from_config
 
-NEW_TOKENS = 8
 MODEL_DIR = REPO_ROOT / "ai_energy_benchmarks" / "data" / "models" / "tiny-llama"
-
-
-def make_config(out: Path, num_samples: int = 12, batch_size: int = 1, **scenario: Any) -> BenchmarkConfig:
-    """A small benchmark built by keyword, the way AIEnergyScore builds its config."""
-    return BenchmarkConfig(
-        name="test-run",
-        output_dir=str(out),
-        backend=BackendConfig(type="pytorch", model="packaged:tiny-llama", device="cpu", no_weights=True),
-        scenario=ScenarioConfig(
-            dataset_name="packaged:quickstart",
-            text_column_name="text",
-            num_samples=num_samples,
-            reasoning=False,
-            reasoning_params=None,
-            input_shapes={"batch_size": batch_size},
-            generate_kwargs={"max_new_tokens": NEW_TOKENS, "min_new_tokens": NEW_TOKENS},
-            warmup_runs=1,
-            **scenario,
-        ),
-        metrics=MetricsConfig(
-            enabled=True,
-            type="codecarbon",
-            project_name="tests",
-            output_dir=str(out / "codecarbon"),
-            country_iso_code="USA",
-            region="california",
-        ),
-        reporter=ReporterConfig(type="csv", output_file=str(out / "results.csv")),
-    )
 
 
 @pytest.fixture(scope="module")

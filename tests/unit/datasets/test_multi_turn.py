@@ -208,8 +208,11 @@ def test_prefix_cache_counters_are_recorded_beside(tmp_path: Path) -> None:
 
 
 def test_energy_per_turn_and_per_conversation_at_constant_power(tmp_path: Path) -> None:
-    """One conversation at a time on a (simulated) 60 W GPU: each turn's energy is 60 W x its latency, the
-    conversations' energies and the unattributed rest add up to the window's energy."""
+    """One conversation at a time on a (simulated) 60 W GPU. The ``workload`` block's energies are the requests'
+    ``energy_j`` in requests.jsonl (one per-request model): a turn's is its request's, a conversation's the sum of
+    its turns', and with the attribution sharing the whole window nothing is left unattributed. By hand: alone in
+    flight, a turn draws 60 W over its span; the time with no request in flight (window edges, the client's gaps
+    between turns) goes to the turns in proportion to that, so turn i gets window energy x span_i / sum of spans."""
     from ai_energy_benchmarks.testing.fake_nvml import FakeGpu, FakeNvml
 
     with FakeNvml([FakeGpu(power=60.0)]), FakeOpenAIServer(models=[MODEL], token_delay_s=0.01) as server:
@@ -220,17 +223,37 @@ def test_energy_per_turn_and_per_conversation_at_constant_power(tmp_path: Path) 
             metrics={"type": "nvml", "idle_seconds": 0},
         )
     workload = result["workload"]
-    assert workload["energy_source"] == "estimated:time-share-of-window"
+    assert workload["energy_source"] == "estimated:request-attribution"
+    assert "energy.request_attribution" in workload["energy_method"]
     window_j = workload["window_energy_j"]
     assert window_j == pytest.approx(result["energy"]["gpu_energy_wh"] * 3600)
-    rows = workload["per_conversation"]
-    assert sum(r["energy_j"] for r in rows) + workload["unattributed_energy_j"] == pytest.approx(window_j)
-    for row in rows:
-        assert row["energy_j"] == pytest.approx(60.0 * row["latency_s"], rel=0.02)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "requests.jsonl").read_text().splitlines()]
+    turns = [r for r in rows if r["phase"] == "generate"]
+    assert len(turns) == 8 and all(r["energy_j"] is not None for r in turns)
+    # nothing is left over: the turns' energies add up to the window's
+    assert workload["unattributed_energy_j"] == pytest.approx(0.0, abs=1e-9 * window_j)
+    assert sum(r["energy_j"] for r in turns) + workload["unattributed_energy_j"] == pytest.approx(window_j, rel=1e-9)
+    # each turn's figure is its request's energy_j; a conversation's, the sum of its turns'
+    for position in workload["per_turn"]:
+        mine = [r["energy_j"] for r in turns if r["turn"] == position["turn"]]
+        assert position["mean_energy_j"] == pytest.approx(sum(mine) / len(mine), rel=1e-12)
+    for conversation in workload["per_conversation"]:
+        mine = [r["energy_j"] for r in turns if r["conversation_id"] == conversation["id"]]
+        assert len(mine) == conversation["requests"]
+        assert conversation["energy_j"] == pytest.approx(sum(mine), rel=1e-12)
+    assert sum(c["energy_j"] for c in workload["per_conversation"]) == pytest.approx(window_j, rel=1e-9)
+    # hand-computed at constant power: 60 W over its own span plus its share of the gaps, in proportion to the span
+    spans = [r["end_s"] - r["start_s"] for r in turns]
+    gaps_j = window_j - 60.0 * sum(spans)
+    assert gaps_j > 0  # the window's edges and the client's gaps between turns
+    for turn, span in zip(turns, spans, strict=True):
+        by_hand = 60.0 * span + gaps_j * span / sum(spans)
+        assert turn["energy_j"] == pytest.approx(by_hand, rel=0.01)
+        assert turn["energy_j"] == pytest.approx(window_j * span / sum(spans), rel=0.01)
     assert workload["conversation_energy_j"]["count"] == 3
     text = format_summary(result)
     assert "multi-turn    3 conversations, 8 turns (history: model); per conversation" in text
-    assert "(ESTIMATE: time share of window)" in text and "  by turn       0: " in text
+    assert "(ESTIMATE: sum of its requests' shares of window energy)" in text and "  by turn       0: " in text
 
 
 def test_completions_api_is_refused_for_conversations(tmp_path: Path) -> None:
@@ -343,14 +366,61 @@ def test_a_failed_turn_ends_its_conversation_only_with_the_models_history(
     assert [(p["conversation_id"], p["turn"]) for p in prompts] == [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1)]
 
 
-def test_energy_is_shared_by_time_among_the_requests_in_flight() -> None:
-    """10 W; request 1 runs 0-2 s, request 2 1-3 s, request 3 4-5 s (alone), nothing 3-4 s: hand-computed shares."""
-    from ai_energy_benchmarks.records import RequestRecord
-    from ai_energy_benchmarks.results.workload import share_energy_by_time
+def _conversations_window(records: list[Any], energy_j: float | None) -> dict[str, Any] | None:
+    """The ``workload`` block of two conversations (a: 2 turns, b: 1) measured in one generate window, 0-10 s,
+    after the attribution has shared the window's energy (``energy_j`` None: the GPU's meter missed the window)."""
+    from ai_energy_benchmarks.datasets.conversations import Conversation, ConversationSet
+    from ai_energy_benchmarks.datasets.workload import Workload
+    from ai_energy_benchmarks.energy.base import EnergyReading, WindowMeasurement
+    from ai_energy_benchmarks.results.attribution import attribute_energy
+    from ai_energy_benchmarks.results.workload import workload_block
 
-    spans = [(0.0, 2.0), (1.0, 3.0), (4.0, 5.0)]
-    records = [RequestRecord(i, 1, start, end, 1, 1) for i, (start, end) in enumerate(spans)]
-    assert share_energy_by_time(records, 10.0) == pytest.approx([15.0, 15.0, 10.0])
+    readings = (
+        [] if energy_j is None else [EnergyReading("gpu:0", energy_j, "measured:test", "nvml", start_s=0.0, end_s=10.0)]
+    )
+    windows = [WindowMeasurement(name="generate-0", duration_s=10.0, repetition=0, readings=readings)]
+    chosen = {"gpu": "nvml"}
+    expected = {("gpu", "nvml"): frozenset({"gpu:0"})}
+    attribute_energy(records, windows, chosen, expected)
+    conversations = [Conversation("a", ["a0", "a1"], [None, None]), Conversation("b", ["b0"], [None])]
+    workload = Workload("multi_turn", ConversationSet(conversations, "test", 2))
+    return workload_block(workload, records, windows, chosen, expected, {})
+
+
+def test_a_turns_energy_is_its_requests_share_of_the_window_by_hand() -> None:
+    """100 J over 0-10 s (10 W). a0 runs 1-3 s, b0 3-4 s, a1 5-8 s, one at a time: 20, 10 and 30 J over their spans;
+    the 40 J with nothing in flight (0-1, 4-5, 8-10 s) go to them in proportion (x 100/60): a0 33.33 J, b0 16.67 J,
+    a1 50 J. Conversation a: 83.33 J, b: 16.67 J; turn 0's mean (a0, b0): 25 J, turn 1's: 50 J; nothing unattributed."""
+    from ai_energy_benchmarks.records import RequestRecord
+
+    spans = {("a", 0): (1.0, 3.0), ("b", 0): (3.0, 4.0), ("a", 1): (5.0, 8.0)}
+    records = [
+        RequestRecord(i, 1, start, end, 3, 4, first_token_s=start, conversation_id=ident, turn=turn)
+        for i, ((ident, turn), (start, end)) in enumerate(spans.items())
+    ]
+    block = _conversations_window(records, 100.0)
+    assert block is not None
+    assert [r.energy_j for r in records] == pytest.approx([100 / 3, 50 / 3, 50.0])
+    assert block["energy_source"] == "estimated:request-attribution"
+    assert block["window_energy_j"] == pytest.approx(100.0) and block["unattributed_energy_j"] == pytest.approx(0.0)
+    assert [t["mean_energy_j"] for t in block["per_turn"]] == pytest.approx([25.0, 50.0])
+    assert {c["id"]: c["energy_j"] for c in block["per_conversation"]} == pytest.approx({"a": 250 / 3, "b": 50 / 3})
+    assert block["conversation_energy_j"]["mean"] == pytest.approx(50.0)
+
+
+def test_an_unknown_window_energy_leaves_the_turns_energy_null() -> None:
+    from ai_energy_benchmarks.records import RequestRecord
+
+    records = [
+        RequestRecord(0, 1, 1.0, 3.0, 3, 4, conversation_id="a", turn=0),
+        RequestRecord(1, 1, 3.0, 4.0, 3, 4, conversation_id="b", turn=0),
+    ]
+    block = _conversations_window(records, None)
+    assert block is not None and all(r.energy_j is None for r in records)
+    assert block["energy_source"] is None and block["window_energy_j"] is None
+    assert block["unattributed_energy_j"] is None and block["conversation_energy_j"] is None
+    assert block["per_turn"][0]["mean_energy_j"] is None
+    assert [c["energy_j"] for c in block["per_conversation"]] == [None, None]
 
 
 def test_a_backend_that_does_not_run_conversations_is_refused_before_loading(

@@ -115,6 +115,35 @@ def test_a_trace_is_replayed_at_its_scaled_times_with_its_output_lengths(tmp_pat
     assert "  trace         26 requests over 1.286 s (scale 0.5); drift p99 " in format_summary(result)
 
 
+def test_a_sessions_energy_is_the_sum_of_its_requests_energy_j(tmp_path: Path) -> None:
+    """The trace replayed against a (simulated) 80 W GPU: each session's energy is the sum of its requests' ``energy_j``
+    in requests.jsonl, and the requests' shares (sessions and lone requests) cover the whole window's energy, the
+    trace's idle gaps between arrivals included."""
+    from ai_energy_benchmarks.testing.fake_nvml import FakeGpu, FakeNvml
+
+    with FakeNvml([FakeGpu(power=80.0)]), FakeOpenAIServer(models=[MODEL]) as server:
+        config = runner_config(
+            tmp_path,
+            server.url + "/v1",
+            backend={"concurrency": 32, "device": "cuda", "device_ids": [0]},
+            scenario={"warmup_runs": 0, "trace": {"enabled": True, "scale": 0.5}},
+            metrics={"type": "nvml", "idle_seconds": 0},
+        )
+        result = BenchmarkRunner(config).run()
+    workload = result["workload"]
+    assert workload["energy_source"] == "estimated:request-attribution"
+    window_j = workload["window_energy_j"]
+    assert window_j == pytest.approx(result["energy"]["gpu_energy_wh"] * 3600)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "requests.jsonl").read_text().splitlines()]
+    assert len(rows) == 26 and all(r["energy_j"] is not None and r["energy_j"] >= 0 for r in rows)
+    for session in workload["per_session"]:
+        mine = [r["energy_j"] for r in rows if r["conversation_id"] == session["id"]]
+        assert len(mine) == session["requests"] == 5
+        assert session["energy_j"] == pytest.approx(sum(mine), rel=1e-12)
+    assert workload["unattributed_energy_j"] == pytest.approx(0.0, abs=1e-9 * window_j)
+    assert sum(r["energy_j"] for r in rows) + workload["unattributed_energy_j"] == pytest.approx(window_j, rel=1e-9)
+
+
 def test_the_pytorch_backend_replays_a_trace_one_request_at_a_time(tmp_path: Path) -> None:
     trace = load_trace(TraceConfig(enabled=True))
     config = {

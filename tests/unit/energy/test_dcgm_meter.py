@@ -315,7 +315,7 @@ def test_a_gpu_scraped_twice_is_counted_once(tmp_path: Path) -> None:
 def test_a_remote_servers_gpu_figure_is_the_fleets_not_this_hosts() -> None:
     """With the server elsewhere, this host's GPU meter reads the client's GPU: the fleet's figure is reported, and
     the two are not compared (they are different GPUs), whatever the meters' ranks."""
-    from test_aggregate import build, reading
+    from run_support import build, reading
 
     from ai_energy_benchmarks.energy.base import WindowMeasurement
 

@@ -2,46 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from run_support import build, reading
 
-from ai_energy_benchmarks.backends.base import RequestRecord
-from ai_energy_benchmarks.config.schema import BenchmarkConfig
-from ai_energy_benchmarks.datasets.loader import PromptSet
-from ai_energy_benchmarks.energy.base import EnergyReading, WindowMeasurement
+from ai_energy_benchmarks.energy.base import WindowMeasurement
 from ai_energy_benchmarks.results import stats
-from ai_energy_benchmarks.results.aggregate import aggregate, choose_meters
-
-
-def reading(device: str, joules: float, source: str, meter: str) -> EnergyReading:
-    return EnergyReading(device=device, energy_j=joules, source=source, meter=meter)
-
-
-def build(
-    windows: list[WindowMeasurement],
-    gpu_ids: list[int] | None = None,
-    model_info: dict[str, Any] | None = None,
-    meters_info: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    config = BenchmarkConfig(backend={"model": "m"})
-    records = [
-        RequestRecord(index=i, num_prompts=1, start_s=float(i), end_s=i + 0.5, prompt_tokens=5, completion_tokens=10)
-        for i in range(4)
-    ]
-    return aggregate(
-        config=config,
-        prompt_set=PromptSet(prompts=["a"] * 4, source="test", num_requested=4, num_available=4),
-        records=records,
-        windows=windows,
-        model_info=model_info or {},
-        meters_info=meters_info or {"m": {}},
-        environment={},
-        provenance={},
-        timestamps={},
-        status="completed",
-        gpu_ids_used=gpu_ids,
-    ).to_dict()
+from ai_energy_benchmarks.results.aggregate import choose_meters
 
 
 def test_a_direct_measured_meter_is_preferred_and_disagreement_flagged() -> None:

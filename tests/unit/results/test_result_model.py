@@ -96,7 +96,7 @@ def test_the_csv_row_of_a_recorded_run_matches_its_csv() -> None:
 
 
 def test_a_fresh_run_returns_what_it_writes_and_round_trips(tmp_path: Path) -> None:
-    from test_runner import make_config
+    from run_support import make_config
 
     from ai_energy_benchmarks.runner import BenchmarkRunner
 
