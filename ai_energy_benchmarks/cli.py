@@ -1,31 +1,37 @@
 """The `ai-energy-benchmark` command line. It owns the console: the library only logs.
 
 Heavy libraries (torch, transformers, datasets) are imported only when a benchmark runs, so `--help` and
-`--version` are instant.
+`--version` are instant. The console set-up (logging, progress display, signals, exit codes) is in ``cli_console``.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import signal
 import sys
-import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ai_energy_benchmarks._version import __version__
-from ai_energy_benchmarks.exceptions import BenchmarkError, Interrupted
+from ai_energy_benchmarks.cli_console import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_STDOUT_CLOSED,
+    EXIT_USAGE,
+    drop_warnings_the_summary_repeats,
+    errors_to_exit_codes,
+    exit_stdout_closed,
+    install_signal_handlers,
+    note_late_signal,
+    progress_bar,
+    setup_logging,
+    stderr_is_terminal,
+    stdout_closed,
+    sweep_event_line,
+)
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-#: stdout was closed by its reader (``... | head -1``): 128 + SIGPIPE, the code of a Unix tool stopped by SIGPIPE.
-EXIT_STDOUT_CLOSED = 141
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_STDOUT_CLOSED", "EXIT_USAGE", "main"]
 
 _RUN_HELP = """Run a benchmark.
 
@@ -55,164 +61,9 @@ class _DefaultRunGroup(click.Group):
         try:
             return super().invoke(ctx)
         except BrokenPipeError:
-            if not _stdout_closed():
+            if not stdout_closed():
                 raise
-            _exit_stdout_closed()
-
-
-def _stdout_closed() -> bool:
-    """True when stdout is a pipe whose reader has gone (``| head -1`` read what it wanted and exited)."""
-    try:
-        import select
-
-        poller = select.poll()
-        poller.register(sys.stdout.fileno(), select.POLLOUT)
-        return any(events & select.POLLERR for _, events in poller.poll(0))
-    except (AttributeError, OSError, ValueError):  # no poll() here, or no real file behind stdout
-        return False
-
-
-def _exit_stdout_closed() -> None:
-    """Exit quietly with :data:`EXIT_STDOUT_CLOSED`; stdout now leads nowhere, so that Python's last flush at exit
-    raises nothing either."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
-    sys.exit(EXIT_STDOUT_CLOSED)
-
-
-def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
-    if verbose < 2:
-        for noisy in ("codecarbon", "urllib3", "filelock", "httpx", "datasets", "transformers"):
-            logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
-    _setup_progress_lines(not quiet and not _stderr_is_terminal())
-
-
-def _drop_warnings_the_summary_repeats() -> None:
-    """Log records marked ``in_result_warnings`` reach the result's warnings, which the summary prints: not twice."""
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(lambda record: not getattr(record, "in_result_warnings", False))
-
-
-def _stderr_is_terminal() -> bool:
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):  # replaced or closed stream
-        return False
-
-
-def _setup_progress_lines(enabled: bool) -> None:
-    """Progress lines (the runner's ``ai_energy_benchmarks.progress`` logger) on stderr, timestamped: shown when
-    stderr is no terminal (CI, log files, nohup) and not --quiet; a terminal gets the progress bar instead."""
-    progress = logging.getLogger("ai_energy_benchmarks.progress")
-    for handler in list(progress.handlers):
-        progress.removeHandler(handler)
-    progress.propagate = not enabled
-    progress.setLevel(logging.WARNING)  # on a terminal the bar shows progress; log lines would break it up
-    if enabled:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s progress: %(message)s", datefmt="%H:%M:%S"))
-        progress.addHandler(handler)
-        progress.setLevel(logging.INFO)
-
-
-def _install_signal_handlers() -> None:
-    """SIGINT and SIGTERM stop the run cleanly (meters stopped, partial report written); a second one exits at once.
-
-    A signal that arrives once the results are written no longer changes them (see ai_energy_benchmarks.interrupts).
-    """
-    from ai_energy_benchmarks import interrupts
-
-    interrupts.install_handlers()
-
-
-def _note_late_signal() -> None:
-    """Say so when a signal arrived after the results were written (they stand; the exit code follows them)."""
-    from ai_energy_benchmarks import interrupts
-
-    signum = interrupts.received()
-    if signum is not None:
-        click.echo(
-            f"note: {signal.Signals(signum).name} arrived after the results were written; they stand as written",
-            err=True,
-        )
-
-
-@contextmanager
-def _errors_to_exit_codes(verbose: int) -> Iterator[None]:
-    try:
-        yield
-    except BenchmarkError as exc:
-        if verbose:
-            traceback.print_exc(file=sys.stderr)
-        click.echo(f"error: {exc}", err=True)
-        partial = getattr(exc, "partial_report", None)
-        if partial:
-            click.echo(f"partial report (what was measured before the failure): {partial}", err=True)
-        sys.exit(exc.exit_code)
-    except BrokenPipeError:
-        if _stdout_closed():
-            raise  # the reader of our output went away: not an error of the benchmark (see _DefaultRunGroup)
-        _unexpected(verbose)
-    except KeyboardInterrupt as exc:
-        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-        partial = getattr(exc, "partial_report", None)
-        where = f"; partial report: {partial}" if partial else "; nothing had been measured yet"
-        click.echo(f"interrupted by {signal.Signals(signum).name}{where}", err=True)
-        sys.exit(128 + signum)
-    except Exception:  # a bug or an unforeseen failure: still one clear line, details with -v
-        _unexpected(verbose)
-
-
-def _unexpected(verbose: int) -> None:
-    """Report the exception being handled in one line (the traceback with -v) and exit 1."""
-    exc = sys.exc_info()[1]
-    if verbose:
-        traceback.print_exc(file=sys.stderr)
-    detail = "" if verbose else " (run with -v for the traceback)"
-    click.echo(f"error: unexpected {type(exc).__name__}: {exc}{detail}", err=True)
-    sys.exit(1)
-
-
-def _progress_bar(enabled: bool) -> tuple[Callable[[str, int, int], None] | None, Callable[[], None]]:
-    """A progress callback drawing a tqdm bar on stderr (None when disabled), and a closer."""
-    if not enabled:
-        return None, lambda: None
-    from tqdm import tqdm
-
-    bars: dict[str, Any] = {}
-    try:
-        size = os.get_terminal_size(sys.stderr.fileno())
-    except OSError:
-        size = os.terminal_size((0, 0))
-    # A terminal that reports no size (a bare pty) still gets a bar of a usual size.
-    width = None if size.columns > 0 else 80
-    height = None if size.lines > 0 else 24
-
-    def update(stage: str, done: int, total: int) -> None:
-        bar = bars.get(stage)
-        if bar is None:
-            for other in bars.values():
-                other.close()
-            # Loading and the idle baseline are stages without prompts: their name and the time spent.
-            shape = {"bar_format": "{desc} {elapsed}"} if stage in ("load", "idle") else {"unit": "prompt"}
-            desc = {"load": "loading the model", "idle": "idle baseline"}.get(stage, stage)
-            bar = bars[stage] = tqdm(
-                total=total, desc=desc, file=sys.stderr, leave=False, ncols=width, nrows=height, **shape
-            )
-        bar.n = done
-        bar.refresh()
-
-    def close() -> None:
-        for bar in bars.values():
-            bar.close()
-
-    return update, close
+            exit_stdout_closed()
 
 
 _config_options = [
@@ -246,14 +97,14 @@ def run_command(
     config_path: str | None, config_name: str | None, verbose: int, quiet: bool, overrides: tuple[str, ...]
 ) -> None:
     """Run a benchmark and print its summary."""
-    _setup_logging(verbose, quiet)
-    with _errors_to_exit_codes(verbose):
-        _install_signal_handlers()
+    setup_logging(verbose, quiet)
+    with errors_to_exit_codes(verbose):
+        install_signal_handlers()
         from ai_energy_benchmarks.results.summary import format_summary
         from ai_energy_benchmarks.runner import create_benchmark
 
-        progress, close_progress = _progress_bar(not quiet and _stderr_is_terminal())
-        _drop_warnings_the_summary_repeats()
+        progress, close_progress = progress_bar(not quiet and stderr_is_terminal())
+        drop_warnings_the_summary_repeats()
         runner = create_benchmark(
             config_path=config_path, overrides=list(overrides), config_name=config_name, progress=progress
         )
@@ -262,7 +113,7 @@ def run_command(
         finally:
             close_progress()
         click.echo(format_summary(result, result.get("files", {}).get("report")))
-        _note_late_signal()
+        note_late_signal()
         if result["status"] != "completed":
             sys.exit(EXIT_FAILED)
 
@@ -273,8 +124,8 @@ def validate_command(
     config_path: str | None, config_name: str | None, verbose: int, quiet: bool, overrides: tuple[str, ...]
 ) -> None:
     """Check a config and print it fully resolved (defaults, environment and overrides applied)."""
-    _setup_logging(verbose, quiet)
-    with _errors_to_exit_codes(verbose):
+    setup_logging(verbose, quiet)
+    with errors_to_exit_codes(verbose):
         import yaml
 
         from ai_energy_benchmarks.runner import config_sha256, create_benchmark
@@ -333,8 +184,8 @@ def report_command(run_dir: str, output_dir: str | None, verbose: int, quiet: bo
 
     Needs matplotlib: pip install 'ai-energy-benchmarks[report]'.
     """
-    _setup_logging(verbose, quiet)
-    with _errors_to_exit_codes(verbose):
+    setup_logging(verbose, quiet)
+    with errors_to_exit_codes(verbose):
         from ai_energy_benchmarks.reporting.html import write_report
 
         files = write_report(run_dir, output_dir)
@@ -360,10 +211,10 @@ def compare_command(
     Each run is tested against the first with Welch's t-test (p-value shown; * when p < 0.05). Runs whose prompts or
     output lengths differ are refused (exit 2) unless --force is given.
     """
-    _setup_logging(verbose, quiet)
+    setup_logging(verbose, quiet)
     if len(run_dirs) < 2:
         raise click.UsageError("compare needs at least two run directories")
-    with _errors_to_exit_codes(verbose):
+    with errors_to_exit_codes(verbose):
         from pathlib import Path
 
         from ai_energy_benchmarks.reporting import ReportError
@@ -379,39 +230,6 @@ def compare_command(
             except OSError as exc:
                 raise ReportError(f"{target}: cannot write ({exc.strerror or exc})") from None
             click.echo(f"written: {target}")
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"
-
-
-def _sweep_event_line(event: Any) -> str:
-    """One stderr line per sweep event: which point, how many are left, elapsed time and an estimate of the rest."""
-    head = f"sweep: point {event.point.index}/{event.total} [{event.point.label}]"
-    clock = f"elapsed {_clock(event.elapsed_s)}"
-    if event.eta_s is not None:
-        clock += f", about {_clock(event.eta_s)} to go"
-    if event.kind == "start":
-        why = "" if event.message == "not run yet" else f" ({event.message})"
-        return f"{head} running{why}: {event.finished} finished, {event.left} left; {clock}"
-    if event.kind == "skip":
-        return f"{head} skipped: {event.message}; {event.finished} finished, {event.left} left; {clock}"
-    if event.kind == "done":
-        result = event.result
-        latency = result.latency.latency_s if result and result.latency else None
-
-        def fmt(value: Any) -> str:
-            return "n/a" if value is None else f"{value:.4g}"
-
-        return (
-            f"{head} completed in {event.duration_s:.1f} s:"
-            f" {fmt(result.energy.joules_per_output_token if result else None)} J/output"
-            f" token, latency p50 {fmt(latency and latency.p50)} s, p99 {fmt(latency and latency.p99)} s;"
-            f" {event.finished} finished, {event.left} left; {clock}"
-        )
-    return f"{head} FAILED: {event.message}; {event.finished} finished, {event.left} left; {clock}"
 
 
 @main.command("sweep")
@@ -449,9 +267,9 @@ def sweep_command(
     summary.csv, summary.md and energy_vs_latency.png (J per output token vs p50/p99 latency, Pareto front, SLO).
     Trailing KEY=VALUE arguments override the config of every point.
     """
-    _setup_logging(verbose, quiet)
-    with _errors_to_exit_codes(verbose):
-        _install_signal_handlers()
+    setup_logging(verbose, quiet)
+    with errors_to_exit_codes(verbose):
+        install_signal_handlers()
         from ai_energy_benchmarks.sweeps import Sweep, parse_param
 
         sweep = Sweep(
@@ -475,9 +293,9 @@ def sweep_command(
             if "close" in bar:
                 bar.pop("close")()
             if show:
-                click.echo(_sweep_event_line(event), err=True)
+                click.echo(sweep_event_line(event), err=True)
             if event.kind == "start":
-                bar["update"], bar["close"] = _progress_bar(show and _stderr_is_terminal())
+                bar["update"], bar["close"] = progress_bar(show and stderr_is_terminal())
 
         if show:
             click.echo(f"sweep: {len(sweep.points)} points in {sweep.directory}", err=True)

@@ -15,8 +15,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ai_energy_benchmarks import interrupts
 from ai_energy_benchmarks.backends.base import Backend, RequestRecord
 from ai_energy_benchmarks.backends.registry import create_backend
@@ -24,31 +22,19 @@ from ai_energy_benchmarks.config.loader import Overrides, build_config, load_con
 from ai_energy_benchmarks.config.parser import as_runner_config
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.datasets.loader import PromptSet, load_prompts, prompt_source
-from ai_energy_benchmarks.datasets.synthetic import make_synthetic_prompts
 from ai_energy_benchmarks.datasets.workload import Workload, load_workload, workload_kind
 from ai_energy_benchmarks.energy.base import IntervalReading, MeterSet
 from ai_energy_benchmarks.energy.registry import check_meter_names, check_meter_settings, create_meters
 from ai_energy_benchmarks.environment import collect_environment
-from ai_energy_benchmarks.exceptions import BenchmarkError, ConfigError, Interrupted
+from ai_energy_benchmarks.exceptions import BenchmarkError, ConfigError
 from ai_energy_benchmarks.legacy_runner import LegacyRunnerParts
 from ai_energy_benchmarks.passes import failed_passes, sleep_checked, untorn_window
 from ai_energy_benchmarks.progress import ProgressCallback, ProgressLog
 from ai_energy_benchmarks.results.aggregate import aggregate
 from ai_energy_benchmarks.results.columns import csv_row
-from ai_energy_benchmarks.results.writers import (
-    append_csv_row_to,
-    write_json_atomic,
-    write_jsonl_atomic,
-    write_text_atomic,
-)
-from ai_energy_benchmarks.run_dir import (
-    PROMPTS_FILE,
-    REPORT_FILE,
-    REQUESTS_FILE,
-    RESOLVED_CONFIG_FILE,
-    check_writable,
-    claim_run_dir,
-)
+from ai_energy_benchmarks.run_dir import REPORT_FILE, RESOLVED_CONFIG_FILE, check_writable, claim_run_dir
+from ai_energy_benchmarks.run_prompts import drawn_options, sent_prompts, synthetic_prompts
+from ai_energy_benchmarks.run_report import model_info, write_reports
 from ai_energy_benchmarks.scoring import create_scorer, score_records
 
 logger = logging.getLogger(__name__)
@@ -185,7 +171,7 @@ class BenchmarkRunner(LegacyRunnerParts):
             self._progress("load", 1, 1)
             interrupts.check()  # a signal whose exception was dropped during heavy imports or the model load
             if synthetic:
-                prompt_set = _synthetic_prompts(backend, config)
+                prompt_set = synthetic_prompts(backend, config)
                 interrupts.check()
             meters = create_meters(config.metrics, self.run_dir, backend.metered_gpu_ids(), backend.server_processes())
             meter_set = MeterSet(meters, backend.synchronize)
@@ -225,7 +211,7 @@ class BenchmarkRunner(LegacyRunnerParts):
         count = min(scenario.warmup_runs * scenario.input_shapes.batch_size, len(prompt_set.prompts))
         if count == 0:
             return
-        shared, per_prompt = _drawn_options(prompt_set)
+        shared, per_prompt = drawn_options(prompt_set)
         kwargs = scenario.generate_kwargs.as_kwargs() | shared
         done = 0
         logger.info("warm-up: %d prompts (not measured)", count)
@@ -263,7 +249,7 @@ class BenchmarkRunner(LegacyRunnerParts):
             logger.warning("this backend's workload runs for a fixed duration: no separate prefill pass is measured")
         elif scenario.measure_prefill:
             passes.append(("prefill", kwargs | {"max_new_tokens": 1, "min_new_tokens": 1}))
-        shared, per_prompt = _drawn_options(prompt_set)
+        shared, per_prompt = drawn_options(prompt_set)
         passes.append(("generate", kwargs | shared))
         total = len(prompt_set.prompts)
         for repetition in range(scenario.repetitions):
@@ -311,7 +297,7 @@ class BenchmarkRunner(LegacyRunnerParts):
             records=records,
             windows=meter_set.windows,
             steady_state_readings=self._steady_state_readings(backend, meter_set),
-            model_info=_model_info(backend),
+            model_info=model_info(backend),
             gpu_ids_used=backend.metered_gpu_ids(),
             meters_info=meter_set.describe(),
             environment=collect_environment(),
@@ -328,9 +314,13 @@ class BenchmarkRunner(LegacyRunnerParts):
             read_back=meter_set.energy_between if meter_set.meters else None,
             workload=self._workload,
         ).to_dict()
-        sent = self._sent_prompts(backend, prompt_set) if self._workload is None else self._workload.prompt_rows()
-        self._write_reports(result, records, sent)
+        sent = sent_prompts(backend, prompt_set) if self._workload is None else self._workload.prompt_rows()
+        write_reports(self.run_dir, config, result, records, sent, on_written=self._written)
         return result
+
+    def _written(self, result: dict[str, Any]) -> None:
+        """Keep the result as written (its report and CSV row are on disk)."""
+        self.result = result
 
     @staticmethod
     def _steady_state_readings(backend: Backend, meter_set: MeterSet) -> dict[str, list[IntervalReading]]:
@@ -343,114 +333,6 @@ class BenchmarkRunner(LegacyRunnerParts):
             logger.warning("cannot read the backend's steady-state intervals: %s", exc)
             return {}
         return {label: meter_set.energy_between(start_s, end_s) for label, (start_s, end_s) in bounds.items()}
-
-    @staticmethod
-    def _sent_prompts(backend: Backend, prompt_set: PromptSet) -> list[dict[str, Any]]:
-        """Each prompt and exactly what the backend sends for it (when the backend can say)."""
-        rows = []
-        for index, prompt in enumerate(prompt_set.prompts):
-            row: dict[str, Any] = {"index": index, "prompt": prompt}
-            if prompt_set.references is not None:
-                row["reference"] = prompt_set.references[index]
-            if prompt_set.lengths is not None:
-                row.update(prompt_set.lengths[index])
-            try:
-                sent = backend.render(prompt)
-            except BenchmarkError as exc:
-                row["sent_error"] = str(exc)
-            else:
-                if sent is not None:
-                    row["sent"] = sent
-            rows.append(row)
-        return rows
-
-    def _write_reports(
-        self, result: dict[str, Any], records: list[RequestRecord], sent_prompts: list[dict[str, Any]]
-    ) -> None:
-        try:
-            self._write_report_files(result, records, sent_prompts)
-        except OSError as exc:
-            raise BenchmarkError(
-                f"cannot write the results to {self.run_dir} ({exc.strerror or exc}); the measured result is "
-                "still returned to Python callers"
-            ) from exc
-
-    def _write_report_files(
-        self, result: dict[str, Any], records: list[RequestRecord], sent_prompts: list[dict[str, Any]]
-    ) -> None:
-        out = self.run_dir
-        report_path = out / REPORT_FILE
-        csv_path = Path(self.config.reporter.output_file)
-        result["files"] = {
-            "report": str(report_path),
-            "requests": str(out / REQUESTS_FILE),
-            "prompts": str(out / PROMPTS_FILE),
-            "resolved_config": str(out / RESOLVED_CONFIG_FILE),
-            "csv": str(csv_path),
-        }
-        write_text_atomic(
-            out / RESOLVED_CONFIG_FILE,
-            f"# resolved config, sha256 {result['provenance']['config_sha256']}\n"
-            + yaml.safe_dump(self.config.to_public_dict(), sort_keys=False),
-        )
-        write_jsonl_atomic(out / REQUESTS_FILE, (r.to_dict() for r in records))
-        write_jsonl_atomic(out / PROMPTS_FILE, sent_prompts)
-        # The CSV row and the report are written together: a signal arriving meanwhile is delivered afterwards, so
-        # the two never disagree and the status written is the one the command's exit code follows.
-        dropped: int | None = None
-        with interrupts.deferred():
-            if result["status"] == "completed":
-                dropped = interrupts.received()  # a signal whose exception Python dropped: the run was stopped
-                if dropped is not None:
-                    result["status"] = "interrupted"
-            appended = append_csv_row_to(csv_path, csv_row(result))
-            if appended.refused:
-                result["files"]["csv"] = str(appended.path)
-                result["warnings"].append(
-                    f"the results CSV {csv_path} cannot take a row ({appended.refused[str(csv_path)]}): this run's "
-                    f"row is in {appended.path}"
-                )
-            write_json_atomic(report_path, result)
-            self.result = result
-            interrupts.settle()
-        logger.info("report written to %s", report_path)
-        if dropped is not None:
-            stop = Interrupted(dropped)
-            stop.partial_report = str(report_path)  # type: ignore[attr-defined]
-            raise stop
-
-
-def _drawn_options(prompt_set: PromptSet) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
-    """The generation options drawn per prompt, as options shared by every prompt when they are all equal (any
-    backend takes those), else per prompt (``Backend.set_prompt_kwargs``)."""
-    per_prompt = prompt_set.per_prompt_kwargs
-    if not per_prompt:
-        return {}, None
-    if all(options == per_prompt[0] for options in per_prompt):
-        return dict(per_prompt[0]), None
-    return {}, per_prompt
-
-
-def _synthetic_prompts(backend: Backend, config: BenchmarkConfig) -> PromptSet:
-    """Synthetic prompts of exact lengths in the loaded backend's tokens (``scenario.synthetic``)."""
-    counter = backend.token_counter()
-    if counter is None:
-        raise ConfigError(
-            f"scenario.dataset_name: synthetic prompts need the model's tokenizer, and backend type "
-            f"'{config.backend.type}' gives none"
-        )
-    prompt_set = make_synthetic_prompts(config.scenario, counter)
-    logger.info("made %d synthetic prompts with %s", len(prompt_set.prompts), counter.name)
-    return prompt_set
-
-
-def _model_info(backend: Backend) -> dict[str, Any]:
-    """The backend's description, with its energy scope (typed) under ``energy_scope`` where it has one."""
-    info = backend.describe()
-    scope = backend.energy_scope()
-    if scope is not None:
-        info["energy_scope"] = scope.to_dict()
-    return info
 
 
 def create_benchmark(

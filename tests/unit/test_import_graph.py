@@ -33,10 +33,10 @@ OWN_PARTS = {**LEAF_MODULES, f"{PACKAGE}.config.parser": "config.parser"}
 #: the code: records, stats and exceptions are leaves; config knows only exceptions; meters, datasets and scorers read
 #: config;
 #: backends record requests (and use stats); results combines records with readings; reporting reads results;
-#: the runner drives backends and meters into results (``passes`` and ``run_dir``, its helpers, and ``legacy_runner``,
-#: 0.0.4's runner attributes, beside it);
+#: the runner drives backends and meters into results (``passes``, ``run_dir``, ``run_prompts`` and ``run_report``,
+#: its helpers, and ``legacy_runner``, 0.0.4's runner attributes, beside it);
 #: 0.0.4's ``reporters`` write a CSV and know nothing else; sweeps drive the runner; the CLI and the package's public
-#: API (``__init__``) sit on top.
+#: API (``__init__``) sit on top (``cli_console``, the CLI's console set-up, beside it).
 LAYERS: list[set[str]] = [
     {"_version", "exceptions", "records", "results.stats"},
     {"interrupts", "environment", "formatters", "config", "reporters"},
@@ -44,9 +44,9 @@ LAYERS: list[set[str]] = [
     {"backends"},
     {"results"},
     {"reporting"},
-    {"runner", "legacy_runner", "passes", "run_dir", "progress", "config.parser"},
+    {"runner", "legacy_runner", "passes", "run_dir", "run_prompts", "run_report", "progress", "config.parser"},
     {"sweeps"},
-    {"cli", "__main__", "(package)"},
+    {"cli", "cli_console", "__main__", "(package)"},
 ]
 #: Upward imports allowed by name, each with its reason (importer module -> imported part).
 ALLOWED_UPWARD = {
