@@ -494,7 +494,10 @@ def test_quantization_without_bitsandbytes_names_the_extra(monkeypatch: pytest.M
     from ai_energy_benchmarks.exceptions import ConfigError
 
     config = BenchmarkConfig.model_validate(
-        {"name": "q", "backend": {"type": "pytorch", "model": "packaged:tiny-llama", "load_in_8bit": True}}
+        {
+            "name": "q",
+            "backend": {"type": "pytorch", "model": "packaged:tiny-llama", "load_in_8bit": True, "no_weights": True},
+        }
     )
     backend = PyTorchBackend(config)
     backend._device = "cuda:0"  # the check comes after the CUDA one; no GPU is needed to reach it
