@@ -307,6 +307,9 @@ def test_idle_baseline_gives_power_and_active_energy(tmp_path: Path) -> None:
         expected_active_wh = energy[f"{device}_energy_wh"] - power * duration_s / 3600
         if -0.01 * energy[f"{device}_energy_wh"] <= expected_active_wh < 0:
             expected_active_wh = 0.0  # a constant-power estimate's rounding, not negative energy (methodology.md)
+        if expected_active_wh < 0:  # further below zero (timing noise on a busy machine): null and flagged, never < 0
+            assert baseline["active_energy_wh"][device] is None and "negative-energy" in energy["flags"]
+            continue
         assert baseline["active_energy_wh"][device] == pytest.approx(expected_active_wh, abs=1e-12)
     # CodeCarbon's RAM model is a constant power: idle and loaded RAM power agree, so RAM active energy is ~0.
     ram_loaded_w = energy["ram_energy_wh"] * 3600 / duration_s

@@ -177,11 +177,10 @@ def test_two_clients_rate_limited_together_do_not_retry_in_lockstep() -> None:
     assert abs(times["a"][0] - times["b"][0]) < 0.05  # rate limited together...
     for name in ("a", "b"):
         assert all(later - earlier >= 0.2 for earlier, later in itertools.pairwise(times[name]))
-    # ...but retried apart: the seeds' waits differ by at least 50 ms at every retry (checked here), and so does what
-    # the server saw, within scheduling noise.
+    # ...but retried apart: the seeds' waits differ by at least 50 ms at every retry. What the server saw follows
+    # them only up to scheduling delays, which a busy machine stretches past 50 ms, so it is not asserted here.
     drawn = [list(itertools.accumulate(state.retry_waits_s)) for state in states]
     assert all(abs(x - y) >= 0.05 for x, y in zip(*drawn, strict=True)), drawn
-    assert all(abs(x - y) >= 0.025 for x, y in zip(times["a"][1:], times["b"][1:], strict=True)), times
 
 
 def test_retries_give_up_after_max_retries(server: FakeOpenAIServer) -> None:
