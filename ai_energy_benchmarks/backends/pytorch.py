@@ -38,7 +38,7 @@ from ai_energy_benchmarks.backends.pytorch_placement import (
     resolve_device,
     torch_dtype,
 )
-from ai_energy_benchmarks.backends.pytorch_threads import choose_num_threads, usable_cores  # noqa: F401 (re-exported)
+from ai_energy_benchmarks.backends.pytorch_threads import TorchThreads, choose_num_threads, usable_cores  # noqa: F401
 from ai_energy_benchmarks.backends.pytorch_workloads import PyTorchSessions
 from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.datasets.synthetic import TokenCounter
@@ -85,8 +85,7 @@ class PyTorchBackend(PyTorchSessions):
         self.keep_text = config.scenario.scorer is not None
         #: Trace replays' schedule drift by pass label (``describe()["schedule_drift"]``).
         self._drift: dict[str, dict[str, Any]] = {}
-        self._num_threads: tuple[int, str] | None = None
-        self._threads_to_restore: int | None = None
+        self._threads = TorchThreads(self._backend.num_threads)
         self._per_prompt: list[dict[str, Any]] | None = None
 
     # -- loading ---------------------------------------------------------------------------------------------
@@ -116,7 +115,7 @@ class PyTorchBackend(PyTorchSessions):
             ) from None
         self._torch = torch
         self._device = resolve_device(self._backend, torch)
-        self._set_num_threads(torch)
+        self._threads.choose(torch, on_cpu=self._device == "cpu")
         backend = self._backend
         trust = backend.trust_remote_code
         quantization = self._quantization()
@@ -169,21 +168,12 @@ class PyTorchBackend(PyTorchSessions):
             raise ConfigError(f"backend: cannot load '{backend.model}' as configured: {one_line(exc)}") from None
         model.eval()
         self._model = model
+        self._threads.calibrate(torch, model, self._scenario.input_shapes.batch_size)
         self._tokenizer = tokenizer
         self._context_tokens = getattr(model_config, "max_position_embeddings", None)
         self._setup_formatting()
         check_generate_kwargs(self._scenario.generate_kwargs.as_kwargs(), model, tokenizer, torch, self._device)
         logger.info("loaded %s on %s (%s parameters)", backend.model, self._device, model.num_parameters())
-
-    def _set_num_threads(self, torch: Any) -> None:
-        """Choose and apply the intra-op threads before loading and warm-up (close() restores torch's setting)."""
-        previous = int(torch.get_num_threads())
-        threads, how = choose_num_threads(self._backend.num_threads, previous, self._device == "cpu")
-        if threads != previous:
-            torch.set_num_threads(threads)
-            self._threads_to_restore = previous
-        self._num_threads = (threads, how)
-        logger.info("torch intra-op threads: %d (%s)", threads, how)
 
     def _setup_formatting(self) -> None:
         """Decide between chat messages and plain text (the reasoning formatter was chosen at construction)."""
@@ -355,8 +345,8 @@ class PyTorchBackend(PyTorchSessions):
             info["tokenizer_note"] = self._tokenizer_note
         if self._drift:
             info["schedule_drift"] = [drift | {"label": label} for label, drift in self._drift.items()]
-        if self._num_threads is not None:
-            info["num_threads"], info["num_threads_chosen"] = self._num_threads
+        if self._threads.threads is not None:
+            info["num_threads"], info["num_threads_chosen"] = self._threads.threads, self._threads.how
         if self._formatter is not None:
             info["prompt_format"] = {
                 "chat_template": self._use_chat,
@@ -379,9 +369,7 @@ class PyTorchBackend(PyTorchSessions):
         self._model = None
         if self._torch is not None and self._device.startswith("cuda"):
             self._torch.cuda.empty_cache()
-        if self._torch is not None and self._threads_to_restore is not None:
-            self._torch.set_num_threads(self._threads_to_restore)
-            self._threads_to_restore = None
+        self._threads.restore()
 
 
 def _new_pytorch_backend(cls: type[PyTorchBackend], *args: Any, **kwargs: Any) -> PyTorchBackend:

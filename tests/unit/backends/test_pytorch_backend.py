@@ -266,3 +266,72 @@ def test_unset_num_threads_takes_the_cores_actually_free(monkeypatch: pytest.Mon
     assert backend_module.choose_num_threads(None, 1, on_cpu=True)[0] == 1
     assert backend_module.choose_num_threads(None, 8, on_cpu=False) == (8, "torch default (not a CPU run)")
     assert backend_module.choose_num_threads(3, 8, on_cpu=True) == (3, "backend.num_threads")
+
+
+class SteppedModel:
+    """A forward step whose duration (s) depends on the threads set, read on a clock it advances itself."""
+
+    def __init__(self, step_s_by_threads: dict[int, float]) -> None:
+        self.step_s_by_threads = step_s_by_threads
+        self.threads = 0
+        self.now_s = 0.0
+        self.tried: list[int] = []
+
+    def set_threads(self, threads: int) -> None:
+        self.threads = threads
+        self.tried.append(threads)
+
+    def step(self) -> None:
+        self.now_s += self.step_s_by_threads[self.threads]
+
+    def clock(self) -> float:
+        return self.now_s
+
+
+@pytest.mark.parametrize(
+    ("step_s_by_threads", "most", "chosen"),
+    [
+        ({1: 0.0020, 2: 0.0026}, 2, 1),  # a tiny model: a second thread only adds synchronisation
+        ({1: 0.010, 2: 0.0055, 4: 0.0030}, 4, 4),  # a model that scales: every thread helps
+        ({1: 0.010, 2: 0.0052, 4: 0.0050}, 4, 2),  # 4 threads are < 10% faster than 2: the fewer win
+    ],
+)
+def test_calibration_keeps_the_fewest_threads_about_as_fast_as_any(
+    step_s_by_threads: dict[int, float], most: int, chosen: int
+) -> None:
+    from ai_energy_benchmarks.backends.pytorch_threads import calibrate_num_threads
+
+    model = SteppedModel(step_s_by_threads)
+    threads, how = calibrate_num_threads(model.step, model.set_threads, most, clock=model.clock)
+    assert threads == chosen and model.threads == chosen  # the choice is what torch is left with
+    assert sorted(set(model.tried)) == sorted(step_s_by_threads)
+    assert how.startswith(f"calibrated to {chosen} ") and f"1: {step_s_by_threads[1] * 1e3:.2f} ms" in how
+
+
+def test_a_big_model_keeps_its_free_cores_without_calibrating() -> None:
+    from ai_energy_benchmarks.backends.pytorch_threads import calibrate_num_threads
+
+    model = SteppedModel({8: 0.2})
+    threads, how = calibrate_num_threads(model.step, model.set_threads, 8, clock=model.clock)
+    assert (threads, model.threads, set(model.tried)) == (8, 8, {8})
+    assert how == "kept 8: a forward step took 200.0 ms with 8 threads (> 50 ms: not calibrated)"
+
+
+def test_an_automatic_choice_is_calibrated_on_the_loaded_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a quiet 2-core machine the packaged tiny model is calibrated after loading: the report says what was
+    measured, and torch's own setting is back after the run."""
+    from ai_energy_benchmarks.backends import pytorch_threads
+
+    monkeypatch.setattr(pytorch_threads, "usable_cores", lambda: 2)
+    monkeypatch.setattr(pytorch_threads, "_other_runnable_tasks", lambda: 0.0)
+    monkeypatch.setattr(pytorch_threads.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        result = run(tmp_path)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    how = result["model"]["num_threads_chosen"]
+    assert how.startswith("auto: 2 usable cores, 1-minute load 0.00, 0 other tasks runnable now, so 2 free")
+    assert f"; calibrated to {result['model']['num_threads']} (fastest forward step by threads: 1: " in how
