@@ -117,6 +117,12 @@ class OpenAIHTTPConfig(BackendConfig):
         "of exact lengths (`scenario.dataset_name: synthetic`). Unset: the server's tokenize endpoint where its "
         "profile has one (vLLM's `POST /tokenize`).",
     )
+    isolate_prefix_cache: bool = Field(
+        True,
+        description="On a server that reads `cache_salt` (vLLM), salt each pass's prefix-cache lookups with a token "
+        "of its own (warm-up, prefill and generate passes, each repetition, each run), so that a pass never finds "
+        "the prompts an earlier pass sent in the cache; false: passes share the server's prefix cache.",
+    )
     scrape_metrics: bool = Field(
         True, description="Scrape the server's Prometheus `/metrics` every second during the run."
     )

@@ -11,6 +11,7 @@ and the backend logs and reports it (``server_profile.not_sent``).
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -148,10 +149,13 @@ class RequestShaper:
         self.api = api
         self.chat = api == "chat"
         self.profile = profile
+        #: This backend's own prefix-cache salt prefix (:meth:`pass_body`): random, so that no two runs share one.
+        self.run_token = secrets.token_hex(8)
         #: Derived extensions the profile does not read (so not sent), e.g. ``ignore_eos`` for a fixed length.
         self.not_sent: set[str] = set()
         base_body = self.base_body(scenario.generate_kwargs.as_kwargs())
         self._user_template_kwargs: dict[str, Any] = dict(base_body.get("chat_template_kwargs") or {})
+        self._user_salt = "cache_salt" in base_body
         self.formatter = self._choose_formatter()
         self._check_reasoning_fields(base_body)
 
@@ -161,6 +165,29 @@ class RequestShaper:
         return build_base_body(
             self.api, backend.model, generate_kwargs, backend.ignore_eos, self.profile, self.not_sent
         )
+
+    def pass_body(self, base_body: dict[str, Any], label: str) -> dict[str, Any]:
+        """``base_body`` for the pass named ``label``, its prefix-cache lookups salted (``cache_salt``) with this
+        backend's own token and the label, so that the pass finds in the server's prefix cache only what it sent
+        itself: never the warm-up's or the prefill pass's prompts, nor another run's. Only on a server that reads
+        ``cache_salt`` (vLLM), unless ``backend.isolate_prefix_cache`` is false or the user set a ``cache_salt``."""
+        if (
+            not self._backend.isolate_prefix_cache
+            or not self.profile.supports("cache_salt")
+            or "cache_salt" in base_body
+        ):
+            return base_body
+        return {**base_body, "cache_salt": f"aieb-{self.run_token}-{label}"}
+
+    def cache_isolation(self) -> str:
+        """How the passes' prefix-cache lookups are kept apart (:meth:`pass_body`), for the report."""
+        if self._user_salt:
+            return "the user's cache_salt (scenario.generate_kwargs): passes share it"
+        if not self.profile.supports("cache_salt"):
+            return f"none: {self.profile.title} reads no cache_salt; passes share the server's prefix cache"
+        if not self._backend.isolate_prefix_cache:
+            return "off (backend.isolate_prefix_cache: false): passes share the server's prefix cache"
+        return "per pass: cache_salt of this run and pass"
 
     def prompt_format(self) -> dict[str, Any]:
         """How prompts are sent (``describe()["prompt_format"]``): the server's chat template or plain text, the

@@ -280,7 +280,7 @@ class OpenAIHTTPBackend(Backend):
             label,
             prompts,
             self._backend,
-            base_body,
+            self._shaper.pass_body(base_body, label),
             per_text,
             self._shaper.request_fields,
             self._chat,
@@ -359,7 +359,8 @@ class OpenAIHTTPBackend(Backend):
             "prompt_format": self._shaper.prompt_format(),
             "server": dict(self._server),
             "server_profile": self._profile.describe()
-            | {"chosen_by": self._profile_reason, "not_sent": sorted(self._shaper.not_sent)},
+            | {"chosen_by": self._profile_reason, "not_sent": sorted(self._shaper.not_sent)}
+            | {"prefix_cache_isolation": self._shaper.cache_isolation()},
             "device": "server on this host" if self._on_this_host else "server",
             "endpoint_on_this_host": self._on_this_host,
             "energy_scope": scope,

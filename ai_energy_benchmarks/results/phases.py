@@ -127,6 +127,14 @@ def _weighted_server_mean(runs: Sequence[dict[str, Any]], phase: str, key: str) 
     return total / weight if weight else None
 
 
+def _prefix_cache_hit_rate(runs: Sequence[dict[str, Any]], phase: str) -> float | None:
+    """The server's prefix-cache hit rate (hit / queried tokens) over the runs of ``phase`` (None: not counted)."""
+    blocks = [run.get("prefix_cache") for run in runs if str(run.get("label", "")).startswith(f"{phase}-")]
+    counted = [b for b in blocks if isinstance(b, dict) and b.get("queries_tokens") is not None]
+    queries = sum(int(b["queries_tokens"]) for b in counted)
+    return sum(int(b["hits_tokens"]) for b in counted) / queries if queries else None
+
+
 def _mean_latency_s(records: Sequence[RequestRecord], phase: str) -> float | None:
     values = [r.latency_s / r.num_prompts for r in records if r.phase == phase and r.ok]
     return stats.mean(values) if values else None
@@ -137,7 +145,8 @@ def _relative(client: float | None, server: float | None) -> dict[str, float | N
     return {"client_s": client, "server_s": server, "relative_difference": difference}
 
 
-#: A generate pass whose prompt tokens were found in the server's prefix cache above this share is warned of.
+#: A generate pass whose prompt tokens were found in the server's prefix cache at a share this much above the
+#: prefill pass's own is warned of.
 PREFIX_CACHE_WARNING_RATE = 0.1
 
 
@@ -154,7 +163,9 @@ def server_phase_times(
 
     A generate pass that found its prompts in the server's prefix cache (filled by the prefill pass and the warm-up
     with the same prompts) did not redo their prefill, so decode = generate - prefill is biased low: warned of
-    (appended to ``warnings``) above :data:`PREFIX_CACHE_WARNING_RATE`.
+    (appended to ``warnings``) when its hit rate exceeds the prefill pass's own by :data:`PREFIX_CACHE_WARNING_RATE`
+    (hits within a pass, e.g. a shared system prompt, happen in both passes alike). On vLLM each pass salts its
+    lookups (``backend.isolate_prefix_cache``), so this happens only where that is off or the server ignores it.
     """
     http = model_info.get("http")
     if not isinstance(http, dict):
@@ -173,12 +184,14 @@ def server_phase_times(
     available = any(value is not None for block in times.values() for value in block.values())
     prefix = (model_info.get("server_features") or {}).get("prefix_cache") or {}
     hit_rate = prefix.get("hit_rate")
-    if hit_rate is not None and hit_rate > PREFIX_CACHE_WARNING_RATE and warnings is not None:
+    prefill_hit_rate = _prefix_cache_hit_rate(runs, "prefill")
+    excess = None if hit_rate is None else hit_rate - (prefill_hit_rate or 0.0)
+    if excess is not None and excess > PREFIX_CACHE_WARNING_RATE and warnings is not None:
         warnings.append(
-            f"the generate pass found {hit_rate:.0%} of its prompt tokens in the server's prefix cache (filled by "
-            "the prefill pass and warm-up with the same prompts): it did not redo their prefill, so decode = "
-            "generate - prefill is biased low; for comparable phases start the server without prefix caching "
-            "(vLLM: --no-enable-prefix-caching)"
+            f"the generate pass found {hit_rate:.0%} of its prompt tokens in the server's prefix cache, the prefill "
+            f"pass {prefill_hit_rate or 0.0:.0%} (the cache kept the earlier passes' prompts): it did not redo "
+            "their prefill, so decode = generate - prefill is biased low; keep backend.isolate_prefix_cache on "
+            "(vLLM reads cache_salt) or start the server without prefix caching (vLLM: --no-enable-prefix-caching)"
         )
     return {
         "generate_pass_prefix_cache_hit_rate": hit_rate,

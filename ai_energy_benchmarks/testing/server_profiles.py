@@ -12,7 +12,14 @@ from typing import Any
 
 #: Request fields beyond the OpenAI API (as ``backends.servers.base.EXTENSIONS``).
 EXTENSIONS = frozenset(
-    {"ignore_eos", "min_tokens", "continue_final_message", "add_generation_prompt", "chat_template_kwargs"}
+    {
+        "ignore_eos",
+        "min_tokens",
+        "continue_final_message",
+        "add_generation_prompt",
+        "chat_template_kwargs",
+        "cache_salt",
+    }
 )
 
 

@@ -474,13 +474,23 @@ def test_phases_and_server_features_on_the_real_server(vllm_server: str, tmp_pat
     prefix = features["prefix_cache"]
     assert prefix is not None, features["prefix_cache_note"]  # vLLM V1 counts prefix-cache queries and hits
     assert prefix["queried_tokens"] == result["summary"]["total_prompt_tokens"]
-    # The prefill pass sent the same prompts first: the generate pass finds them cached, and the result says so.
-    assert 0.1 < prefix["hit_rate"] <= 1 and prefix["hit_tokens"] % 16 == 0  # whole blocks
-    assert server["generate_pass_prefix_cache_hit_rate"] == prefix["hit_rate"]
-    assert any("prefix cache" in warning and "biased low" in warning for warning in result["warnings"])
+    # The prefill pass sent the same prompts first, but each pass salts its lookups (cache_salt): the generate pass
+    # redoes every prefill, as a request the server had not seen would.
+    assert result["model"]["server_profile"]["prefix_cache_isolation"] == "per pass: cache_salt of this run and pass"
+    assert prefix["hit_rate"] < 0.1
+    assert not any("prefix cache" in warning for warning in result["warnings"])
     # no speculative config on this server: no such series, and the result says so instead of a number
     assert features["speculative_decoding"] is None
     assert "no speculative-decoding counters" in features["speculative_decoding_note"]
+
+    # Without the salt the generate pass finds the prefill pass's prompts cached, and the result says so.
+    data["backend"]["isolate_prefix_cache"] = False
+    data["output_dir"] = str(tmp_path / "shared-cache")
+    shared = BenchmarkRunner(BenchmarkConfig.model_validate(data)).run()
+    prefix = shared["model"]["server_features"]["prefix_cache"]
+    assert 0.1 < prefix["hit_rate"] <= 1 and prefix["hit_tokens"] % 16 == 0  # whole blocks
+    assert shared["phases"]["server"]["generate_pass_prefix_cache_hit_rate"] == prefix["hit_rate"]
+    assert any("prefix cache" in warning and "biased low" in warning for warning in shared["warnings"])
 
 
 @pytest.fixture(scope="module")

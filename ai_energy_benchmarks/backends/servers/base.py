@@ -16,7 +16,14 @@ from typing import Any
 #: minimum output length), ``continue_final_message`` and ``add_generation_prompt`` (continue an assistant prefix),
 #: ``chat_template_kwargs`` (options for the server's chat template, e.g. ``enable_thinking``).
 EXTENSIONS = frozenset(
-    {"ignore_eos", "min_tokens", "continue_final_message", "add_generation_prompt", "chat_template_kwargs"}
+    {
+        "ignore_eos",
+        "min_tokens",
+        "continue_final_message",
+        "add_generation_prompt",
+        "chat_template_kwargs",
+        "cache_salt",
+    }
 )
 
 
