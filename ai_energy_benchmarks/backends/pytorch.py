@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 class PyTorchBackend(PyTorchSessions):
     """Runs a causal language model in-process, batch by batch, with left padding."""
 
-    #: Keep each answer's decoded text in its record (``RequestRecord.output_text``); off for benchmarks.
+    #: Keep each answer in its record (token ids, decoded when scored: :meth:`decode_answers`); off for benchmarks.
     keep_text: bool = False
     workloads = frozenset({"multi_turn", "trace"})
 
@@ -81,7 +81,7 @@ class PyTorchBackend(PyTorchSessions):
         self._use_chat = False
         self._rendered: dict[str, str] = {}
         self._phase = "unnamed"
-        #: Decode each answer's text into its record (``output_texts``): only when a scorer will read it.
+        #: Keep each answer's new token ids in its record (``output_ids``): only when a scorer will read it.
         self.keep_text = config.scenario.scorer is not None
         #: Trace replays' schedule drift by pass label (``describe()["schedule_drift"]``).
         self._drift: dict[str, dict[str, Any]] = {}
@@ -312,10 +312,7 @@ class PyTorchBackend(PyTorchSessions):
                 output = self._model.generate(**encoded, **kwargs, streamer=timer if use_streamer else None)
             self.synchronize()
             end_s = time.perf_counter()
-            generated = output[:, input_length:]
-            texts = None
-            if self.keep_text:  # after the batch's end time: decoding is not part of the request's latency
-                texts = self._tokenizer.batch_decode(generated, skip_special_tokens=True)
+            rows = output[:, input_length:].tolist()
             yield RequestRecord(
                 index=index,
                 num_prompts=len(batch),
@@ -323,10 +320,15 @@ class PyTorchBackend(PyTorchSessions):
                 end_s=end_s,
                 first_token_s=timer.first_token_s,
                 prompt_tokens=int(encoded["attention_mask"].sum().item()),
-                completion_tokens=count_new_tokens(generated, self._model.generation_config.eos_token_id),
+                completion_tokens=count_new_tokens(rows, self._model.generation_config.eos_token_id),
                 prompt_index=first,
-                output_texts=texts,
+                # Kept as ids: the text is decoded when the answers are scored, after the measured windows.
+                output_ids=rows if self.keep_text else None,
             )
+
+    def decode_answers(self, token_ids: list[list[int]]) -> list[str]:
+        """The answers' texts (special tokens skipped), one per row of new token ids."""
+        return [str(text) for text in self._tokenizer.batch_decode(token_ids, skip_special_tokens=True)]
 
     # -- reporting -------------------------------------------------------------------------------------------
     def metered_gpu_ids(self) -> list[int] | None:

@@ -38,12 +38,12 @@ class FirstTokenTimer:
 
 
 def count_new_tokens(generated: Any, eos_token_id: int | list[int] | None) -> int:
-    """New tokens in ``generated`` (the rows of new token ids): each row counts up to and including its first end
-    of sequence (``eos_token_id``, one id or several), or all of it."""
+    """New tokens in ``generated`` (the rows of new token ids: a tensor or lists): each row counts up to and
+    including its first end of sequence (``eos_token_id``, one id or several), or all of it."""
     eos = eos_token_id
     eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
     total = 0
-    for row in generated.tolist():
+    for row in generated if isinstance(generated, list) else generated.tolist():
         count = len(row)
         for position, token in enumerate(row):
             if token in eos_ids:
