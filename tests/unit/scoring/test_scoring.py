@@ -10,17 +10,15 @@ import csv
 import json
 import math
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from http_support import MODEL, runner_config
 from repo_paths import REPO_ROOT
+from window_support import WINDOW_CLOCK, spy_on_tokenizers, window_clock
 
 from ai_energy_benchmarks.config.schema import BenchmarkConfig, ScenarioConfig
-from ai_energy_benchmarks.energy.registry import _FACTORIES as _METER_FACTORIES
-from ai_energy_benchmarks.energy.registry import register_meter
 from ai_energy_benchmarks.exceptions import ConfigError
 from ai_energy_benchmarks.records import RequestRecord
 from ai_energy_benchmarks.results.quality import quality_block
@@ -429,70 +427,8 @@ def test_a_scorer_that_raises_or_an_answer_without_text_is_unscored_and_said(
 
 # -- a scored local run decodes its answers after the measured windows ----------------------------------------------
 # The packaged tiny model generates; its tokenizer is a subclass that notes when it decodes and what it returns, and a
-# meter registered for the run notes when each window closes. The scorer is the user's own function, which keeps every
-# answer it is given.
-#: ``time.perf_counter()`` when each window closed (a meter's ``stop_window``), by window name.
-WINDOW_ENDS: dict[str, float] = {}
-
-
-class WindowClock:
-    """A meter that reads nothing and notes when each window stops."""
-
-    name = "windowclock"
-    output_files = ()
-
-    def __init__(self, config: Any, output_dir: Path, gpu_ids: list[int] | None) -> None:
-        pass
-
-    def prepare(self) -> None:
-        pass
-
-    def start_window(self, name: str) -> None:
-        pass
-
-    def stop_window(self, name: str) -> tuple[list[Any], float | None]:
-        WINDOW_ENDS[name] = time.perf_counter()
-        return [], None
-
-    def describe(self) -> dict[str, Any]:
-        return {}
-
-    def close(self) -> None:
-        pass
-
-
-def _spy_on_decoding(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, list[str]]]:
-    """Make every tokenizer the run loads note each decode call: (time, texts returned)."""
-    import transformers
-
-    calls: list[tuple[float, list[str]]] = []
-    depth = [0]  # batch_decode calls decode: only the outer call is noted
-    original = transformers.AutoTokenizer.from_pretrained
-
-    def noted(method: Any) -> Any:
-        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-            depth[0] += 1
-            try:
-                texts = method(self, *args, **kwargs)
-            finally:
-                depth[0] -= 1
-            if depth[0] == 0:
-                calls.append((time.perf_counter(), [texts] if isinstance(texts, str) else list(texts)))
-            return texts
-
-        return call
-
-    def from_pretrained(*args: Any, **kwargs: Any) -> Any:
-        tokenizer = original(*args, **kwargs)
-        base = type(tokenizer)
-        Noting = type("Noting", (base,), {"batch_decode": noted(base.batch_decode), "decode": noted(base.decode)})
-        tokenizer.__class__ = Noting
-        return tokenizer
-
-    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", from_pretrained)
-    return calls
-
-
+# meter registered for the run notes when each window opens and closes (tests/window_support.py). The scorer is the
+# user's own function, which keeps every answer it is given.
 def test_a_scored_pytorch_run_decodes_its_answers_after_the_measured_windows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -503,27 +439,23 @@ def test_a_scored_pytorch_run_decodes_its_answers_after_the_measured_windows(
     monkeypatch.syspath_prepend(str(tmp_path))
     import noting_scorer  # type: ignore[import-not-found]
 
-    decoded = _spy_on_decoding(monkeypatch)
-    WINDOW_ENDS.clear()
-    register_meter("windowclock", WindowClock)
+    decoded = spy_on_tokenizers(monkeypatch, "batch_decode", "decode")
     config = tiny_scored_config(
         tmp_path,
         {"type": "callable", "function": "noting_scorer:even"},
-        {"enabled": True, "type": "windowclock"},
+        {"enabled": True, "type": WINDOW_CLOCK},
         repetitions=2,
     )
-    try:
+    with window_clock() as edges:
         BenchmarkRunner(config).run()
-    finally:
-        del _METER_FACTORIES["windowclock"]
 
-    assert sorted(WINDOW_ENDS) == ["generate-0", "generate-1", "prefill-0", "prefill-1"]
+    assert sorted(edges) == ["generate-0", "generate-1", "prefill-0", "prefill-1"]
     assert decoded, "the answers were never decoded"
-    last_window_end_s = max(WINDOW_ENDS.values())
-    assert all(called_s > last_window_end_s for called_s, _ in decoded)  # nothing decoded inside any window
+    last_window_end_s = max(stop_s for _, stop_s in edges.values())
+    assert all(called_s > last_window_end_s for _, called_s, _ in decoded)  # nothing decoded inside any window
     # The scorer was given exactly what the tokenizer decoded (the generate passes' answers, two per batch), and
     # each prompt's verdict in requests.jsonl is the scorer's on that text.
-    texts = [text for _, batch in decoded for text in batch]
+    texts = [text for _, _, batch in decoded for text in ([batch] if isinstance(batch, str) else batch)]
     assert texts == noting_scorer.SEEN and len(texts) == 2 * 4
     records = [json.loads(line) for line in (tmp_path / "out" / "requests.jsonl").read_text().splitlines()]
     generate = [r for r in records if r["phase"] == "generate"]
