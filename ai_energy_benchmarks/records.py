@@ -50,6 +50,9 @@ class RequestRecord:
     output_text: str | None = None
     #: A batch's answers, one per prompt in order (PyTorch backend, kept only when asked; never written).
     output_texts: list[str] | None = None
+    #: A batch's new token ids, one row per prompt in order (PyTorch backend, kept only when asked): decoded into
+    #: ``output_texts`` after the measured windows have closed, then dropped (never written).
+    output_ids: list[list[int]] | None = None
     #: Index in the run's prompt list of this record's (first) prompt; None: ``index`` modulo the number of prompts.
     prompt_index: int | None = None
     #: The scorer's verdict (``scenario.scorer``): True/False, None when not scored (no scorer, failed request, no
@@ -81,7 +84,7 @@ class RequestRecord:
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-safe form with latency and TTFT added."""
         data = asdict(self)
-        del data["output_text"], data["output_texts"]
+        del data["output_text"], data["output_texts"], data["output_ids"]
         data["latency_s"] = self.latency_s
         data["ttft_s"] = self.ttft_s
         return data

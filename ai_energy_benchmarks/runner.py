@@ -290,7 +290,9 @@ class BenchmarkRunner(LegacyRunnerParts):
         config = self.config
         scoring_errors: list[str] = []
         if config.scenario.scorer is not None:  # after the run: outside every measured window
-            scoring_errors = score_records(config.scenario.scorer, prompt_set.references, records).errors
+            scoring_errors = score_records(
+                config.scenario.scorer, prompt_set.references, records, decode=backend.decode_answers
+            ).errors
         result = aggregate(
             config=config,
             prompt_set=prompt_set,

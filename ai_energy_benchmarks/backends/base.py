@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ai_energy_benchmarks.energy.devices.processes import ServerProcesses
-from ai_energy_benchmarks.exceptions import ConfigError
+from ai_energy_benchmarks.exceptions import BackendError, ConfigError
 from ai_energy_benchmarks.records import RequestRecord  # re-exported: its home was here
 
 if TYPE_CHECKING:
@@ -93,6 +93,11 @@ class Backend(ABC):
     def prepare_prompts(self, prompts: list[str]) -> None:  # noqa: B027  # an optional hook
         """Format ``prompts`` ahead of time (chat templates and the like), outside every measured window.
         Default: nothing."""
+
+    def decode_answers(self, token_ids: list[list[int]]) -> list[str]:
+        """The answer texts of rows of new token ids a record kept (``RequestRecord.output_ids``), called when the
+        answers are scored, after every measured window has closed. Default: refused (this backend keeps no ids)."""
+        raise BackendError(f"{type(self).__name__} keeps no token ids to decode")
 
     def render(self, prompt: str) -> str | dict[str, Any] | None:
         """Exactly what is sent for ``prompt`` (text, or a request body), written to ``prompts.jsonl``; None when the

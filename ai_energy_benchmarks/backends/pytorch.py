@@ -17,6 +17,7 @@ from typing import Any
 from ai_energy_benchmarks.backends.base import RequestRecord
 from ai_energy_benchmarks.backends.pytorch_config import PyTorchConfig
 from ai_energy_benchmarks.backends.pytorch_generate import (
+    BatchEncoder,
     FirstTokenTimer,
     check_batches_share_options,
     check_generate_kwargs,
@@ -45,7 +46,6 @@ from ai_energy_benchmarks.datasets.synthetic import TokenCounter
 from ai_energy_benchmarks.exceptions import (
     BackendError,
     ConfigError,
-    DatasetError,
     MissingDependencyError,
     one_line,
 )
@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 class PyTorchBackend(PyTorchSessions):
     """Runs a causal language model in-process, batch by batch, with left padding."""
 
-    #: Keep each answer's decoded text in its record (``RequestRecord.output_text``); off for benchmarks.
+    #: Keep each answer in its record (token ids, decoded when scored: :meth:`decode_answers`); off for benchmarks.
     keep_text: bool = False
     workloads = frozenset({"multi_turn", "trace"})
 
@@ -79,9 +79,10 @@ class PyTorchBackend(PyTorchSessions):
         self._formatter = FormatterRegistry().formatter_for(self._backend.model, self._scenario.reasoning_format)
         self._formatter.format("", self._scenario.reasoning, self._scenario.reasoning_params)
         self._use_chat = False
+        self._encoder: BatchEncoder | None = None
         self._rendered: dict[str, str] = {}
         self._phase = "unnamed"
-        #: Decode each answer's text into its record (``output_texts``): only when a scorer will read it.
+        #: Keep each answer's new token ids in its record (``output_ids``): only when a scorer will read it.
         self.keep_text = config.scenario.scorer is not None
         #: Trace replays' schedule drift by pass label (``describe()["schedule_drift"]``).
         self._drift: dict[str, dict[str, Any]] = {}
@@ -172,6 +173,8 @@ class PyTorchBackend(PyTorchSessions):
         self._tokenizer = tokenizer
         self._context_tokens = getattr(model_config, "max_position_embeddings", None)
         self._setup_formatting()
+        # A chat template writes the special tokens itself; plain text gets the tokenizer's usual ones.
+        self._encoder = BatchEncoder(tokenizer, not self._use_chat, self._context_tokens, self._scenario.truncation)
         check_generate_kwargs(self._scenario.generate_kwargs.as_kwargs(), model, tokenizer, torch, self._device)
         logger.info("loaded %s on %s (%s parameters)", backend.model, self._device, model.num_parameters())
 
@@ -225,9 +228,12 @@ class PyTorchBackend(PyTorchSessions):
         self._per_prompt = per_prompt
 
     def prepare_prompts(self, prompts: list[str]) -> None:
-        """Apply the chat template and reasoning format to every prompt now, outside the measured windows."""
-        for prompt in prompts:
-            self.render(prompt)
+        """Apply the chat template and reasoning format to every prompt, and tokenise every batch of them, now:
+        outside the measured windows."""
+        texts = [self.render(prompt) for prompt in prompts]
+        size = self._scenario.input_shapes.batch_size
+        if self._encoder is not None:  # loaded
+            self._encoder.prepare([texts[first : first + size] for first in range(0, len(texts), size)])
 
     def render(self, prompt: str) -> str:
         """The exact text sent to the tokenizer for ``prompt`` (chat template and reasoning format applied)."""
@@ -255,33 +261,9 @@ class PyTorchBackend(PyTorchSessions):
         if self._torch is not None and self._device.startswith("cuda"):
             self._torch.cuda.synchronize(self._device)
 
-    def _encode(self, prompts: list[str], first_index: int, max_new_tokens: int) -> Any:
-        limit = None if self._context_tokens is None else self._context_tokens - max_new_tokens
-        if limit is not None and limit < 1:
-            raise ConfigError(
-                f"scenario.generate_kwargs.max_new_tokens: {max_new_tokens} does not fit the model's "
-                f"context of {self._context_tokens} tokens"
-            )
-        texts = [self.render(p) for p in prompts]
-        # A chat template writes the special tokens itself; plain text gets the tokenizer's usual ones.
-        options: dict[str, Any] = {"return_tensors": "pt", "padding": True, "add_special_tokens": not self._use_chat}
-        if self._scenario.truncation and limit is not None:
-            return self._tokenizer(texts, truncation=True, max_length=limit, **options)
-        encoded = self._tokenizer(texts, **options)
-        if limit is not None:
-            lengths = encoded["attention_mask"].sum(dim=1).tolist()
-            for offset, length in enumerate(lengths):
-                if length > limit:
-                    raise DatasetError(
-                        f"prompt {first_index + offset} has {length} tokens; with max_new_tokens={max_new_tokens} "
-                        f"it exceeds the model's context of {self._context_tokens} tokens "
-                        "(set scenario.truncation=true to truncate)"
-                    )
-        return encoded
-
     def run(self, prompts: list[str], generate_kwargs: dict[str, Any]) -> Iterator[RequestRecord]:
         """Generate for ``prompts`` in batches of ``scenario.input_shapes.batch_size``; one record per batch."""
-        if self._model is None:
+        if self._model is None or self._encoder is None:
             raise BackendError("PyTorchBackend.run() called before load()")
         torch = self._torch
         batch_size = self._scenario.input_shapes.batch_size
@@ -294,7 +276,8 @@ class PyTorchBackend(PyTorchSessions):
             batch = prompts[first : first + batch_size]
             if self._per_prompt is not None:  # one batch shares its options (checked by set_prompt_kwargs)
                 kwargs = general | self._per_prompt[first]
-            encoded = self._encode(batch, first, int(kwargs.get("max_new_tokens", 20))).to(self._device)
+            texts = [self.render(p) for p in batch]
+            encoded = self._encoder.encode(texts, first, int(kwargs.get("max_new_tokens", 20))).to(self._device)
             input_length = encoded["input_ids"].shape[1]
             timer = FirstTokenTimer(self.synchronize)
             start_s = time.perf_counter()
@@ -302,10 +285,7 @@ class PyTorchBackend(PyTorchSessions):
                 output = self._model.generate(**encoded, **kwargs, streamer=timer if use_streamer else None)
             self.synchronize()
             end_s = time.perf_counter()
-            generated = output[:, input_length:]
-            texts = None
-            if self.keep_text:  # after the batch's end time: decoding is not part of the request's latency
-                texts = self._tokenizer.batch_decode(generated, skip_special_tokens=True)
+            rows = output[:, input_length:].tolist()
             yield RequestRecord(
                 index=index,
                 num_prompts=len(batch),
@@ -313,10 +293,15 @@ class PyTorchBackend(PyTorchSessions):
                 end_s=end_s,
                 first_token_s=timer.first_token_s,
                 prompt_tokens=int(encoded["attention_mask"].sum().item()),
-                completion_tokens=count_new_tokens(generated, self._model.generation_config.eos_token_id),
+                completion_tokens=count_new_tokens(rows, self._model.generation_config.eos_token_id),
                 prompt_index=first,
-                output_texts=texts,
+                # Kept as ids: the text is decoded when the answers are scored, after the measured windows.
+                output_ids=rows if self.keep_text else None,
             )
+
+    def decode_answers(self, token_ids: list[list[int]]) -> list[str]:
+        """The answers' texts (special tokens skipped), one per row of new token ids."""
+        return [str(text) for text in self._tokenizer.batch_decode(token_ids, skip_special_tokens=True)]
 
     # -- reporting -------------------------------------------------------------------------------------------
     def metered_gpu_ids(self) -> list[int] | None:

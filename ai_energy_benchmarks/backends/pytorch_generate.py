@@ -1,13 +1,14 @@
 """Pieces of one ``generate()`` call of the PyTorch backend: the assistant turn a prompt opens, the streamer that
-times the first new token, the count of new tokens up to each row's end of sequence, and the checks before a
-run: the user's options in a one-token generate, and the prompts of one batch sharing their per-prompt options."""
+times the first new token, the count of new tokens up to each row's end of sequence, the batches' token ids
+(tokenised before the measured windows), and the checks before a run: the user's options in a one-token generate, and
+the prompts of one batch sharing their per-prompt options."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from ai_energy_benchmarks.exceptions import ConfigError, one_line
+from ai_energy_benchmarks.exceptions import ConfigError, DatasetError, one_line
 
 
 def open_assistant_turn(text: str, prefix: str) -> str:
@@ -38,12 +39,12 @@ class FirstTokenTimer:
 
 
 def count_new_tokens(generated: Any, eos_token_id: int | list[int] | None) -> int:
-    """New tokens in ``generated`` (the rows of new token ids): each row counts up to and including its first end
-    of sequence (``eos_token_id``, one id or several), or all of it."""
+    """New tokens in ``generated`` (the rows of new token ids: a tensor or lists): each row counts up to and
+    including its first end of sequence (``eos_token_id``, one id or several), or all of it."""
     eos = eos_token_id
     eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
     total = 0
-    for row in generated.tolist():
+    for row in generated if isinstance(generated, list) else generated.tolist():
         count = len(row)
         for position, token in enumerate(row):
             if token in eos_ids:
@@ -51,6 +52,52 @@ def count_new_tokens(generated: Any, eos_token_id: int | list[int] | None) -> in
                 break
         total += count
     return total
+
+
+class BatchEncoder:
+    """Each batch's token ids (left padded, ``pt`` tensors on the CPU): tokenised ahead by :meth:`prepare`, outside
+    the measured windows, and checked against the model's context (``context_tokens``) when a pass uses them."""
+
+    def __init__(self, tokenizer: Any, add_special_tokens: bool, context_tokens: int | None, truncation: bool) -> None:
+        self._tokenizer = tokenizer
+        self._options: dict[str, Any] = {
+            "return_tensors": "pt",
+            "padding": True,
+            "add_special_tokens": add_special_tokens,
+        }
+        self._context_tokens = context_tokens
+        self._truncation = truncation
+        self._ready: dict[tuple[str, ...], Any] = {}
+
+    def prepare(self, batches: list[list[str]]) -> None:
+        """Tokenise these batches of texts now (their :meth:`encode` then does no tokenising)."""
+        for texts in batches:
+            self._ready[tuple(texts)] = self._tokenizer(texts, **self._options)
+
+    def encode(self, texts: list[str], first_index: int, max_new_tokens: int) -> Any:
+        """The token ids of one batch whose first prompt is number ``first_index``, leaving room for
+        ``max_new_tokens``: truncated from the start with ``scenario.truncation``, else a prompt too long is refused."""
+        limit = None if self._context_tokens is None else self._context_tokens - max_new_tokens
+        if limit is not None and limit < 1:
+            raise ConfigError(
+                f"scenario.generate_kwargs.max_new_tokens: {max_new_tokens} does not fit the model's "
+                f"context of {self._context_tokens} tokens"
+            )
+        encoded = self._ready.get(tuple(texts))
+        if encoded is None:  # not prepared (e.g. a trace replay's prompt): tokenised now
+            encoded = self._tokenizer(texts, **self._options)
+        if limit is None or encoded["input_ids"].shape[1] <= limit:
+            return encoded
+        if self._truncation:
+            return self._tokenizer(texts, truncation=True, max_length=limit, **self._options)
+        for offset, length in enumerate(encoded["attention_mask"].sum(dim=1).tolist()):
+            if length > limit:
+                raise DatasetError(
+                    f"prompt {first_index + offset} has {length} tokens; with max_new_tokens={max_new_tokens} "
+                    f"it exceeds the model's context of {self._context_tokens} tokens "
+                    "(set scenario.truncation=true to truncate)"
+                )
+        return encoded
 
 
 def check_batches_share_options(per_prompt: list[dict[str, Any]], batch_size: int) -> None:

@@ -79,9 +79,12 @@ class PyTorchSessions(Backend):
                     output = self._model.generate(**encoded, **kwargs, streamer=timer if use_streamer else None)
                 self.synchronize()
                 end_s = time.perf_counter()
-                new_tokens = output[:, input_length:]
-                completion = count_new_tokens(new_tokens, self._model.generation_config.eos_token_id)
-                answer = str(self._tokenizer.decode(new_tokens[0, :completion], skip_special_tokens=True))
+                answer_ids = output[:, input_length:].tolist()
+                completion = count_new_tokens(answer_ids, self._model.generation_config.eos_token_id)
+                answer_ids[0] = answer_ids[0][:completion]
+                # The model's answer is decoded here only when the next turn sends it as history; otherwise it is
+                # kept as ids (for a scorer) and decoded after the measured windows.
+                answer = self.decode_answers(answer_ids)[0] if workload.history == "model" else None
                 answers.append(answer)
                 yield RequestRecord(
                     index=index,
@@ -92,6 +95,7 @@ class PyTorchSessions(Backend):
                     prompt_tokens=input_length,
                     completion_tokens=completion,
                     output_text=answer if self.keep_text else None,
+                    output_ids=answer_ids if self.keep_text and answer is None else None,
                     conversation_id=conversation.id,
                     turn=turn,
                 )

@@ -13,16 +13,15 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ai_energy_benchmarks.config.sessions import MultiTurnConfig
+from ai_energy_benchmarks.datasets.packaged import PACKAGED_PREFIX, packaged_names, packaged_or_local_file
 from ai_energy_benchmarks.exceptions import DatasetError
 
 logger = logging.getLogger(__name__)
 
-PACKAGED_PREFIX = "packaged:"
 _USER = {"human", "user"}
 _ASSISTANT = {"gpt", "assistant", "chatgpt", "bard", "bing", "model"}
 
@@ -53,30 +52,14 @@ class ConversationSet:
         return sum(len(c.user_turns) for c in self.conversations)
 
 
-def _conversations_dir() -> Path:
-    return Path(str(resources.files("ai_energy_benchmarks") / "data" / "conversations"))
-
-
 def packaged_conversation_sets() -> list[str]:
     """Names usable as ``scenario.multi_turn.dataset: packaged:NAME``."""
-    return sorted(p.stem for p in _conversations_dir().glob("*.jsonl"))
+    return packaged_names("conversations")
 
 
 def conversations_path(dataset: str) -> Path:
     """The file ``scenario.multi_turn.dataset`` names (checked to exist)."""
-    if dataset.startswith(PACKAGED_PREFIX):
-        name = dataset[len(PACKAGED_PREFIX) :]
-        path = _conversations_dir() / f"{name}.jsonl"
-        if not path.is_file():
-            raise DatasetError(
-                f"scenario.multi_turn.dataset: no packaged conversation set '{name}' "
-                f"(available: {', '.join(packaged_conversation_sets())})"
-            )
-        return path
-    path = Path(dataset).expanduser()
-    if not path.is_file():
-        raise DatasetError(f"scenario.multi_turn.dataset: file '{dataset}' not found")
-    return path
+    return packaged_or_local_file(dataset, "conversations", "scenario.multi_turn.dataset", "conversation set")
 
 
 def _messages(row: Any, where: str) -> list[tuple[str, str]]:

@@ -19,11 +19,11 @@ import os
 import random
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ai_energy_benchmarks.config.schema import SYNTHETIC_DATASET, ScenarioConfig
+from ai_energy_benchmarks.datasets.packaged import PACKAGED_PREFIX, packaged_file, packaged_names
 from ai_energy_benchmarks.datasets.references import hub_references, read_references
 from ai_energy_benchmarks.exceptions import DatasetError, one_line
 
@@ -32,7 +32,6 @@ logger = logging.getLogger(__name__)
 #: log line rather than print the same sentence twice).
 IN_RESULT_WARNINGS = {"in_result_warnings": True}
 
-PACKAGED_PREFIX = "packaged:"
 _SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".parquet")
 
 
@@ -63,13 +62,9 @@ class PromptSet:
         return hashlib.sha256(json.dumps(self.prompts, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-def _prompts_dir() -> Path:
-    return Path(str(resources.files("ai_energy_benchmarks") / "data" / "prompts"))
-
-
 def packaged_prompt_sets() -> list[str]:
     """Names of the prompt sets shipped with the package (use as ``packaged:NAME``)."""
-    return sorted(p.stem for p in _prompts_dir().glob("*.jsonl"))
+    return packaged_names("prompts")
 
 
 def _text(value: Any, where: str) -> str:
@@ -305,14 +300,7 @@ def prompt_source(scenario: ScenarioConfig) -> tuple[str, Path | None]:
     if name == SYNTHETIC_DATASET:
         return "synthetic", None
     if name.startswith(PACKAGED_PREFIX):
-        set_name = name[len(PACKAGED_PREFIX) :]
-        path = _prompts_dir() / f"{set_name}.jsonl"
-        if not path.is_file():
-            raise DatasetError(
-                f"scenario.dataset_name: no packaged prompt set '{set_name}' "
-                f"(available: {', '.join(packaged_prompt_sets())})"
-            )
-        return "packaged", path
+        return "packaged", packaged_file(name[len(PACKAGED_PREFIX) :], "prompts", "scenario.dataset_name", "prompt set")
     local = Path(name).expanduser()
     if local.exists():
         return "local", local

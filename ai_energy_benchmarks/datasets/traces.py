@@ -21,14 +21,13 @@ import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ai_energy_benchmarks.config.sessions import TraceConfig
+from ai_energy_benchmarks.datasets.packaged import PACKAGED_PREFIX, packaged_names, packaged_or_local_file
 from ai_energy_benchmarks.exceptions import DatasetError
 
-PACKAGED_PREFIX = "packaged:"
 #: How prompts are made (the result's ``workload.prompt_method``).
 WORDS_METHOD = "words: one common English word per token (approximate; tokenizer-free)"
 
@@ -154,29 +153,14 @@ def synthesize_prompts(
     return [synthesizer(e.input_length, e.hash_ids, block_tokens, i) for i, e in enumerate(entries)]
 
 
-def _traces_dir() -> Path:
-    return Path(str(resources.files("ai_energy_benchmarks") / "data" / "traces"))
-
-
 def packaged_traces() -> list[str]:
     """Names usable as ``scenario.trace.path: packaged:NAME``."""
-    return sorted(p.stem for p in _traces_dir().glob("*.jsonl"))
+    return packaged_names("traces")
 
 
 def trace_path(path: str) -> Path:
     """The file ``scenario.trace.path`` names (checked to exist)."""
-    if path.startswith(PACKAGED_PREFIX):
-        name = path[len(PACKAGED_PREFIX) :]
-        found = _traces_dir() / f"{name}.jsonl"
-        if not found.is_file():
-            raise DatasetError(
-                f"scenario.trace.path: no packaged trace '{name}' (available: {', '.join(packaged_traces())})"
-            )
-        return found
-    found = Path(path).expanduser()
-    if not found.is_file():
-        raise DatasetError(f"scenario.trace.path: file '{path}' not found")
-    return found
+    return packaged_or_local_file(path, "traces", "scenario.trace.path", "trace")
 
 
 def _number(row: dict[str, Any], key: str, where: str, minimum: float) -> float:

@@ -1,15 +1,17 @@
 """Apply a scorer to every answer of the measured generate passes, after the run (outside every measured window).
 
 The scorer reads the answer after its reasoning (the text after the last ``</think>``, where a local model's
-decoded text holds one). Each record gets ``correct``: True/False, or None where the answer cannot be scored (the
-request failed, the backend kept no text, the prompt has no reference, or the scorer said None or raised). A batch
-record (PyTorch backend, ``batch_size`` > 1) gets one verdict per prompt, as a list.
+decoded text holds one). A local model's answers arrive as token ids and are decoded here, with the backend's
+``decode_answers``, so that no decoding is done inside a measured window. Each record gets ``correct``:
+True/False, or None where the answer cannot be scored (the request failed, the backend kept no text, the prompt has
+no reference, or the scorer said None or raised). A batch record (PyTorch backend, ``batch_size`` > 1) gets one
+verdict per prompt, as a list.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,26 +42,44 @@ def final_part(answer: str) -> str:
     return answer if cut < 0 else answer[cut + len(THINK_END) :]
 
 
-def _answers(record: RequestRecord) -> list[str | None]:
-    if record.output_texts is not None:
-        return list(record.output_texts) + [None] * (record.num_prompts - len(record.output_texts))
+#: Turns rows of new token ids into answer texts (the backend's ``decode_answers``).
+Decoder = Callable[[list[list[int]]], list[str]]
+
+
+def _answers(record: RequestRecord, decode: Decoder | None, outcome: ScoringOutcome) -> list[str | None]:
+    texts = record.output_texts
+    if record.output_ids is not None:  # decoded now, after the measured windows; the ids are dropped
+        ids, record.output_ids = record.output_ids, None
+        try:
+            texts = None if decode is None else decode(ids)
+        except Exception as exc:  # these answers are unscored (counted without text), the run's figures stand
+            if len(outcome.errors) < 3:
+                outcome.errors.append(f"cannot decode the answers of request {record.index}: {one_line(exc)}")
+    if texts is not None:
+        return list(texts) + [None] * (record.num_prompts - len(texts))
     return [record.output_text] + [None] * (record.num_prompts - 1)
 
 
 def score_records(
-    config: ScorerConfig, references: Sequence[Any] | None, records: Sequence[RequestRecord]
+    config: ScorerConfig,
+    references: Sequence[Any] | None,
+    records: Sequence[RequestRecord],
+    decode: Decoder | None = None,
 ) -> ScoringOutcome:
-    """Set ``correct`` on every generate-phase record (others keep None); see the module docstring."""
+    """Set ``correct`` on every generate-phase record (others keep None); see the module docstring. Answers a
+    record kept as token ids (``output_ids``) are decoded here with ``decode`` (then dropped), so that decoding
+    happens after every measured window has closed."""
     scorer = create_scorer(config)
     outcome = ScoringOutcome()
     table = list(references or [])
     count = len(table)
     for record in records:
         if record.phase != "generate":
+            record.output_ids = None
             continue
         verdicts: list[bool | None] = []
         first = record.prompt_index if record.prompt_index is not None else record.index
-        for offset, answer in enumerate(_answers(record)):
+        for offset, answer in enumerate(_answers(record, decode, outcome)):
             verdict: bool | None = None
             reference = table[(first + offset) % count] if count else None
             if not record.ok:

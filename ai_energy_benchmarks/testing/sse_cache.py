@@ -1,9 +1,11 @@
 """The test server's (:mod:`.sse_server`) simulated prefix cache and tokenizer.
 
 The fake tokenizer splits on whitespace: one token per word, no special tokens, as ``usage.prompt_tokens`` counts a
-prompt. The prefix cache counts words (block size one word) into the ``/metrics`` counters: a completion prompt's
-hits are its longest common word prefix with an earlier prompt; a chat request's, the words of the longest
-earlier-seen list of messages its own starts with.
+prompt. The prefix cache is one model for both endpoints: a tree of the block sequences of the requests seen so far,
+where a request's hits are the tokens of its longest block prefix already in the tree (as a server's cache reuses
+whole blocks). The block is a word for a completion prompt (so its hits are its longest common word prefix with an
+earlier prompt) and a whole message for a chat request (so its hits are the words of the longest earlier-seen list
+of messages it starts with); queries and hits go to the ``/metrics`` counters in words.
 """
 
 from __future__ import annotations
@@ -21,39 +23,35 @@ def token_ids(prompt: str) -> list[int]:
 
 
 class PrefixCache:
-    """The prompts and message lists seen so far, and the look-ups that count queried and hit tokens."""
+    """The block sequences seen so far (a tree of nested dicts, one level per block) and the look-ups that count
+    queried and hit tokens."""
 
     def __init__(self) -> None:
-        #: Message lists (chat) already seen.
-        self._seen_prefixes: set[str] = set()
-        #: Every completion prompt's words seen.
-        self._cached_prompts: list[list[str]] = []
+        self._root: dict[str, Any] = {}
+
+    def _look_up(self, blocks: list[tuple[str, int]], counters: Counters) -> int:
+        """Count ``blocks`` (key, tokens) as queried, those of its longest prefix already seen as hit, and add the
+        sequence to the tree; return its tokens."""
+        node, queried, hit = self._root, 0, 0
+        for key, tokens in blocks:
+            queried += tokens
+            child = node.get(key)
+            if child is None:  # from here on nothing is cached: every later block is new too
+                child = node[key] = {}
+            else:
+                hit += tokens
+            node = child
+        counters.prefix_cache_queries += queried
+        counters.prefix_cache_hits += hit
+        return queried
 
     def look_up_prompt(self, prompt: str, counters: Counters) -> None:
-        """Count the prompt's words as queried, and those of its longest common prefix with an earlier one as hit."""
-        words = prompt.split()
-        hit = 0
-        for earlier in self._cached_prompts:
-            common = 0
-            for mine, theirs in zip(words, earlier, strict=False):
-                if mine != theirs:
-                    break
-                common += 1
-            hit = max(hit, common)
-        self._cached_prompts.append(words)
-        counters.prefix_cache_queries += len(words)
-        counters.prefix_cache_hits += hit
+        """Count a completion prompt, block by block of one word."""
+        self._look_up([(word, 1) for word in prompt.split()], counters)
 
     def look_up_messages(self, messages: list[Any], counters: Counters) -> int:
-        """Count a chat request in the simulated prefix cache; return the words of all its messages."""
-        words = [len(str(m.get("content", "")).split()) if isinstance(m, dict) else 0 for m in messages]
-        hits = 0
-        for end in range(len(messages), 0, -1):
-            if repr(messages[:end]) in self._seen_prefixes:
-                hits = sum(words[:end])
-                break
-        for end in range(1, len(messages) + 1):
-            self._seen_prefixes.add(repr(messages[:end]))
-        counters.prefix_cache_queries += sum(words)
-        counters.prefix_cache_hits += hits
-        return sum(words)
+        """Count a chat request, block by block of one message (its words); return the words of all its messages."""
+        return self._look_up(
+            [(repr(m), len(str(m.get("content", "")).split()) if isinstance(m, dict) else 0) for m in messages],
+            counters,
+        )

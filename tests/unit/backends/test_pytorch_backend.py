@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 import transformers
+from window_support import WINDOW_CLOCK, inside_any, spy_on_tokenizers, window_clock
 
 from ai_energy_benchmarks.backends.pytorch import packaged_models, packaged_models_dir
 from ai_energy_benchmarks.config.parser import BackendConfig, BenchmarkConfig, MetricsConfig, ReporterConfig
@@ -19,7 +20,9 @@ from ai_energy_benchmarks.runner import BenchmarkRunner
 TINY = packaged_models_dir() / "tiny-llama"
 
 
-def run(tmp_path: Path, backend: dict[str, Any] | None = None, **scenario: Any) -> dict[str, Any]:
+def run(
+    tmp_path: Path, backend: dict[str, Any] | None = None, metrics: MetricsConfig | None = None, **scenario: Any
+) -> dict[str, Any]:
     """Run a 3-prompt benchmark without energy metering (these tests are about the backend)."""
     backend_options = {"type": "pytorch", "model": "packaged:tiny-llama", "no_weights": True, "device": "cpu"}
     scenario_options: dict[str, Any] = {"num_samples": 3, "generate_kwargs": {"max_new_tokens": 6, "min_new_tokens": 6}}
@@ -29,7 +32,7 @@ def run(tmp_path: Path, backend: dict[str, Any] | None = None, **scenario: Any) 
         output_dir=str(tmp_path / "out"),
         backend=BackendConfig(**(backend_options | (backend or {}))),
         scenario=scenario_options,
-        metrics=MetricsConfig(enabled=False),
+        metrics=metrics or MetricsConfig(enabled=False),
         reporter=ReporterConfig(output_file=str(tmp_path / "r.csv")),
     )
     return BenchmarkRunner(config).run()
@@ -228,7 +231,9 @@ def test_truncation_keeps_the_end_of_a_prompt() -> None:
     backend.load()
     try:
         prompt = "alpha " + "energy " * 900 + "omega"
-        encoded = backend._encode([prompt], 0, max_new_tokens=8)
+        backend.prepare_prompts([prompt])  # tokenised ahead in full; truncated when a pass's length needs it
+        assert backend._encoder is not None
+        encoded = backend._encoder.encode([backend.render(prompt)], 0, max_new_tokens=8)
         kept = backend._tokenizer.decode(encoded["input_ids"][0], skip_special_tokens=True)
         assert encoded["input_ids"].shape[1] == 512 - 8
         assert kept.rstrip().endswith("omega") and "alpha" not in kept
@@ -335,3 +340,23 @@ def test_an_automatic_choice_is_calibrated_on_the_loaded_model(tmp_path: Path, m
     how = result["model"]["num_threads_chosen"]
     assert how.startswith("auto: 2 usable cores, 1-minute load 0.00, 0 other tasks runnable now, so 2 free")
     assert f"; calibrated to {result['model']['num_threads']} (fastest forward step by threads: 1: " in how
+
+
+def test_prompts_are_tokenised_before_the_measured_windows_not_inside_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokenised = spy_on_tokenizers(monkeypatch, "__call__")
+    with window_clock() as edges:
+        run(
+            tmp_path,
+            metrics=MetricsConfig(enabled=True, type=WINDOW_CLOCK),
+            num_samples=4,
+            input_shapes={"batch_size": 2},
+        )
+    assert sorted(edges) == ["generate-0", "prefill-0"]
+    # Two batches of two prompts, tokenised once, before any window; nothing is tokenised inside one.
+    batches = [returned["input_ids"].shape[0] for _, _, returned in tokenised if returned["input_ids"].shape[0] == 2]
+    assert batches == [2, 2]
+    assert not [called_s for _, called_s, _ in tokenised if inside_any(edges, called_s)]
+    rows = requests(tmp_path)
+    assert [r["prompt_index"] for r in rows] == [0, 2] and all(r["prompt_tokens"] > 0 for r in rows)

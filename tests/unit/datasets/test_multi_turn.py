@@ -262,7 +262,8 @@ def test_completions_api_is_refused_for_conversations(tmp_path: Path) -> None:
 
 
 # -- the PyTorch backend -------------------------------------------------------------------------------------------
-def test_pytorch_sends_its_own_decoded_answers_as_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _pytorch_chat(tmp_path: Path, history: str = "model") -> tuple[Any, Any]:
+    """The packaged tiny model loaded for the conversations of :func:`write_conversations`; (config, backend)."""
     from ai_energy_benchmarks.backends.pytorch import PyTorchBackend
 
     config = BenchmarkConfig.model_validate(
@@ -273,7 +274,7 @@ def test_pytorch_sends_its_own_decoded_answers_as_history(tmp_path: Path, monkey
                 "num_samples": 2,
                 "warmup_runs": 0,
                 "generate_kwargs": {"max_new_tokens": 5, "min_new_tokens": 5},
-                "multi_turn": {"enabled": True, "dataset": str(write_conversations(tmp_path))},
+                "multi_turn": {"enabled": True, "dataset": str(write_conversations(tmp_path)), "history": history},
             },
             "metrics": {"enabled": False},
             "reporter": {"output_file": str(tmp_path / "r.csv")},
@@ -282,6 +283,11 @@ def test_pytorch_sends_its_own_decoded_answers_as_history(tmp_path: Path, monkey
     backend = PyTorchBackend(config)
     backend.keep_text = True
     backend.load()
+    return config, backend
+
+
+def test_pytorch_sends_its_own_decoded_answers_as_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config, backend = _pytorch_chat(tmp_path)
     sent: list[list[dict[str, str]]] = []
     template = backend._tokenizer.apply_chat_template
 
@@ -307,6 +313,28 @@ def test_pytorch_sends_its_own_decoded_answers_as_history(tmp_path: Path, monkey
     assert sent[4][0] == {"role": "system", "content": "be brief"}
     assert sent[4][2] == {"role": "assistant", "content": records[3].output_text}
     assert records[1].prompt_tokens > records[0].prompt_tokens  # the history is in the prompt
+
+
+def test_pytorch_with_the_datasets_history_decodes_no_answer_while_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model's answers are not sent back (``history: dataset``): kept as token ids, decoded only when asked for
+    (by scoring, after the measured windows), never between the turns."""
+    from ai_energy_benchmarks.datasets.workload import load_workload
+
+    config, backend = _pytorch_chat(tmp_path, history="dataset")
+    decoded: list[Any] = []
+    for name in ("decode", "batch_decode"):
+        method = getattr(backend._tokenizer, name)
+        monkeypatch.setattr(backend._tokenizer, name, lambda *a, _m=method, **k: decoded.append(a) or _m(*a, **k))
+    workload = load_workload(config.scenario)
+    assert workload is not None
+    records = list(backend.run_workload(workload, config.scenario.generate_kwargs.as_kwargs()))
+    assert decoded == [] and len(records) == 5
+    assert all(r.output_text is None and r.output_ids is not None and len(r.output_ids[0]) == 5 for r in records)
+    texts = backend.decode_answers(records[0].output_ids)
+    backend.close()
+    assert decoded and len(texts) == 1 and isinstance(texts[0], str)  # decoded when asked
 
 
 def test_pytorch_multi_turn_through_the_runner(tmp_path: Path) -> None:

@@ -16,14 +16,16 @@ from typing import Any
 import pytest
 from http_support import MODEL, runner_config
 from repo_paths import REPO_ROOT
+from window_support import WINDOW_CLOCK, spy_on_tokenizers, window_clock
 
 from ai_energy_benchmarks.config.schema import BenchmarkConfig, ScenarioConfig
 from ai_energy_benchmarks.exceptions import ConfigError
+from ai_energy_benchmarks.records import RequestRecord
 from ai_energy_benchmarks.results.quality import quality_block
 from ai_energy_benchmarks.results.stats import wilson_interval
 from ai_energy_benchmarks.results.summary import format_summary
 from ai_energy_benchmarks.runner import BenchmarkRunner
-from ai_energy_benchmarks.scoring import create_scorer, final_number
+from ai_energy_benchmarks.scoring import create_scorer, final_number, score_records
 from ai_energy_benchmarks.testing.sse_server import FakeOpenAIServer
 
 SCORER = {"type": "numeric"}
@@ -275,8 +277,9 @@ def test_packaged_arithmetic_loads_with_references_and_shuffles_them_together() 
 
 
 # -- the PyTorch backend: the packaged tiny model answers nothing right ---------------------------------------------
-def test_pytorch_tiny_model_zero_correct_gives_null_not_infinity(tmp_path: Path) -> None:
-    config = BenchmarkConfig.model_validate(
+def tiny_scored_config(tmp_path: Path, scorer: dict[str, Any], metrics: dict[str, Any], **scenario: Any) -> Any:
+    """The packaged tiny model (random weights) on 4 arithmetic tasks in batches of 2, 4 new tokens each."""
+    return BenchmarkConfig.model_validate(
         {
             "name": "tiny-scored",
             "output_dir": str(tmp_path / "out"),
@@ -287,13 +290,17 @@ def test_pytorch_tiny_model_zero_correct_gives_null_not_infinity(tmp_path: Path)
                 "input_shapes": {"batch_size": 2},
                 "generate_kwargs": {"max_new_tokens": 4, "min_new_tokens": 4},
                 "warmup_runs": 0,
-                "measure_prefill": False,
-                "scorer": SCORER,
+                "scorer": scorer,
+                **scenario,
             },
-            "metrics": {"enabled": False},
+            "metrics": metrics,
             "reporter": {"output_file": str(tmp_path / "results.csv")},
         }
     )
+
+
+def test_pytorch_tiny_model_zero_correct_gives_null_not_infinity(tmp_path: Path) -> None:
+    config = tiny_scored_config(tmp_path, SCORER, {"enabled": False}, measure_prefill=False)
     result = BenchmarkRunner(config).run()
     quality = result["quality"]
     assert quality["answers"] == 4 and quality["correct"] == 0
@@ -394,8 +401,7 @@ def test_gsm8k_from_the_local_datasets_cache_gives_references(tmp_path: Path, mo
 def test_a_scorer_that_raises_or_an_answer_without_text_is_unscored_and_said(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ai_energy_benchmarks.records import RequestRecord
-    from ai_energy_benchmarks.scoring import score_records, verdicts_of
+    from ai_energy_benchmarks.scoring import verdicts_of
 
     (tmp_path / "fussy_checks.py").write_text(
         "def check(answer, reference):\n    if answer == 'boom':\n        raise ValueError('cannot read boom')\n"
@@ -417,3 +423,59 @@ def test_a_scorer_that_raises_or_an_answer_without_text_is_unscored_and_said(
         "the scorer raised on prompt 2: cannot read boom",
         "1 answers came back without their text (the backend does not return it): not scored",
     ]
+
+
+# -- a scored local run decodes its answers after the measured windows ----------------------------------------------
+# The packaged tiny model generates; its tokenizer is a subclass that notes when it decodes and what it returns, and a
+# meter registered for the run notes when each window opens and closes (tests/window_support.py). The scorer is the
+# user's own function, which keeps every answer it is given.
+def test_a_scored_pytorch_run_decodes_its_answers_after_the_measured_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "noting_scorer.py").write_text(
+        "SEEN = []\n\ndef even(answer, reference):\n    SEEN.append(answer)\n    return len(answer) % 2 == 0\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import noting_scorer  # type: ignore[import-not-found]
+
+    decoded = spy_on_tokenizers(monkeypatch, "batch_decode", "decode")
+    config = tiny_scored_config(
+        tmp_path,
+        {"type": "callable", "function": "noting_scorer:even"},
+        {"enabled": True, "type": WINDOW_CLOCK},
+        repetitions=2,
+    )
+    with window_clock() as edges:
+        BenchmarkRunner(config).run()
+
+    assert sorted(edges) == ["generate-0", "generate-1", "prefill-0", "prefill-1"]
+    assert decoded, "the answers were never decoded"
+    last_window_end_s = max(stop_s for _, stop_s in edges.values())
+    assert all(called_s > last_window_end_s for _, called_s, _ in decoded)  # nothing decoded inside any window
+    # The scorer was given exactly what the tokenizer decoded (the generate passes' answers, two per batch), and
+    # each prompt's verdict in requests.jsonl is the scorer's on that text.
+    texts = [text for _, _, batch in decoded for text in ([batch] if isinstance(batch, str) else batch)]
+    assert texts == noting_scorer.SEEN and len(texts) == 2 * 4
+    records = [json.loads(line) for line in (tmp_path / "out" / "requests.jsonl").read_text().splitlines()]
+    generate = [r for r in records if r["phase"] == "generate"]
+    assert [v for r in generate for v in r["correct"]] == [len(t) % 2 == 0 for t in texts]
+    assert all(r["correct"] is None for r in records if r["phase"] == "prefill")
+    assert not any("output_ids" in r or "output_texts" in r for r in records)
+
+
+def test_scoring_decodes_kept_token_ids_once_and_drops_them() -> None:
+    config = ScenarioConfig.model_validate({"scorer": {"type": "numeric"}}).scorer
+    assert config is not None
+    asked: list[list[list[int]]] = []
+
+    def decode(ids: list[list[int]]) -> list[str]:
+        asked.append(ids)
+        return [" ".join(str(i) for i in row) for row in ids]
+
+    batch = RequestRecord(0, 2, 0.0, 1.0, 4, 4, output_ids=[[7], [8, 1]], prompt_index=0)
+    prefill = RequestRecord(0, 2, 0.0, 1.0, 4, 2, phase="prefill", output_ids=[[3], [4]], prompt_index=0)
+    score_records(config, ["#### 7", "#### 2"], [prefill, batch], decode=decode)
+    assert batch.correct == [True, False]  # "7" is 7; "8 1" ends in 1, not 2
+    assert asked == [[[7], [8, 1]]]  # the prefill pass's answers are not decoded
+    assert batch.output_ids is None and prefill.output_ids is None
