@@ -5,7 +5,8 @@ prompt. The prefix cache is one model for both endpoints: a tree of the block se
 where a request's hits are the tokens of its longest block prefix already in the tree (as a server's cache reuses
 whole blocks). The block is a word for a completion prompt (so its hits are its longest common word prefix with an
 earlier prompt) and a whole message for a chat request (so its hits are the words of the longest earlier-seen list
-of messages it starts with); queries and hits go to the ``/metrics`` counters in words.
+of messages it starts with); queries and hits go to the ``/metrics`` counters in words. A request with vLLM's
+``cache_salt`` looks up a tree of its salt's own, so it hits only what requests with the same salt left.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ class PrefixCache:
     queried and hit tokens."""
 
     def __init__(self) -> None:
-        self._root: dict[str, Any] = {}
+        self._roots: dict[str | None, dict[str, Any]] = {}
 
-    def _look_up(self, blocks: list[tuple[str, int]], counters: Counters) -> int:
-        """Count ``blocks`` (key, tokens) as queried, those of its longest prefix already seen as hit, and add the
-        sequence to the tree; return its tokens."""
-        node, queried, hit = self._root, 0, 0
+    def _look_up(self, blocks: list[tuple[str, int]], counters: Counters, salt: str | None) -> int:
+        """Count ``blocks`` (key, tokens) as queried, those of its longest prefix already seen under ``salt`` as hit,
+        and add the sequence to that salt's tree; return its tokens."""
+        node, queried, hit = self._roots.setdefault(salt, {}), 0, 0
         for key, tokens in blocks:
             queried += tokens
             child = node.get(key)
@@ -45,13 +46,14 @@ class PrefixCache:
         counters.prefix_cache_hits += hit
         return queried
 
-    def look_up_prompt(self, prompt: str, counters: Counters) -> None:
+    def look_up_prompt(self, prompt: str, counters: Counters, salt: str | None = None) -> None:
         """Count a completion prompt, block by block of one word."""
-        self._look_up([(word, 1) for word in prompt.split()], counters)
+        self._look_up([(word, 1) for word in prompt.split()], counters, salt)
 
-    def look_up_messages(self, messages: list[Any], counters: Counters) -> int:
+    def look_up_messages(self, messages: list[Any], counters: Counters, salt: str | None = None) -> int:
         """Count a chat request, block by block of one message (its words); return the words of all its messages."""
         return self._look_up(
             [(repr(m), len(str(m.get("content", "")).split()) if isinstance(m, dict) else 0) for m in messages],
             counters,
+            salt,
         )

@@ -299,10 +299,11 @@ class FakeOpenAIServer:
         if model not in self.models:
             return error(404, f"The model `{model}` does not exist.", "NotFoundError")
         context_words = 0
+        salt = body.get("cache_salt") if "cache_salt" in self.speaks.reads else None
         if chat:
             messages = body.get("messages") or [{}]
             prompt = str(messages[-1].get("content", ""))
-            context_words = self._prefix_cache.look_up_messages(messages, self.counters)
+            context_words = self._prefix_cache.look_up_messages(messages, self.counters, salt)
         else:
             prompt = str(body.get("prompt", ""))
         rejected = sorted(self.rejected_fields & set(body))
@@ -322,7 +323,7 @@ class FakeOpenAIServer:
         if early is not None:
             return early
         if not chat:  # a chat request was counted by its messages (look_up_messages)
-            self._prefix_cache.look_up_prompt(prompt, self.counters)
+            self._prefix_cache.look_up_prompt(prompt, self.counters, salt)
         stream = bool(body.get("stream"))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         prompt_tokens = (context_words or len(prompt.split())) + (3 if chat else 0)

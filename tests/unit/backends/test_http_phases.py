@@ -77,9 +77,40 @@ def test_without_the_servers_metrics_the_cross_check_says_why(tmp_path: Path) ->
     assert "was not read" in features["prefix_cache_note"]
 
 
+def test_each_pass_finds_only_its_own_prompts_in_the_prefix_cache(tmp_path: Path) -> None:
+    """On a server that reads cache_salt, the prefill pass, the warm-up and each repetition do not fill the generate
+    pass's cache; a prompt repeated within a pass still hits."""
+    with FakeOpenAIServer(models=[MODEL]) as fake:
+        result = run(tmp_path / "salted", fake, warmup_runs=2, repetitions=2)
+        salts = [body.get("cache_salt") for body in fake.bodies]
+    assert result["model"]["server_profile"]["prefix_cache_isolation"] == "per pass: cache_salt of this run and pass"
+    assert result["model"]["server_features"]["prefix_cache"]["hit_rate"] < 0.1  # distinct prompts, fresh per pass
+    assert not any("prefix cache" in warning for warning in result["warnings"])
+    # one salt per pass (warm-up, prefill-0, generate-0, prefill-1, generate-1), of this run only; the one request
+    # without a salt is load()'s check of the endpoint, sent before any pass
+    assert salts.count(None) == 1
+    labels = sorted({str(salt).split("-", 2)[2] for salt in salts if salt})
+    assert labels == ["generate-0", "generate-1", "prefill-0", "prefill-1", "warmup"]
+    assert len({str(salt).split("-", 2)[1] for salt in salts if salt}) == 1  # one run token
+
+    with FakeOpenAIServer(models=[MODEL]) as fake:  # the same prompt twice in a pass: served from the cache
+        again = run(tmp_path / "repeated", fake, dataset_name="packaged:quickstart", num_samples=1, repetitions=1)
+    assert again["model"]["server_features"]["prefix_cache"]["hit_rate"] == 0.0
+
+    with FakeOpenAIServer(models=[MODEL]) as fake:  # the user's salt is sent as given
+        own = run(
+            tmp_path / "own",
+            fake,
+            generate_kwargs={"max_new_tokens": TOKENS, "min_new_tokens": TOKENS, "extra_body": {"cache_salt": "x"}},
+        )
+        assert {body.get("cache_salt") for body in fake.bodies} == {"x"}
+    assert own["model"]["server_profile"]["prefix_cache_isolation"].startswith("the user's cache_salt")
+
+
 def test_a_prefill_pass_that_fills_the_prefix_cache_is_warned_of(tmp_path: Path) -> None:
     with FakeOpenAIServer(models=[MODEL]) as fake:
-        result = run(tmp_path / "with-prefill", fake)
+        result = run(tmp_path / "with-prefill", fake, backend={"isolate_prefix_cache": False})
+    assert result["model"]["server_profile"]["prefix_cache_isolation"].startswith("off (")
     prefix = result["model"]["server_features"]["prefix_cache"]
     assert prefix["hit_rate"] == 1.0  # every prompt was sent in the prefill pass first
     assert prefix["hit_tokens"] == prefix["queried_tokens"] > 0
@@ -114,7 +145,7 @@ def test_the_console_names_the_server_features_and_the_energy_per_token_and_requ
 
     with FakeOpenAIServer(models=[MODEL], spec_decode=(4, 0.25), first_token_delay_s=0.01) as fake:
         shown = format_summary(run(tmp_path, fake))
-    assert "server        prefix-cache hit rate 100.0%; speculative acceptance 25.0%" in shown
+    assert "server        prefix-cache hit rate 0%; speculative acceptance 25.0%" in shown  # salted passes
     assert "server times  prefill 0.0100 s" in shown
     result = three_meters().to_dict()
     energy, summary = result["energy"], result["summary"]

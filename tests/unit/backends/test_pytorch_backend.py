@@ -330,6 +330,8 @@ def test_an_automatic_choice_is_calibrated_on_the_loaded_model(tmp_path: Path, m
     monkeypatch.setattr(pytorch_threads, "usable_cores", lambda: 2)
     monkeypatch.setattr(pytorch_threads, "_other_runnable_tasks", lambda: 0.0)
     monkeypatch.setattr(pytorch_threads.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    # A tiny model's step takes ms, but a busy machine can stretch it past the big-model limit: not what this tests.
+    monkeypatch.setattr(pytorch_threads, "CALIBRATION_STEP_LIMIT_S", 60.0)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
