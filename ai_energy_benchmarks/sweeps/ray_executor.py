@@ -222,10 +222,25 @@ class RayExecutor:
         started_here = self.connect()
         ray = import_ray()
         try:
+            self._check_feasible(ray, points, options)
             self._execute(ray, sweep, points, options, on_start, on_done)
         finally:
             if started_here:
                 ray.shutdown()
+
+    @staticmethod
+    def _check_feasible(ray: Any, points: Sequence[SweepPoint], options: Mapping[int, Mapping[str, Any]]) -> None:
+        """A ConfigError (before anything is submitted) for a point asking more than the whole cluster has: Ray
+        would keep it waiting for ever."""
+        have = ray.cluster_resources()
+        for point in points:
+            wanted = {"GPU": options[point.index].get("num_gpus") or 0, **options[point.index].get("resources", {})}
+            for name, count in wanted.items():
+                if count and float(have.get(name, 0)) < count:
+                    raise ConfigError(
+                        f"sweep point {point.index} ({point.label}) requests {count:g} {name} on Ray; the cluster has "
+                        f"{float(have.get(name, 0)):g} (set backend.device_ids, --ray-gpus-per-point or --ray-resource)"
+                    )
 
     def _execute(
         self,
