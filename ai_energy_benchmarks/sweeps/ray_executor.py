@@ -107,6 +107,17 @@ def _attempts(run_dir: Path, run_id: str) -> list[dict[str, Any]]:
     return records
 
 
+def _duration_s(run_dir: Path, run_id: str, seen_s: float) -> float:
+    """How long the point's last attempt ran (s): from its recorded start (wall clock; the driver only sees a start
+    at its next look), else from when the driver saw it begin (``seen_s``, monotonic)."""
+    records = _attempts(run_dir, run_id)
+    try:
+        started = datetime.fromisoformat(records[-1]["started_at"]).timestamp()
+    except (IndexError, KeyError, TypeError, ValueError):
+        return time.monotonic() - seen_s
+    return max(0.0, time.time() - started)
+
+
 def run_on_worker(job: PointJob, cwd: str, mark: tuple[str, str], run_id: str) -> PointOutcome:
     """The Ray task: record the attempt, run the point (:func:`run_point`) and return its outcome."""
     import ray
@@ -280,7 +291,7 @@ class RayExecutor:
                     point = refs[ref]
                     begin(point)
                     outcome = self._outcome(ray, ref, sweep, point, run_id)
-                    on_done(outcome, time.monotonic() - begun[point.index])
+                    on_done(outcome, _duration_s(sweep.run_dir(point), run_id, begun[point.index]))
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref, force=True)

@@ -267,6 +267,36 @@ def test_points_never_share_a_gpu(cluster: None, server: FakeOpenAIServer, tmp_p
     assert not list((tmp_path / "four").glob("*/" + ATTEMPTS_FILE))
 
 
+def test_an_interrupt_cancels_the_ray_tasks_and_the_sweep_resumes(
+    cluster: None, server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    """Ctrl-C (a KeyboardInterrupt in the driver) as the first point finishes: the tasks still out are cancelled, the
+    summary of what finished is written, and the same sweep again runs only the points not completed."""
+    config = write_config(tmp_path, server)
+    out = tmp_path / "stopped"
+    first: list[int] = []
+
+    def stop_at_first_done(event: Any) -> None:
+        if event.kind == "done":
+            first.append(event.point.index)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep(config, out, RayExecutor()).run(on_event=stop_at_first_done)
+    statuses = {int(row["point"]): row["status"] for row in rows(out)}
+    assert statuses[first[0]] == "completed"
+    assert set(statuses) == set(range(1, 7))
+    assert set(statuses.values()) <= {"completed", "interrupted", "not run"}
+    assert "interrupted" in statuses.values() or "not run" in statuses.values()
+
+    events: list[tuple[str, int]] = []
+    again = sweep(config, out, RayExecutor()).run(on_event=lambda e: events.append((e.kind, e.point.index)))
+    assert again.all_completed
+    skipped = {index for kind, index in events if kind == "skip"}
+    assert first[0] in skipped
+    assert skipped | {index for kind, index in events if kind == "done"} == set(range(1, 7))
+
+
 def test_the_cli_runs_a_sweep_on_ray(cluster: None, server: FakeOpenAIServer, tmp_path: Path) -> None:
     """`sweep --executor ray` through the command line (in this process: the module's cluster is used)."""
     config = write_config(tmp_path, server)
