@@ -245,6 +245,17 @@ def compare_command(
 @click.option("--slo-p99-s", type=float, help="Latency objective: p99 end-to-end latency at most this (s).")
 @click.option("--slo-ttft-p99-s", type=float, help="Latency objective: p99 time to first token at most this (s).")
 @click.option("--no-plot", is_flag=True, help="Skip the figure (runs without matplotlib).")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Who runs the points: one after another here, or as Ray tasks each holding its GPUs (docs/clusters.md).",
+)
+@click.option("--ray-address", help="Ray cluster to use (host:port, ray://host:port, auto) [start a local one].")
+@click.option("--ray-resource", help="Request this custom Ray resource per GPU instead of Ray's GPU resource.")
+@click.option("--ray-gpus-per-point", type=float, help="GPUs (or resource units) per point [from backend.device_ids].")
+@click.option("--ray-max-retries", type=int, default=3, show_default=True, help="Reruns of a point whose worker died.")
 @_with_config_options
 def sweep_command(
     params: tuple[str, ...],
@@ -252,6 +263,11 @@ def sweep_command(
     slo_p99_s: float | None,
     slo_ttft_p99_s: float | None,
     no_plot: bool,
+    executor: str,
+    ray_address: str | None,
+    ray_resource: str | None,
+    ray_gpus_per_point: float | None,
+    ray_max_retries: int,
     config_path: str | None,
     config_name: str | None,
     verbose: int,
@@ -265,13 +281,22 @@ def sweep_command(
 
     Rerunning the same command resumes: points already completed with the same configuration are skipped. Writes
     summary.csv, summary.md and energy_vs_latency.png (J per output token vs p50/p99 latency, Pareto front, SLO).
-    Trailing KEY=VALUE arguments override the config of every point.
+    Trailing KEY=VALUE arguments override the config of every point. With --executor ray each point is a Ray task
+    holding its GPUs, and the sweep directory must be on storage every Ray node mounts.
     """
     setup_logging(verbose, quiet)
     with errors_to_exit_codes(verbose):
         install_signal_handlers()
         from ai_energy_benchmarks.sweeps import Sweep, parse_param
+        from ai_energy_benchmarks.sweeps.executor import make_executor
 
+        runner = make_executor(
+            executor,
+            address=ray_address,
+            resource=ray_resource,
+            gpus_per_point=ray_gpus_per_point,
+            max_retries=ray_max_retries,
+        )
         sweep = Sweep(
             [parse_param(text) for text in params],
             config_path=config_path,
@@ -281,6 +306,7 @@ def sweep_command(
             slo_p99_s=slo_p99_s,
             slo_ttft_p99_s=slo_ttft_p99_s,
             plot=not no_plot,
+            executor=runner,
         )
         show = not quiet
         bar: dict[str, Any] = {}
@@ -298,7 +324,8 @@ def sweep_command(
                 bar["update"], bar["close"] = progress_bar(show and stderr_is_terminal())
 
         if show:
-            click.echo(f"sweep: {len(sweep.points)} points in {sweep.directory}", err=True)
+            on = "" if executor == "local" else f" (on Ray, {ray_address or 'local instance'})"
+            click.echo(f"sweep: {len(sweep.points)} points in {sweep.directory}{on}", err=True)
         try:
             outcome = sweep.run(on_event=on_event, progress=progress)
         except KeyboardInterrupt:

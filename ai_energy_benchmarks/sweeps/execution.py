@@ -13,6 +13,10 @@ Every grid point is the base config with the point's ``key=value`` overrides (an
 backend, ...). Its run directory is ``<sweep dir>/<point name>``. A point whose directory already holds a completed
 ``benchmark_report.json`` measured with the same configuration is skipped, so an interrupted sweep resumes where it
 stopped when the same command is run again.
+
+Who runs the points is the sweep's executor (:class:`SweepExecutor`): :class:`LocalExecutor` (the default) runs
+them one after another in this process; ``sweeps.ray_executor.RayExecutor`` runs each as a task on a Ray cluster.
+Either way each point is :func:`run_point` of its :class:`PointJob`, and the summary is the same.
 """
 
 from __future__ import annotations
@@ -25,15 +29,20 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from ai_energy_benchmarks.config.redact import redact_override, redact_text
+from ai_energy_benchmarks.config.redact import redact_override
 from ai_energy_benchmarks.exceptions import BenchmarkError, ConfigError
 from ai_energy_benchmarks.reporting import require_matplotlib
-from ai_energy_benchmarks.reporting.runs import REPORT_FILE
-from ai_energy_benchmarks.results.model import BenchmarkResult, parse_report
+from ai_energy_benchmarks.results.model import BenchmarkResult
 from ai_energy_benchmarks.runner import create_benchmark
 from ai_energy_benchmarks.sweeps import summary
+from ai_energy_benchmarks.sweeps.executor import (
+    LocalExecutor,
+    PointJob,
+    ProgressCallback,
+    SweepExecutor,
+    read_report,
+    run_point,
+)
 from ai_energy_benchmarks.sweeps.grid import SweepParam, SweepPoint, build_grid
 from ai_energy_benchmarks.sweeps.outcome import PointOutcome, SweepEvent, SweepOutcome
 
@@ -44,8 +53,6 @@ RESULTS_CSV = "benchmark_results.csv"
 #: Config keys that say where a run writes, not what it measures: left out when deciding whether a finished
 #: point still matches the sweep's configuration.
 _LOCATION_KEYS = ("output_dir", "reporter")
-
-ProgressCallback = Callable[[str, int, int], None]
 
 
 def _json_safe(data: Any) -> Any:
@@ -58,28 +65,14 @@ def config_fingerprint(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(measured, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def read_report(run_dir: Path) -> BenchmarkResult | None:
-    """The report in ``run_dir`` as our readers see it, or None when it is missing, unreadable or not a report."""
-    try:
-        report = json.loads((run_dir / REPORT_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(report, dict):
-        return None
-    try:
-        return parse_report(report)
-    except ValidationError as exc:
-        logger.warning("%s: not a benchmark report (%s)", run_dir / REPORT_FILE, exc.errors()[0].get("msg"))
-        return None
-
-
 class Sweep:
     """A grid of benchmark runs over ``params``, on a base config (a YAML file or a packaged preset).
 
     ``overrides`` apply to every point (before the point's own); ``output_dir`` is the sweep directory (default:
     ``<the base config's output_dir>/sweep``). ``slo_p99_s`` / ``slo_ttft_p99_s`` are latency objectives (s) on
     the p99 end-to-end latency and the p99 time to first token; the summary marks the points meeting all that are
-    given. ``plot=False`` skips the figure (and the need for matplotlib).
+    given. ``plot=False`` skips the figure (and the need for matplotlib). ``executor`` runs the points
+    (default :class:`LocalExecutor`; see ``sweeps.ray_executor`` for a Ray cluster).
     """
 
     def __init__(
@@ -92,6 +85,7 @@ class Sweep:
         slo_p99_s: float | None = None,
         slo_ttft_p99_s: float | None = None,
         plot: bool = True,
+        executor: SweepExecutor | None = None,
     ) -> None:
         if plot:
             require_matplotlib()
@@ -106,6 +100,7 @@ class Sweep:
         self.slo_p99_s = slo_p99_s
         self.slo_ttft_p99_s = slo_ttft_p99_s
         self.plot = plot
+        self.executor: SweepExecutor = executor if executor is not None else LocalExecutor()
         swept = {param.key for param in self.params}
         for override in self.overrides:
             key = override.partition("=")[0].strip()
@@ -138,6 +133,26 @@ class Sweep:
         if not self._user_sets_reporter:
             where.append(f"reporter.output_file={self.directory / RESULTS_CSV}")
         return [*self.overrides, *point.overrides, *where]
+
+    def job(self, point: SweepPoint, total: int | None = None, absolute: bool = False) -> PointJob:
+        """What running ``point`` takes, as plain data; ``absolute``: every path made absolute (for a worker that
+        may start in another directory, or on another node sharing the storage)."""
+        if not absolute:
+            config_path, overrides, run_dir = self.config_path, self.point_overrides(point), self.run_dir(point)
+        else:
+            config_path = None if self.config_path is None else str(Path(self.config_path).resolve())
+            run_dir = self.run_dir(point).resolve()
+            overrides = [*self.overrides, *point.overrides, f"output_dir={run_dir}"]
+            if not self._user_sets_reporter:
+                overrides.append(f"reporter.output_file={self.directory.resolve() / RESULTS_CSV}")
+        return PointJob(
+            point=point,
+            total=len(self.points) if total is None else total,
+            config_path=config_path,
+            config_name=self.config_name,
+            overrides=tuple(overrides),
+            run_dir=run_dir,
+        )
 
     def _runner(self, point: SweepPoint, progress: ProgressCallback | None = None) -> Any:
         try:
@@ -187,21 +202,41 @@ class Sweep:
         stops it: the summary of what is finished is written, then the interrupt propagates; rerunning resumes.
         """
         self.validate()
+        outcomes = self.run_points(self.points, on_event, progress)
+        return summary.write_outputs(self, outcomes, plot=self.plot)
+
+    def run_points(
+        self,
+        points: Sequence[SweepPoint],
+        on_event: Callable[[SweepEvent], None] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> list[PointOutcome]:
+        """Run those of ``points`` not completed yet with this sweep's executor; their outcomes, in their order.
+
+        The points need not be the grid's (an adaptive sweep passes the ones it chose; validate them first). On an
+        interrupt the summary of ``points`` so far is written (points begun and unfinished ``interrupted``, the
+        others ``not run``) and the interrupt propagates.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
         emit = on_event or (lambda event: None)
         started = time.monotonic()
-        total = len(self.points)
-        outcomes: list[PointOutcome] = []
-        durations: list[float] = []
-        plan = [(point, *self.completed_report(point)) for point in self.points]
-        to_run = sum(1 for _, report, _ in plan if report is None)
-        logger.info("sweep of %d points in %s: %d to run", total, self.directory, to_run)
+        total = len(points)
+        done: dict[int, PointOutcome] = {}
+        begun: set[int] = set()
+        ran: list[float] = []  # when each point run now finished (monotonic s)
+        plan = [(point, *self.completed_report(point)) for point in points]
+        reasons = {point.index: reason for point, _, reason in plan}
+        to_run = [point for point, report, _ in plan if report is None]
+        logger.info(
+            "sweep of %d points in %s: %d to run (%s executor)", total, self.directory, len(to_run), self.executor.name
+        )
+        first_start: list[float] = []
 
         def eta() -> float | None:
-            if not durations:
+            remaining = sum(1 for point in to_run if point.index not in done)
+            if not ran or not remaining:
                 return None
-            remaining = sum(1 for _, report, _ in plan[len(outcomes) :] if report is None)
-            return sum(durations) / len(durations) * remaining if remaining else None
+            return (ran[-1] - first_start[0]) / len(ran) * remaining
 
         def event(
             kind: str, point: SweepPoint, report: BenchmarkResult | None, message: str, duration_s: float | None = None
@@ -210,7 +245,7 @@ class Sweep:
                 kind=kind,
                 point=point,
                 total=total,
-                finished=len(outcomes),
+                finished=len(done),
                 elapsed_s=time.monotonic() - started,
                 eta_s=eta(),
                 duration_s=duration_s,
@@ -219,48 +254,36 @@ class Sweep:
                 message=message,
             )
 
-        try:
-            for point, report, reason in plan:
-                if report is not None:
-                    outcomes.append(PointOutcome(point, self.run_dir(point), "completed", report, message=reason))
-                    emit(event("skip", point, report, f"{reason} in {self.run_dir(point)}"))
-                    continue
-                emit(event("start", point, None, reason))
-                point_started = time.monotonic()
-                outcome = self._run_point(point, progress)
-                outcomes.append(outcome)
-                durations.append(time.monotonic() - point_started)
-                kind = "done" if outcome.status == "completed" else "failed"
-                emit(event(kind, point, outcome.report, outcome.message, durations[-1]))
-        except KeyboardInterrupt:
-            finished = {outcome.point.index for outcome in outcomes}
-            rest = [p for p in self.points if p.index not in finished]
-            stopped = [
-                PointOutcome(p, self.run_dir(p), "interrupted" if i == 0 else "not run") for i, p in enumerate(rest)
-            ]
-            summary.write_outputs(self, outcomes + stopped, plot=False)
-            raise
-        return summary.write_outputs(self, outcomes, plot=self.plot)
+        def on_start(point: SweepPoint) -> None:
+            begun.add(point.index)
+            if not first_start:
+                first_start.append(time.monotonic())
+            emit(event("start", point, None, reasons[point.index]))
 
-    def _run_point(self, point: SweepPoint, progress: ProgressCallback | None) -> PointOutcome:
-        run_dir = self.run_dir(point)
-        runner = self._runner(point, progress)
-        logger.info("sweep point %d/%d (%s) -> %s", point.index, len(self.points), point.label, run_dir)
+        def on_done(outcome: PointOutcome, duration_s: float) -> None:
+            done[outcome.point.index] = outcome
+            ran.append(time.monotonic())
+            kind = "done" if outcome.status == "completed" else "failed"
+            emit(event(kind, outcome.point, outcome.report, outcome.message, duration_s))
+
+        for point, report, reason in plan:
+            if report is not None:
+                done[point.index] = PointOutcome(point, self.run_dir(point), "completed", report, message=reason)
+                emit(event("skip", point, report, f"{reason} in {self.run_dir(point)}"))
         try:
-            result = runner.run()
-        except BenchmarkError as exc:
-            message = redact_text(str(exc))
-            logger.warning("sweep point %d (%s) failed: %s", point.index, point.label, message)
-            return PointOutcome(point, run_dir, "failed", read_report(run_dir), ran_now=True, message=message)
-        except Exception as exc:  # an unforeseen failure of one point must not lose the others
-            message = redact_text(f"unexpected {type(exc).__name__}: {exc}")
-            # The traceback only at debug level: its text may hold what the message redacts.
-            logger.warning("sweep point %d (%s) failed: %s", point.index, point.label, message)
-            logger.debug("sweep point %d failed", point.index, exc_info=True)
-            return PointOutcome(point, run_dir, "failed", read_report(run_dir), ran_now=True, message=message)
-        status = str(result.get("status"))
-        message = "" if status == "completed" else "no request succeeded"
-        return PointOutcome(point, run_dir, status, parse_report(result), ran_now=True, message=message)
+            if to_run:
+                self.executor.execute(self, to_run, on_start, on_done, progress)
+        except KeyboardInterrupt:
+            stopped = [
+                done.get(p.index) or PointOutcome(p, self.run_dir(p), "interrupted" if p.index in begun else "not run")
+                for p in points
+            ]
+            summary.write_outputs(self, stopped, plot=False)
+            raise
+        missing = [point.label for point in to_run if point.index not in done]
+        if missing:
+            raise BenchmarkError(f"the {self.executor.name} executor returned without running: {'; '.join(missing)}")
+        return [done[point.index] for point in points]
 
     # -- summary (sweeps/summary.py) ----------------------------------------------------------------------------------
 
@@ -273,4 +296,13 @@ class Sweep:
         return summary.summary_rows(self, outcomes)
 
 
-__all__ = ["RESULTS_CSV", "Sweep", "config_fingerprint", "read_report"]
+__all__ = [
+    "RESULTS_CSV",
+    "LocalExecutor",
+    "PointJob",
+    "Sweep",
+    "SweepExecutor",
+    "config_fingerprint",
+    "read_report",
+    "run_point",
+]
