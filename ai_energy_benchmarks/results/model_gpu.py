@@ -1,0 +1,35 @@
+"""The ``gpu_control`` block of the typed result: the power limit and SM clock lock a run set (``gpu:`` in the
+config), per GPU the original, requested and enforced values. Present only in runs that set them."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ai_energy_benchmarks.results.model_blocks import Number, ResultBlock
+
+
+class ControlledGpu(ResultBlock):
+    """One GPU's settings during the run (W, MHz)."""
+
+    index: int | None = Field(None, description="the vendor library's index of the GPU")
+    uuid: str | None = None
+    name: str | None = None
+    matched_by: str | None = Field(None, description="how the run's device ordinal was matched to it")
+    original_power_limit_w: Number | None = Field(None, description="the limit before the run (restored after it)")
+    power_limit_range_w: list[Number] | None = Field(None, description="[lowest, highest] limit the GPU accepts")
+    requested_power_limit_w: Number | None = Field(None, description="gpu.power_limit_w")
+    enforced_power_limit_w: Number | None = Field(None, description="the limit the GPU enforced, read back")
+    original_sm_clock_mhz: Number | None = Field(None, description="the SM clock before the lock")
+    requested_sm_clock_mhz: list[int] | None = Field(None, description="[min, max] SM clock lock asked for")
+    sm_clock_mhz: Number | None = Field(None, description="the SM clock read back after the lock")
+
+
+class GpuControl(ResultBlock):
+    """``gpu_control``: what the run set on its GPUs; the originals were put back when it ended."""
+
+    vendor: str | None = Field(None, description="NVML or AMD SMI")
+    restore_records: str | None = Field(None, description="the state directory of the restore records")
+    gpus: list[ControlledGpu] = Field(default_factory=list)
+
+
+__all__ = ["ControlledGpu", "GpuControl"]
