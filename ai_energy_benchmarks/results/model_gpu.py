@@ -32,4 +32,23 @@ class GpuControl(ResultBlock):
     gpus: list[ControlledGpu] = Field(default_factory=list)
 
 
-__all__ = ["ControlledGpu", "GpuControl"]
+def gpu_control_lines(block: GpuControl | None) -> list[str]:
+    """The console summary's lines for the block: per GPU what was asked for, enforced, and set before."""
+    if block is None:
+        return []
+    lines = []
+    for gpu in block.gpus:
+        parts = []
+        if gpu.requested_power_limit_w is not None:
+            parts.append(
+                f"power limit {gpu.requested_power_limit_w:g} W requested, {gpu.enforced_power_limit_w:g} W enforced"
+                f" ({gpu.original_power_limit_w:g} W before)"
+            )
+        if gpu.requested_sm_clock_mhz:
+            low, high = gpu.requested_sm_clock_mhz
+            parts.append(f"SM clock locked to {low}-{high} MHz (read back {gpu.sm_clock_mhz:g} MHz)")
+        lines.append(f"  gpu setting   {block.vendor} GPU {gpu.index}: " + "; ".join(parts))
+    return lines
+
+
+__all__ = ["ControlledGpu", "GpuControl", "gpu_control_lines"]

@@ -135,8 +135,11 @@ def test_a_power_limit_sweep_measures_energy_that_follows_the_limit(tmp_path: Pa
 
 @pytest.mark.parametrize("vendor", ["nvml", "amdsmi"])
 def test_restored_after_a_normal_run_and_after_a_failing_run(tmp_path: Path, vendor: str) -> None:
-    code, _, stderr = finish(start(tmp_path, vendor, *run_args(tmp_path, vendor, "gpu.power_limit_w=400")))
+    code, stdout, stderr = finish(start(tmp_path, vendor, *run_args(tmp_path, vendor, "gpu.power_limit_w=400")))
     assert code == 0, stderr[-3000:]
+    name = {"nvml": "NVML", "amdsmi": "AMD SMI"}[vendor]
+    shown = f"gpu setting   {name} GPU 0: power limit 400 W requested, 400 W enforced ({ORIGINAL_W[vendor]:g} W before)"
+    assert shown in stdout
     assert mean_gpu_power_w(report(tmp_path / "out")) == pytest.approx(400.0, rel=0.01)
     assert device_limit_w(tmp_path) == ORIGINAL_W[vendor] and records(tmp_path) == []
     # Every request answered HTTP 500: the run fails (exit code 1) after the limit was set.
@@ -195,7 +198,10 @@ def test_a_signal_at_a_random_point_restores_the_limit(tmp_path: Path, vendor: s
             break
     else:
         pytest.fail(f"the run ended before {marker!r}:\n{''.join(seen)}")
-    code, _, rest = finish(proc)
+    # The rest through the same reader: lines it has buffered already would be lost to communicate().
+    rest = proc.stderr.read()
+    proc.communicate(timeout=HANG_TIMEOUT_S)
+    code = proc.returncode
     stderr = "".join(seen) + rest
     # Interrupted (128 + signal), or completed when the signal came after the report was written.
     assert code in (128 + signum, 0), stderr[-3000:]
