@@ -46,6 +46,8 @@ class GpuSettings:
         self.gpus: list[dict[str, Any]] = []
         self._controllers: list[tuple[GpuController, RestoreRecord, dict[str, Any]]] = []
         self._restored = False
+        #: The GPUs whose SM clock this run locked (only those are unlocked again).
+        self._locked: set[int] = set()
 
     def describe(self) -> dict[str, Any]:
         """The report's ``gpu_control`` block: per GPU the original, requested and enforced values."""
@@ -93,17 +95,20 @@ class GpuSettings:
 
     def _set(self, gpu: GpuController, entry: dict[str, Any], clocks: tuple[int, int] | None) -> None:
         config = self.config
+        what = "power limit"
         try:
             if config.power_limit_w is not None:
                 gpu.set_power_limit_w(config.power_limit_w)
                 entry["requested_power_limit_w"] = config.power_limit_w
             if clocks is not None:
+                what = "SM clock lock"
                 gpu.lock_sm_clocks(*clocks)
+                self._locked.add(gpu.index)
                 entry["requested_sm_clock_mhz"] = list(clocks)
                 entry["sm_clock_mhz"] = gpu.sm_clock_mhz()
+            what = "enforced power limit"
             entry["enforced_power_limit_w"] = gpu.enforced_power_limit_w()
         except DeviceError as exc:
-            what = "power limit" if "requested_power_limit_w" not in entry else "SM clock lock"
             if exc.kind == NO_PERMISSION:
                 raise ConfigError(
                     f"gpu: {self.library.vendor} refused to set GPU {gpu.index}'s {what} ({exc}): "
@@ -138,7 +143,7 @@ class GpuSettings:
         with interrupts.deferred():
             for gpu, record, _ in reversed(self._controllers):
                 try:
-                    record.restore(gpu)
+                    record.restore(gpu, unlock=gpu.index in self._locked)
                 except DeviceError as exc:
                     logger.error(
                         "GPU %d (%s): could not restore its settings (%s); the restore record %s is kept: run "

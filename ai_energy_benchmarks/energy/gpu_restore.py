@@ -129,18 +129,20 @@ class RestoreRecord:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         return cls(**{key: data[key] for key in cls.__dataclass_fields__})
 
-    def restore(self, gpu: GpuController) -> None:
-        """Put the original values back on ``gpu`` (:class:`DeviceError` when refused)."""
+    def restore(self, gpu: GpuController, unlock: bool | None = None) -> None:
+        """Put the original values back on ``gpu`` (:class:`DeviceError` when refused). ``unlock``: whether the
+        SM clock was locked (None: as the record says, for a killed run that may have locked it)."""
+        unlock = self.clocks_locked if unlock is None else unlock
         if gpu.power_limit_w() != self.power_limit_w:
             gpu.set_power_limit_w(self.power_limit_w)
-        if self.clocks_locked:
+        if unlock:
             gpu.unlock_sm_clocks()
         logger.info(
             "GPU %d (%s): restored power limit %g W%s",
             gpu.index,
             gpu.uuid,
             self.power_limit_w,
-            " and unlocked the SM clock" if self.clocks_locked else "",
+            " and unlocked the SM clock" if unlock else "",
         )
 
 

@@ -165,6 +165,15 @@ def test_no_permission_is_one_clear_line_and_changes_nothing(tmp_path: Path) -> 
     assert records(tmp_path) == []
 
 
+def test_a_refused_clock_lock_names_the_clock_and_leaves_no_record(tmp_path: Path) -> None:
+    with FakeNvml([FakeGpu()]) as fake:
+        attach_nvml_control(fake, allowed=False)
+        with pytest.raises(ConfigError, match=r"NVML refused to set GPU 0's SM clock lock \(Insufficient"):
+            apply_gpu_settings(GpuControlConfig(sm_clock_mhz=1500, state_dir=str(tmp_path)), [0], ExitStack())
+        assert fake.gpus[0].sm_clock_mhz == 1980
+    assert records(tmp_path) == []
+
+
 def test_a_run_without_gpus_here_cannot_set_them(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="this run uses no GPU on this host"), ExitStack() as cleanup:
         apply_gpu_settings(GpuControlConfig(power_limit_w=300, state_dir=str(tmp_path)), [], cleanup)
