@@ -344,5 +344,29 @@ def sweep_command(
             sys.exit(EXIT_FAILED)
 
 
+@main.group("gpu")
+def gpu_group() -> None:
+    """GPU settings a run changed (`gpu:` power limits and clock locks)."""
+
+
+@gpu_group.command("restore")
+@click.option("--state-dir", type=click.Path(file_okay=False), help="Where the restore records are [gpu.state_dir].")
+@click.option("--force", is_flag=True, help="Also restore GPUs whose run still appears to be running.")
+@_with_verbosity_options
+def gpu_restore_command(state_dir: str | None, force: bool, verbose: int, quiet: bool) -> None:
+    """Put back the power limits and clocks that killed runs left changed (needs root or CAP_SYS_ADMIN)."""
+    setup_logging(verbose, quiet)
+    with errors_to_exit_codes(verbose):
+        from ai_energy_benchmarks.energy.gpu_restore import restore_all
+        from ai_energy_benchmarks.energy.gpu_restore import state_dir as default_state_dir
+
+        directory = default_state_dir(state_dir)
+        lines = restore_all(directory, force=force)
+        for line in lines:
+            click.echo(line)
+        if not lines:
+            click.echo(f"nothing to restore (no restore records in {directory})")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

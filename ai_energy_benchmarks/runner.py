@@ -24,6 +24,7 @@ from ai_energy_benchmarks.config.schema import BenchmarkConfig
 from ai_energy_benchmarks.datasets.loader import PromptSet, load_prompts, prompt_source
 from ai_energy_benchmarks.datasets.workload import Workload, load_workload, workload_kind
 from ai_energy_benchmarks.energy.base import IntervalReading, MeterSet
+from ai_energy_benchmarks.energy.gpu_control import GpuSettings, apply_gpu_settings
 from ai_energy_benchmarks.energy.registry import check_meter_names, check_meter_settings, create_meters
 from ai_energy_benchmarks.environment import collect_environment
 from ai_energy_benchmarks.exceptions import BenchmarkError, ConfigError
@@ -165,11 +166,14 @@ class BenchmarkRunner(LegacyRunnerParts):
         self.backend = backend
         meter_set: MeterSet | None = None
         records: list[RequestRecord] = []
+        restore_gpus = ExitStack()  # the gpu: settings' originals, put back however the run ends
+        self._gpu_settings: GpuSettings | None = None
         try:
             self._progress("load", 0, 1)
             backend.load()
             self._progress("load", 1, 1)
             interrupts.check()  # a signal whose exception was dropped during heavy imports or the model load
+            self._gpu_settings = apply_gpu_settings(config.gpu, backend.metered_gpu_ids(), restore_gpus)
             if synthetic:
                 prompt_set = synthetic_prompts(backend, config)
                 interrupts.check()
@@ -202,6 +206,7 @@ class BenchmarkRunner(LegacyRunnerParts):
                 exc.partial_report = str(self.run_dir / REPORT_FILE)  # type: ignore[attr-defined]
             raise
         finally:
+            restore_gpus.close()
             if meter_set is not None:
                 meter_set.close()
             backend.close()
@@ -316,6 +321,8 @@ class BenchmarkRunner(LegacyRunnerParts):
             read_back=meter_set.energy_between if meter_set.meters else None,
             workload=self._workload,
         ).to_dict()
+        if self._gpu_settings is not None:
+            result["gpu_control"] = self._gpu_settings.describe()
         sent = sent_prompts(backend, prompt_set) if self._workload is None else self._workload.prompt_rows()
         write_reports(self.run_dir, config, result, records, sent, on_written=self._written)
         return result

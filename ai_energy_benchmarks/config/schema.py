@@ -25,6 +25,7 @@ from pydantic import (
 from ai_energy_benchmarks.config.backend import BackendConfig, validate_backend
 from ai_energy_benchmarks.config.coerce import Section as _Section
 from ai_energy_benchmarks.config.coerce import parse_scalar_string, to_plain
+from ai_energy_benchmarks.config.gpu_control import GpuControlConfig
 from ai_energy_benchmarks.config.metrics import (
     AmdSmiSettings,
     CodeCarbonSettings,
@@ -267,6 +268,7 @@ class BenchmarkConfig(_Section):
     scenario: ScenarioConfig = Field(default_factory=ScenarioConfig, description="Workload.")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Energy measurement.")
     reporter: ReporterConfig = Field(default_factory=ReporterConfig, description="Results file.")
+    gpu: GpuControlConfig | None = Field(None, description="Power limit and SM clock lock, set and restored.")
 
     @field_validator("backend", mode="before")
     @classmethod
@@ -278,7 +280,7 @@ class BenchmarkConfig(_Section):
         other secret-named key, and the credentials in URLs (``http://user:KEY@host``, ``?api_key=``)."""
         from ai_energy_benchmarks.config.redact import redact_data
 
-        return redact_data(self.model_dump(mode="json"))
+        return redact_data(self.model_dump(mode="json", exclude={"gpu"} if self.gpu is None else None))
 
 
 __all__ = [

@@ -14,6 +14,7 @@ from ai_energy_benchmarks.results.model import (
     WorkloadResult,
     as_result,
 )
+from ai_energy_benchmarks.results.model_gpu import gpu_control_lines
 
 
 def _num(value: Any, digits: int = 4, unit: str = "") -> str:
@@ -234,6 +235,7 @@ def format_summary(result: BenchmarkResult | Mapping[str, Any], report_path: str
                 if text
             )
         )
+    lines += gpu_control_lines(typed.gpu_control)
     for warning in typed.warnings:
         lines.append(f"  warning       {warning}")
     if report_path:
