@@ -35,6 +35,7 @@ from ai_energy_benchmarks.config.metrics import (
 )
 from ai_energy_benchmarks.config.scorer import ScorerConfig
 from ai_energy_benchmarks.config.sessions import MultiTurnConfig, TraceConfig
+from ai_energy_benchmarks.config.steady import SteadyHardwareConfig
 from ai_energy_benchmarks.config.synthetic import SyntheticConfig
 
 logger = logging.getLogger(__name__)
@@ -267,6 +268,7 @@ class BenchmarkConfig(_Section):
     scenario: ScenarioConfig = Field(default_factory=ScenarioConfig, description="Workload.")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Energy measurement.")
     reporter: ReporterConfig = Field(default_factory=ReporterConfig, description="Results file.")
+    steady_hardware: SteadyHardwareConfig = Field(default_factory=SteadyHardwareConfig, description="Steady GPUs.")
 
     @field_validator("backend", mode="before")
     @classmethod

@@ -2,7 +2,7 @@
 here), and the JSON Schema published from them.
 
 ``aggregate()`` returns a :class:`BenchmarkResult`; ``BenchmarkRunner.run()`` returns :meth:`BenchmarkResult.to_dict`,
-which is exactly the dict of schema 1.2 (keys, key order and values): a field is written when it was given, so a
+which is exactly the dict of schema 1.3 (keys, key order and values): a field is written when it was given, so a
 block that has a key only sometimes (``energy.steady_state`` only when energy was measured, an unreached
 steady-state window with three keys) keeps that shape. Reports read from disk parse into the same model
 (:func:`parse_report`, after :func:`~ai_energy_benchmarks.results.contract.reader_view`); keys this version does not
@@ -45,13 +45,15 @@ from ai_energy_benchmarks.results.model_blocks import (
     Timestamps,
     WorkloadResult,
 )
+from ai_energy_benchmarks.results.model_hardware import Hardware, HardwareWait, HardwareWindow, ThrottleSummary
 
 #: 1.1: 0.0.4's keys are never null (``zero_filled``), ``summary.throughput_tokens_per_second`` is prompt + output
 #: tokens per second again (``throughput_output_tokens_per_second``: output only), repetitions'
 #: ``output_tokens_per_second`` (was ``throughput_tokens_per_second``), ``mean_latency_s``, ``mean_ttft_s``.
 #: 1.2: ``quality`` (scored answers, accuracy, energy per correct answer) and its CSV columns; ``requests.jsonl``
 #: records carry ``correct``, ``prompt_index`` and ``energy_j``; ``energy.request_attribution``.
-SCHEMA_VERSION = "1.2"
+#: 1.3: ``hardware`` (steady-hardware waits, per-window GPU temperature and throttling; with a GPU meter only).
+SCHEMA_VERSION = "1.3"
 
 
 class BenchmarkResult(ResultBlock):
@@ -59,7 +61,7 @@ class BenchmarkResult(ResultBlock):
 
     model_config = ConfigDict(extra="allow", title="BenchmarkResult")
 
-    schema_version: str | None = Field(None, description="'1.2' today; '1.0' reports are upgraded when read")
+    schema_version: str | None = Field(None, description="'1.3' today; '1.0' reports are upgraded when read")
     status: str | None = Field(None, description="completed | failed | interrupted")
     config: RunConfig = Field(default_factory=RunConfig)
     summary: Summary = Field(default_factory=Summary)
@@ -79,6 +81,7 @@ class BenchmarkResult(ResultBlock):
     energy_notes: list[str] = Field(default_factory=list)
     files: Files | None = None
     workload: WorkloadResult | None = Field(None, description="multi-turn or trace workloads only")
+    hardware: Hardware | None = Field(None, description="with a GPU meter: steady-hardware waits, throttled windows")
 
     @property
     def synthetic_model(self) -> bool:
@@ -118,6 +121,9 @@ __all__ = [
     "DatasetInfo",
     "Energy",
     "Files",
+    "Hardware",
+    "HardwareWait",
+    "HardwareWindow",
     "IdleBaseline",
     "Latency",
     "MeteredGpu",
@@ -133,6 +139,7 @@ __all__ = [
     "SteadyState",
     "SteadyWindow",
     "Summary",
+    "ThrottleSummary",
     "Timestamps",
     "WorkloadResult",
     "as_result",

@@ -46,7 +46,7 @@ def test_result_has_contract_keys(run: tuple[dict[str, Any], Path]) -> None:
     assert {"name", "backend", "model", "dataset", "num_samples", "device_ids"} <= set(result["config"])
     assert set(result["summary"]) >= set(SUMMARY_KEYS)
     assert set(result["energy"]) >= set(ENERGY_KEYS)
-    assert result["schema_version"] == "1.2"
+    assert result["schema_version"] == "1.3"
     assert result["status"] == "completed"
     assert result["config"]["model"] == "packaged:tiny-llama"
 

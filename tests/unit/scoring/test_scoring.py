@@ -209,7 +209,7 @@ def test_a_server_answering_7_of_10_right_gives_accuracy_and_joules_per_correct(
     assert prompts[3]["reference"] == "3 + 3 = 6\n#### 6"
     with (tmp_path / "results.csv").open(encoding="utf-8") as handle:
         row = next(csv.DictReader(handle))
-    assert row["schema_version"] == "1.2" and row["scorer"] == "numeric" and float(row["accuracy"]) == 0.7
+    assert row["schema_version"] == "1.3" and row["scorer"] == "numeric" and float(row["accuracy"]) == 0.7
     assert float(row["joules_per_correct_answer"]) == pytest.approx(energy_j / 7)
     assert row["correct_answers"] == "7"
     summary = format_summary(result)
