@@ -20,7 +20,14 @@ from ai_energy_benchmarks.config.steady import SteadyHardwareConfig
 from ai_energy_benchmarks.datasets.loader import IN_RESULT_WARNINGS
 from ai_energy_benchmarks.energy.base import EnergyMeter, WindowMeasurement
 from ai_energy_benchmarks.energy.gpu import GpuMeter
-from ai_energy_benchmarks.energy.gpu_conditions import THROTTLED, UNKNOWN, ConditionRecord, ConditionSample, summarize
+from ai_energy_benchmarks.energy.gpu_conditions import (
+    THROTTLED,
+    UNKNOWN,
+    ConditionRecord,
+    ConditionSample,
+    Tally,
+    describe,
+)
 from ai_energy_benchmarks.passes import sleep_checked
 
 logger = logging.getLogger(__name__)
@@ -177,19 +184,18 @@ class SteadyHardware:
 
     def _window(self, window: WindowMeasurement) -> dict[str, Any]:
         gpus: dict[str, dict[str, Any]] = {}
-        everything: list[ConditionSample] = []
+        everything = Tally()
         for meter in self._gpu_meters:
             for reading in window.readings:
                 if reading.meter != meter.name or not reading.device.startswith("gpu:"):
                     continue
                 if reading.start_s is None or reading.end_s is None:
                     continue
-                gpu = int(reading.device.split(":", 1)[1])
-                samples = meter.conditions.samples(gpu, reading.start_s, reading.end_s)
-                gpus[reading.device] = summarize(samples)
-                everything += samples
+                tally = meter.conditions.tally(int(reading.device.split(":", 1)[1]), reading.start_s, reading.end_s)
+                gpus[reading.device] = describe(tally)
+                everything += tally
         block = {"window": window.name, "kind": window.kind, "repetition": window.repetition}
-        return block | summarize(everything) | {"gpus": gpus}
+        return block | describe(everything) | {"gpus": gpus}
 
     def block(self, windows: Sequence[WindowMeasurement]) -> dict[str, Any] | None:
         """The result's ``hardware`` block (None without a GPU meter); warns about each throttled measured window."""

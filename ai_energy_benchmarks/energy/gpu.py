@@ -196,7 +196,7 @@ class GpuMeter(SnapshotWindows[Snapshot]):
                 elapsed_s = (gpu.last_sample_s or self._clock.now_s()) - self._origin_s
                 self._remember(gpu, strict=False)
             self._timeline.add(gpu.device, elapsed_s, power_w)
-            self.conditions.add(gpu.device, self._origin_s + elapsed_s, power_w)
+            self.conditions.add(gpu.device, power_w)
 
     def _read_counter(self, gpu: GpuState) -> int:
         before = self._clock.now_s()
