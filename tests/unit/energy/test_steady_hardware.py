@@ -24,6 +24,7 @@ from ai_energy_benchmarks.energy.amdsmi import AmdSmiMeter
 from ai_energy_benchmarks.energy.base import EnergyMeter, MeterSet
 from ai_energy_benchmarks.energy.gpu import GpuMeter
 from ai_energy_benchmarks.energy.nvml import NvmlMeter
+from ai_energy_benchmarks.results.summary import format_summary
 from ai_energy_benchmarks.runner import BenchmarkRunner
 from ai_energy_benchmarks.steady_hardware import CHECK_INTERVAL_S, SteadyHardware
 from ai_energy_benchmarks.testing.clock import SimulatedClock
@@ -303,6 +304,12 @@ def test_a_run_waits_for_steady_gpus_cools_down_and_flags_the_throttled_repetiti
     assert windows["generate-0"]["temperature_max_c"] <= settle["temperature_c"]["gpu:0"]
     assert any(w.startswith("window 'generate-1': the GPU throttled in ") for w in result["warnings"])
     assert result["schema_version"] == "1.3"
+    summary = format_summary(result)
+    assert (
+        f"  GPUs          steady after {settle['duration_s']:.1f} s; 2 cooldown(s), 60.0 s in all; THROTTLED in "
+        "generate-1" in summary
+    )
+    assert "  warning       window 'generate-1': the GPU throttled in " in summary
 
 
 def test_the_adapters_name_each_reason_and_say_when_they_cannot() -> None:
