@@ -37,6 +37,7 @@ from ai_energy_benchmarks.run_dir import REPORT_FILE, RESOLVED_CONFIG_FILE, chec
 from ai_energy_benchmarks.run_prompts import drawn_options, sent_prompts, synthetic_prompts
 from ai_energy_benchmarks.run_report import model_info, write_reports
 from ai_energy_benchmarks.scoring import create_scorer, score_records
+from ai_energy_benchmarks.steady_hardware import SteadyHardware
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +166,7 @@ class BenchmarkRunner(LegacyRunnerParts):
 
         self.backend = backend
         meter_set: MeterSet | None = None
+        self._steady: SteadyHardware | None = None
         records: list[RequestRecord] = []
         restore_gpus = ExitStack()  # the gpu: settings' originals, put back however the run ends
         self._gpu_settings: GpuSettings | None = None
@@ -182,6 +184,8 @@ class BenchmarkRunner(LegacyRunnerParts):
             meter_set.prepare()
             backend.prepare_prompts(prompt_set.prompts)  # chat templates and the like, never inside a window
             interrupts.check()
+            self._steady = SteadyHardware(config.steady_hardware, meters)
+            self._steady.settle()  # steady GPUs before the idle baseline and the measured passes
             self._idle(meter_set)
             interrupts.check()
             self._warmup(backend, prompt_set)
@@ -258,6 +262,8 @@ class BenchmarkRunner(LegacyRunnerParts):
         passes.append(("generate", kwargs | shared))
         total = len(prompt_set.prompts)
         for repetition in range(scenario.repetitions):
+            if self._steady is not None and (repetition > 0 or scenario.warmup_runs > 0):
+                self._steady.cool_down(f"{passes[0][0]}-{repetition}")  # outside every window
             for phase, phase_kwargs in passes:
                 done = 0
                 self._progress(f"measure {phase}-{repetition}", done, total)
@@ -293,6 +299,9 @@ class BenchmarkRunner(LegacyRunnerParts):
             failures = failed_passes(meter_set.windows, records)
             status = "failed" if failures else "completed"
         config = self.config
+        steady: SteadyHardware | None = getattr(self, "_steady", None)
+        hardware = steady.block(meter_set.windows) if steady is not None else None  # warns of throttled windows
+        failures += steady.warnings if steady is not None else []
         scoring_errors: list[str] = []
         if config.scenario.scorer is not None:  # after the run: outside every measured window
             scoring_errors = score_records(
@@ -320,6 +329,7 @@ class BenchmarkRunner(LegacyRunnerParts):
             scoring_errors=scoring_errors,
             read_back=meter_set.energy_between if meter_set.meters else None,
             workload=self._workload,
+            hardware=hardware,
         ).to_dict()
         if self._gpu_settings is not None:
             result["gpu_control"] = self._gpu_settings.describe()

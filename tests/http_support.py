@@ -42,8 +42,12 @@ def runner_config(
     scenario: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     name: str = "http-run",
+    steady_hardware: dict[str, Any] | None = None,
 ) -> BenchmarkConfig:
-    """A whole benchmark against ``endpoint``: output in ``tmp_path/out``, energy off unless ``metrics`` says."""
+    """A whole benchmark against ``endpoint``: output in ``tmp_path/out``, energy off unless ``metrics`` says.
+
+    Steady-hardware waits are off unless ``steady_hardware`` says (on a simulated GPU with a GPU meter they would
+    wait ``window_s`` of real time; tests/unit/energy/test_steady_hardware.py tests them on a simulated clock)."""
     return BenchmarkConfig.model_validate(
         {
             "name": name,
@@ -52,6 +56,7 @@ def runner_config(
             "scenario": scenario or {},
             "metrics": metrics if metrics is not None else {"enabled": False},
             "reporter": {"output_file": str(tmp_path / "results.csv")},
+            "steady_hardware": steady_hardware if steady_hardware is not None else {"enabled": False},
         }
     )
 

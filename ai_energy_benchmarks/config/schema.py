@@ -36,6 +36,7 @@ from ai_energy_benchmarks.config.metrics import (
 )
 from ai_energy_benchmarks.config.scorer import ScorerConfig
 from ai_energy_benchmarks.config.sessions import MultiTurnConfig, TraceConfig
+from ai_energy_benchmarks.config.steady import SteadyHardwareConfig
 from ai_energy_benchmarks.config.synthetic import SyntheticConfig
 
 logger = logging.getLogger(__name__)
@@ -269,6 +270,7 @@ class BenchmarkConfig(_Section):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Energy measurement.")
     reporter: ReporterConfig = Field(default_factory=ReporterConfig, description="Results file.")
     gpu: GpuControlConfig | None = Field(None, description="Power limit and SM clock lock, set and restored.")
+    steady_hardware: SteadyHardwareConfig = Field(default_factory=SteadyHardwareConfig, description="Steady GPUs.")
 
     @field_validator("backend", mode="before")
     @classmethod

@@ -8,7 +8,7 @@ intervals averaging the meter's ``poll_interval_s`` (``metrics.nvml.poll_interva
 jittered, so a load that repeats at the polling rate is not sampled at one phase) and integrating with the
 trapezoid rule (``estimated:<vendor>-power-integrated``), with bounds that cover the sampling error; a power
 sample is also taken at each window edge. The same poller records a power, clock, temperature and utilisation
-timeline, written to ``<output_dir>/timeline.csv``.
+timeline (``<output_dir>/timeline.csv``), and temperature and throttle reasons in ``GpuMeter.conditions``.
 
 Which GPUs are read, and how they are described, is :mod:`ai_energy_benchmarks.energy.gpu_discovery`.
 
@@ -36,6 +36,7 @@ from ai_energy_benchmarks.energy.base import EnergyReading, IncompleteWindowErro
 from ai_energy_benchmarks.energy.clock import SYSTEM_CLOCK, Clock
 from ai_energy_benchmarks.energy.devices.base import NO_PERMISSION, DeviceError, GpuLibrary
 from ai_energy_benchmarks.energy.devices.processes import ServerProcesses
+from ai_energy_benchmarks.energy.gpu_conditions import ConditionRecord
 from ai_energy_benchmarks.energy.gpu_discovery import (
     check_indices,
     gpu_identity,
@@ -100,6 +101,7 @@ class GpuMeter(SnapshotWindows[Snapshot]):
         self._server_found: bool | None = None
         self._driver_version = "unknown"
         self._init_windows(clock)
+        self.conditions = ConditionRecord(clock)  # each poll's temperature, power and throttle reasons, per GPU
         self._origin_s = 0.0
         self._timeline = Timeline(Path(output_dir))
 
@@ -194,6 +196,7 @@ class GpuMeter(SnapshotWindows[Snapshot]):
                 elapsed_s = (gpu.last_sample_s or self._clock.now_s()) - self._origin_s
                 self._remember(gpu, strict=False)
             self._timeline.add(gpu.device, elapsed_s, power_w)
+            self.conditions.add(gpu.device, power_w)
 
     def _read_counter(self, gpu: GpuState) -> int:
         before = self._clock.now_s()

@@ -89,6 +89,7 @@ def aggregate(
     scoring_errors: Sequence[str] = (),
     read_back: ReadBack | None = None,
     workload: Workload | None = None,
+    hardware: dict[str, Any] | None = None,
 ) -> BenchmarkResult:
     """Build the typed result (see docs/results.md for every key and its unit; ``.to_dict()`` is ``run()``'s dict).
 
@@ -99,7 +100,8 @@ def aggregate(
     (its share of its window's energy, :mod:`~ai_energy_benchmarks.results.attribution`), using ``read_back`` (the
     meters' energy over a past interval) for the power's shape where given.
     ``workload``: the session workload (conversations or a trace) the records came from, for the ``workload``
-    block.
+    block. ``hardware``: the steady-hardware waits and per-window throttle flags
+    (:class:`~ai_energy_benchmarks.steady_hardware.SteadyHardware`), only when a GPU meter ran.
     """
     metered = bool(meters_info)
     generate = [w for w in windows if w.kind == "generate"]
@@ -185,6 +187,8 @@ def aggregate(
         all_warnings += list(scoring_errors)
     if workload is not None:  # a session workload's own block; absent otherwise
         result["workload"] = workload_block(workload, records, windows, chosen if metered else {}, expected, model_info)
+    if hardware is not None:  # only with a GPU meter: other runs' results keep their keys
+        result["hardware"] = hardware
     all_warnings += apply_0_0_4_types(result)
     return BenchmarkResult.model_validate(result)
 

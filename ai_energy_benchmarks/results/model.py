@@ -46,13 +46,15 @@ from ai_energy_benchmarks.results.model_blocks import (
     WorkloadResult,
 )
 from ai_energy_benchmarks.results.model_gpu import ControlledGpu, GpuControl
+from ai_energy_benchmarks.results.model_hardware import Hardware, HardwareWait, HardwareWindow, ThrottleSummary
 
 #: 1.1: 0.0.4's keys are never null (``zero_filled``), ``summary.throughput_tokens_per_second`` is prompt + output
 #: tokens per second again (``throughput_output_tokens_per_second``: output only), repetitions'
 #: ``output_tokens_per_second`` (was ``throughput_tokens_per_second``), ``mean_latency_s``, ``mean_ttft_s``.
 #: 1.2: ``quality`` (scored answers, accuracy, energy per correct answer) and its CSV columns; ``requests.jsonl``
 #: records carry ``correct``, ``prompt_index`` and ``energy_j``; ``energy.request_attribution``.
-#: 1.3: ``gpu_control`` (power limit and SM clock lock set by ``gpu:``: original, requested, enforced), only then.
+#: 1.3: ``gpu_control`` (power limit and SM clock lock set by ``gpu:``: original, requested, enforced), only then;
+#: ``hardware`` (steady-hardware waits, per-window GPU temperature and throttling; with a GPU meter only).
 SCHEMA_VERSION = "1.3"
 
 
@@ -82,6 +84,7 @@ class BenchmarkResult(ResultBlock):
     files: Files | None = None
     workload: WorkloadResult | None = Field(None, description="multi-turn or trace workloads only")
     gpu_control: GpuControl | None = Field(None, description="with gpu: in the config: the GPU settings it set")
+    hardware: Hardware | None = Field(None, description="with a GPU meter: steady-hardware waits, throttled windows")
 
     @property
     def synthetic_model(self) -> bool:
@@ -123,6 +126,9 @@ __all__ = [
     "Energy",
     "Files",
     "GpuControl",
+    "Hardware",
+    "HardwareWait",
+    "HardwareWindow",
     "IdleBaseline",
     "Latency",
     "MeteredGpu",
@@ -138,6 +144,7 @@ __all__ = [
     "SteadyState",
     "SteadyWindow",
     "Summary",
+    "ThrottleSummary",
     "Timestamps",
     "WorkloadResult",
     "as_result",

@@ -8,6 +8,7 @@ from typing import Any
 from ai_energy_benchmarks.results.model import (
     BenchmarkResult,
     DatasetInfo,
+    Hardware,
     Quality,
     SteadyState,
     Summary,
@@ -135,6 +136,21 @@ def _workload_lines(workload: WorkloadResult | None) -> list[str]:
     return lines
 
 
+def hardware_line(hardware: Hardware) -> str:
+    """The steady-hardware waits and the throttle verdict in one line."""
+    parts = [
+        f"{'steady' if wait.reached else 'NOT steady'} after {_num(wait.duration_s, 1, 's')}"
+        for wait in hardware.waits
+        if wait.kind == "steady"
+    ]
+    cooldowns = [wait.duration_s or 0.0 for wait in hardware.waits if wait.kind == "cooldown"]
+    if cooldowns:
+        parts.append(f"{len(cooldowns)} cooldown(s), {_num(sum(cooldowns), 1, 's')} in all")
+    throttled = hardware.throttled_windows
+    parts.append(f"THROTTLED in {', '.join(throttled)}" if throttled else f"throttling: {hardware.throttle}")
+    return "; ".join(parts)
+
+
 def format_summary(result: BenchmarkResult | Mapping[str, Any], report_path: str | None = None) -> str:
     """Multi-line text: workload, speed, energy with the source of each figure, and warnings (``result``: the typed
     result or ``run()``'s dict)."""
@@ -236,6 +252,8 @@ def format_summary(result: BenchmarkResult | Mapping[str, Any], report_path: str
             )
         )
     lines += gpu_control_lines(typed.gpu_control)
+    if typed.hardware is not None:
+        lines.append(f"  GPUs          {hardware_line(typed.hardware)}")
     for warning in typed.warnings:
         lines.append(f"  warning       {warning}")
     if report_path:

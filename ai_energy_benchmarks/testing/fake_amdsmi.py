@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ai_energy_benchmarks.energy.clock import SYSTEM_CLOCK, Clock
+from ai_energy_benchmarks.testing.fake_thermal import FakeConditions, amd_metrics, reported_c
 from ai_energy_benchmarks.testing.traces import PowerSpec, PowerTrace, as_trace
 
 __all__ = ["AmdSmiLibraryException", "FakeAmdGpu", "FakeAmdSmi", "mi250x_gcds", "mi300x_partitions"]
@@ -117,6 +118,9 @@ class FakeAmdGpu:
     throttle_status: int = 0
     #: PIDs of the processes running on the device (amdsmi_get_gpu_process_list).
     processes: tuple[int, ...] = ()
+    # -- temperature and throttle models (testing/fake_thermal.py): indep_throttle_status None reads "N/A" --
+    indep_throttle_status: int | None = None
+    conditions: FakeConditions | None = None
     trace: PowerTrace = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -346,18 +350,20 @@ class FakeAmdSmi:
             raise AmdSmiLibraryException(AMDSMI_STATUS_NOT_SUPPORTED)
 
         def amdsmi_get_temp_metric(handle: Any, sensor: int, metric: int) -> int:
+            now = fake.clock.now_s()
             gpu = fake._gpu("amdsmi_get_temp_metric", handle)[1]
             if sensor != AmdSmiTemperatureType.HOTSPOT or metric != AmdSmiTemperatureMetric.CURRENT:
                 raise AmdSmiLibraryException(AMDSMI_STATUS_NOT_SUPPORTED)  # MI300-class: no edge sensor
-            return gpu.hotspot_c
+            return reported_c(gpu.conditions, gpu.trace, fake.elapsed_s(now), gpu.hotspot_c)
 
         def amdsmi_get_gpu_activity(handle: Any) -> dict[str, Any]:
             gpu = fake._gpu("amdsmi_get_gpu_activity", handle)[1]
             return {"gfx_activity": gpu.gfx_activity_pct, "umc_activity": gpu.gfx_activity_pct // 2, "mm_activity": _NA}
 
         def amdsmi_get_gpu_metrics_info(handle: Any) -> dict[str, Any]:
+            now = fake.clock.now_s()
             gpu = fake._gpu("amdsmi_get_gpu_metrics_info", handle)[1]
-            return {"throttle_status": gpu.throttle_status, "indep_throttle_status": gpu.throttle_status}
+            return amd_metrics(gpu, fake.elapsed_s(now))
 
         def amdsmi_get_gpu_process_list(handle: Any) -> list[dict[str, Any]]:
             gpu = fake._gpu("amdsmi_get_gpu_process_list", handle)[1]

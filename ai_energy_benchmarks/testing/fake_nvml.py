@@ -38,6 +38,7 @@ from typing import Any
 
 from ai_energy_benchmarks.energy.clock import SYSTEM_CLOCK, Clock
 from ai_energy_benchmarks.testing.fake_nvml_module import FakeHandle, build_module
+from ai_energy_benchmarks.testing.fake_thermal import NVML_THERMAL_BITS, FakeConditions, reported_c
 from ai_energy_benchmarks.testing.nvidia_smi import write_fake_nvidia_smi
 from ai_energy_benchmarks.testing.nvml_api import (
     NVML_ERROR_GPU_IS_LOST,
@@ -99,6 +100,9 @@ class FakeGpu:
     utilization_pct: int = 87
     #: PIDs of the processes with a compute context on the GPU (nvmlDeviceGetComputeRunningProcesses).
     processes: tuple[int, ...] = ()
+    # -- temperature and throttle models (steady hardware; testing/fake_thermal.py) --
+    #: With a model, the temperature follows the power and throttle intervals add to ``throttle_reasons_mask``.
+    conditions: FakeConditions | None = None
     trace: PowerTrace = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -174,6 +178,19 @@ class FakeNvml:
         gpu = self.gpus[index]
         energy_mj = gpu.trace.energy_j(0.0, self.elapsed_s(at_s)) * 1000.0
         return (gpu.counter_offset_mj + math.floor(energy_mj)) % gpu.counter_modulus_mj
+
+    def temperature_c(self, index: int, at_s: float | None = None) -> int:
+        """GPU ``index``'s temperature (whole °C, as NVML reports it) at ``at_s`` on the clock (now when None)."""
+        gpu = self.gpus[index]
+        return reported_c(gpu.conditions, gpu.trace, self.elapsed_s(at_s), gpu.temperature_c)
+
+    def throttle_mask(self, index: int, at_s: float | None = None) -> int:
+        """GPU ``index``'s clocks-event reasons at ``at_s`` (fixed mask, scripted intervals, thermal limit)."""
+        gpu = self.gpus[index]
+        if gpu.conditions is None:
+            return gpu.throttle_reasons_mask
+        elapsed_s = self.elapsed_s(at_s)
+        return gpu.throttle_reasons_mask | gpu.conditions.throttle_bits(gpu.trace, elapsed_s, NVML_THERMAL_BITS)
 
     def device_calls(self, index: int) -> int:
         """How many NVML calls named GPU ``index``."""

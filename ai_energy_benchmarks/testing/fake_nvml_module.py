@@ -113,7 +113,11 @@ def build_module(fake: FakeNvml) -> types.ModuleType:
         return c_nvmlPciInfo_t(gpu.bus_id.encode(), 0, int(gpu.bus_id.split(":")[1], 16), 0)
 
     def nvmlDeviceGetCurrentClocksEventReasons(handle: Any) -> int:
-        return fake._gpu("nvmlDeviceGetCurrentClocksEventReasons", handle)[1].throttle_reasons_mask
+        now = fake.clock.now_s()
+        index, gpu = fake._gpu("nvmlDeviceGetCurrentClocksEventReasons", handle)
+        if gpu.conditions is not None and not gpu.conditions.throttle_supported:
+            raise NVMLError_NotSupported(NVML_ERROR_NOT_SUPPORTED)
+        return fake.throttle_mask(index, now)
 
     def nvmlDeviceGetTotalEnergyConsumption(handle: Any) -> int:
         now = fake.clock.now_s()
@@ -146,10 +150,11 @@ def build_module(fake: FakeNvml) -> types.ModuleType:
         return c_nvmlMemory_t(gpu.memory_total_bytes, gpu.memory_total_bytes - used, used)
 
     def nvmlDeviceGetTemperature(handle: Any, sensor: int) -> int:
-        gpu = fake._gpu("nvmlDeviceGetTemperature", handle)[1]
+        now = fake.clock.now_s()
+        index, _ = fake._gpu("nvmlDeviceGetTemperature", handle)
         if sensor != 0:
             raise NVMLError_InvalidArgument(NVML_ERROR_INVALID_ARGUMENT)
-        return gpu.temperature_c
+        return fake.temperature_c(index, now)
 
     def nvmlDeviceGetUtilizationRates(handle: Any) -> c_nvmlUtilization_t:
         gpu = fake._gpu("nvmlDeviceGetUtilizationRates", handle)[1]

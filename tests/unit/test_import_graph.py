@@ -44,7 +44,8 @@ LAYERS: list[set[str]] = [
     {"backends"},
     {"results"},
     {"reporting"},
-    {"runner", "legacy_runner", "passes", "run_dir", "run_prompts", "run_report", "progress", "config.parser"},
+    {"runner", "legacy_runner", "passes", "run_dir", "run_prompts", "run_report", "progress", "config.parser"}
+    | {"steady_hardware"},
     {"sweeps"},
     {"cli", "cli_console", "__main__", "(package)"},
 ]

@@ -32,6 +32,23 @@ PERMISSION_HINT = (
 
 _NA = "N/A"
 
+# amdgpu's ASIC-independent throttler bits (drivers/gpu/drm/amd/include/kgd_pp_interface.h), as AMD SMI passes them
+# in gpu_metrics' indep_throttle_status: power (0-7), current (16-23), temperature (32-45), PROCHOT (46-47), other.
+_INDEPENDENT_THROTTLERS = {
+    **{bit: name for bit, name in enumerate(("ppt0", "ppt1", "ppt2", "ppt3", "spl", "fppt", "sppt", "sppt_apu"))},
+    **{16 + i: name for i, name in enumerate(("tdc_gfx", "tdc_soc", "tdc_mem", "tdc_vdd", "tdc_cvip", "edc_cpu"))},
+    22: "edc_gfx",
+    23: "apcc",
+    **{32 + i: f"temp_{name}" for i, name in enumerate(("gpu", "core", "mem", "edge", "hotspot", "soc", "vr_gfx"))},
+    **{39 + i: f"temp_{name}" for i, name in enumerate(("vr_soc", "vr_mem0", "vr_mem1", "liquid0", "liquid1"))},
+    44: "vrhot0",
+    45: "vrhot1",
+    46: "prochot_cpu",
+    47: "prochot_gfx",
+    56: "ppm",
+    57: "fit",
+}
+
 
 class MissingAmdSmiError(MissingDependencyError, MeterError):
     """The ``amdsmi`` package is not installed (exit code 2)."""
@@ -140,12 +157,19 @@ class AmdSmiDevice:
         activity = self._optional(lambda: self._amdsmi.amdsmi_get_gpu_activity(self.handle)) or {}
         return _number(activity.get("gfx_activity"))
 
-    def throttle_reasons(self) -> list[str]:
-        metrics = self._optional(lambda: self._amdsmi.amdsmi_get_gpu_metrics_info(self.handle)) or {}
+    def throttle_reasons(self) -> list[str] | None:
+        metrics = self._optional(lambda: self._amdsmi.amdsmi_get_gpu_metrics_info(self.handle))
+        if not isinstance(metrics, dict):
+            return None
+        # indep_throttle_status: the driver's ASIC-independent bits (amdgpu's SMU_THROTTLER_*_BIT); throttle_status
+        # holds the ASIC's own bits, so from it only "throttled or not" is portable. "N/A" means not reported.
+        independent = metrics.get("indep_throttle_status")
+        if isinstance(independent, int) and not isinstance(independent, bool):
+            return [name for bit, name in _INDEPENDENT_THROTTLERS.items() if independent >> bit & 1]
         status = metrics.get("throttle_status")
-        if status in (None, _NA, 0, False):
-            return []
-        return ["throttled"]  # AMD SMI reports a flag here; which limit is not given portably
+        if isinstance(status, int):
+            return ["throttled"] if status else []
+        return None
 
     def process_ids(self) -> set[int]:
         function = getattr(self._amdsmi, "amdsmi_get_gpu_process_list", None)

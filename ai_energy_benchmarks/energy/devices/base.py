@@ -59,8 +59,9 @@ class GpuDevice(Protocol):
     def utilization_pct(self) -> float | None:
         """How busy the GPU was over its last sample period (%)."""
 
-    def throttle_reasons(self) -> list[str]:
-        """Why the clocks are held down now (vendor names; empty when nothing holds them or unknown)."""
+    def throttle_reasons(self) -> list[str] | None:
+        """Why the clocks are held down now (vendor names; empty when nothing holds them); None when the device
+        cannot say (no such query, or it failed): unknown, never "not throttled"."""
 
     def process_ids(self) -> set[int]:
         """The PIDs of the processes with a context on the device (compute and graphics); :class:`DeviceError`

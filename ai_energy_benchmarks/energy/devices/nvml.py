@@ -120,14 +120,14 @@ class NvmlDevice:
         rates = self._optional(lambda: self._nvml.nvmlDeviceGetUtilizationRates(self.handle))
         return getattr(rates, "gpu", None) if rates is not None else None
 
-    def throttle_reasons(self) -> list[str]:
+    def throttle_reasons(self) -> list[str] | None:
         nvml = self._nvml
         function = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
             nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None
         )
         mask = self._optional(lambda: function(self.handle)) if function is not None else None
         if not isinstance(mask, int):
-            return []
+            return None  # not supported (or the read failed): unknown
         return [name for bit, name in _THROTTLE_REASONS.items() if mask & bit]
 
     def process_ids(self) -> set[int]:

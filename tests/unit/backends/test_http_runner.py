@@ -174,6 +174,7 @@ with FakeNvml([FakeGpu(power=trace)]) as fake, FakeOpenAIServer(
         "metrics": {"type": ["nvml", "rapl", "codecarbon"] if with_rapl else ["nvml", "codecarbon"],
                     "rapl_root": str(tree.root)},
         "reporter": {"output_file": str(out / "results.csv")},
+        "steady_hardware": {"enabled": False},
     })
     result = BenchmarkRunner(config).run()
     stop.set()

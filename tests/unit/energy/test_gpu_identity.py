@@ -79,6 +79,7 @@ def _run(tmp_path: Path, meter: str) -> dict[str, Any]:
             "scenario": {"num_samples": 3, "repetitions": 2, "warmup_runs": 0, "measure_prefill": False},
             "metrics": {"type": meter},
             "reporter": {"output_file": str(tmp_path / "results.csv")},
+            "steady_hardware": {"enabled": False},  # only the model's generation moves the simulated clock
         }
     )
     return BenchmarkRunner(config).run()

@@ -117,6 +117,7 @@ NVML_RUN = textwrap.dedent(
                          "repetitions": 2},
             "metrics": {"type": ["nvml", "codecarbon"]},
             "reporter": {"output_file": f"{out}/results.csv"},
+            "steady_hardware": {"enabled": False},
         })
         result = BenchmarkRunner(config).run()
     print(result["energy"]["sources"]["gpu"])
