@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from busy_machine import BusyLoops, usable_cores
 
 ROOT = Path(__file__).resolve().parent.parent
-SUMMARY = re.compile(r"^=+ (.+) in [\d.]+s", re.M)
+SUMMARY = re.compile(r"^=* ?(\d+ (?:passed|failed|errors?)\b.*?) in [\d.]+s", re.M)
 FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.M)
 
 
