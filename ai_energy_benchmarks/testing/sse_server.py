@@ -29,6 +29,9 @@ A prompt chooses its own failure with a marker, so one run can mix good and bad 
 - ``[fault:lying_usage:N]``: stream as usual but claim N completion tokens in the usage block
 - ``[fault:wrong_model]``: answer with another model's name (``impostor-model``) in every event
 
+``capacity=K`` makes it a server that saturates: at most K requests generate at once, the others wait their turn
+(first come, first served; counted in ``num_requests_waiting``), so their time to first token includes the queue.
+
 ``answers`` (a table ``{text: answer}``) makes the server answer from it: a prompt containing a table key gets that
 key's answer, one streamed token per word (then it stops, as at its end-of-sequence token, never past
 ``max_tokens``), so that a test knows which answers are correct.
@@ -55,7 +58,14 @@ from aiohttp import web
 from ai_energy_benchmarks.testing.server_profiles import EXTENSIONS, SPEAKS, Counters
 from ai_energy_benchmarks.testing.sse_cache import PrefixCache, token_ids
 from ai_energy_benchmarks.testing.sse_faults import early_fault, fault_of
-from ai_energy_benchmarks.testing.sse_parts import HOST, error, full_response, refused_port, unaccepting_listener
+from ai_energy_benchmarks.testing.sse_parts import (
+    HOST,
+    GenerationQueue,
+    error,
+    full_response,
+    refused_port,
+    unaccepting_listener,
+)
 from ai_energy_benchmarks.testing.sse_stream import stream_answer
 
 
@@ -94,6 +104,7 @@ class FakeOpenAIServer:
         tag_answers: bool = False,
         tokenize: bool = True,
         spec_decode: tuple[int, float] | None = None,
+        capacity: int | None = None,
     ) -> None:
         self.models = list(models)
         #: Whose manners this server has (see :mod:`.server_profiles`).
@@ -142,6 +153,8 @@ class FakeOpenAIServer:
         self.attempt_times: dict[str, list[float]] = {}
         self.max_concurrent = 0
         self.counters = Counters()
+        #: Most requests generating at once (``capacity``; None: no limit); the rest queue (module docstring).
+        self._queue = GenerationQueue(capacity, self.counters)
         self.port = 0
         self._started_at = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -343,9 +356,21 @@ class FakeOpenAIServer:
         self.max_concurrent = max(self.max_concurrent, self.counters.active)
         try:
             tag = (prompt.split() or [""])[0] + "." if self.tag_answers else ""
-            await stream_answer(
-                self, request, response, chat, model, tokens, prompt_tokens, include_usage, fault, argument, words, tag
-            )
+            async with self._queue.slot():
+                await stream_answer(
+                    self,
+                    request,
+                    response,
+                    chat,
+                    model,
+                    tokens,
+                    prompt_tokens,
+                    include_usage,
+                    fault,
+                    argument,
+                    words,
+                    tag,
+                )
         except ConnectionResetError:
             pass  # the client went away (for instance after its read timeout)
         finally:
