@@ -237,9 +237,24 @@ def compare_command(
     "--param",
     "params",
     multiple=True,
-    required=True,
     metavar="KEY=V1,V2,...",
     help="A config key and the values to sweep (repeat for a grid), e.g. scenario.input_shapes.batch_size=1,2,4.",
+)
+@click.option(
+    "--load",
+    type=click.Choice(["grid", "adaptive"]),
+    default="grid",
+    show_default=True,
+    help="adaptive: an HTTP server's load (synchronous, throughput, then --rates request rates between them, "
+    "stopping when the server over-saturates) instead of a --param grid.",
+)
+@click.option("--rates", type=int, default=5, show_default=True, help="--load adaptive: request rates to run.")
+@click.option(
+    "--rate-profile",
+    type=click.Choice(["constant", "poisson"]),
+    default="constant",
+    show_default=True,
+    help="--load adaptive: arrivals at each rate.",
 )
 @click.option("--output-dir", type=click.Path(file_okay=False), help="Sweep directory [<config output_dir>/sweep].")
 @click.option("--slo-p99-s", type=float, help="Latency objective: p99 end-to-end latency at most this (s).")
@@ -248,6 +263,9 @@ def compare_command(
 @_with_config_options
 def sweep_command(
     params: tuple[str, ...],
+    load: str,
+    rates: int,
+    rate_profile: str,
     output_dir: str | None,
     slo_p99_s: float | None,
     slo_ttft_p99_s: float | None,
@@ -262,6 +280,7 @@ def sweep_command(
 
     \b
       ai-energy-benchmark sweep --config-name quickstart --param scenario.input_shapes.batch_size=1,2,4 --slo-p99-s 0.5
+      ai-energy-benchmark sweep --config server.yaml --load adaptive --rates 5 --slo-p99-s 2 backend.concurrency=64
 
     Rerunning the same command resumes: points already completed with the same configuration are skipped. Writes
     summary.csv, summary.md and energy_vs_latency.png (J per output token vs p50/p99 latency, Pareto front, SLO).
@@ -270,17 +289,18 @@ def sweep_command(
     setup_logging(verbose, quiet)
     with errors_to_exit_codes(verbose):
         install_signal_handlers()
+        from ai_energy_benchmarks.exceptions import ConfigError
         from ai_energy_benchmarks.sweeps import Sweep, parse_param
+        from ai_energy_benchmarks.sweeps.adaptive import AdaptiveSweep
 
-        sweep = Sweep(
-            [parse_param(text) for text in params],
-            config_path=config_path,
-            config_name=config_name,
-            overrides=list(overrides),
-            output_dir=output_dir,
-            slo_p99_s=slo_p99_s,
-            slo_ttft_p99_s=slo_ttft_p99_s,
-            plot=not no_plot,
+        common: dict[str, Any] = {"config_path": config_path, "config_name": config_name, "overrides": list(overrides)}
+        common |= {"output_dir": output_dir, "slo_p99_s": slo_p99_s, "slo_ttft_p99_s": slo_ttft_p99_s}
+        if load == "adaptive" and params:
+            raise ConfigError("--load adaptive chooses its own points: drop --param (fixed settings go as KEY=VALUE)")
+        sweep: Any = (
+            AdaptiveSweep(rates=rates, rate_profile=rate_profile, plot=not no_plot, **common)
+            if load == "adaptive"
+            else Sweep([parse_param(text) for text in params], plot=not no_plot, **common)
         )
         show = not quiet
         bar: dict[str, Any] = {}
@@ -297,7 +317,9 @@ def sweep_command(
             if event.kind == "start":
                 bar["update"], bar["close"] = progress_bar(show and stderr_is_terminal())
 
-        if show:
+        if show and load == "adaptive":
+            click.echo(f"sweep: adaptive load, up to {2 + rates} points in {sweep.directory}", err=True)
+        elif show:
             click.echo(f"sweep: {len(sweep.points)} points in {sweep.directory}", err=True)
         try:
             outcome = sweep.run(on_event=on_event, progress=progress)

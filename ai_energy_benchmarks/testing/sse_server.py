@@ -29,8 +29,7 @@ A prompt chooses its own failure with a marker, so one run can mix good and bad 
 - ``[fault:lying_usage:N]``: stream as usual but claim N completion tokens in the usage block
 - ``[fault:wrong_model]``: answer with another model's name (``impostor-model``) in every event
 
-``capacity=K`` makes it a server that saturates: at most K requests generate at once, the others wait their turn
-(first come, first served; counted in ``num_requests_waiting``), so their time to first token includes the queue.
+``capacity=K`` makes it saturate: at most K requests generate at once, the rest queue (``sse_parts.GenerationQueue``).
 
 ``answers`` (a table ``{text: answer}``) makes the server answer from it: a prompt containing a table key gets that
 key's answer, one streamed token per word (then it stops, as at its end-of-sequence token, never past
@@ -168,6 +167,15 @@ class FakeOpenAIServer:
     def url(self) -> str:
         """Base URL without ``/v1``."""
         return f"http://{HOST}:{self.port}"
+
+    @property
+    def capacity(self) -> int | None:
+        """Most requests generating at once (None: no limit); set it between runs, when no request is queued."""
+        return self._queue.capacity
+
+    @capacity.setter
+    def capacity(self, value: int | None) -> None:
+        self._queue = GenerationQueue(value, self.counters)
 
     def start(self) -> FakeOpenAIServer:
         """Start serving on a free loopback port (returns once it accepts connections)."""
@@ -356,21 +364,9 @@ class FakeOpenAIServer:
         self.max_concurrent = max(self.max_concurrent, self.counters.active)
         try:
             tag = (prompt.split() or [""])[0] + "." if self.tag_answers else ""
-            async with self._queue.slot():
-                await stream_answer(
-                    self,
-                    request,
-                    response,
-                    chat,
-                    model,
-                    tokens,
-                    prompt_tokens,
-                    include_usage,
-                    fault,
-                    argument,
-                    words,
-                    tag,
-                )
+            answer = (request, response, chat, model, tokens, prompt_tokens, include_usage, fault, argument, words, tag)
+            async with self._queue.slot():  # with a capacity, wait for a generation slot first
+                await stream_answer(self, *answer)
         except ConnectionResetError:
             pass  # the client went away (for instance after its read timeout)
         finally:

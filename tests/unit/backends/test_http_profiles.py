@@ -124,3 +124,18 @@ def test_contradicting_load_settings_are_refused_in_one_line(keys: dict[str, obj
     with pytest.raises(ConfigError, match=message) as caught:
         build_config(data, "test.yaml")
     assert "\n" not in str(caught.value) and "backend" in str(caught.value)
+
+
+def test_a_server_at_capacity_queues_and_reports_its_waiting_requests() -> None:
+    """The test server's capacity mode: one request generates at a time, the others wait (their TTFT includes the
+    queue), and its waiting gauge, scraped during the run, shows the queue."""
+    with FakeOpenAIServer(models=["fake-model"], token_delay_s=0.03, capacity=1) as server:
+        config = make_config(server.url + "/v1", tokens=8, load_profile="throughput", concurrency=6)
+        with loaded(config) as backend:
+            records = run_all(backend, [f"p{i}" for i in range(6)], config)
+            run = backend.describe()["http"]["runs"][0]
+    ends = sorted(r.end_s for r in records)
+    assert all(later - earlier >= 7 * 0.03 for earlier, later in itertools.pairwise(ends))  # one after another
+    ttfts = sorted(r.ttft_s or 0.0 for r in records)
+    assert ttfts[-1] > 4 * 8 * 0.03  # the last one waited for the five before it
+    assert run["prometheus"]["num_requests_waiting"]["max"] >= 1
