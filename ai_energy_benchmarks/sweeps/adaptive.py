@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,10 +180,19 @@ class AdaptiveSweep:
         emit = on_event or (lambda event: None)
         outcomes: list[PointOutcome] = []
         planned = 2 + self.rates
+        started, durations = time.monotonic(), list[float]()
 
         def run_points(points: Sequence[SweepPoint]) -> list[PointOutcome]:
             def relay(event: SweepEvent) -> None:
-                emit(dataclasses.replace(event, total=planned, finished=len(outcomes) + event.finished))
+                # Counts, elapsed time and the estimate over the whole adaptive sweep, not this one stage.
+                finished = len(outcomes) + event.finished
+                if event.duration_s is not None:
+                    durations.append(event.duration_s)
+                eta = (
+                    sum(durations) / len(durations) * (planned - finished) if durations and planned > finished else None
+                )
+                elapsed = time.monotonic() - started
+                emit(dataclasses.replace(event, total=planned, finished=finished, elapsed_s=elapsed, eta_s=eta))
 
             try:
                 ran = self.sweep(points).run(on_event=relay, progress=progress).points

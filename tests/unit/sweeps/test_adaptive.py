@@ -197,3 +197,22 @@ def test_cli_refuses_a_grid_with_the_adaptive_load(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines()[-1] == (
         "error: --load adaptive chooses its own points: drop --param (fixed settings go as KEY=VALUE)"
     )
+
+
+def test_cli_adaptive_sweep_prints_the_summary_and_why_it_stopped(tmp_path: Path) -> None:
+    with FakeOpenAIServer(models=["fake-model"], token_delay_s=0.01) as fake:
+        config = write_config(tmp_path, fake.url + "/v1", device="cpu")
+        text = config.read_text().replace("type: nvml", "enabled: false")
+        config.write_text(text, encoding="utf-8")
+        args = ["sweep", "--config", str(config), "--load", "adaptive", "--rates", "2", "--no-plot"]
+        args += ["--slo-ttft-p99-s", "0.5", "backend.concurrency=6"]
+        done = subprocess.run(
+            [sys.executable, "-m", "ai_energy_benchmarks", *args], capture_output=True, text=True, timeout=300
+        )
+    assert done.returncode == 0, done.stderr
+    assert "sweep: adaptive load, up to 4 points in" in done.stderr
+    assert "sweep: point 4/4 [load_profile=constant, concurrency=6, request_rate=" in done.stderr
+    assert "Stopped: all 2 rates ran without over-saturating the server." in done.stdout
+    rows = read_csv(tmp_path / "out" / "sweep" / "summary.csv")
+    assert [row["concurrency"] for row in rows] == ["1", "6", "6", "6"]
+    assert all(row["goodput_from"] == "the sweep's SLOs, per request" for row in rows)
