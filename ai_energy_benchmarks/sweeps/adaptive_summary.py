@@ -107,9 +107,9 @@ def markdown(
     lines += [
         "",
         f"Rates: {', '.join(f'{r:g}' for r in rates) or 'none'} req/s, spread between the synchronous and throughput "
-        "points' request throughputs. Achieved: completions per second (inverse slope of the sorted end times). "
-        "Goodput: requests per second within the objectives. Pareto: no other point has both lower energy per token "
-        "and lower latency (p50 / p99).",
+        "points' request throughputs. Achieved: completions per second (inverse Theil-Sen slope of the sorted end "
+        "times). Goodput: requests per second within the objectives. Pareto: no other point has both lower energy "
+        "per token and lower latency (p50 / p99).",
     ]
     if stop is not None:
         lines += [

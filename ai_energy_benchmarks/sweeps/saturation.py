@@ -61,13 +61,21 @@ class StopReason:
     values: dict[str, Any] = field(default_factory=dict)
 
 
+#: Most values :func:`_slope` pairs (evenly spaced among them beyond): 200 values are 19,900 pairs.
+_MOST_SLOPE_VALUES = 200
+
+
 def _slope(values: Sequence[float]) -> float | None:
-    """Least-squares slope of ``values`` against their index (None below three values)."""
+    """Theil-Sen slope of ``values`` against their index, the median of the slopes of all pairs (None below three
+    values): a stall that delays a few requests, then drains, barely moves it, unlike a least-squares fit."""
     n = len(values)
     if n < 3:
         return None
-    mean_i, mean_v = (n - 1) / 2, sum(values) / n
-    return sum((i - mean_i) * (v - mean_v) for i, v in enumerate(values)) / sum((i - mean_i) ** 2 for i in range(n))
+    step = max(1, math.ceil(n / _MOST_SLOPE_VALUES))
+    points = list(enumerate(values))[::step]
+    slopes = sorted((vj - vi) / (j - i) for a, (i, vi) in enumerate(points) for j, vj in points[a + 1 :])
+    middle = len(slopes) // 2
+    return slopes[middle] if len(slopes) % 2 else (slopes[middle - 1] + slopes[middle]) / 2
 
 
 def _requests(run_dir: Path) -> list[dict[str, Any]]:
@@ -81,8 +89,8 @@ def _requests(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def achieved_rate_per_s(requests: Sequence[Mapping[str, Any]]) -> float | None:
-    """Completions per second in a run: the inverse least-squares slope of the successful requests' sorted end
-    times, per repetition, averaged (fill and drain, and one late request, barely move it)."""
+    """Completions per second in a run: the inverse Theil-Sen slope of the successful requests' sorted end times
+    against their rank, per repetition, averaged (fill and drain, and a few late requests, barely move it)."""
     rates = []
     for repetition in sorted({r.get("repetition") or 0 for r in requests}):
         ends = sorted(

@@ -22,7 +22,13 @@ import yaml
 from ai_energy_benchmarks.exceptions import ConfigError
 from ai_energy_benchmarks.sweeps import SweepEvent
 from ai_energy_benchmarks.sweeps.adaptive import AdaptiveSweep, spread_rates
-from ai_energy_benchmarks.sweeps.saturation import PointLoad, SaturationLimits, saturation, waiting_growth
+from ai_energy_benchmarks.sweeps.saturation import (
+    PointLoad,
+    SaturationLimits,
+    achieved_rate_per_s,
+    saturation,
+    waiting_growth,
+)
 from ai_energy_benchmarks.testing.fake_nvml import FakeGpu, FakeNvml
 from ai_energy_benchmarks.testing.sse_server import FakeOpenAIServer
 
@@ -63,6 +69,20 @@ def test_saturation_criteria() -> None:
     assert (
         saturation(load(ttft_p50_s=0.004, ttft_p99_s=0.009), load(ttft_p50_s=0.001, ttft_p99_s=0.002), limits) is None
     )
+
+
+def test_the_achieved_rate_ignores_a_stall_that_drains_but_not_a_growing_queue() -> None:
+    def requests(ends: list[float]) -> list[dict[str, Any]]:
+        return [{"end_s": end, "error": None, "repetition": 0, "phase": "generate"} for end in ends]
+
+    steady = [i / 10 + 0.1 for i in range(20)]  # 10 req/s offered, served at once
+    stalled = [end + (0.6 - 0.15 * (i - 8) if 8 <= i < 12 else 0.0) for i, end in enumerate(steady)]
+    assert achieved_rate_per_s(requests(steady)) == pytest.approx(10.0)
+    assert achieved_rate_per_s(requests(stalled)) == pytest.approx(10.0, rel=0.1)  # 4 requests late, then drained
+    growing = [i / 5 + 0.1 for i in range(20)]  # offered 10 req/s, served 5 req/s
+    assert achieved_rate_per_s(requests(growing)) == pytest.approx(5.0)
+    failed = [*requests(steady), {"end_s": 0.0, "error": "boom", "repetition": 0}]
+    assert achieved_rate_per_s(failed) == pytest.approx(10.0)
 
 
 def test_the_server_queue_is_read_from_the_waiting_gauge() -> None:
