@@ -11,9 +11,9 @@ windows, so resuming works as for a grid: the two first points' reports give the
 points are skipped. The summary (``adaptive_summary``) gives J/token, goodput and latency percentiles per rate and
 the energy-latency Pareto front.
 
-A rate over-saturates the server (:func:`saturation`) when its queue grows (the achieved completion rate falls well
-short of the offered rate, or the server's ``num_requests_waiting`` gauge rises through the run when scraped) or when
-the time to first token diverges (p50 or p99 several times the previous point's).
+A rate over-saturates the server (:func:`.saturation.saturation`) when its queue grows (the achieved completion rate
+falls well short of the offered rate, or the server's ``num_requests_waiting`` gauge rises through the run when
+scraped) or when the time to first token diverges (p50 or p99 several times the previous point's).
 """
 
 from __future__ import annotations
@@ -84,8 +84,11 @@ class AdaptiveSweep:
         limits: SaturationLimits | None = None,
         **sweep_options: Any,
     ) -> None:
+        from ai_energy_benchmarks.reporting import require_matplotlib
         from ai_energy_benchmarks.runner import create_benchmark
 
+        if plot:
+            require_matplotlib()
         if not 1 <= rates <= 100:
             raise ConfigError(f"--rates: give 1 to 100 request rates, got {rates}")
         if rate_profile not in RATE_PROFILES:

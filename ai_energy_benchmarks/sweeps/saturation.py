@@ -31,6 +31,9 @@ class SaturationLimits:
     #: Server queue growing: the waiting gauge's mean over the last third of the run's scrapes exceeds the first
     #: third's by at least this many requests.
     min_waiting_growth: float = 1.0
+    #: The p99 TTFT is compared only when both points have this many first tokens; below, it is the slowest one or
+    #: two requests, and one stall of a busy machine would stop the sweep (the p50 is compared whatever the count).
+    min_requests_for_p99: int = 100
 
 
 @dataclass
@@ -43,6 +46,8 @@ class PointLoad:
     achieved_rate_per_s: float | None
     ttft_p50_s: float | None
     ttft_p99_s: float | None
+    #: How many requests the TTFT percentiles are over (None when unknown).
+    ttft_count: int | None
     waiting_growth: float | None
     held_for_slot: int
     goodput_per_s: float | None
@@ -148,6 +153,7 @@ def point_load(
         else measured.get("request_throughput_per_s"),
         ttft_p50_s=ttft.get("median"),
         ttft_p99_s=ttft.get("p99"),
+        ttft_count=ttft.get("count"),
         waiting_growth=waiting_growth(runs),
         held_for_slot=sum(int((r.get("schedule_drift") or {}).get("held_for_a_slot") or 0) for r in runs),
         goodput_per_s=goodput_per_s,
@@ -158,7 +164,8 @@ def point_load(
 def saturation(current: PointLoad, previous: PointLoad | None, limits: SaturationLimits) -> StopReason | None:
     """Why ``current`` (a rate point) over-saturated the server, or None: its queue grew (achieved completion rate
     below ``min_achieved_share`` of the offered rate; or the server's waiting gauge rose), or its TTFT diverged from
-    ``previous``'s (p50 or p99 more than ``max_ttft_growth`` times, and by ``min_ttft_growth_s`` or more)."""
+    ``previous``'s (p50, or p99 from ``min_requests_for_p99`` requests, more than ``max_ttft_growth`` times, and by
+    ``min_ttft_growth_s`` or more)."""
     offered, achieved = current.offered_rate_per_s, current.achieved_rate_per_s
     if offered and achieved is not None and achieved < limits.min_achieved_share * offered:
         return StopReason(
@@ -181,7 +188,9 @@ def saturation(current: PointLoad, previous: PointLoad | None, limits: Saturatio
         )
     if previous is None:
         return None
-    for name in ("ttft_p50_s", "ttft_p99_s"):
+    counts = (current.ttft_count or 0, previous.ttft_count or 0)
+    tail = min(counts) >= limits.min_requests_for_p99
+    for name in ("ttft_p50_s", "ttft_p99_s") if tail else ("ttft_p50_s",):
         now, before = getattr(current, name), getattr(previous, name)
         if now is None or before is None:
             continue

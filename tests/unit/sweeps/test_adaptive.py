@@ -9,6 +9,7 @@ drops to one request at a time, so the first rate is offered faster than it can 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
@@ -60,11 +61,14 @@ def test_saturation_criteria() -> None:
     assert "achieved 7 req/s, below 80% of the offered 10 req/s (3 requests waited for a free slot)" in queue.reason
     server = saturation(load(offered_rate_per_s=10.0, achieved_rate_per_s=9.9, waiting_growth=4.0), None, limits)
     assert server is not None and server.criterion == "server_queue_growing"
-    previous = load(ttft_p50_s=0.05, ttft_p99_s=0.08)
-    ttft = saturation(
-        load(offered_rate_per_s=10.0, achieved_rate_per_s=10.0, ttft_p50_s=0.06, ttft_p99_s=0.5), previous, limits
-    )
+    previous = load(ttft_p50_s=0.05, ttft_p99_s=0.08, ttft_count=200)
+    tail = load(offered_rate_per_s=10.0, achieved_rate_per_s=10.0, ttft_p50_s=0.06, ttft_p99_s=0.5, ttft_count=200)
+    ttft = saturation(tail, previous, limits)
     assert ttft is not None and ttft.criterion == "ttft_diverging" and "p99 0.5 s, 6.25x" in ttft.reason
+    # Below 100 requests the p99 is the slowest request or two: only the median counts.
+    assert saturation(dataclasses.replace(tail, ttft_count=30), previous, limits) is None
+    median = dataclasses.replace(tail, ttft_p50_s=0.2, ttft_count=30)
+    assert (found := saturation(median, previous, limits)) is not None and "p50 0.2 s, 4x" in found.reason
     # A few milliseconds are noise, however many times larger.
     assert (
         saturation(load(ttft_p50_s=0.004, ttft_p99_s=0.009), load(ttft_p50_s=0.001, ttft_p99_s=0.002), limits) is None
@@ -217,6 +221,14 @@ def test_cli_refuses_a_grid_with_the_adaptive_load(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines()[-1] == (
         "error: --load adaptive chooses its own points: drop --param (fixed settings go as KEY=VALUE)"
     )
+    # --param is optional now, but a grid still needs one.
+    grid = subprocess.run(
+        [sys.executable, "-m", "ai_energy_benchmarks", "sweep", "--config", str(config), "--no-plot"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert grid.returncode == 2 and grid.stderr.strip().endswith("a sweep needs at least one --param KEY=V1,V2,...")
 
 
 def test_cli_adaptive_sweep_prints_the_summary_and_why_it_stopped(tmp_path: Path) -> None:
