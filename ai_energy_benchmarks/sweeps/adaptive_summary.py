@@ -22,7 +22,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SUMMARY_JSON = "summary.json"
-_LOAD_COLUMNS = ("request_throughput_per_s", "achieved_rate_per_s", "goodput_per_s", "goodput_from", "waiting_growth")
+_LOAD_COLUMNS = (
+    "request_throughput_per_s",
+    "achieved_rate_per_s",
+    "kept_up_rate_per_s",
+    "goodput_per_s",
+    "goodput_from",
+    "waiting_growth",
+)
 
 
 def rows(
@@ -107,8 +114,8 @@ def markdown(
     lines += [
         "",
         f"Rates: {', '.join(f'{r:g}' for r in rates) or 'none'} req/s, spread between the synchronous and throughput "
-        "points' request throughputs. Achieved: completions per second (inverse Theil-Sen slope of the sorted end "
-        "times). Goodput: requests per second within the objectives. Pareto: no other point has both lower energy "
+        "points' request throughputs. Achieved: requests per second of the run (last end - first start). "
+        " Goodput: requests per second within the objectives. Pareto: no other point has both lower energy "
         "per token and lower latency (p50 / p99).",
     ]
     if stop is not None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ai_energy_benchmarks.backends.http_schedule import arrival_schedule
 from ai_energy_benchmarks.reporting.runs import REQUESTS_FILE
+from ai_energy_benchmarks.results import stats
 from ai_energy_benchmarks.results.model import BenchmarkResult
 
 #: The stop criteria that mean the server was over-saturated (the others: every rate ran, no headroom, a failure).
@@ -22,7 +24,7 @@ SATURATION_CRITERIA = ("queue_growing", "server_queue_growing", "ttft_diverging"
 class SaturationLimits:
     """When a rate point over-saturates the server (see :func:`saturation`)."""
 
-    #: Queue growing: the achieved completion rate is below this share of the offered rate.
+    #: Queue growing: the achieved rate is below this share of a server's keeping up (:func:`run_rates_per_s`).
     min_achieved_share: float = 0.8
     #: TTFT diverging: p50 or p99 TTFT more than this many times the previous point's ...
     max_ttft_growth: float = 3.0
@@ -44,6 +46,8 @@ class PointLoad:
     offered_rate_per_s: float | None
     request_throughput_per_s: float | None
     achieved_rate_per_s: float | None
+    #: The rate the server would have achieved keeping up with the schedule (see :func:`run_rates_per_s`).
+    kept_up_rate_per_s: float | None
     ttft_p50_s: float | None
     ttft_p99_s: float | None
     #: How many requests the TTFT percentiles are over (None when unknown).
@@ -66,23 +70,6 @@ class StopReason:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-#: Most values :func:`_slope` pairs (evenly spaced among them beyond): 200 values are 19,900 pairs.
-_MOST_SLOPE_VALUES = 200
-
-
-def _slope(values: Sequence[float]) -> float | None:
-    """Theil-Sen slope of ``values`` against their index, the median of the slopes of all pairs (None below three
-    values): a stall that delays a few requests, then drains, barely moves it, unlike a least-squares fit."""
-    n = len(values)
-    if n < 3:
-        return None
-    step = max(1, math.ceil(n / _MOST_SLOPE_VALUES))
-    points = list(enumerate(values))[::step]
-    slopes = sorted((vj - vi) / (j - i) for a, (i, vi) in enumerate(points) for j, vj in points[a + 1 :])
-    middle = len(slopes) // 2
-    return slopes[middle] if len(slopes) % 2 else (slopes[middle - 1] + slopes[middle]) / 2
-
-
 def _requests(run_dir: Path) -> list[dict[str, Any]]:
     """The generate requests of ``run_dir``'s ``requests.jsonl`` (none when it is missing)."""
     try:
@@ -93,18 +80,26 @@ def _requests(run_dir: Path) -> list[dict[str, Any]]:
     return [r for r in records if str(r.get("phase", "generate")).startswith("generate")]
 
 
-def achieved_rate_per_s(requests: Sequence[Mapping[str, Any]]) -> float | None:
-    """Completions per second in a run: the inverse Theil-Sen slope of the successful requests' sorted end times
-    against their rank, per repetition, averaged (fill and drain, and a few late requests, barely move it)."""
-    rates = []
+def run_rates_per_s(
+    requests: Sequence[Mapping[str, Any]], schedule_span_s: Callable[[int], float]
+) -> tuple[float, float] | None:
+    """The achieved rate of a run and the rate it would have achieved had the server kept up (req/s), over its
+    repetitions: requests / (last end - first start), and requests / (the schedule's span for that many requests,
+    ``schedule_span_s(n)``, + the latency of the quickest tenth of them). A queue that grows stretches the run past
+    its schedule; a stall that drains before the end, or answers that come back in bunches (continuous batching of
+    equal lengths), do not. None without requests."""
+    count, took_s, kept_up_s = 0, 0.0, 0.0
     for repetition in sorted({r.get("repetition") or 0 for r in requests}):
-        ends = sorted(
-            float(r["end_s"]) for r in requests if (r.get("repetition") or 0) == repetition and not r.get("error")
-        )
-        slope = _slope(ends)
-        if slope is not None and slope > 0:
-            rates.append(1.0 / slope)
-    return sum(rates) / len(rates) if rates else None
+        run = [r for r in requests if (r.get("repetition") or 0) == repetition]
+        latencies = [float(r["latency_s"]) for r in run if not r.get("error") and r.get("latency_s") is not None]
+        if len(run) < 2 or not latencies:
+            continue
+        count += len(run)
+        took_s += max(float(r["end_s"]) for r in run) - min(float(r["start_s"]) for r in run)
+        kept_up_s += schedule_span_s(len(run)) + (stats.percentile(latencies, 10) or 0.0)
+    if not count or took_s <= 0 or kept_up_s <= 0:
+        return None
+    return count / took_s, count / kept_up_s
 
 
 def waiting_growth(runs: Sequence[Mapping[str, Any]]) -> float | None:
@@ -143,14 +138,21 @@ def point_load(
             and (slo_e2e_s is None or r.get("latency_s", math.inf) <= slo_e2e_s)
         ]
         goodput_per_s, goodput_from = len(good) / float(duration), "the sweep's SLOs, per request"
+    rate = load.get("request_rate_per_s")
+    rates = None
+    if rate is not None:  # synchronous and throughput points: the run's throughput is their achieved rate
+
+        def span_s(count: int) -> float:
+            schedule = arrival_schedule(count, rate, load["arrival"], load["burstiness"], load["seed"])
+            return schedule[-1]
+
+        rates = run_rates_per_s(requests, span_s)
     return PointLoad(
         profile=load.get("load_profile"),
         offered_rate_per_s=load.get("request_rate_per_s"),
         request_throughput_per_s=measured.get("request_throughput_per_s"),
-        # Without a rate (synchronous, throughput) completions bunch at the end: their rate is the run's throughput.
-        achieved_rate_per_s=achieved_rate_per_s(requests)
-        if load.get("request_rate_per_s") is not None
-        else measured.get("request_throughput_per_s"),
+        achieved_rate_per_s=rates[0] if rates else measured.get("request_throughput_per_s"),
+        kept_up_rate_per_s=rates[1] if rates else None,
         ttft_p50_s=ttft.get("median"),
         ttft_p99_s=ttft.get("p99"),
         ttft_count=ttft.get("count"),
@@ -162,20 +164,22 @@ def point_load(
 
 
 def saturation(current: PointLoad, previous: PointLoad | None, limits: SaturationLimits) -> StopReason | None:
-    """Why ``current`` (a rate point) over-saturated the server, or None: its queue grew (achieved completion rate
-    below ``min_achieved_share`` of the offered rate; or the server's waiting gauge rose), or its TTFT diverged from
+    """Why ``current`` (a rate point) over-saturated the server, or None: its queue grew (achieved rate below
+    ``min_achieved_share`` of the rate of a server keeping up, :func:`run_rates_per_s`; or the server's waiting
+    gauge rose), or its TTFT diverged from
     ``previous``'s (p50, or p99 from ``min_requests_for_p99`` requests, more than ``max_ttft_growth`` times, and by
     ``min_ttft_growth_s`` or more)."""
-    offered, achieved = current.offered_rate_per_s, current.achieved_rate_per_s
-    if offered and achieved is not None and achieved < limits.min_achieved_share * offered:
+    offered, achieved, kept_up = current.offered_rate_per_s, current.achieved_rate_per_s, current.kept_up_rate_per_s
+    if offered and achieved is not None and kept_up is not None and achieved < limits.min_achieved_share * kept_up:
         return StopReason(
             "queue_growing",
-            f"queue growing: achieved {achieved:.3g} req/s, below {limits.min_achieved_share:.0%} of the offered "
-            f"{offered:.3g} req/s"
+            f"queue growing: achieved {achieved:.3g} req/s, below {limits.min_achieved_share:.0%} of the "
+            f"{kept_up:.3g} req/s of a server keeping up with the offered {offered:.3g} req/s"
             + (f" ({current.held_for_slot} requests waited for a free slot)" * bool(current.held_for_slot)),
             values={
                 "offered_rate_per_s": offered,
                 "achieved_rate_per_s": achieved,
+                "kept_up_rate_per_s": kept_up,
                 "held_for_slot": current.held_for_slot,
             },
         )
@@ -208,8 +212,8 @@ __all__ = [
     "PointLoad",
     "SaturationLimits",
     "StopReason",
-    "achieved_rate_per_s",
     "point_load",
+    "run_rates_per_s",
     "saturation",
     "waiting_growth",
 ]
