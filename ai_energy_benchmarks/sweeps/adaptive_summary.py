@@ -115,7 +115,7 @@ def markdown(
         "",
         f"Rates: {', '.join(f'{r:g}' for r in rates) or 'none'} req/s, spread between the synchronous and throughput "
         "points' request throughputs. Achieved: requests per second of the run (last end - first start). "
-        " Goodput: requests per second within the objectives. Pareto: no other point has both lower energy "
+        "Goodput: requests per second within the objectives. Pareto: no other point has both lower energy "
         "per token and lower latency (p50 / p99).",
     ]
     if stop is not None:
