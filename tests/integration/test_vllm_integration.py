@@ -604,6 +604,7 @@ def test_a_rate_beyond_the_real_servers_capacity_is_over_saturation(vllm_server:
     def run(name: str, **backend: Any) -> Any:
         data = json.loads(_sweep_config(tmp_path, vllm_server, **backend).read_text(encoding="utf-8"))
         data["output_dir"] = str(tmp_path / name)
+        data["reporter"] = {"output_file": str(tmp_path / "results.csv")}
         data["metrics"] = {"enabled": False}
         data["scenario"]["num_samples"] = 32
         result = as_result(BenchmarkRunner(BenchmarkConfig.model_validate(data)).run())
