@@ -237,9 +237,24 @@ def compare_command(
     "--param",
     "params",
     multiple=True,
-    required=True,
     metavar="KEY=V1,V2,...",
     help="A config key and the values to sweep (repeat for a grid), e.g. scenario.input_shapes.batch_size=1,2,4.",
+)
+@click.option(
+    "--load",
+    type=click.Choice(["grid", "adaptive"]),
+    default="grid",
+    show_default=True,
+    help="adaptive: an HTTP server's load (synchronous, throughput, then --rates request rates between them, "
+    "stopping when the server over-saturates) instead of a --param grid.",
+)
+@click.option("--rates", type=int, default=5, show_default=True, help="--load adaptive: request rates to run.")
+@click.option(
+    "--rate-profile",
+    type=click.Choice(["constant", "poisson"]),
+    default="constant",
+    show_default=True,
+    help="--load adaptive: arrivals at each rate.",
 )
 @click.option("--output-dir", type=click.Path(file_okay=False), help="Sweep directory [<config output_dir>/sweep].")
 @click.option("--slo-p99-s", type=float, help="Latency objective: p99 end-to-end latency at most this (s).")
@@ -259,6 +274,9 @@ def compare_command(
 @_with_config_options
 def sweep_command(
     params: tuple[str, ...],
+    load: str,
+    rates: int,
+    rate_profile: str,
     output_dir: str | None,
     slo_p99_s: float | None,
     slo_ttft_p99_s: float | None,
@@ -278,6 +296,7 @@ def sweep_command(
 
     \b
       ai-energy-benchmark sweep --config-name quickstart --param scenario.input_shapes.batch_size=1,2,4 --slo-p99-s 0.5
+      ai-energy-benchmark sweep --config server.yaml --load adaptive --rates 5 --slo-p99-s 2 backend.concurrency=64
 
     Rerunning the same command resumes: points already completed with the same configuration are skipped. Writes
     summary.csv, summary.md and energy_vs_latency.png (J per output token vs p50/p99 latency, Pareto front, SLO).
@@ -287,26 +306,26 @@ def sweep_command(
     setup_logging(verbose, quiet)
     with errors_to_exit_codes(verbose):
         install_signal_handlers()
+        from ai_energy_benchmarks.exceptions import ConfigError
         from ai_energy_benchmarks.sweeps import Sweep, parse_param
+        from ai_energy_benchmarks.sweeps.adaptive import AdaptiveSweep
         from ai_energy_benchmarks.sweeps.executor import make_executor
 
-        runner = make_executor(
+        common: dict[str, Any] = {"config_path": config_path, "config_name": config_name, "overrides": list(overrides)}
+        common |= {"output_dir": output_dir, "slo_p99_s": slo_p99_s, "slo_ttft_p99_s": slo_ttft_p99_s}
+        if load == "adaptive" and params:
+            raise ConfigError("--load adaptive chooses its own points: drop --param (fixed settings go as KEY=VALUE)")
+        common["executor"] = make_executor(
             executor,
             address=ray_address,
             resource=ray_resource,
             gpus_per_point=ray_gpus_per_point,
             max_retries=ray_max_retries,
         )
-        sweep = Sweep(
-            [parse_param(text) for text in params],
-            config_path=config_path,
-            config_name=config_name,
-            overrides=list(overrides),
-            output_dir=output_dir,
-            slo_p99_s=slo_p99_s,
-            slo_ttft_p99_s=slo_ttft_p99_s,
-            plot=not no_plot,
-            executor=runner,
+        sweep: Any = (
+            AdaptiveSweep(rates=rates, rate_profile=rate_profile, plot=not no_plot, **common)
+            if load == "adaptive"
+            else Sweep([parse_param(text) for text in params], plot=not no_plot, **common)
         )
         show = not quiet
         bar: dict[str, Any] = {}
@@ -325,7 +344,10 @@ def sweep_command(
 
         if show:
             on = "" if executor == "local" else f" (on Ray, {ray_address or 'local instance'})"
-            click.echo(f"sweep: {len(sweep.points)} points in {sweep.directory}{on}", err=True)
+            if load == "adaptive":
+                click.echo(f"sweep: adaptive load, up to {2 + rates} points in {sweep.directory}{on}", err=True)
+            else:
+                click.echo(f"sweep: {len(sweep.points)} points in {sweep.directory}{on}", err=True)
         try:
             outcome = sweep.run(on_event=on_event, progress=progress)
         except KeyboardInterrupt:

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ai_energy_benchmarks.config.backend import BackendConfig
+
+#: The named load profiles (``backend.load_profile``) and what each sends.
+LOAD_PROFILES = {
+    "synchronous": "one request at a time (concurrency 1, no request rate)",
+    "throughput": "all requests at once, up to backend.concurrency in flight (no request rate)",
+    "constant": "backend.request_rate requests per second, evenly spaced (at most backend.concurrency in flight)",
+    "poisson": "backend.request_rate requests per second on average, Poisson arrivals (seeded by backend.seed)",
+}
 
 _HOST_NAME = re.compile(r"[A-Za-z0-9_~%-]+(\.[A-Za-z0-9_~%-]+)*\.?")
 
@@ -69,6 +77,12 @@ class OpenAIHTTPConfig(BackendConfig):
         description="`/v1/chat/completions` (`chat`: messages through the server's chat template), "
         "`/v1/completions` (`completions`: plain prompts), or `auto`: chat, as 0.0.4 always sent, unless "
         "`scenario.chat_template` is false.",
+    )
+    load_profile: Literal["synchronous", "throughput", "constant", "poisson"] | None = Field(
+        None,
+        description="A named load: `synchronous` (one request at a time), `throughput` (all at once, up to "
+        "`concurrency` in flight), `constant` (`request_rate` per second, evenly spaced) or `poisson` (`request_rate` "
+        "per second on average, Poisson arrivals). Unset: the load `concurrency`, `request_rate` and `arrival` give.",
     )
     concurrency: int = Field(1, ge=1, description="Most requests in flight at once.")
     request_rate: float | None = Field(
@@ -140,11 +154,62 @@ class OpenAIHTTPConfig(BackendConfig):
             raise ValueError(problem)
         return value.strip()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_arrival(cls, data: Any) -> Any:
+        # constant / poisson set the arrival process unless the config names one (a contradiction is refused after).
+        if isinstance(data, dict) and data.get("load_profile") in ("constant", "poisson") and "arrival" not in data:
+            data = {**data, "arrival": data["load_profile"]}
+        return data
+
     @model_validator(mode="after")
     def _check_endpoint_given(self) -> OpenAIHTTPConfig:
         if not self.endpoint:
             raise ValueError(f"endpoint is required when type is '{self.type}'")
+        problem = load_profile_problem(self)
+        if problem:
+            raise ValueError(problem)
         return self
 
+    @property
+    def load_profile_name(self) -> str:
+        """The load these settings send: ``load_profile`` when set, else the profile they amount to (``synchronous``
+        for concurrency 1 without a rate, ``throughput`` for more, the arrival process with a rate; ``gamma`` for
+        Poisson-like arrivals of another burstiness)."""
+        if self.load_profile is not None:
+            return self.load_profile
+        if self.request_rate is None:
+            return "synchronous" if self.concurrency == 1 else "throughput"
+        if self.arrival == "poisson" and self.burstiness != 1.0:
+            return "gamma"
+        return self.arrival
 
-__all__ = ["OpenAIHTTPConfig", "endpoint_problem"]
+
+def load_profile_problem(config: OpenAIHTTPConfig) -> str | None:
+    """What contradicts ``config.load_profile`` among the other load settings (one line), or None."""
+    profile = config.load_profile
+    if profile is None:
+        return None
+    where = f"load_profile '{profile}'"
+    if profile in ("synchronous", "throughput") and config.request_rate is not None:
+        return (
+            f"{where} sends without a request rate: remove request_rate ({config.request_rate:g}) or choose 'constant'"
+        )
+    if profile == "synchronous" and config.concurrency != 1:
+        return f"{where} sends one request at a time: concurrency must be 1, got {config.concurrency}"
+    if profile == "throughput" and config.concurrency < 2:
+        return f"{where} keeps concurrency requests in flight: set concurrency to 2 or more (1 is 'synchronous')"
+    if profile in ("constant", "poisson"):
+        if config.request_rate is None:
+            return f"{where} needs request_rate (requests per second), e.g. backend.request_rate=4"
+        if config.arrival != profile:
+            return f"{where} contradicts arrival '{config.arrival}': remove arrival or make it '{profile}'"
+        if profile == "poisson" and config.burstiness != 1.0:
+            return (
+                f"{where} means burstiness 1, got {config.burstiness:g}: for gamma arrivals leave load_profile unset "
+                "and set arrival: poisson with burstiness"
+            )
+    return None
+
+
+__all__ = ["LOAD_PROFILES", "OpenAIHTTPConfig", "endpoint_problem", "load_profile_problem"]

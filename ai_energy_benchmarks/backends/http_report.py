@@ -88,6 +88,10 @@ def steady_state_intervals(runs: list[tuple[str, hc.RunState]]) -> dict[str, tup
 def load_settings(backend: OpenAIHTTPConfig, ignore_eos: bool, pooled_connections: int) -> dict[str, Any]:
     """The load the runs were sent with (``describe()["load"]``)."""
     return {
+        "load_profile": backend.load_profile_name,
+        "load_profile_from": "backend.load_profile"
+        if backend.load_profile is not None
+        else "concurrency, request_rate and arrival (no backend.load_profile)",
         "concurrency": backend.concurrency,
         "request_rate_per_s": backend.request_rate,
         "arrival": backend.arrival if backend.request_rate is not None else "as fast as concurrency allows",

@@ -86,11 +86,13 @@ class Sweep:
         slo_ttft_p99_s: float | None = None,
         plot: bool = True,
         executor: SweepExecutor | None = None,
+        points: Sequence[SweepPoint] | None = None,
     ) -> None:
         if plot:
             require_matplotlib()
         self.params = list(params)
-        self.points = build_grid(self.params)
+        # ``points``: run these instead of the grid of ``params`` (the adaptive sweep chooses its own).
+        self.points = list(points) if points is not None else build_grid(self.params)
         self.config_path = None if config_path is None else str(config_path)
         self.config_name = config_name
         self.overrides = list(overrides)
@@ -101,7 +103,7 @@ class Sweep:
         self.slo_ttft_p99_s = slo_ttft_p99_s
         self.plot = plot
         self.executor: SweepExecutor = executor if executor is not None else LocalExecutor()
-        swept = {param.key for param in self.params}
+        swept = {param.key for param in self.params} | {key for point in self.points for key, _ in point.settings}
         for override in self.overrides:
             key = override.partition("=")[0].strip()
             if key in swept:

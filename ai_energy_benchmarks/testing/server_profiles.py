@@ -28,6 +28,8 @@ class Counters:
     """The token and request counters behind ``/metrics``."""
 
     active: int = 0
+    #: Requests queued for a generation slot (the server's ``capacity``), the ``num_requests_waiting`` gauge.
+    waiting: int = 0
     generation_tokens: int = 0
     prompt_tokens: int = 0
     successes: int = 0
@@ -100,7 +102,7 @@ def _vllm_metrics(model: str, c: Counters, share: float) -> list[str]:
     return [
         "# TYPE vllm:num_requests_running gauge",
         f"vllm:num_requests_running{{{labels}}} {float(c.active) * share}",
-        f"vllm:num_requests_waiting{{{labels}}} 0.0",
+        f"vllm:num_requests_waiting{{{labels}}} {float(c.waiting) * share}",
         f"vllm:kv_cache_usage_perc{{{labels}}} {min(1.0, c.active / 100) * share}",
         "# TYPE vllm:generation_tokens_total counter",
         f"vllm:generation_tokens_total{{{labels}}} {float(c.generation_tokens) * share}",

@@ -3,16 +3,47 @@ JSON shapes of its events, answers and errors (as vLLM sends them)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+if TYPE_CHECKING:
+    from ai_energy_benchmarks.testing.server_profiles import Counters
+
 HOST = "127.0.0.1"
+
+
+class GenerationQueue:
+    """At most ``capacity`` requests generating at once (None: no limit); the others wait, first come first served,
+    counted in ``counters.waiting`` meanwhile: a server that saturates deterministically."""
+
+    def __init__(self, capacity: int | None, counters: Counters) -> None:
+        self.capacity = capacity
+        self._counters = counters
+        self._slots: asyncio.Semaphore | None = None
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold a generation slot for the ``async with`` block (created on the server's loop when first used)."""
+        if self.capacity is None:
+            yield
+            return
+        self._slots = self._slots or asyncio.Semaphore(self.capacity)
+        self._counters.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._counters.waiting -= 1
+        try:
+            yield
+        finally:
+            self._slots.release()
 
 
 def refused_port() -> int:

@@ -29,6 +29,8 @@ A prompt chooses its own failure with a marker, so one run can mix good and bad 
 - ``[fault:lying_usage:N]``: stream as usual but claim N completion tokens in the usage block
 - ``[fault:wrong_model]``: answer with another model's name (``impostor-model``) in every event
 
+``capacity=K`` makes it saturate: at most K requests generate at once, the rest queue (``sse_parts.GenerationQueue``).
+
 ``answers`` (a table ``{text: answer}``) makes the server answer from it: a prompt containing a table key gets that
 key's answer, one streamed token per word (then it stops, as at its end-of-sequence token, never past
 ``max_tokens``), so that a test knows which answers are correct.
@@ -55,7 +57,14 @@ from aiohttp import web
 from ai_energy_benchmarks.testing.server_profiles import EXTENSIONS, SPEAKS, Counters
 from ai_energy_benchmarks.testing.sse_cache import PrefixCache, token_ids
 from ai_energy_benchmarks.testing.sse_faults import early_fault, fault_of
-from ai_energy_benchmarks.testing.sse_parts import HOST, error, full_response, refused_port, unaccepting_listener
+from ai_energy_benchmarks.testing.sse_parts import (
+    HOST,
+    GenerationQueue,
+    error,
+    full_response,
+    refused_port,
+    unaccepting_listener,
+)
 from ai_energy_benchmarks.testing.sse_stream import stream_answer
 
 
@@ -94,6 +103,7 @@ class FakeOpenAIServer:
         tag_answers: bool = False,
         tokenize: bool = True,
         spec_decode: tuple[int, float] | None = None,
+        capacity: int | None = None,
     ) -> None:
         self.models = list(models)
         #: Whose manners this server has (see :mod:`.server_profiles`).
@@ -142,6 +152,8 @@ class FakeOpenAIServer:
         self.attempt_times: dict[str, list[float]] = {}
         self.max_concurrent = 0
         self.counters = Counters()
+        #: Most requests generating at once (``capacity``; None: no limit); the rest queue (module docstring).
+        self._queue = GenerationQueue(capacity, self.counters)
         self.port = 0
         self._started_at = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -155,6 +167,15 @@ class FakeOpenAIServer:
     def url(self) -> str:
         """Base URL without ``/v1``."""
         return f"http://{HOST}:{self.port}"
+
+    @property
+    def capacity(self) -> int | None:
+        """Most requests generating at once (None: no limit); set it between runs, when no request is queued."""
+        return self._queue.capacity
+
+    @capacity.setter
+    def capacity(self, value: int | None) -> None:
+        self._queue = GenerationQueue(value, self.counters)
 
     def start(self) -> FakeOpenAIServer:
         """Start serving on a free loopback port (returns once it accepts connections)."""
@@ -344,9 +365,9 @@ class FakeOpenAIServer:
         self.max_concurrent = max(self.max_concurrent, self.counters.active)
         try:
             tag = (prompt.split() or [""])[0] + "." if self.tag_answers else ""
-            await stream_answer(
-                self, request, response, chat, model, tokens, prompt_tokens, include_usage, fault, argument, words, tag
-            )
+            answer = (request, response, chat, model, tokens, prompt_tokens, include_usage, fault, argument, words, tag)
+            async with self._queue.slot():  # with a capacity, wait for a generation slot first
+                await stream_answer(self, *answer)
         except ConnectionResetError:
             pass  # the client went away (for instance after its read timeout)
         finally:

@@ -8,6 +8,7 @@ SIGTERM at the end of the module. Extra server arguments can be given in ``AIEB_
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shlex
@@ -541,3 +542,88 @@ def test_answers_scored_from_the_real_servers_text(vllm_server: str, tmp_path: P
     assert energy_j is not None and energy_j > 0
     assert quality["joules_per_correct_answer"] == pytest.approx(energy_j / 8)
     assert quality["wh_per_1000_correct_answers"] == pytest.approx(energy_j / 8 / 3600 * 1000)
+
+
+# -- load profiles and the adaptive sweep (issue 19) -----------------------------------------------------------------
+
+
+def _slope_s(times: list[float]) -> float:
+    n = len(times)
+    mean_i, mean_t = (n - 1) / 2, sum(times) / n
+    return sum((i - mean_i) * (t - mean_t) for i, t in enumerate(times)) / sum((i - mean_i) ** 2 for i in range(n))
+
+
+def test_load_profiles_on_the_real_server(vllm_server: str) -> None:
+    records, info = run_prompts(make_config(vllm_server, tokens=8, load_profile="synchronous"), PROMPTS[:6])
+    assert all(r.ok for r in records) and info["load"]["load_profile"] == "synchronous"
+    assert info["http"]["runs"][0]["concurrency"]["max_in_flight"] == 1
+    assert all(later.start_s >= earlier.end_s for earlier, later in itertools.pairwise(records))
+    rate = 8.0
+    config = make_config(vllm_server, tokens=8, load_profile="constant", request_rate=rate, concurrency=16)
+    records, info = run_prompts(config, PROMPTS + PROMPTS[:4])
+    sent = [r.start_s - records[0].start_s for r in records]
+    assert all(r.ok for r in records) and info["load"]["arrival"] == "constant"
+    assert all(offset >= i / rate - 0.001 for i, offset in enumerate(sent))  # never early
+    assert _slope_s(sent) == pytest.approx(1 / rate, rel=0.03)
+    assert sorted(offset - i / rate for i, offset in enumerate(sent))[len(sent) // 2] < 0.005
+
+
+def _sweep_config(tmp: Path, base: str, **backend: Any) -> Path:
+    data = {
+        "name": "vllm-adaptive",
+        "output_dir": str(tmp / "out"),
+        "backend": {"type": "vllm", "model": SERVED_NAME, "endpoint": base + "/v1", "concurrency": 8, **backend},
+        "scenario": {
+            "num_samples": 12,
+            "warmup_runs": 0,
+            "measure_prefill": False,
+            "generate_kwargs": {"max_new_tokens": 16, "min_new_tokens": 16},
+        },
+        "metrics": {"enabled": True, "type": "codecarbon", "measure_power_secs": 1.0},
+    }
+    path = tmp / "vllm.yaml"
+    path.write_text(json.dumps(data), encoding="utf-8")  # JSON is YAML
+    return path
+
+
+def test_adaptive_sweep_on_the_real_server(vllm_server: str, tmp_path: Path) -> None:
+    from ai_energy_benchmarks.sweeps.adaptive import AdaptiveSweep
+    from ai_energy_benchmarks.sweeps.saturation import SATURATION_CRITERIA
+
+    outcome = AdaptiveSweep(config_path=_sweep_config(tmp_path, vllm_server), rates=2, plot=False).run()
+    stop = outcome.stop
+    assert stop is not None and stop.criterion in ("completed", *SATURATION_CRITERIA), stop
+    names = [p.point.name for p in outcome.points]
+    assert names[:2] == ["01-synchronous", "02-throughput"] and all(p.status == "completed" for p in outcome.points)
+    sync, most = (outcome.loads[n].request_throughput_per_s or 0.0 for n in names[:2])
+    assert most > sync and all(sync < rate < most for rate in outcome.rates_per_s)
+    # Every rate ran unless one over-saturated the server, and then it was the last.
+    assert len(names) == 2 + len(outcome.rates_per_s) or (stop.early and stop.point == names[-1])
+    for point in outcome.points:  # each point its own run directory and energy window
+        report = json.loads((point.run_dir / "benchmark_report.json").read_text(encoding="utf-8"))
+        assert report["energy"]["total_energy_wh"] > 0
+        assert report["model"]["load"]["load_profile"] == dict(point.point.settings)["backend.load_profile"]
+    rows = (outcome.directory / "summary.csv").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 1 + len(names) and "over_saturated" in rows[0] and "pareto_p99" in rows[0]
+
+
+def test_a_rate_beyond_the_real_servers_capacity_is_over_saturation(vllm_server: str, tmp_path: Path) -> None:
+    from ai_energy_benchmarks.results.model import as_result
+    from ai_energy_benchmarks.sweeps.saturation import SaturationLimits, point_load, saturation
+
+    def run(name: str, **backend: Any) -> Any:
+        data = json.loads(_sweep_config(tmp_path, vllm_server, **backend).read_text(encoding="utf-8"))
+        data["output_dir"] = str(tmp_path / name)
+        data["reporter"] = {"output_file": str(tmp_path / "results.csv")}
+        data["metrics"] = {"enabled": False}
+        data["scenario"]["num_samples"] = 32
+        result = as_result(BenchmarkRunner(BenchmarkConfig.model_validate(data)).run())
+        return point_load(result, tmp_path / name)
+
+    most = run("throughput", load_profile="throughput", concurrency=16)
+    assert most.request_throughput_per_s
+    # Twice the server's throughput for 3 s: the queue grows for as long as the schedule lasts.
+    rate = round(2 * most.request_throughput_per_s, 1)
+    flooded = run("flooded", load_profile="constant", request_rate=rate, concurrency=32, duration_s=3.0)
+    found = saturation(flooded, most, SaturationLimits())
+    assert found is not None and found.criterion in ("queue_growing", "server_queue_growing", "ttft_diverging"), flooded
