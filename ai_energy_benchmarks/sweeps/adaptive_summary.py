@@ -86,15 +86,8 @@ def markdown(
     if slo:
         headers.append("meets SLO")
     fmt, mark = summary._fmt, summary._mark
-    lines = [
-        f"# Adaptive load sweep ({sweep.rate_profile} rates, concurrency limit {sweep.concurrency})",
-        "",
-        f"Base config: {sweep.config_path or f'preset {sweep.config_name}'}"
-        + (f"; common overrides: `{' '.join(sweep.public_overrides)}`" if sweep.overrides else ""),
-        "",
-        "| " + " | ".join(headers) + " |",
-        "|" + "|".join("---" for _ in headers) + "|",
-    ]
+    title = f"Adaptive load sweep ({sweep.rate_profile} rates, concurrency limit {sweep.concurrency})"
+    lines = summary.markdown_head(title, sweep, headers)
     for row in table:
         cells = [
             row["name"] + (" (over-saturated)" if row["over_saturated"] else ""),

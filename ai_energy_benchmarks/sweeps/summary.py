@@ -175,6 +175,30 @@ def write_outputs(spec: SweepSpec, outcomes: list[PointOutcome], plot: bool) -> 
     return SweepOutcome(directory=spec.directory, points=outcomes, files=files, best=chosen)
 
 
+class BaseConfigOf(Protocol):
+    """Where a sweep's base config comes from (a grid sweep and an adaptive sweep alike)."""
+
+    config_path: str | None
+    config_name: str | None
+
+    @property
+    def public_overrides(self) -> list[str]: ...
+
+
+def markdown_head(title: str, sweep: BaseConfigOf, headers: list[str]) -> list[str]:
+    """A summary.md's first lines: the title, the base config and its common overrides, the table's header rows."""
+    overrides = sweep.public_overrides
+    return [
+        f"# {title}",
+        "",
+        f"Base config: {sweep.config_path or f'preset {sweep.config_name}'}"
+        + (f"; common overrides: `{' '.join(overrides)}`" if overrides else ""),
+        "",
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---" for _ in headers) + "|",
+    ]
+
+
 def slo_text(spec: SweepSpec) -> str:
     """The latency objectives in words ("" when none is given)."""
     parts = []
@@ -202,15 +226,7 @@ def markdown(spec: SweepSpec, rows: Sequence[Mapping[str, Any]], chosen: PointOu
     slo = slo_text(spec)
     if slo:
         headers.append("meets SLO")
-    lines = [
-        f"# Sweep over {', '.join(keys)}",
-        "",
-        f"Base config: {spec.config_path or f'preset {spec.config_name}'}"
-        + (f"; common overrides: `{' '.join(spec.public_overrides)}`" if spec.overrides else ""),
-        "",
-        "| " + " | ".join(headers) + " |",
-        "|" + "|".join("---" for _ in headers) + "|",
-    ]
+    lines = markdown_head(f"Sweep over {', '.join(keys)}", spec, headers)
     for row in rows:
         jpt = _fmt(row["joules_per_output_token"])
         if row["joules_per_output_token_ci95_low"] is not None:
